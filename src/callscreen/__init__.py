@@ -1,0 +1,3 @@
+"""callscreen: a call-screening gateway for Asterisk."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,122 @@
+"""The one settings object, built once (from ``CALLSCREEN_*`` variables and ``.env``)
+and passed down. No other module reads the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class FailPolicy(StrEnum):
+    """What a call gets when screening cannot be done (Redis down or slow)."""
+
+    OPEN = "open"  # UNSCREENED, the call proceeds
+    CLOSED = "closed"  # BLOCKED with a reason saying screening was unavailable
+
+
+class AnonymousPolicy(StrEnum):
+    """What a call with no usable number (anonymous, withheld, not a number) gets."""
+
+    ALLOW = "allow"
+    LABEL = "label"
+    BLOCK = "block"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every tunable of callscreen. Environment variables carry the ``CALLSCREEN_``
+    prefix (``CALLSCREEN_REDIS_URL``, ``CALLSCREEN_FAIL_POLICY``, ...); lists are
+    comma-separated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CALLSCREEN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Redis
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis://, rediss:// or unix:// URL (ignored for the address when "
+        "sentinels are set; its password and db still apply)",
+    )
+    redis_password: SecretStr | None = None
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="host:port of each Sentinel"
+    )
+    redis_sentinel_service: str = "callscreen"
+    redis_sentinel_password: SecretStr | None = None
+    redis_connect_timeout_ms: int = Field(500, ge=1)
+    key_tag: str = Field("cs", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    local_redis_dir: str = Field(
+        "var/redis", description="data directory of the private Redis `serve --local-redis` starts"
+    )
+
+    # FastAGI server
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(4573, ge=0, le=65535)
+    allowed_clients: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="addresses or networks allowed to connect; empty = any"
+    )
+    max_connections: int = Field(2000, ge=1)
+    env_timeout_ms: int = Field(2000, ge=1, description="time allowed to read the AGI env block")
+    reply_timeout_ms: int = Field(2000, ge=1, description="time allowed for Asterisk's reply")
+    max_line_bytes: int = Field(4096, ge=256)
+    max_env_lines: int = Field(128, ge=8)
+    shutdown_grace_s: float = Field(10.0, ge=0)
+
+    # Screening
+    default_region: str = Field("US", pattern=r"^[A-Z]{2}$")
+    deadline_ms: int = Field(200, ge=1, description="answer every call within this")
+    fail_policy: FailPolicy = FailPolicy.OPEN
+    anonymous_policy: AnonymousPolicy = AnonymousPolicy.ALLOW
+    node_name: str = ""
+
+    log_level: str = "INFO"
+
+    @field_validator("redis_sentinels", "allowed_clients", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("default_region", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("allowed_clients")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    def client_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The allowed client addresses as networks (empty: everyone)."""
+        return [ipaddress.ip_network(item, strict=False) for item in self.allowed_clients]
+
+    def safe_dump(self) -> dict[str, object]:
+        """The settings with every secret masked, for logs and ``--json`` output."""
+        data = self.model_dump(mode="json")
+        for key in ("redis_password", "redis_sentinel_password"):
+            if data.get(key):
+                data[key] = "***"
+        data["redis_url"] = mask_url(self.redis_url)
+        return data
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a redis URL (``redis://:secret@h`` -> ``redis://:***@h``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _password = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

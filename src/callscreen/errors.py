@@ -1,0 +1,62 @@
+"""The one exception tree of callscreen.
+
+::
+
+    CallscreenError
+    ├── InvalidInput            bad input from a user, a file or the dialplan
+    │   ├── InvalidNumber       not a phone number or prefix we can screen
+    │   └── InvalidName         a list or campaign name out of bounds
+    ├── NotFound                a list, entry or campaign that does not exist
+    ├── Conflict                a name already taken, or a change that would clash
+    ├── Refused                 a rule forbids the change (permanent entries, ...)
+    ├── StoreError              the Redis store failed (converted at the boundary)
+    │   └── StoreUnavailable    Redis could not be reached or did not answer in time
+    └── ProtocolError           the AGI peer broke the protocol
+        └── PeerHangup          the AGI peer closed the connection or sent HANGUP
+"""
+
+from __future__ import annotations
+
+
+class CallscreenError(Exception):
+    """Root of every error callscreen raises on purpose."""
+
+
+class InvalidInput(CallscreenError):
+    """Raised when input (CLI argument, CSV row, dialplan argument) is malformed."""
+
+
+class InvalidNumber(InvalidInput):
+    """Raised when a string is not a phone number or prefix that can be screened."""
+
+
+class InvalidName(InvalidInput):
+    """Raised when a list or campaign name is empty, too long or otherwise unusable."""
+
+
+class NotFound(CallscreenError):
+    """Raised when a named list, entry or campaign does not exist."""
+
+
+class Conflict(CallscreenError):
+    """Raised when a change clashes with what exists (a duplicate list name, ...)."""
+
+
+class Refused(CallscreenError):
+    """Raised when a rule forbids a change, e.g. removing a permanently approved entry."""
+
+
+class StoreError(CallscreenError):
+    """Raised when the Redis store fails; the redis-py or socket error is the cause."""
+
+
+class StoreUnavailable(StoreError):
+    """Raised when Redis cannot be reached, or does not answer within the deadline."""
+
+
+class ProtocolError(CallscreenError):
+    """Raised when the AGI peer sends something the protocol does not allow."""
+
+
+class PeerHangup(ProtocolError):
+    """Raised when the AGI peer closes the connection or reports HANGUP."""

@@ -1,0 +1,98 @@
+"""Every Redis key name callscreen uses, in one place.
+
+All keys share one hash tag (``{cs}`` by default) so that the lookup script
+touches a single slot and stays valid on Redis Cluster.
+
+Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
+
+``{cs}:meta``            hash   schema version, bucket count
+``{cs}:lists``           hash   list name -> list id
+``{cs}:lseq``            string last list id handed out
+``{cs}:list:L``          hash   name, action, direction, scope, description, audit
+``{cs}:global``          set    ids of global lists
+``{cs}:camps``           set    campaign names that have assignments
+``{cs}:camp:NAME``       set    list ids assigned to campaign NAME
+``{cs}:e:L:B``           hash   exact entries of list L: field number // buckets -> record
+``{cs}:p:L``             hash   prefix entries of list L: field prefix digits -> record
+``{cs}:cnt:L``           hash   entry counts of list L by status
+``{cs}:bseq``            string last batch id handed out
+``{cs}:b:N``             hash   batch records (reason, source, who, when) -> JSON
+``{cs}:hist:L``          stream changes to list L (audit trail)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
+SCHEMA_VERSION = "1"
+DEFAULT_BUCKETS = 32768
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one hash tag."""
+
+    tag: str = "cs"
+
+    @property
+    def base(self) -> str:
+        """The key prefix, hash tag included: ``{cs}``."""
+        return "{" + self.tag + "}"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.base}:meta"
+
+    @property
+    def lists(self) -> str:
+        return f"{self.base}:lists"
+
+    @property
+    def list_seq(self) -> str:
+        return f"{self.base}:lseq"
+
+    def list(self, list_id: int) -> str:
+        return f"{self.base}:list:{list_id}"
+
+    @property
+    def global_lists(self) -> str:
+        return f"{self.base}:global"
+
+    @property
+    def campaigns(self) -> str:
+        return f"{self.base}:camps"
+
+    def campaign(self, name: str) -> str:
+        return f"{self.base}:camp:{name}"
+
+    def exact(self, list_id: int, bucket: int) -> str:
+        return f"{self.base}:e:{list_id}:{bucket}"
+
+    def exact_pattern(self, list_id: int) -> str:
+        return f"{self.base}:e:{list_id}:*"
+
+    def prefixes(self, list_id: int) -> str:
+        return f"{self.base}:p:{list_id}"
+
+    def counts(self, list_id: int) -> str:
+        return f"{self.base}:cnt:{list_id}"
+
+    @property
+    def batch_seq(self) -> str:
+        return f"{self.base}:bseq"
+
+    def batch(self, batch_id: int) -> str:
+        return f"{self.base}:b:{batch_id // BATCH_BUCKET}"
+
+    def history(self, list_id: int) -> str:
+        return f"{self.base}:hist:{list_id}"
+
+
+def bucket_of(number: int, buckets: int) -> tuple[int, int]:
+    """Where an exact number lives: ``(bucket, field)``.
+
+    The field is ``number // buckets``, a small integer that Redis stores in a
+    listpack as an integer (4-5 bytes) rather than as a string.
+    """
+    return number % buckets, number // buckets
