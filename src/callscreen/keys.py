@@ -14,10 +14,24 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:camp:NAME``       set    list ids assigned to campaign NAME
 ``{cs}:e:L:B``           hash   exact entries of list L: field number // buckets -> record
 ``{cs}:p:L``             hash   prefix entries of list L: field prefix digits -> record
-``{cs}:cnt:L``           hash   entry counts of list L by status
+``{cs}:cnt:L``           hash   entry counts of list L by stored status (p, a, P, d)
+``{cs}:x:L``             zset   active entries of list L that expire: entry -> expiry
 ``{cs}:bseq``            string last batch id handed out
 ``{cs}:b:N``             hash   batch records (reason, source, who, when) -> JSON
 ``{cs}:hist:L``          stream changes to list L (audit trail)
+``{cs}:hist``            stream changes to lists as a whole and to campaigns
+
+The attempt log (:mod:`callscreen.calllog`; ``DAY`` is ``YYYYMMDD`` in the log's
+timezone, ``C`` a campaign name, ``""`` for calls with none, ``W`` a log writer id):
+
+``{cs}:log``             stream one record per screened call, trimmed to the retention
+``{cs}:log:c:DAY``       hash   attempts of DAY: "result TAB direction TAB flag TAB list TAB
+                                campaign" -> count (exact; they outlive the records)
+``{cs}:log:b:DAY:C``     zset   blocked/labeled numbers of DAY in campaign C:
+                                "B|L TAB list TAB entry TAB number" -> attempts
+``{cs}:log:w:W``         string last batch log writer W applied (exactly-once flushes)
+``{cs}:fc:B``            hash   first allowed contact of a number: field number //
+                                FIRST_CONTACT_BUCKETS -> epoch milliseconds
 """
 
 from __future__ import annotations
@@ -27,6 +41,8 @@ from dataclasses import dataclass
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
 SCHEMA_VERSION = "1"
 DEFAULT_BUCKETS = 32768
+# first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
+FIRST_CONTACT_BUCKETS = 32768
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,9 @@ class Keys:
     def counts(self, list_id: int) -> str:
         return f"{self.base}:cnt:{list_id}"
 
+    def expiring(self, list_id: int) -> str:
+        return f"{self.base}:x:{list_id}"
+
     @property
     def batch_seq(self) -> str:
         return f"{self.base}:bseq"
@@ -87,6 +106,28 @@ class Keys:
 
     def history(self, list_id: int) -> str:
         return f"{self.base}:hist:{list_id}"
+
+    @property
+    def admin_history(self) -> str:
+        return f"{self.base}:hist"
+
+    # -- attempt log (callscreen.calllog) ----------------------------------------------------
+
+    @property
+    def attempt_log(self) -> str:
+        return f"{self.base}:log"
+
+    def day_counters(self, day: str) -> str:
+        return f"{self.base}:log:c:{day}"
+
+    def day_blocked(self, day: str, campaign: str) -> str:
+        return f"{self.base}:log:b:{day}:{campaign}"
+
+    def log_writer(self, writer: str) -> str:
+        return f"{self.base}:log:w:{writer}"
+
+    def first_contact(self, bucket: int) -> str:
+        return f"{self.base}:fc:{bucket}"
 
 
 def bucket_of(number: int, buckets: int) -> tuple[int, int]:

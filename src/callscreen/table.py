@@ -16,7 +16,7 @@ import redis
 
 from callscreen import store
 from callscreen.config import Settings
-from callscreen.errors import Conflict, InvalidName, NotFound
+from callscreen.errors import Conflict, InvalidName, NotFound, Refused
 from callscreen.keys import BATCH_BUCKET, DEFAULT_BUCKETS, SCHEMA_VERSION, Keys
 from callscreen.model import Action, Direction, Scope
 
@@ -118,7 +118,9 @@ class Table:
     def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_tag)
-        self.r = client if client is not None else store.connect(settings)
+        # redis-py's sync/async union return types defeat mypy --strict; the admin
+        # side treats the client as untyped and converts its errors in store.call
+        self.r: Any = client if client is not None else store.connect(settings)
         self._buckets: int | None = None
 
     def close(self) -> None:
@@ -162,7 +164,8 @@ class Table:
             pipe = self.r.pipeline(transaction=False)
             for batch_id in unique:
                 pipe.hget(self.keys.batch(batch_id), str(batch_id % BATCH_BUCKET))
-            return pipe.execute()
+            result: list[Any] = pipe.execute()
+            return result
 
         raws = store.call(read)
         return {bid: Batch.decode(bid, raw) for bid, raw in zip(unique, raws, strict=True)}
@@ -190,9 +193,7 @@ class Table:
             if not self.r.hsetnx(self.keys.lists, name, list_id):
                 raise Conflict(f"a list named {name!r} already exists")
             now = time.time()
-            info = ListInfo(
-                list_id, name, action, direction, scope, description, now, by, now, by
-            )
+            info = ListInfo(list_id, name, action, direction, scope, description, now, by, now, by)
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(self.keys.list(list_id), mapping=_list_hash(info))
             if scope is Scope.GLOBAL:
@@ -228,7 +229,8 @@ class Table:
             pipe = self.r.pipeline(transaction=False)
             for list_id in ids.values():
                 pipe.hgetall(self.keys.list(int(list_id)))
-            return pipe.execute()
+            result: list[Any] = pipe.execute()
+            return result
 
         rows = store.call(read)
         infos = [
@@ -286,26 +288,59 @@ class Table:
         store.call(write)
         return updated
 
-    def drop_list(self, info: ListInfo) -> None:
-        """Delete a list, its entries and its assignments (no checks: see the services)."""
+    def drop_list(self, info: ListInfo) -> dict[str, int]:
+        """Delete a list, its entries, its history and its assignments, unless it holds
+        permanently approved entries (:class:`Refused`).
 
-        def drop() -> None:
-            pipe = self.r.pipeline(transaction=False)
-            for key in self.r.scan_iter(self.keys.exact_pattern(info.id), count=1000):
-                pipe.unlink(key)
+        The check and the deletion are one transaction: the list's counts are watched,
+        so an entry approved permanently meanwhile makes it retry, and then refuse.
+        Returns the stored counts the list had (``p``, ``a``, ``P``, ``d``).
+        """
+        for _attempt in range(10):
+            with store.converted():
+                try:
+                    return self._drop_once(info)
+                except redis.WatchError:
+                    continue
+        raise Conflict(f"list {info.name!r} kept changing while being deleted; try again")
+
+    def _drop_once(self, info: ListInfo) -> dict[str, int]:
+        keys = self.keys
+        counts_key = keys.counts(info.id)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(counts_key, keys.lists, keys.campaigns)
+            if pipe.hget(keys.lists, info.name) != str(info.id):
+                raise NotFound(f"no list named {info.name!r}")
+            counts = {code: int(n) for code, n in pipe.hgetall(counts_key).items()}
+            if counts.get("P", 0) > 0:
+                raise Refused(
+                    f"list {info.name!r} holds {counts['P']} permanently approved "
+                    "entries and cannot be deleted"
+                )
+            buckets = list(pipe.scan_iter(match=keys.exact_pattern(info.id), count=1000))
+            assigned = []
+            for campaign in pipe.smembers(keys.campaigns):
+                members = pipe.smembers(keys.campaign(campaign))
+                if str(info.id) in members:
+                    assigned.append((campaign, len(members) == 1))
+            pipe.multi()
+            for start in range(0, len(buckets), 1000):
+                pipe.unlink(*buckets[start : start + 1000])
             pipe.unlink(
-                self.keys.prefixes(info.id),
-                self.keys.counts(info.id),
-                self.keys.list(info.id),
-                self.keys.history(info.id),
+                keys.prefixes(info.id),
+                counts_key,
+                keys.expiring(info.id),
+                keys.list(info.id),
+                keys.history(info.id),
             )
-            pipe.srem(self.keys.global_lists, info.id)
-            for campaign in self.r.smembers(self.keys.campaigns):
-                pipe.srem(self.keys.campaign(campaign), info.id)
-            pipe.hdel(self.keys.lists, info.name)
+            pipe.srem(keys.global_lists, info.id)
+            for campaign, was_only in assigned:
+                pipe.srem(keys.campaign(campaign), info.id)
+                if was_only:
+                    pipe.srem(keys.campaigns, campaign)
+            pipe.hdel(keys.lists, info.name)
             pipe.execute()
-
-        store.call(drop)
+        return counts
 
     # -- campaigns -------------------------------------------------------------------------
 
@@ -335,6 +370,18 @@ class Table:
         ids = store.call(lambda: self.r.smembers(self.keys.campaign(campaign)))
         infos = [self.get_list_by_id(int(list_id)) for list_id in ids]
         return sorted((info for info in infos if info), key=lambda info: info.name)
+
+    def campaigns_of(self, list_id: int) -> list[str]:
+        """The campaigns a list is assigned to, by name."""
+
+        def read() -> list[str]:
+            names = sorted(self.r.smembers(self.keys.campaigns))
+            pipe = self.r.pipeline(transaction=False)
+            for name in names:
+                pipe.sismember(self.keys.campaign(name), list_id)
+            return [name for name, hit in zip(names, pipe.execute(), strict=True) if hit]
+
+        return store.call(read)
 
     def campaign_names(self) -> list[str]:
         return sorted(store.call(lambda: self.r.smembers(self.keys.campaigns)))

@@ -1,0 +1,127 @@
+"""The ``callscreen`` command line: a thin skin over :mod:`callscreen.services`.
+
+Each command parses its arguments, calls one service method and renders the result
+(text, or JSON with ``--json``). No Redis call is made here. One
+:class:`~callscreen.config.Settings` is built per invocation, from ``CALLSCREEN_*``
+variables and ``.env``, overridden by the global options.
+
+Exit codes: 0 ok; 1 refused, invalid input, not found, or Redis unavailable (one
+line on stderr, never a traceback); 2 usage error (bad option or argument).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any
+
+import pydantic
+import typer
+from typer.core import TyperGroup
+
+from callscreen.cli.common import State, state
+from callscreen.config import Settings
+from callscreen.errors import CallscreenError, InvalidInput
+
+EXIT_OK = 0
+EXIT_REFUSED = 1
+EXIT_USAGE = 2
+
+EPILOG = (
+    "Exit codes: 0 ok; 1 refused, invalid input, not found or Redis unavailable "
+    "(one line on stderr); 2 usage error. Settings come from CALLSCREEN_* variables "
+    "and .env; --redis-url and --region override them."
+)
+
+
+def fail(message: str) -> typer.Exit:
+    """Print ``error: message`` on stderr; return the exit to raise (code 1)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_REFUSED)
+
+
+class _Root(TyperGroup):
+    """The root group: every callscreen error of any command becomes one line on
+    stderr and exit code 1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CallscreenError as exc:
+            raise fail(str(exc)) from None
+
+
+app = typer.Typer(
+    name="callscreen",
+    cls=_Root,
+    help="Call screening for Asterisk: lists of numbers and prefixes, checked on every call.",
+    epilog=EPILOG,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            help="Redis URL: redis://, rediss://, unix:// [env CALLSCREEN_REDIS_URL].",
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        typer.Option(
+            "--region",
+            help="Default region for national numbers, e.g. FR [env CALLSCREEN_DEFAULT_REGION].",
+        ),
+    ] = None,
+) -> None:
+    """Call screening for Asterisk: lists of numbers and prefixes, checked on every call."""
+    overrides: dict[str, Any] = {}
+    if redis_url is not None:
+        overrides["redis_url"] = redis_url
+    if region is not None:
+        overrides["default_region"] = region
+    try:
+        settings = Settings(**overrides)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InvalidInput(f"invalid settings: {problems}") from None
+    _quiet_library_logs()
+    ctx.obj = State(settings)
+    ctx.call_on_close(state(ctx).close)
+
+
+def _quiet_library_logs() -> None:
+    """Without logging set up, Python prints library warnings (a lost Redis
+    connection) on stderr; the error line says it already. ``serve`` sets up logging,
+    and its records still reach the root handlers."""
+    logger = logging.getLogger("callscreen")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+def main() -> None:
+    """The ``callscreen`` console script."""
+    try:
+        app()
+    except Exception as exc:  # a bug: still one line, never a traceback
+        typer.echo(f"error: internal error ({type(exc).__name__}): {exc}", err=True)
+        sys.exit(EXIT_REFUSED)
+
+
+# the commands register themselves on ``app``
+from callscreen.cli import campaigns as _campaigns  # noqa: E402, F401
+from callscreen.cli import check as _check  # noqa: E402, F401
+from callscreen.cli import entries as _entries  # noqa: E402, F401
+from callscreen.cli import io as _io  # noqa: E402, F401
+from callscreen.cli import lists as _lists  # noqa: E402, F401
+from callscreen.cli import reports as _reports  # noqa: E402, F401

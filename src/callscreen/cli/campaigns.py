@@ -1,0 +1,76 @@
+"""``callscreen campaigns assign | show | ls``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from callscreen.cli import app
+from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json
+from callscreen.services import CampaignView
+
+campaigns_app = typer.Typer(
+    help="Assign lists to campaigns (a campaign's calls are screened against its lists "
+    "and every global list).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(campaigns_app, name="campaigns")
+
+CampaignArg = Annotated[
+    str, typer.Argument(help="The campaign's name.", metavar="CAMPAIGN", show_default=False)
+]
+
+
+def render_campaign(view: CampaignView) -> None:
+    lists = ", ".join(view.lists) if view.lists else "none (global lists only)"
+    console.print(f"campaign {view.name}: {lists}")
+    if view.global_lists:
+        console.print(f"  also screened against the global lists: {', '.join(view.global_lists)}")
+
+
+@campaigns_app.command("assign")
+def assign(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    lists: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="The lists, replacing the current ones (none: clear).",
+            metavar="LIST",
+            show_default=False,
+        ),
+    ] = None,
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Replace the lists assigned to a campaign (duplicates dropped, at most 100)."""
+    view = admin(ctx).assign(campaign, lists or [], by=by)
+    if json_out:
+        emit_json(view.to_json())
+    else:
+        render_campaign(view)
+
+
+@campaigns_app.command("show")
+def show(ctx: typer.Context, campaign: CampaignArg, json_out: JsonOption = False) -> None:
+    """The lists a campaign's calls are screened against."""
+    view = admin(ctx).campaign(campaign)
+    if json_out:
+        emit_json(view.to_json())
+    else:
+        render_campaign(view)
+
+
+@campaigns_app.command("ls")
+def list_campaigns(ctx: typer.Context, json_out: JsonOption = False) -> None:
+    """Every campaign that has lists assigned."""
+    views = admin(ctx).campaigns()
+    if json_out:
+        emit_json([view.to_json() for view in views])
+        return
+    if not views:
+        console.print("no campaigns have lists assigned")
+    for view in views:
+        console.print(f"{view.name}: {', '.join(view.lists)}")

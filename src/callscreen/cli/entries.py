@@ -1,0 +1,292 @@
+"""Entries and their life: ``add``, ``remove``, ``restore``, ``approve``, ``unapprove``,
+``entries``, ``purge``, ``history``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table as RichTable
+
+from callscreen.cli import app, fail
+from callscreen.cli.common import (
+    ByOption,
+    JsonOption,
+    admin,
+    console,
+    emit_json,
+    interactive,
+    outcome_line,
+)
+from callscreen.errors import NeedsConfirmation
+from callscreen.model import Status
+from callscreen.services import DEFAULT_PAGE, ChangeResult
+
+ListArg = Annotated[
+    str, typer.Argument(help="The list's name.", metavar="LIST", show_default=False)
+]
+EntriesArg = Annotated[
+    list[str],
+    typer.Argument(
+        help="Numbers (+33123456789, national with --region) or prefixes (+33*).",
+        metavar="ENTRY",
+        show_default=False,
+    ),
+]
+
+_SAID = {
+    "added": "added",
+    "updated": "updated (already in the list)",
+    "restored": "restored (it had been removed)",
+    "unchanged": "unchanged (already so)",
+    "skipped": "skipped",
+    "removed": "removed",
+    "approved": "approved",
+    "unapproved": "back to pending (not enforced)",
+    "purged": "purged",
+}
+
+
+def render_change(result: ChangeResult, json_out: bool) -> None:
+    if json_out:
+        emit_json(result.to_json())
+        return
+    if len(result.entries) <= 20:
+        for entry, outcome in result.entries.items():
+            console.print(f"{entry}: {_SAID.get(outcome, outcome)}")
+    console.print(f"{result.list_name}: {outcome_line(result.outcomes)}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    list_name: ListArg,
+    entries: EntriesArg,
+    reason: Annotated[str, typer.Option(help="Why these entries are listed.")] = "",
+    external_id: Annotated[
+        str, typer.Option("--external-id", help="An id in another system (CRM, ticket).")
+    ] = "",
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            help="Stop matching after a duration (30d, 12h) or a date (2027-01-31: through "
+            "that day, UTC).",
+            show_default=False,
+        ),
+    ] = None,
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Add entries, enforced at once. An entry already there is updated (and said so)."""
+    result = admin(ctx).add(
+        list_name, entries, reason=reason, external_id=external_id, expires=expires, by=by
+    )
+    render_change(result, json_out)
+
+
+@app.command("remove")
+def remove(
+    ctx: typer.Context,
+    list_name: ListArg,
+    entries: EntriesArg,
+    reason: Annotated[
+        str, typer.Option(help="Why they are removed (required).", show_default=False)
+    ],
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Soft-delete entries: they stop matching at once, and are kept with who removed
+    them, when and why. Permanent entries cannot be removed."""
+    render_change(admin(ctx).remove(list_name, entries, reason=reason, by=by), json_out)
+
+
+@app.command("restore")
+def restore(
+    ctx: typer.Context,
+    list_name: ListArg,
+    entries: EntriesArg,
+    reason: Annotated[str, typer.Option(help="Why they come back.")] = "",
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Bring removed entries back (active again)."""
+    render_change(admin(ctx).restore(list_name, entries, reason=reason, by=by), json_out)
+
+
+@app.command("approve")
+def approve(
+    ctx: typer.Context,
+    list_name: ListArg,
+    entries: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Entries to approve (or --all-pending).", metavar="ENTRY", show_default=False
+        ),
+    ] = None,
+    all_pending: Annotated[
+        bool, typer.Option("--all-pending", help="Approve every pending entry of the list.")
+    ] = False,
+    permanent: Annotated[
+        bool,
+        typer.Option(
+            "--permanent", help="Approve permanently: never again unapproved, removed or deleted."
+        ),
+    ] = False,
+    confirm_country: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-country",
+            help="Confirm approving permanently a prefix that is a whole country code (+33*).",
+        ),
+    ] = False,
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Approve pending entries: they are enforced from now on."""
+    service = admin(ctx)
+    raw = entries or []
+    try:
+        result = service.approve(
+            list_name,
+            raw,
+            all_pending=all_pending,
+            permanent=permanent,
+            confirm_broad=confirm_country,
+            by=by,
+        )
+    except NeedsConfirmation as exc:
+        if not interactive():
+            raise fail(f"{exc} with --confirm-country") from None
+        if not typer.confirm(f"{exc}. Approve permanently?"):
+            raise fail("nothing approved") from None
+        result = service.approve(
+            list_name,
+            raw,
+            all_pending=all_pending,
+            permanent=permanent,
+            confirm_broad=True,
+            by=by,
+        )
+    render_change(result, json_out)
+
+
+@app.command("unapprove")
+def unapprove(
+    ctx: typer.Context,
+    list_name: ListArg,
+    entries: EntriesArg,
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Send active entries back to pending review (no longer enforced). Permanent
+    entries cannot be unapproved."""
+    render_change(admin(ctx).unapprove(list_name, entries, by=by), json_out)
+
+
+@app.command("entries")
+def list_entries(
+    ctx: typer.Context,
+    list_name: ListArg,
+    status: Annotated[Status | None, typer.Option(show_default=False)] = None,
+    search: Annotated[
+        str, typer.Option(help="Only entries starting with these digits (+3361, 061).")
+    ] = "",
+    limit: Annotated[int, typer.Option(min=0, help="At most this many entries.")] = DEFAULT_PAGE,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
+    json_out: JsonOption = False,
+) -> None:
+    """A list's entries, sorted, with who set them, when and why, and totals."""
+    page = admin(ctx).list_entries(
+        list_name, status=status, search=search, limit=limit, offset=offset
+    )
+    if json_out:
+        emit_json(page.to_json())
+        return
+    if page.entries:
+        table = RichTable(box=None, pad_edge=False)
+        for column in ("entry", "status", "reason", "by", "at", "expires", "external id"):
+            table.add_column(column)
+        for view in page.entries:
+            reason, by, at = view.reason, view.updated_by, view.updated_at or ""
+            if view.status is Status.DELETED:
+                reason = f"removed: {view.removal_reason}"
+                by, at = view.removed_by, view.removed_at or ""
+            table.add_row(
+                view.entry, view.status, reason, by, at, view.expires or "", view.external_id
+            )
+        console.print(table)
+    shown = len(page.entries)
+    span = f"{page.offset + 1}-{page.offset + shown}" if shown else "none"
+    filters = []
+    if page.status:
+        filters.append(f"status {page.status}")
+    if page.search:
+        filters.append(f"search {page.search}")
+    filtered = f" ({', '.join(filters)})" if filters else ""
+    c = page.counts
+    console.print(
+        f"showing {span} of {page.total}{filtered}; list "
+        f"{page.list_name}: {c['active']} active, {c['permanent']} permanent, "
+        f"{c['pending']} pending, {c['expired']} expired, {c['deleted']} deleted"
+    )
+
+
+@app.command("purge")
+def purge(
+    ctx: typer.Context,
+    list_name: ListArg,
+    before: Annotated[
+        str,
+        typer.Option(
+            help="Purge entries removed before this date (2026-01-01) or this long ago (90d).",
+            show_default=False,
+        ),
+    ],
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Delete for good the entries removed before a date."""
+    render_change(admin(ctx).purge(list_name, before, by=by), json_out)
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    list_name: Annotated[
+        str | None,
+        typer.Argument(
+            help="The list (none: lists and campaigns).", metavar="LIST", show_default=False
+        ),
+    ] = None,
+    entry: Annotated[
+        str | None,
+        typer.Argument(help="Only changes to this entry.", metavar="ENTRY", show_default=False),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many changes.")] = 50,
+    json_out: JsonOption = False,
+) -> None:
+    """The changes to a list (or one entry of it), most recent first."""
+    events = admin(ctx).history(list_name, entry, limit=limit)
+    if json_out:
+        emit_json([event.to_json() for event in events])
+        return
+    if not events:
+        console.print("no changes recorded")
+        return
+    for event in events:
+        data = event.to_json()
+        what = event.op
+        if event.count:
+            what += f" {event.count} entr{'y' if event.count == 1 else 'ies'}"
+        if event.list_name and list_name is None:
+            what += f" list {event.list_name}"
+        line = f"{data['at']}  {event.by}  {what}"
+        if event.detail:
+            line += f" ({event.detail})"
+        if event.reason:
+            line += f": {event.reason}"
+        console.print(line)
+        if event.entries and len(event.entries) <= 10:
+            console.print("    " + " ".join(event.entries))

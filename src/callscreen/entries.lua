@@ -1,0 +1,219 @@
+-- callscreen entries: every admin change to the entries of one list, in one atomic
+-- call, keeping the list's per-status counts and its expiry index exact.
+--
+-- KEYS[1]  the list's counts hash (fields p, a, P, d: entries by stored status)
+-- KEYS[2]  the list's expiry index (zset: member -> expiry, active entries with an expiry)
+-- ARGV[1]  op: upsert | remove | restore | approve | unapprove | purge
+-- ARGV[2]  base ("{cs}"), to read batch records
+-- ARGV[3]  the op's batch id (remove: the removal batch), or ""
+-- ARGV[4]  flags, one letter each:
+--            r  upsert: a deleted entry is restored (else it is left alone: "skipped")
+--            m  upsert: never demote (pending < active < permanent)
+--            k  upsert: an empty expiry or external id keeps the stored one, and a
+--               batch without a reason keeps the entry's batch (its reason, who, when)
+--            P  approve: approve permanently
+--            l  lenient: a missing or ineligible entry is "skipped" instead of refused
+-- ARGV[5..] one group per entry: hash key, field, member (its name in the expiry index
+--          and in refusals: "BUCKET:FIELD" or "p:DIGITS"), and for upsert the new
+--          record, for purge the removal batch id the entry must still carry.
+--
+-- Records are "s;batch;expires;removal;extid" (model.EntryRecord). Returns
+-- {"ok", outcome...} with one outcome per entry, or, when a rule forbids the change,
+-- {"refused", member, why, ...} having changed nothing. Outcomes: added, updated,
+-- restored, unchanged, skipped, removed, approved, unapproved, purged.
+
+local counts, expiring = KEYS[1], KEYS[2]
+local op, base, batch, flags = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local restore = string.find(flags, 'r', 1, true) ~= nil
+local monotonic = string.find(flags, 'm', 1, true) ~= nil
+local keep = string.find(flags, 'k', 1, true) ~= nil
+local permanent = string.find(flags, 'P', 1, true) ~= nil
+local lenient = string.find(flags, 'l', 1, true) ~= nil
+local width = (op == 'upsert' or op == 'purge') and 4 or 3
+local first = 5
+
+local function parse(rec)
+  local f, pos = {}, 1
+  for i = 1, 4 do
+    local s = string.find(rec, ';', pos, true)
+    if s then
+      f[i] = string.sub(rec, pos, s - 1)
+      pos = s + 1
+    else
+      f[i] = string.sub(rec, pos)
+      for j = i + 1, 4 do f[j] = '' end
+      pos = #rec + 2
+      break
+    end
+  end
+  f[5] = string.sub(rec, pos)
+  return f
+end
+
+local function encode(f)
+  local n = 5
+  while n > 2 and f[n] == '' do n = n - 1 end
+  return table.concat(f, ';', 1, n)
+end
+
+local function indexed(f)
+  return f[1] == 'a' and f[3] ~= ''
+end
+
+-- write record f at (key, field), old being the parsed previous record or nil
+local function write(key, field, member, old, f)
+  redis.call('HSET', key, field, encode(f))
+  if old then
+    if old[1] ~= f[1] then
+      redis.call('HINCRBY', counts, old[1], -1)
+      redis.call('HINCRBY', counts, f[1], 1)
+    end
+  else
+    redis.call('HINCRBY', counts, f[1], 1)
+  end
+  if indexed(f) then
+    redis.call('ZADD', expiring, tonumber(f[3]), member)
+  elseif old and indexed(old) then
+    redis.call('ZREM', expiring, member)
+  end
+end
+
+-- the reason and source of a batch, read once per batch id
+local batches = {}
+local function batch_of(id)
+  if id == '' then return { '', '' } end
+  if batches[id] == nil then
+    local b = tonumber(id)
+    local raw = redis.call('HGET', base .. ':b:' .. string.format('%.0f', math.floor(b / 512)),
+      string.format('%.0f', b % 512))
+    local value = { '', '' }
+    if raw then
+      local ok, data = pcall(cjson.decode, raw)
+      if ok and type(data) == 'table' then
+        value = { tostring(data['r'] or ''), tostring(data['s'] or '') }
+      end
+    end
+    batches[id] = value
+  end
+  return batches[id]
+end
+
+local function same_batch_text(a, b)
+  if a == b then return true end
+  local x, y = batch_of(a), batch_of(b)
+  return x[1] == y[1] and x[2] == y[2]
+end
+
+local rank = { p = 1, a = 2, P = 3 }
+
+-- pass 1: read every record; refuse before writing anything
+local olds, refused = {}, {}
+for i = first, #ARGV, width do
+  local raw = redis.call('HGET', ARGV[i], ARGV[i + 1])
+  local old = raw and parse(raw) or false
+  olds[#olds + 1] = old
+  local why = nil
+  if op ~= 'upsert' and op ~= 'purge' then
+    if not old then
+      why = 'missing'
+    elseif old[1] == 'P' and (op == 'remove' or op == 'unapprove') then
+      why = 'permanent'
+    elseif old[1] == 'd' and (op == 'approve' or op == 'unapprove') then
+      why = 'deleted'
+    end
+  end
+  if why and not lenient then
+    refused[#refused + 1] = ARGV[i + 2]
+    refused[#refused + 1] = why
+  end
+end
+if #refused > 0 then
+  table.insert(refused, 1, 'refused')
+  return refused
+end
+
+-- pass 2: write
+local out = { 'ok' }
+local n = 0
+for i = first, #ARGV, width do
+  n = n + 1
+  local key, field, member = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local old = olds[n]
+  local outcome = 'unchanged'
+  if op == 'upsert' then
+    local f = parse(ARGV[i + 3])
+    if not old then
+      if f[1] == 'P' then f[3] = '' end
+      write(key, field, member, nil, f)
+      outcome = 'added'
+    elseif old[1] == 'd' and not restore then
+      outcome = 'skipped'
+    else
+      if old[1] == 'P' then
+        f[1] = 'P'
+      elseif monotonic and rank[old[1]] and rank[f[1]] and rank[old[1]] > rank[f[1]] then
+        f[1] = old[1]
+      end
+      if keep then
+        if f[3] == '' then f[3] = old[3] end
+        if f[5] == '' then f[5] = old[5] end
+        if batch_of(f[2])[1] == '' and batch_of(old[2])[1] ~= '' then f[2] = old[2] end
+      end
+      if f[1] == 'P' then f[3] = '' end
+      f[4] = ''
+      if old[1] ~= 'd' and f[1] == old[1] and f[3] == old[3] and f[5] == old[5]
+          and same_batch_text(f[2], old[2]) then
+        outcome = 'unchanged'
+      else
+        write(key, field, member, old, f)
+        outcome = (old[1] == 'd') and 'restored' or 'updated'
+      end
+    end
+  elseif not old then
+    outcome = 'skipped'
+  elseif op == 'remove' then
+    if old[1] == 'P' then
+      outcome = 'skipped'
+    elseif old[1] ~= 'd' then
+      local f = { 'd', old[2], old[3], batch, old[5] }
+      write(key, field, member, old, f)
+      outcome = 'removed'
+    end
+  elseif op == 'restore' then
+    if old[1] == 'd' then
+      local f = { 'a', old[2], old[3], '', old[5] }
+      write(key, field, member, old, f)
+      outcome = 'restored'
+    end
+  elseif op == 'approve' then
+    local target = permanent and 'P' or 'a'
+    if old[1] == 'd' then
+      outcome = 'skipped'
+    elseif old[1] ~= 'P' and old[1] ~= target then
+      local f = { target, old[2], old[3], '', old[5] }
+      if target == 'P' then f[3] = '' end
+      write(key, field, member, old, f)
+      outcome = 'approved'
+    end
+  elseif op == 'unapprove' then
+    if old[1] == 'P' or old[1] == 'd' then
+      outcome = 'skipped'
+    elseif old[1] == 'a' then
+      local f = { 'p', old[2], old[3], '', old[5] }
+      write(key, field, member, old, f)
+      outcome = 'unapproved'
+    end
+  elseif op == 'purge' then
+    if old[1] == 'd' and old[4] == ARGV[i + 3] then
+      redis.call('HDEL', key, field)
+      redis.call('HINCRBY', counts, 'd', -1)
+      outcome = 'purged'
+    else
+      outcome = 'skipped'
+    end
+  else
+    return redis.error_reply('unknown op ' .. op)
+  end
+  out[#out + 1] = outcome
+end
+return out

@@ -1,0 +1,280 @@
+-- callscreen import: merge imported rows into one list, and the --replace sweep.
+-- Every write adjusts the list's per-status counts in the same call, so they stay exact.
+-- Lua 5.1 (Redis 6.2+): no goto, hence one function per row with early returns.
+--
+-- Records are "s;batch;expires;removal;extid" (model.EntryRecord), trailing empty
+-- fields dropped. Status codes: p pending, a active, P permanent, d deleted.
+--
+-- The import's temporary keys, under {cs}:imp:TOKEN (TTL as a safety net; the importer
+-- deletes them when it is done):
+--   :b        hash  batch spec ("op\31reason\31source\31by\31at") -> batch id, so each
+--                   distinct reason (and source/by/at) gets exactly one batch per import
+--   :s:LOC    hash  the entries of the file seen so far (LOC = bucket number, or "p" for
+--                   prefixes; field as in the list): duplicates in the file are found
+--                   there (the first row wins), and --replace sweeps what is not there.
+--
+-- Every write also keeps the list's expiry index ({cs}:x:L: active entries with an
+-- expiry, member "+digits" or "+digits*") exact, as entries.lua does, and a permanent
+-- entry carries no expiry.
+--
+-- Mode "merge"
+--   KEYS   counts hash, expiry index, batch sequence, intern hash (:b)
+--   ARGV   "merge", base, list id, token, buckets, default status (p/a/P),
+--          restore ("1"/"0"), ttl seconds, arity (5 or 7), number of specs S,
+--          S x 6 spec fields (op, reason, source, by, at, inherit "1"/"0"),
+--          then rows of `arity` fields:
+--            loc, field, spec index (1-based), expires ("" = not given), extid ("" = not given)
+--            [, status ("" = default; p/a/P/d), removal spec index ("" = none)]
+--   An "inherit" spec stands for a row with no reason: a new entry gets an empty reason,
+--   an existing one keeps its reason (a batch is derived with the old reason).
+--   Returns {added, updated, restored, unchanged, deleted_kept, duplicates, pending}.
+--
+-- Mode "sweep" (after a --replace import: soft-remove live entries the file lacked;
+-- permanent ones are kept)
+--   KEYS   counts hash, expiry index
+--   ARGV   "sweep", base, list id, token, buckets, removal batch id, then bucket numbers
+--   Returns {removed, kept_permanent}.
+--
+-- Mode "sweep_p" (the same for prefixes, one HSCAN page a call)
+--   KEYS   counts hash, expiry index
+--   ARGV   "sweep_p", base, list id, token, buckets, removal batch id, cursor, count
+--   Returns {removed, kept_permanent, next cursor}.
+
+local mode, base, list_id, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local buckets = tonumber(ARGV[5])
+local counts_key, expiring = KEYS[1], KEYS[2]
+local ebase = base .. ':e:' .. list_id .. ':'
+local pkey = base .. ':p:' .. list_id
+local seen_base = base .. ':imp:' .. token .. ':s:'
+
+local delta = { p = 0, a = 0, P = 0, d = 0 }
+local function flush_counts()
+  for code, n in pairs(delta) do
+    if n ~= 0 then redis.call('HINCRBY', counts_key, code, n) end
+  end
+end
+
+local function parse(rec)
+  return string.match(rec, '^(.);(%d*);?([^;]*);?([^;]*);?(.*)$')
+end
+
+local function encode(s, b, x, r, e)
+  if e ~= '' then return s .. ';' .. b .. ';' .. x .. ';' .. r .. ';' .. e end
+  if r ~= '' then return s .. ';' .. b .. ';' .. x .. ';' .. r end
+  if x ~= '' then return s .. ';' .. b .. ';' .. x end
+  return s .. ';' .. b
+end
+
+-- the entry as written ("+33123456789", "+33*"): the expiry index's member
+local function member(loc, field)
+  if loc == 'p' then return '+' .. field .. '*' end
+  -- exact on doubles: E.164 numbers have at most 15 digits (< 2^53)
+  return '+' .. string.format('%.0f', tonumber(field) * buckets + tonumber(loc))
+end
+
+-- keep the expiry index right for a record going from (os, ox) to (ns, nx)
+local function reindex(loc, field, os, ox, ns, nx)
+  local was = os == 'a' and ox ~= ''
+  local now = ns == 'a' and nx ~= ''
+  if now then
+    if not was or ox ~= nx then redis.call('ZADD', expiring, tonumber(nx), member(loc, field)) end
+  elseif was then
+    redis.call('ZREM', expiring, member(loc, field))
+  end
+end
+
+local function batch_location(id)
+  local n = tonumber(id)
+  return base .. ':b:' .. string.format('%.0f', math.floor(n / 512)), string.format('%.0f', n % 512)
+end
+
+if mode == 'sweep' or mode == 'sweep_p' then
+  local rid = ARGV[6]
+  local removed, kept = 0, 0
+  local function sweep(loc, key, flat)
+    if #flat == 0 then return end
+    local seen_set = {}
+    local seen_flat = redis.call('HKEYS', seen_base .. loc)
+    for i = 1, #seen_flat do seen_set[seen_flat[i]] = true end
+    for i = 1, #flat, 2 do
+      local field, rec = flat[i], flat[i + 1]
+      if not seen_set[field] then
+        local s, b, x, _, e = parse(rec)
+        if s == 'P' then
+          kept = kept + 1
+        elseif s == 'p' or s == 'a' then
+          redis.call('HSET', key, field, encode('d', b, x, rid, e))
+          reindex(loc, field, s, x, 'd', x)
+          delta[s] = delta[s] - 1
+          delta.d = delta.d + 1
+          removed = removed + 1
+        end
+      end
+    end
+  end
+  if mode == 'sweep' then
+    for i = 7, #ARGV do
+      local key = ebase .. ARGV[i]
+      sweep(ARGV[i], key, redis.call('HGETALL', key))
+    end
+    flush_counts()
+    return { removed, kept }
+  end
+  local page = redis.call('HSCAN', pkey, ARGV[7], 'COUNT', ARGV[8])
+  sweep('p', pkey, page[2])
+  flush_counts()
+  return { removed, kept, page[1] }
+end
+
+-- mode "merge"
+local bseq, intern_key = KEYS[3], KEYS[4]
+local default_status, restore = ARGV[6], ARGV[7] == '1'
+local ttl, arity, nspecs = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local rank = { p = 1, a = 2, P = 3 }
+
+local specs = {}
+for k = 1, nspecs do
+  local j = 11 + (k - 1) * 6
+  specs[k] = {
+    op = ARGV[j], r = ARGV[j + 1], s = ARGV[j + 2], by = ARGV[j + 3], at = ARGV[j + 4],
+    inherit = ARGV[j + 5] == '1',
+  }
+end
+local first_row = 11 + nspecs * 6
+
+local intern_ttl_set = false
+local function intern(op, r, s, by, at)
+  local k = op .. '\31' .. r .. '\31' .. s .. '\31' .. by .. '\31' .. at
+  local id = redis.call('HGET', intern_key, k)
+  if not id then
+    id = tostring(redis.call('INCR', bseq))
+    local json = '{"op":' .. cjson.encode(op) .. ',"r":' .. cjson.encode(r) .. ',"s":' ..
+      cjson.encode(s) .. ',"by":' .. cjson.encode(by) .. ',"at":' .. at .. '}'
+    local bkey, bfield = batch_location(id)
+    redis.call('HSET', bkey, bfield, json)
+    redis.call('HSET', intern_key, k, id)
+    if not intern_ttl_set then
+      redis.call('EXPIRE', intern_key, ttl)
+      intern_ttl_set = true
+    end
+  end
+  return id
+end
+
+-- the batch of spec `si` for an entry whose current reason is `old_reason`
+local spec_batch_cache = {}
+local function spec_batch(si, old_reason)
+  local spec = specs[tonumber(si)]
+  local reason = spec.r
+  local ck = si
+  if spec.inherit then
+    reason = old_reason
+    ck = si .. '\31' .. old_reason
+  end
+  local id = spec_batch_cache[ck]
+  if id == nil then
+    id = intern(spec.op, reason, spec.s, spec.by, spec.at)
+    spec_batch_cache[ck] = id
+  end
+  return id
+end
+
+local reason_cache = {}
+local function reason_of(bid)
+  local r = reason_cache[bid]
+  if r == nil then
+    r = ''
+    if bid ~= '' then
+      local raw = redis.call('HGET', batch_location(bid))
+      if raw then
+        local ok, data = pcall(cjson.decode, raw)
+        if ok and type(data) == 'table' and type(data.r) == 'string' then r = data.r end
+      end
+    end
+    reason_cache[bid] = r
+  end
+  return r
+end
+
+local added, updated, restored, unchanged, deleted_kept, dups, pending = 0, 0, 0, 0, 0, 0, 0
+local seen_ttl_set = {}
+
+local function merge_row(loc, field, si, x, e, st, rsi)
+  local key = (loc == 'p') and pkey or (ebase .. loc)
+  local seen = seen_base .. loc
+  if redis.call('HSETNX', seen, field, '1') == 0 then
+    dups = dups + 1
+    return
+  end
+  if not seen_ttl_set[seen] then
+    redis.call('EXPIRE', seen, ttl)
+    seen_ttl_set[seen] = true
+  end
+  local target = default_status
+  if st ~= '' then target = st end
+  local old = redis.call('HGET', key, field)
+  if not old then
+    local rid = ''
+    if target == 'd' and rsi ~= '' then rid = spec_batch(rsi, '') end
+    if target == 'P' then x = '' end
+    redis.call('HSET', key, field, encode(target, spec_batch(si, ''), x, rid, e))
+    reindex(loc, field, 'd', '', target, x)
+    delta[target] = delta[target] + 1
+    added = added + 1
+    if target == 'p' then pending = pending + 1 end
+    return
+  end
+  local os, ob, ox, orem, oe = parse(old)
+  if x == '' then x = ox end
+  if e == '' then e = oe end
+  if os == 'd' then
+    if not restore or target == 'd' then
+      deleted_kept = deleted_kept + 1
+      return
+    end
+    if target == 'P' then x = '' end
+    redis.call('HSET', key, field, encode(target, spec_batch(si, reason_of(ob)), x, '', e))
+    reindex(loc, field, 'd', ox, target, x)
+    delta.d = delta.d - 1
+    delta[target] = delta[target] + 1
+    restored = restored + 1
+    if target == 'p' then pending = pending + 1 end
+    return
+  end
+  -- a live entry: never demoted, never removed by an import row (a "deleted" row of
+  -- an export file only recreates a removed entry that is missing)
+  if target == 'd' then
+    unchanged = unchanged + 1
+    if os == 'p' then pending = pending + 1 end
+    return
+  end
+  local ns = os
+  if rank[target] > rank[os] then ns = target end
+  if ns == 'P' then x = '' end
+  local spec = specs[tonumber(si)]
+  if ns == os and x == ox and e == oe and (spec.inherit or spec.r == reason_of(ob)) then
+    unchanged = unchanged + 1
+    if ns == 'p' then pending = pending + 1 end
+    return
+  end
+  redis.call('HSET', key, field, encode(ns, spec_batch(si, reason_of(ob)), x, orem, e))
+  reindex(loc, field, os, ox, ns, x)
+  if ns ~= os then
+    delta[os] = delta[os] - 1
+    delta[ns] = delta[ns] + 1
+  end
+  updated = updated + 1
+  if ns == 'p' then pending = pending + 1 end
+end
+
+if arity == 7 then
+  for i = first_row, #ARGV, 7 do
+    merge_row(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
+  end
+else
+  for i = first_row, #ARGV, 5 do
+    merge_row(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], '', '')
+  end
+end
+flush_counts()
+return { added, updated, restored, unchanged, deleted_kept, dups, pending }

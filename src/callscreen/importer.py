@@ -1,0 +1,916 @@
+"""Bulk import of entries from CSV: streaming, constant memory, about file speed.
+
+What a file may look like
+-------------------------
+- UTF-8, with or without a BOM; lines end with LF or CRLF; blank lines are skipped.
+- ``,`` ``;`` or tab separated, sniffed from the first line (the most frequent of the
+  three; a single column needs none). Cells may be quoted as CSV does (``"a, b"``).
+- A header is recognised when one of its cells names a column (any case, spaces or
+  ``-`` for ``_``): ``number`` (or ``phone``, ``phone_number``, ``msisdn``, ``e164``,
+  ``entry``), ``reason``, ``external_id`` (or ``extid``, ``ext_id``), ``expires`` (or
+  ``expiry``, ``expires_at``), and every column of an export
+  (:data:`callscreen.exporter.EXPORT_COLUMNS`). Other columns are ignored (and said so).
+  A single cell without any digit (``Phone numbers``) is taken as the header of a
+  one-column file. Without a header, the number is the first column and the others are
+  ignored.
+- ``number`` is anything :func:`callscreen.numbers.parse_entry` reads with the default
+  region: ``+33 1 23 45 67 89``, ``01-23-45-67-89``, ``tel:…``, or a prefix ``+33*``.
+- ``expires``: an ISO 8601 date or date-time, as ``add --expires`` takes it
+  (:func:`callscreen.times.parse_expiry`: no zone means UTC, a bare date keeps the entry
+  through that day); empty = none given. A duration (``30d``) is refused in a file: it
+  would give another expiry at each import.
+- Free text is taken as written (not stripped): one leading ``'`` that an export put
+  before ``=``/``+``/``-``/``@``/tab/CR (formula neutralisation) is taken off
+  (:func:`callscreen.exporter.unprotect`). As with ``add``, a reason has at most 500
+  characters and an external id 64, without control characters.
+
+What the import does to the list
+--------------------------------
+- New entries are *pending* (not enforced) unless ``approve`` is ACTIVE or PERMANENT.
+  An existing entry is never demoted (pending < active < permanent); a permanent entry
+  keeps its status and carries no expiry.
+- A cell left empty (or a column the file does not have) keeps what the entry has: a row
+  without reason keeps the entry's reason (a new entry gets ``options.reason``, if given,
+  else none), an empty external id or expiry keeps the stored one.
+- An entry that would not change (same status, reason text, external id and expiry) is
+  left as it is, batch included: importing the same file again changes nothing.
+- Duplicates within the file: the first row of an entry wins; later ones are counted
+  as ``duplicates`` (``+33123456789`` and ``01 23 45 67 89`` from FR are one entry).
+- Soft-deleted entries are left deleted (counted as ``deleted_kept``) unless
+  ``restore_deleted``: then they come back with the import's status.
+- ``replace``: afterwards, every pending or active entry of the list that the file did
+  not name is soft-removed, the removal's reason naming the file; permanent entries
+  are kept (counted). The sweep is not done if any row was bad (a typo must not remove
+  an entry): the summary says so.
+- ``strict``: the whole file is checked first; if any row is bad nothing is written.
+  (Standard input is spooled to a temporary file for the second pass.)
+- An export file (:mod:`callscreen.exporter`) re-imports losslessly into a new list:
+  reason, source, external id, updated by/at (the entry's batch), expiry, and with
+  ``keep_status`` its status and removal (by, at, reason). Without ``keep_status`` a
+  ``status`` column is ignored and the import's own status applies; ``keep_status``
+  never demotes either, and a ``deleted`` row only recreates a missing entry, as
+  removed. (Statuses are kept only on request: an import is otherwise reviewed.)
+- Approving permanently a prefix that is a whole country code (``+33*``, ``+1*``) by
+  import is refused row by row unless ``confirm_broad`` (``--confirm-country``): it
+  cannot be undone.
+- One audit event records the import (:mod:`callscreen.audit`), and one the entries a
+  ``replace`` removed.
+
+How it is fast
+--------------
+The file is read in blocks of about :data:`BLOCK` bytes, cut at line ends (never inside
+a quoted cell). Blocks are parsed (:func:`parse_entry_fast`, bucket and field computed)
+in a worker process when the input is large, while this process writes the previous
+block: each script call (``import.lua``) merges :data:`ROWS_PER_CALL` rows in Redis,
+keeping the per-status counts and the expiry index exact, and creating one batch per
+distinct reason (and source/by/at) of the import, interned in a temporary Redis hash.
+Memory stays flat in the file size: a few blocks are in flight at any time, and
+what must be remembered across the whole file (entries seen, batches made) lives in
+temporary Redis keys under ``{cs}:imp:TOKEN`` that are deleted at the end (with a
+7-day TTL should the import die).
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import re
+import secrets
+import tempfile
+import time
+import unicodedata
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from typing import IO, Any, Protocol, TextIO
+
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
+
+from callscreen import audit, store, times
+from callscreen.errors import InvalidInput, InvalidNumber
+from callscreen.exporter import EXPORT_COLUMNS, protect, unprotect
+from callscreen.model import Status
+from callscreen.numbers import parse_entry_fast
+from callscreen.table import ListInfo, Table, default_actor
+
+IMPORT_LUA = resources.files("callscreen").joinpath("import.lua").read_text()
+
+BLOCK = 128 * 1024  # bytes a parse job reads (about 10k rows of E.164 numbers)
+MAX_BLOCK = 16 * 1024 * 1024  # a quoted cell left open cannot hold more than this
+ROWS_PER_CALL = 2000  # rows per script call: bounds how long one call holds Redis
+MAX_HEADER = 1024 * 1024
+SHOWN_ERRORS = 20  # bad rows kept in the summary (all go to the errors file)
+TEMP_TTL = 7 * 24 * 3600  # the import's temporary keys, should it never clean up
+PARALLEL_FROM = 4 * 1024 * 1024  # inputs this large (or stdin) are parsed in a worker
+IN_FLIGHT = 3  # parse jobs queued per worker: a few blocks in memory, never the file
+SWEEP_ENTRIES = 4000  # entries a --replace sweep call looks at (about)
+MAX_REASON = 500  # as services.MAX_REASON (``add --reason``)
+MAX_EXTERNAL_ID = 64  # as services.MAX_EXTERNAL_ID
+
+_COUNTRY_CODES = frozenset(str(code) for code in COUNTRY_CODE_TO_REGION_CODE)
+_STATUS_CODE = {
+    "pending": "p",
+    "active": "a",
+    "expired": "a",  # an active entry whose expiry (a column of its own) has passed
+    "permanent": "P",
+    "deleted": "d",
+}
+_APPROVE_CODE = {Status.PENDING: "p", Status.ACTIVE: "a", Status.PERMANENT: "P"}
+
+# header cell (normalised) -> column
+_ALIASES = {name: name for name in EXPORT_COLUMNS} | {
+    "phone": "number",
+    "phone_number": "number",
+    "phonenumber": "number",
+    "msisdn": "number",
+    "e164": "number",
+    "entry": "number",
+    "extid": "external_id",
+    "ext_id": "external_id",
+    "externalid": "external_id",
+    "expiry": "expires",
+    "expires_at": "expires",
+}
+_NORMALISE = re.compile(r"[\s\-]+")
+
+
+# -- what a file looks like ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How a file's rows read: separator, whether the first line is a header, which
+    column holds what (``columns``: column name -> index), and ignored header cells."""
+
+    delimiter: str
+    header: bool
+    columns: dict[str, int]
+    ignored: tuple[str, ...] = ()
+
+
+def _header_name(cell: str) -> str:
+    return _NORMALISE.sub("_", cell.strip().lower())
+
+
+def sniff(first_line: str) -> Layout:
+    """The layout of a file from its first line (BOM and line end removed)."""
+    counts = {sep: first_line.count(sep) for sep in (",", ";", "\t")}
+    delimiter = max(counts, key=lambda sep: counts[sep])
+    if counts[delimiter] == 0:
+        delimiter = ","
+    cells = next(csv.reader([first_line], delimiter=delimiter), [])
+    columns: dict[str, int] = {}
+    ignored: list[str] = []
+    for index, cell in enumerate(cells):
+        name = _ALIASES.get(_header_name(cell))
+        if name is not None and name not in columns:
+            columns[name] = index
+        elif cell.strip():
+            ignored.append(cell.strip())
+    if columns:
+        if "number" not in columns:
+            raise InvalidInput(
+                "the header names no number column (expected one of: number, phone, "
+                f"msisdn, e164); it has: {', '.join(cells)}"
+            )
+        return Layout(delimiter, True, columns, tuple(ignored))
+    if len(cells) == 1 and cells[0].strip() and not any(ch.isdigit() for ch in cells[0]):
+        return Layout(delimiter, True, {"number": 0})
+    return Layout(delimiter, False, {"number": 0})
+
+
+def parse_time(text: str, what: str) -> float:
+    """Epoch seconds (microseconds kept) from an ISO 8601 date-time (no zone = UTC);
+    :class:`InvalidInput` names ``what`` otherwise."""
+    value = text.strip()
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{what} is not a date-time: {value[:40]!r} (e.g. 2026-01-31T12:00:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+def parse_file_expiry(text: str) -> int:
+    """The expiry of a row: a date or date-time as ``add --expires`` reads it, not a
+    duration (it would move at each import)."""
+    if times.duration(text) is not None:
+        raise InvalidInput(
+            f"expires {text.strip()!r} is a duration: a file needs a date (e.g. 2026-01-31), "
+            "or the same file would give another expiry at each import"
+        )
+    return times.parse_expiry(text, 0.0)
+
+
+def _check_text(value: str, what: str, limit: int) -> str:
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters")
+    if not value.isprintable() and any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise InvalidInput(f"{what} must not contain control characters")
+    return value
+
+
+# -- parsing blocks (in a worker process when the input is large) --------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParseConfig:
+    """All a parse job needs to know; picklable, sent once to each worker."""
+
+    layout: Layout
+    region: str
+    buckets: int
+    default_status: str  # p, a or P
+    default_reason: str | None  # None: a row without reason keeps the entry's
+    source: str
+    by: str
+    at: str  # repr of the import's epoch time, a JSON number
+    keep_status: bool = False
+    confirm_broad: bool = False
+    validate_only: bool = False
+
+    @property
+    def arity(self) -> int:
+        return 7 if self.keep_status else 5
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    """A bad row: its line number in the file, the row as written, and why."""
+
+    line: int
+    raw: str
+    error: str
+
+
+@dataclass(slots=True)
+class Parsed:
+    """One block, parsed: script calls (specs, rows) ready to send, and the bad rows."""
+
+    nbytes: int
+    lines: int
+    good: int = 0
+    calls: list[tuple[list[str], list[str]]] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+
+
+class _Call:
+    """The arguments of one script call being built: batch specs and rows."""
+
+    def __init__(self) -> None:
+        self.spec_index: dict[tuple[str, ...], int] = {}
+        self.specs: list[str] = []
+        self.rows: list[str] = []
+        self.count = 0
+
+    def spec(self, key: tuple[str, ...]) -> str:
+        index = self.spec_index.get(key)
+        if index is None:
+            index = len(self.spec_index) + 1
+            self.spec_index[key] = index
+            self.specs += key
+        return str(index)
+
+
+def _cell(cells: list[str], index: int | None) -> str:
+    if index is None or index >= len(cells):
+        return ""
+    return cells[index]
+
+
+def _rows(text: str, delimiter: str, columns: int) -> Iterator[tuple[int, str, list[str]]]:
+    """``(line offset, raw row, cells)`` for each row of a block of whole lines."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if '"' not in text:
+        for offset, line in enumerate(lines):
+            if line.endswith("\r"):
+                line = line[:-1]
+            yield offset, line, (line.split(delimiter) if columns > 1 else [line])
+        return
+    consumed = 0
+    reader = csv.reader((line + "\n" for line in lines), delimiter=delimiter)
+    for cells in reader:
+        start, consumed = consumed, reader.line_num
+        raw = "\n".join(line.removesuffix("\r") for line in lines[start:consumed])
+        yield start, raw, cells
+
+
+def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
+    """Parse one block of whole lines starting at line ``start_line`` of the file."""
+    try:
+        text = data.decode("utf-8")
+        bad_lines: dict[int, str] = {}
+    except UnicodeDecodeError:
+        pieces, bad_lines = [], {}
+        for offset, chunk in enumerate(data.split(b"\n")):
+            try:
+                pieces.append(chunk.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                bad_lines[offset] = f"not UTF-8 text (byte {exc.start + 1} of the line)"
+                pieces.append("")
+        text = "\n".join(pieces)
+    parsed = Parsed(nbytes=len(data), lines=data.count(b"\n") + (0 if data.endswith(b"\n") else 1))
+    for offset, why in bad_lines.items():
+        raw = data.split(b"\n")[offset].decode("utf-8", "replace")
+        parsed.errors.append(RowError(start_line + offset, raw, why))
+    layout = cfg.layout
+    cols = layout.columns
+    number_at = cols["number"]
+    reason_at, extid_at, expires_at = (
+        cols.get("reason"),
+        cols.get("external_id"),
+        cols.get("expires"),
+    )
+    kind_at, source_at = cols.get("kind"), cols.get("source")
+    by_at, at_at = cols.get("updated_by"), cols.get("updated_at")
+    status_at = cols.get("status") if cfg.keep_status else None
+    removed = (cols.get("removed_reason"), cols.get("removed_by"), cols.get("removed_at"))
+    width = max(cols.values()) + 1 if layout.header else 1
+    buckets, region = cfg.buckets, cfg.region
+    inherit = "1" if cfg.default_reason is None else "0"
+    default_reason = cfg.default_reason or ""
+    call = _Call()
+    for offset, raw, cells in _rows(text, layout.delimiter, width):
+        if offset in bad_lines:
+            continue
+        number = _cell(cells, number_at)
+        if not number.strip():
+            if raw.strip(" \t" + layout.delimiter):
+                parsed.errors.append(RowError(start_line + offset, raw, "no number"))
+            continue
+        try:
+            key = parse_entry_fast(number, region)
+            if kind_at is not None:
+                kind = cells[kind_at] if kind_at < len(cells) else ""
+                if kind and kind != ("prefix" if key.is_prefix else "number"):
+                    raise InvalidInput(f"kind is {kind!r} but the entry is {key.display}")
+            # the common row (a bare number) stops here: nothing else to read
+            reason = unprotect(_cell(cells, reason_at))
+            spec_inherit = inherit
+            if reason:
+                spec_inherit = "0"
+                _check_text(reason, "reason", MAX_REASON)
+            else:
+                reason = default_reason
+            extid = unprotect(_cell(cells, extid_at))
+            if extid:
+                _check_text(extid, "external id", MAX_EXTERNAL_ID)
+            expires = _cell(cells, expires_at)
+            expires = str(parse_file_expiry(expires)) if expires.strip() else ""
+            source = unprotect(_cell(cells, source_at)) or cfg.source
+            by = unprotect(_cell(cells, by_at)) or cfg.by
+            at = _cell(cells, at_at)
+            at = repr(parse_time(at, "updated_at")) if at else cfg.at
+            status = ""
+            if status_at is not None:
+                text_status = _cell(cells, status_at).strip().lower()
+                if text_status:
+                    status = _STATUS_CODE.get(text_status, "")
+                    if not status:
+                        raise InvalidInput(
+                            f"unknown status {text_status!r} (pending, active, permanent, "
+                            "deleted or expired)"
+                        )
+            if (
+                key.is_prefix
+                and (status or cfg.default_status) == "P"
+                and key.digits in _COUNTRY_CODES
+                and not cfg.confirm_broad
+            ):
+                raise InvalidInput(
+                    f"approving {key.display} permanently covers a whole country code and "
+                    "cannot be undone; confirm it explicitly (--confirm-country)"
+                )
+            removal: tuple[str, str, str, str] | None = None
+            if status == "d":
+                r_reason, r_by, r_at = (unprotect(_cell(cells, i)) for i in removed)
+                removal_at = repr(parse_time(r_at, "removed_at")) if r_at else cfg.at
+                removal = (r_reason, source, r_by or cfg.by, removal_at)
+        except (InvalidNumber, InvalidInput) as exc:
+            parsed.errors.append(RowError(start_line + offset, raw, str(exc)))
+            continue
+        parsed.good += 1
+        if cfg.validate_only:
+            continue
+        if key.is_prefix:
+            loc, hfield = "p", key.digits
+        else:
+            value = int(key.digits)
+            loc, hfield = str(value % buckets), str(value // buckets)
+        spec = call.spec(("import", reason, source, by, at, spec_inherit))
+        if cfg.keep_status:
+            rspec = call.spec(("remove", *removal, "0")) if removal else ""
+            call.rows += (loc, hfield, spec, expires, extid, status, rspec)
+        else:
+            call.rows += (loc, hfield, spec, expires, extid)
+        call.count += 1
+        if call.count >= ROWS_PER_CALL:
+            parsed.calls.append((call.specs, call.rows))
+            call = _Call()
+    if call.count:
+        parsed.calls.append((call.specs, call.rows))
+    return parsed
+
+
+_worker_cfg: ParseConfig | None = None
+
+
+def _worker_init(cfg: ParseConfig) -> None:
+    global _worker_cfg
+    _worker_cfg = cfg
+
+
+def _worker_parse(job: tuple[int, bytes]) -> Parsed:
+    assert _worker_cfg is not None
+    return parse_block(_worker_cfg, *job)
+
+
+# -- reading -------------------------------------------------------------------------
+
+
+class _Reader(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+    def readline(self, size: int = ..., /) -> bytes: ...
+
+
+def _blocks(stream: _Reader, pending: bytes, first_line: int) -> Iterator[tuple[int, bytes]]:
+    """``(start line, bytes)`` blocks of whole lines, never cut inside a quoted cell."""
+    line = first_line
+    buf = pending
+    while True:
+        data = stream.read(BLOCK)
+        if not data:
+            if buf:
+                yield line, buf
+            return
+        buf += data
+        cut = buf.rfind(b"\n")
+        # a cut inside quotes would split a cell: move back until the quotes balance
+        while cut >= 0 and buf.count(b'"', 0, cut) % 2 and len(buf) < MAX_BLOCK:
+            cut = buf.rfind(b"\n", 0, cut)
+        if cut < 0:
+            continue
+        block, buf = buf[: cut + 1], buf[cut + 1 :]
+        yield line, block
+        line += block.count(b"\n")
+
+
+class _Spool:
+    """Reads a stream and keeps a copy of what was read (stdin under ``strict``)."""
+
+    def __init__(self, stream: _Reader, copy: IO[bytes]) -> None:
+        self.stream = stream
+        self.copy = copy
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.stream.read(size)
+        self.copy.write(data)
+        return data
+
+    def readline(self, size: int = -1, /) -> bytes:
+        data = self.stream.readline(size)
+        self.copy.write(data)
+        return data
+
+
+def _parsed_blocks(
+    cfg: ParseConfig, blocks: Iterator[tuple[int, bytes]], workers: int
+) -> Iterator[Parsed]:
+    """Parse blocks in order, in ``workers`` processes (0: here), a few in flight."""
+    if workers <= 0:
+        for start, data in blocks:
+            yield parse_block(cfg, start, data)
+        return
+    # forkserver: a clean process to fork from, whatever threads this one runs
+    context = multiprocessing.get_context("forkserver")
+    pool = context.Pool(workers, initializer=_worker_init, initargs=(cfg,))
+    try:
+        queue: deque[Any] = deque()
+        for job in blocks:
+            queue.append(pool.apply_async(_worker_parse, (job,)))
+            if len(queue) >= workers * IN_FLIGHT:
+                yield queue.popleft().get()
+        while queue:
+            yield queue.popleft().get()
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+# -- writing -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ImportOptions:
+    """How to import; see the module docstring for what each does."""
+
+    approve: Status = Status.PENDING  # PENDING, ACTIVE or PERMANENT
+    reason: str | None = None  # for rows without one (None: they keep the entry's)
+    source: str | None = None  # default ``import:NAME``
+    by: str = ""  # default: the OS user
+    restore_deleted: bool = False
+    replace: bool = False
+    strict: bool = False
+    keep_status: bool = False
+    confirm_broad: bool = False
+    workers: int | None = None  # parse processes; None: 1 for large input on 2+ cores
+    shown_errors: int = SHOWN_ERRORS
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    """What an import did. ``pending`` counts the file's entries left pending, that is
+    *not enforced* until approved; ``list_pending`` all the list's pending entries."""
+
+    list_name: str
+    source: str
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    restored: int = 0
+    unchanged: int = 0
+    deleted_kept: int = 0
+    duplicates: int = 0
+    pending: int = 0
+    errors: int = 0
+    removed: int = 0
+    kept_permanent: int = 0
+    list_pending: int = 0
+    written: bool = True
+    replaced: bool = False
+    notes: list[str] = field(default_factory=list)
+    first_errors: list[RowError] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def skipped(self) -> int:
+        """Rows that changed nothing: unchanged entries, deleted ones kept deleted, and
+        duplicates."""
+        return self.unchanged + self.deleted_kept + self.duplicates
+
+    def to_json(self) -> dict[str, Any]:
+        data = {
+            name: getattr(self, name)
+            for name in (
+                "list_name",
+                "source",
+                "rows",
+                "added",
+                "updated",
+                "restored",
+                "unchanged",
+                "deleted_kept",
+                "duplicates",
+                "pending",
+                "errors",
+                "removed",
+                "kept_permanent",
+                "list_pending",
+                "written",
+                "replaced",
+                "notes",
+                "seconds",
+            )
+        }
+        data["skipped"] = self.skipped
+        data["first_errors"] = [
+            {"line": e.line, "raw": e.raw, "error": e.error} for e in self.first_errors
+        ]
+        return data
+
+
+_OUTCOMES = ("added", "updated", "restored", "unchanged", "deleted_kept", "duplicates", "pending")
+
+
+class _Merger:
+    """Sends parsed rows to ``import.lua`` and keeps the tallies."""
+
+    def __init__(self, table: Table, info: ListInfo, token: str, cfg: ParseConfig, restore: bool):
+        self.table = table
+        self.info = info
+        self.script = table.r.register_script(IMPORT_LUA)
+        keys = table.keys
+        self.temp = _temp_base(table, token)
+        self.merge_keys = [
+            keys.counts(info.id),
+            keys.expiring(info.id),
+            keys.batch_seq,
+            self.temp + ":b",
+        ]
+        self.head = [
+            "merge",
+            keys.base,
+            str(info.id),
+            token,
+            str(table.buckets),
+            cfg.default_status,
+            "1" if restore else "0",
+            str(TEMP_TTL),
+            str(cfg.arity),
+        ]
+        self.token = token
+
+    def _call(self, keys: list[str], args: list[str]) -> list[Any]:
+        reply: list[Any] = store.call(lambda: self.script(keys=keys, args=args))
+        return reply
+
+    def merge(self, specs: list[str], rows: list[str], summary: ImportSummary) -> None:
+        reply = self._call(self.merge_keys, [*self.head, str(len(specs) // 6), *specs, *rows])
+        for name, count in zip(_OUTCOMES, reply, strict=True):
+            setattr(summary, name, getattr(summary, name) + int(count))
+
+    def sweep(self, removal_batch: int, summary: ImportSummary) -> None:
+        """Soft-remove the live entries the file did not name (permanent ones kept)."""
+        keys = [self.table.keys.counts(self.info.id), self.table.keys.expiring(self.info.id)]
+        head = [
+            self.table.keys.base,
+            str(self.info.id),
+            self.token,
+            str(self.table.buckets),
+            str(removal_batch),
+        ]
+        buckets = self.table.buckets
+        stored = store.call(lambda: self.table.r.hvals(keys[0]))
+        total = sum(int(n) for n in stored)
+        per_call = max(1, min(1024, SWEEP_ENTRIES * buckets // max(total, 1)))
+        for first in range(0, buckets, per_call):
+            locs = [str(b) for b in range(first, min(first + per_call, buckets))]
+            args = ["sweep", *head, *locs]
+            reply = self._call(keys, args)
+            summary.removed += int(reply[0])
+            summary.kept_permanent += int(reply[1])
+        cursor = "0"
+        while True:
+            args = ["sweep_p", *head, cursor, "1000"]
+            reply = self._call(keys, args)
+            summary.removed += int(reply[0])
+            summary.kept_permanent += int(reply[1])
+            cursor = str(reply[2])
+            if cursor == "0":
+                break
+
+    def only_batch(self) -> int | None:
+        """The batch the import made, if it made exactly one (the common case: one
+        reason for the whole file), for the audit trail."""
+
+        def read() -> int | None:
+            if self.table.r.hlen(self.temp + ":b") != 1:
+                return None
+            return int(self.table.r.hvals(self.temp + ":b")[0])
+
+        return store.call(read)
+
+    def cleanup(self) -> None:
+        """Delete the import's temporary keys."""
+        names = [self.temp + ":b", self.temp + ":s:p"]
+        names += [f"{self.temp}:s:{bucket}" for bucket in range(self.table.buckets)]
+        pipe = self.table.r.pipeline(transaction=False)
+        for start in range(0, len(names), 1000):
+            pipe.unlink(*names[start : start + 1000])
+        store.call(pipe.execute)
+
+
+def _temp_base(table: Table, token: str) -> str:
+    """Where an import keeps its temporary keys (same hash tag as the table)."""
+    return f"{table.keys.base}:imp:{token}"
+
+
+Progress = Callable[[str, int, int], None]
+"""``progress(phase, bytes_read, rows_read)``; phase is ``check``, ``import`` or
+``replace``."""
+
+
+def _first_line(stream: _Reader) -> tuple[str, bytes]:
+    """The first line (decoded, BOM and line end removed) and its raw bytes."""
+    raw = stream.readline(MAX_HEADER)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the file is not UTF-8 text (line 1)") from None
+    return text.rstrip("\r\n"), raw
+
+
+def import_stream(
+    table: Table,
+    info: ListInfo,
+    stream: IO[bytes],
+    *,
+    name: str,
+    options: ImportOptions,
+    errors_out: TextIO | None = None,
+    progress: Progress | None = None,
+    size: int | None = None,
+    spool_dir: str | None = None,
+) -> ImportSummary:
+    """Import a CSV byte stream into a list. ``name`` names the file (for the default
+    source and the replace reason); ``size``, if known, decides on parallel parsing;
+    ``errors_out`` receives every bad row as CSV ``line,raw,error``. See the module
+    docstring for the rules."""
+    started = time.monotonic()
+    source = options.source or f"import:{name}"
+    summary = ImportSummary(info.name, source)
+    cfg = ParseConfig(
+        layout=Layout(",", False, {"number": 0}),
+        region=table.settings.default_region,
+        buckets=table.buckets,
+        default_status=_APPROVE_CODE[options.approve],
+        default_reason=options.reason,
+        source=source,
+        by=options.by or default_actor(),
+        at=repr(time.time()),
+        keep_status=options.keep_status,
+        confirm_broad=options.confirm_broad,
+    )
+    workers = options.workers
+    if workers is None:
+        big = size is None or size >= PARALLEL_FROM
+        workers = 1 if big and (os.cpu_count() or 1) >= 2 else 0
+    error_writer = csv.writer(errors_out, lineterminator="\n") if errors_out else None
+    if error_writer is not None:
+        error_writer.writerow(["line", "raw", "error"])
+
+    def note_errors(parsed: Parsed) -> None:
+        for err in parsed.errors:
+            summary.errors += 1
+            if len(summary.first_errors) < options.shown_errors:
+                summary.first_errors.append(err)
+            if error_writer is not None:
+                error_writer.writerow([err.line, protect(err.raw), protect(err.error)])
+
+    def run(reader: _Reader, validate: bool, phase: str, merger: _Merger | None = None) -> Layout:
+        """One pass over the input; counts rows into the summary."""
+        first, first_raw = _first_line(reader)
+        layout = sniff(first)
+        nonlocal cfg
+        cfg = _replace_cfg(cfg, layout, validate)
+        pending_bytes = b"" if layout.header else first_raw
+        summary.rows = rows = 0
+        done = len(first_raw) if layout.header else 0
+        start_line = 2 if layout.header else 1
+        for parsed in _parsed_blocks(cfg, _blocks(reader, pending_bytes, start_line), workers):
+            rows += parsed.good + len(parsed.errors)
+            done += parsed.nbytes
+            if validate or merger is None:
+                note_errors(parsed)
+            else:
+                if not options.strict:
+                    note_errors(parsed)
+                for specs, call_rows in parsed.calls:
+                    merger.merge(specs, call_rows, summary)
+            summary.rows = rows
+            if progress is not None:
+                progress(phase, done, rows)
+        return layout
+
+    token = secrets.token_hex(8)
+    merger = _Merger(table, info, token, cfg, options.restore_deleted)
+    spool: IO[bytes] | None = None
+    try:
+        if options.strict:
+            seekable = stream.seekable()
+            reader: _Reader = stream
+            if not seekable:
+                spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed below
+                reader = _Spool(stream, spool)
+            else:
+                origin = stream.tell()
+            layout = run(reader, True, "check")
+            if summary.errors:
+                summary.written = False
+                summary.notes = _layout_notes(layout, options)
+                summary.seconds = time.monotonic() - started
+                return summary
+            if spool is not None:
+                spool.seek(0)
+                reader = spool
+            else:
+                stream.seek(origin)
+            layout = run(reader, False, "import", merger)
+        else:
+            layout = run(stream, False, "import", merger)
+        summary.notes = _layout_notes(layout, options)
+        if options.replace:
+            if summary.errors:
+                summary.notes.append(
+                    f"--replace not applied: {summary.errors} bad rows (an entry whose row is "
+                    "bad would have been removed); fix them, or use --strict"
+                )
+            else:
+                if progress is not None:
+                    progress("replace", 0, summary.rows)
+                removal = table.new_batch(
+                    "replace", f"not in {name} (import --replace)", source, cfg.by
+                )
+                merger.sweep(removal.id, summary)
+                summary.replaced = True
+                if summary.removed:
+                    audit.record(
+                        table,
+                        info.id,
+                        "remove",
+                        by=cfg.by,
+                        list_name=info.name,
+                        reason=removal.reason,
+                        count=summary.removed,
+                        batch=removal.id,
+                        detail="import --replace",
+                    )
+        changed = summary.added + summary.updated + summary.restored
+        if changed:
+            audit.record(
+                table,
+                info.id,
+                "import",
+                by=cfg.by,
+                list_name=info.name,
+                reason=options.reason or "",
+                count=changed,
+                batch=merger.only_batch(),
+                detail=f"{source}: {summary.added} added, {summary.updated} updated, "
+                f"{summary.restored} restored, {summary.pending} pending",
+            )
+    finally:
+        merger.cleanup()
+        if spool is not None:
+            spool.close()
+    counts = store.call(lambda: table.r.hget(table.keys.counts(info.id), "p"))
+    summary.list_pending = int(counts or 0)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _replace_cfg(cfg: ParseConfig, layout: Layout, validate: bool) -> ParseConfig:
+    return ParseConfig(
+        layout=layout,
+        region=cfg.region,
+        buckets=cfg.buckets,
+        default_status=cfg.default_status,
+        default_reason=cfg.default_reason,
+        source=cfg.source,
+        by=cfg.by,
+        at=cfg.at,
+        keep_status=cfg.keep_status,
+        confirm_broad=cfg.confirm_broad,
+        validate_only=validate,
+    )
+
+
+def _layout_notes(layout: Layout, options: ImportOptions) -> list[str]:
+    """What the user should know about how the file was read."""
+    notes = []
+    if layout.ignored:
+        notes.append("columns ignored: " + ", ".join(layout.ignored))
+    if "status" in layout.columns and not options.keep_status:
+        notes.append(
+            "the status column was ignored (the import's own status applies); --keep-status uses it"
+        )
+    return notes
+
+
+def import_file(
+    table: Table,
+    list_name: str,
+    path: str,
+    options: ImportOptions,
+    *,
+    stdin: IO[bytes] | None = None,
+    errors_out: TextIO | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import ``path`` (``-`` for ``stdin``) into the list called ``list_name``."""
+    info = table.get_list(list_name)
+    if path == "-":
+        if stdin is None:
+            raise InvalidInput("no standard input to read")
+        return import_stream(
+            table, info, stdin, name="stdin", options=options, errors_out=errors_out,
+            progress=progress,
+        )  # fmt: skip
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        return import_stream(
+            table,
+            info,
+            handle,
+            name=os.path.basename(path),
+            options=options,
+            errors_out=errors_out,
+            progress=progress,
+            size=size,
+        )

@@ -1,0 +1,484 @@
+"""The attempt log writer against a real Redis: records, counters, marks, retention,
+exactly-once batches, and what happens when Redis is down."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callscreen.calllog import (
+    DROPPED_FIELD,
+    AttemptRecord,
+    CallLog,
+    DayClock,
+    LoggedScreener,
+    LogSettings,
+    Outcome,
+    _Overflow,
+    blocked_member,
+    clean,
+    counter_field,
+    first_contact_location,
+    outcome_of,
+    parse_blocked_member,
+    parse_counter_field,
+)
+from callscreen.config import FailPolicy, Settings
+from callscreen.decision import Decision, ScreenRequest
+from callscreen.errors import InvalidInput
+from callscreen.keys import Keys
+from callscreen.model import Direction, Result
+from callscreen.redisclient import LeanRedis
+from callscreen.screening import Screener
+from tests.redisproc import RedisProcess
+
+IN, OUT = Direction.INBOUND, Direction.OUTBOUND
+KEYS = Keys("cs")
+
+
+def make_settings(url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {"redis_url": url, "default_region": "FR", "deadline_ms": 200}
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+def make_log(url: str, **options: object) -> CallLog:
+    values: dict[str, object] = {"flush_interval_s": 0.01, "node": "test-node"}
+    values.update(options)
+    settings = LogSettings(**values)  # type: ignore[arg-type]
+    client = LeanRedis.from_url(url, command_timeout=2.0, reconnect_backoff=0.05)
+    return CallLog(settings, client, own_client=True)
+
+
+@pytest.fixture
+def r(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+@pytest.fixture
+async def calllog(redis_url: str) -> AsyncIterator[CallLog]:
+    log = make_log(redis_url)
+    log.start()
+    yield log
+    await log.stop()
+
+
+def blocked(number: str, list_name: str = "dnc", match: str = "") -> Decision:
+    return Decision(Result.BLOCKED, number=number, list_name=list_name, match=match or number)
+
+
+def allowed(number: str) -> Decision:
+    return Decision(Result.ALLOWED, number=number)
+
+
+def today() -> str:
+    return DayClock("UTC").day(time.time())
+
+
+def counters(r: redis.Redis, day: str | None = None) -> dict[str, int]:
+    raw = r.hgetall(KEYS.day_counters(day or today()))
+    return {k: int(v) for k, v in raw.items()}  # type: ignore[union-attr]
+
+
+def stream(r: redis.Redis) -> list[AttemptRecord]:
+    return [
+        AttemptRecord.unpack(entry_id, data["v1"])
+        for entry_id, data in r.xrange(KEYS.attempt_log)  # type: ignore[union-attr]
+    ]
+
+
+# -- pure parts ------------------------------------------------------------------------------
+
+
+def test_clean_drops_control_and_format_characters_and_bounds_length() -> None:
+    assert clean("Alice", 80) == "Alice"
+    assert clean("Al\x00i\tce\r\n\u202e\u2028", 80) == "Alice"
+    assert clean("\ud800bad", 80) == "bad"  # a lone surrogate could not be sent to Redis
+    assert clean("x" * 200, 80) == "x" * 80
+    assert clean("Zoë Ñ 电话", 80) == "Zoë Ñ 电话"
+
+
+@given(
+    number=st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True) | st.just(""),
+    campaign=st.text(max_size=30),
+    reason=st.text(max_size=50),
+    name=st.text(max_size=100),
+    uniqueid=st.text(max_size=30),
+    result=st.sampled_from(list(Result)),
+    failed=st.booleans(),
+    direction=st.sampled_from([IN, OUT]),
+    prefix=st.booleans(),
+)
+def test_record_packs_and_unpacks_to_the_same_record(
+    number: str,
+    campaign: str,
+    reason: str,
+    name: str,
+    uniqueid: str,
+    result: Result,
+    failed: bool,
+    direction: Direction,
+    prefix: bool,
+) -> None:
+    listed = result in (Result.BLOCKED, Result.LABELED) and number != ""
+    match = (number[:3] + "*" if prefix else number) if listed else ""
+    decision = Decision(
+        result,
+        number=number,
+        list_name="dnc" if listed else "",
+        match=match,
+        reason=reason,
+        failed=failed,
+    )
+    request = ScreenRequest(number or "anonymous", direction, campaign, uniqueid, name)
+    rec = AttemptRecord.from_call(1_700_000_000.5, request, decision, 0.000321, "node-1")
+    back = AttemptRecord.unpack("1-0", rec.pack())
+    assert back == AttemptRecord(**_with_id(rec))  # type: ignore[arg-type]
+    assert "\t" not in rec.callerid_name and "\n" not in rec.reason
+    assert len(rec.callerid_name) <= 80 and len(rec.campaign) <= 200
+    assert back.dialed == ("" if number else "anonymous")
+
+
+def _with_id(rec: AttemptRecord) -> dict[str, object]:
+    values = {name: getattr(rec, name) for name in AttemptRecord.__dataclass_fields__}
+    values["id"] = "1-0"
+    return values
+
+
+def test_counter_fields_and_blocked_members_round_trip() -> None:
+    field = counter_field(Outcome.UNAVAILABLE, OUT, "", "camp: A|B")
+    assert parse_counter_field(field) == (Outcome.UNAVAILABLE, OUT, "", "camp: A|B")
+    assert parse_counter_field(DROPPED_FIELD) is None
+    member = blocked_member(Result.LABELED, "spam", "+3312345678", "+3312345678")
+    assert member == "L\tspam\t\t+3312345678"  # an exact entry is not stored twice
+    assert parse_blocked_member(member) == (Result.LABELED, "spam", "+3312345678", "+3312345678")
+    assert parse_blocked_member(blocked_member(Result.BLOCKED, "d", "+33*", "+331")) == (
+        Result.BLOCKED,
+        "d",
+        "+33*",
+        "+331",
+    )
+    assert outcome_of(Result.BLOCKED, True) is Outcome.UNAVAILABLE
+    assert outcome_of(Result.BLOCKED, False) is Outcome.BLOCKED
+    assert outcome_of(Result.UNSCREENED, True) is Outcome.UNSCREENED
+
+
+def test_day_clock_uses_the_configured_timezone_across_dst() -> None:
+    ny = DayClock("America/New_York")
+    # 2027-03-14 02:00 local is the spring-forward day: 23 hours long
+    start, end = ny.bounds(date(2027, 3, 14))
+    assert end - start == 23 * 3600
+    assert ny.day(start) == "20270314"
+    assert ny.day(end - 0.001) == "20270314"
+    assert ny.day(end) == "20270315"
+    assert ny.day(start - 0.001) == "20270313"  # and back: the cache is not fooled
+    utc = DayClock("UTC")
+    assert utc.day(start) == "20270314"  # 05:00 UTC
+    assert utc.day(start - 5 * 3600 - 0.001) == "20270313"
+
+
+def test_log_settings_validate_and_default_from_settings() -> None:
+    with pytest.raises(InvalidInput):
+        LogSettings(timezone="Mars/Olympus")
+    with pytest.raises(InvalidInput):
+        LogSettings(queue_max=0)
+    with pytest.raises(InvalidInput):
+        LogSettings(max_records=-1)
+    ls = LogSettings.from_settings(make_settings("redis://127.0.0.1:1/0", node_name="gw-2"))
+    assert ls.enabled and ls.log_allowed and ls.timezone == "UTC"
+    assert ls.node_name == "gw-2" and ls.key_tag == "cs"
+
+
+# -- the writer ------------------------------------------------------------------------------
+
+
+async def test_every_call_is_counted_and_logged_with_its_details(
+    calllog: CallLog, r: redis.Redis
+) -> None:
+    calllog.record(
+        ScreenRequest("+33123456789", IN, "spring", "1700000000.1", "Bob\x1b[31m"),
+        Decision(Result.BLOCKED, "+33123456789", "dnc", "+33123456789", "asked us to stop\nplease"),
+        0.00042,
+    )
+    calllog.record(ScreenRequest("0612345678", OUT, "spring"), allowed("+33612345678"), 0.0001)
+    calllog.record(
+        ScreenRequest("+33999000000", IN),
+        Decision(Result.LABELED, "+33999000000", "spam", "+339*"),
+        0,
+    )
+    calllog.record(
+        ScreenRequest("+33123", OUT, "autumn"),
+        Decision(Result.UNSCREENED, reason="screening unavailable: timed out", failed=True),
+        0.2,
+    )
+    calllog.record(
+        ScreenRequest("+33124", OUT, "autumn"),
+        Decision(Result.BLOCKED, reason="screening unavailable: timed out", failed=True),
+        0.2,
+    )
+    assert await calllog.flush()
+    recs = stream(r)
+    assert [rec.result for rec in recs] == [
+        Result.BLOCKED,
+        Result.ALLOWED,
+        Result.LABELED,
+        Result.UNSCREENED,
+        Result.BLOCKED,
+    ]
+    first = recs[0]
+    assert (first.number, first.campaign, first.direction) == ("+33123456789", "spring", IN)
+    assert (first.list_name, first.match) == ("dnc", "+33123456789")
+    assert first.reason == "asked us to stopplease"
+    assert first.callerid_name == "Bob[31m"  # the escape character is gone
+    assert (first.uniqueid, first.node, first.elapsed_us) == ("1700000000.1", "test-node", 420)
+    assert recs[2].match == "+339*"
+    assert recs[3].dialed == "+33123" and recs[3].number == "" and recs[3].failed
+    assert recs[4].outcome is Outcome.UNAVAILABLE
+    assert counters(r) == {
+        "BLOCKED\tinbound\tdnc\tspring": 1,
+        "ALLOWED\toutbound\t\tspring": 1,
+        "LABELED\tinbound\tspam\t": 1,
+        "UNSCREENED\toutbound\t\tautumn": 1,
+        "BLOCKED_UNAVAILABLE\toutbound\t\tautumn": 1,
+    }
+    day = today()
+    assert r.zrange(KEYS.day_blocked(day, "spring"), 0, -1, withscores=True) == [
+        ("B\tdnc\t\t+33123456789", 1.0)
+    ]
+    assert r.zrange(KEYS.day_blocked(day, ""), 0, -1) == ["L\tspam\t+339*\t+33999000000"]
+    assert r.exists(KEYS.day_blocked(day, "autumn")) == 0  # failed blocks are not list blocks
+    assert calllog.stats().written == 5 and calllog.stats().dropped == 0
+
+
+async def test_first_contact_mark_keeps_the_earliest_allowed_call(
+    calllog: CallLog, r: redis.Redis
+) -> None:
+    now = time.time()
+    times = iter([now, now - 100, now - 50, now + 10])
+    calllog.clock = lambda: next(times)
+    for _ in range(2):
+        calllog.record(ScreenRequest("+33123456789", OUT, "a"), allowed("+33123456789"), 0)
+    assert await calllog.flush()
+    calllog.record(ScreenRequest("+33123456789", OUT, "a"), allowed("+33123456789"), 0)
+    calllog.record(ScreenRequest("+33123456788", OUT, "a"), blocked("+33123456788"), 0)
+    assert await calllog.flush()
+    hkey, hfield = first_contact_location(KEYS, "33123456789")
+    assert int(r.hget(hkey, hfield)) == int((now - 100) * 1000)  # type: ignore[arg-type]
+    hkey, hfield = first_contact_location(KEYS, "33123456788")
+    assert r.hget(hkey, hfield) is None  # a blocked call is no contact
+
+
+async def test_allowed_calls_can_be_left_out_of_the_log_but_are_still_counted(
+    redis_url: str, r: redis.Redis
+) -> None:
+    log = make_log(redis_url, log_allowed=False)
+    log.start()
+    for i in range(10):
+        log.record(ScreenRequest(f"+3312345670{i}", IN), allowed(f"+3312345670{i}"), 0)
+    log.record(ScreenRequest("+33123456799", IN), blocked("+33123456799"), 0)
+    await log.stop()
+    assert [rec.result for rec in stream(r)] == [Result.BLOCKED]
+    assert counters(r) == {"ALLOWED\tinbound\t\t": 10, "BLOCKED\tinbound\tdnc\t": 1}
+    hkey, hfield = first_contact_location(KEYS, "33123456700")
+    assert r.hget(hkey, hfield) is not None
+
+
+async def test_a_batch_sent_twice_is_applied_once(calllog: CallLog, r: redis.Redis) -> None:
+    items = [
+        (time.time(), ScreenRequest("+33123456789", IN, "a"), blocked("+33123456789"), 0.0)
+        for _ in range(3)
+    ]
+    batch = calllog._build(10_000, items, _Overflow())
+    await calllog._apply(batch)
+    await calllog._apply(batch)  # the reply was lost: the writer sends it again
+    assert counters(r) == {"BLOCKED\tinbound\tdnc\ta": 3}
+    assert r.xlen(KEYS.attempt_log) == 3
+    assert r.zscore(KEYS.day_blocked(today(), "a"), "B\tdnc\t\t+33123456789") == 3
+
+
+async def test_a_key_of_the_wrong_type_does_not_stop_the_batch(
+    calllog: CallLog, r: redis.Redis
+) -> None:
+    r.set(KEYS.day_blocked(today(), "a"), "someone else's string")
+    calllog.record(ScreenRequest("+33123456789", IN, "a"), blocked("+33123456789"), 0)
+    calllog.record(ScreenRequest("+33123456788", IN, "a"), allowed("+33123456788"), 0)
+    assert await calllog.flush()
+    assert counters(r) == {"BLOCKED\tinbound\tdnc\ta": 1, "ALLOWED\tinbound\t\ta": 1}
+    assert r.xlen(KEYS.attempt_log) == 2
+    assert calllog.stats().refused == 2  # ZINCRBY and the trim of that set
+
+
+async def test_retention_holds_under_load_and_counters_stay_exact(
+    redis_url: str, r: redis.Redis
+) -> None:
+    bound = 1000
+    log = make_log(redis_url, max_records=bound, batch_max=200)
+    log.start()
+    sent: Counter[str] = Counter()
+    lengths = []
+
+    async def caller(worker: int) -> None:
+        for i in range(2500):
+            number = f"+3361{worker:02d}{i:05d}"
+            if i % 4 == 0:
+                log.record(ScreenRequest(number, OUT, f"c{worker % 3}"), blocked(number), 0)
+                sent["BLOCKED"] += 1
+            else:
+                log.record(ScreenRequest(number, OUT, f"c{worker % 3}"), allowed(number), 0)
+                sent["ALLOWED"] += 1
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+
+    async def watcher() -> None:
+        for _ in range(40):
+            lengths.append(r.xlen(KEYS.attempt_log))
+            await asyncio.sleep(0.005)
+
+    await asyncio.gather(*(caller(w) for w in range(8)), watcher())
+    assert await log.flush(30)
+    await log.stop()
+    lengths.append(r.xlen(KEYS.attempt_log))
+    # MAXLEN ~ drops whole stream nodes (stream-node-max-entries, 100 by default)
+    assert max(lengths) < bound + 100
+    assert lengths[-1] >= bound
+    totals: Counter[str] = Counter()
+    for field, n in counters(r).items():
+        totals[field.split("\t")[0]] += n
+    assert totals == sent == Counter({"ALLOWED": 15000, "BLOCKED": 5000})
+    # the records kept are the newest ones
+    newest = stream(r)[-1]
+    assert newest.number.startswith("+3361")
+
+
+async def test_age_retention_trims_old_records_and_keeps_counters(
+    redis_url: str, r: redis.Redis
+) -> None:
+    log = make_log(redis_url, max_age_s=3600, batch_max=100)
+    log.start()
+    for i in range(500):
+        log.record(ScreenRequest(f"+336120{i:05d}", OUT), allowed(f"+336120{i:05d}"), 0)
+    assert await log.flush()
+    assert r.xlen(KEYS.attempt_log) == 500
+    real = time.time()
+    log.clock = lambda: real + 2 * 3600  # two hours later, every record is past the age
+    log.record(ScreenRequest("+33612099999", OUT), allowed("+33612099999"), 0)
+    await log.stop()
+    assert r.xlen(KEYS.attempt_log) < 100  # whole nodes trimmed (the newest may stay)
+    days = {today(), DayClock("UTC").day(real + 2 * 3600)}
+    assert sum(sum(counters(r, day).values()) for day in days) == 501
+
+
+async def test_blocked_numbers_per_day_are_capped(redis_url: str, r: redis.Redis) -> None:
+    log = make_log(redis_url, blocked_cap=10)
+    log.start()
+    for i in range(50):
+        for _ in range(i % 5 + 1):
+            log.record(ScreenRequest(f"+336130{i:05d}", IN, "a"), blocked(f"+336130{i:05d}"), 0)
+    await log.stop()
+    key = KEYS.day_blocked(today(), "a")
+    assert r.zcard(key) == 10
+    assert r.ttl(key) > 300 * 86400
+    assert sum(counters(r).values()) == sum(i % 5 + 1 for i in range(50))
+
+
+async def test_counters_expire_only_when_configured(redis_url: str, r: redis.Redis) -> None:
+    log = make_log(redis_url, counter_days=30)
+    log.start()
+    log.record(ScreenRequest("+33612345678", IN), allowed("+33612345678"), 0)
+    await log.stop()
+    assert 29 * 86400 < r.ttl(KEYS.day_counters(today())) <= 30 * 86400
+    r.flushall()
+    log = make_log(redis_url)
+    log.start()
+    log.record(ScreenRequest("+33612345678", IN), allowed("+33612345678"), 0)
+    await log.stop()
+    assert r.ttl(KEYS.day_counters(today())) == -1
+
+
+# -- Redis down ------------------------------------------------------------------------------
+
+
+async def test_redis_down_queues_then_drops_and_counts_never_blocking(
+    private_redis: RedisProcess,
+) -> None:
+    url = private_redis.url
+    log = make_log(url, queue_max=300, batch_max=50)
+    log.start()
+    log.record(ScreenRequest("+33612345678", IN, "a"), allowed("+33612345678"), 0)
+    assert await log.flush()
+    private_redis.kill()
+
+    calls = 1000
+    started = time.perf_counter()
+    for i in range(calls):
+        number = f"+336140{i:05d}"
+        decision = blocked(number) if i % 2 else allowed(number)
+        log.record(ScreenRequest(number, IN, "a"), decision, 0)
+    assert time.perf_counter() - started < 0.5  # O(1) appends, no waiting on Redis
+    await asyncio.sleep(0.3)  # the writer tries, fails, waits
+    stats = log.stats()
+    assert stats.flush_failures >= 1 and stats.last_error
+    assert stats.dropped > 0
+    assert stats.queued + stats.dropped == calls  # nothing silently lost
+    assert stats.queued <= 300 + 50
+
+    private_redis.start()  # same port, empty
+    assert await log.flush(15)
+    await log.stop()
+    r = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        c = counters(r)
+        assert c.pop(DROPPED_FIELD) == stats.dropped
+        # every call is counted, dropped ones included (their counters were kept)
+        assert c == {"ALLOWED\tinbound\t\ta": 500, "BLOCKED\tinbound\tdnc\ta": 500}
+        assert r.xlen(KEYS.attempt_log) == calls - stats.dropped
+        hkey, hfield = first_contact_location(KEYS, "336140" + "00998")
+        assert r.hget(hkey, hfield) is not None  # marks of dropped calls were kept too
+    finally:
+        r.close()
+
+
+async def test_stop_with_redis_down_gives_up_in_time_and_counts_what_is_left(
+    private_redis: RedisProcess,
+) -> None:
+    log = make_log(private_redis.url)
+    log.start()
+    private_redis.kill()
+    for i in range(20):
+        log.record(ScreenRequest(f"+336150{i:05d}", IN), allowed(f"+336150{i:05d}"), 0)
+    started = time.perf_counter()
+    await log.stop(timeout=0.5)
+    assert time.perf_counter() - started < 2
+    assert log.stats().dropped == 20
+
+
+# -- wiring ----------------------------------------------------------------------------------
+
+
+async def test_logged_screener_records_screened_and_fail_policy_decisions(
+    redis_url: str, r: redis.Redis
+) -> None:
+    screener = Screener.from_settings(make_settings(redis_url, fail_policy=FailPolicy.CLOSED))
+    log = make_log(redis_url)
+    log.start()
+    logged = LoggedScreener(screener, log)
+    decision = await logged.screen(ScreenRequest("+33612345678", OUT, "a", "u1", "Al"))
+    assert decision.result is Result.ALLOWED
+    failed = logged.fail_decision(ScreenRequest("+33612345679", OUT, "a", "u2"), "overloaded")
+    assert failed.failed
+    await log.stop()
+    await logged.close()
+    recs = stream(r)
+    assert [(rec.uniqueid, rec.outcome) for rec in recs] == [
+        ("u1", Outcome.ALLOWED),
+        ("u2", Outcome.UNAVAILABLE),
+    ]
+    assert recs[0].elapsed_us > 0

@@ -1,0 +1,188 @@
+"""The command line against a real Redis: exit codes, --json, errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from callscreen.cli import app
+from tests.redisproc import free_port
+
+NUM = "+33612345678"
+
+
+class Cli:
+    """Runs ``callscreen`` in-process with CALLSCREEN_REDIS_URL set."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.env = {"CALLSCREEN_REDIS_URL": redis_url, "CALLSCREEN_DEFAULT_REGION": "FR"}
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0) -> Any:
+        result = self.runner.invoke(app, list(args), env=self.env, catch_exceptions=False)
+        assert result.exit_code == code, (args, result.output)
+        return result
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+def test_minimal_flow_create_add_check(cli: Cli) -> None:
+    out = cli("lists", "create", "dnc", "--action", "block", "--direction", "inbound").stdout
+    assert "created list dnc" in out
+    out = cli("add", "dnc", NUM, "06 98 76 54 32", "+3389*", "--reason", "asked us").stdout
+    assert "dnc: 3 added" in out
+    out = cli("add", "dnc", NUM, "--external-id", "T-1").stdout
+    assert f"{NUM}: updated (already in the list)" in out
+
+    check = cli.json("check", "06 12 34 56 78")
+    assert (check["result"], check["list_name"], check["match"]) == ("BLOCKED", "dnc", NUM)
+    assert check["reason"] == "asked us" and check["matches"][0]["decides"] is True
+    text = cli("check", NUM).stdout
+    assert text.startswith(f"BLOCKED  {NUM}") and "why:" in text
+    assert cli.json("check", NUM, "--direction", "outbound")["result"] == "ALLOWED"
+
+
+def test_read_commands_have_json(cli: Cli) -> None:
+    cli("lists", "create", "dnc", "--action", "block", "--description", "opt-outs")
+    cli("lists", "create", "camp-only", "--action", "label", "--campaign-only")
+    cli("add", "dnc", NUM, "--by", "alice", "--expires", "30d")
+    cli("campaigns", "assign", "sales", "camp-only", "camp-only", "dnc")
+
+    lists = cli.json("lists", "ls")
+    assert [item["name"] for item in lists] == ["camp-only", "dnc"]
+    shown = cli.json("lists", "show", "dnc")
+    assert shown["counts"]["active"] == 1 and shown["counts"]["total"] == 1
+    assert shown["description"] == "opt-outs" and shown["campaigns"] == ["sales"]
+    page = cli.json("entries", "dnc")
+    assert page["total"] == 1 and page["entries"][0]["updated_by"] == "alice"
+    assert page["entries"][0]["expires"].endswith("Z")
+    assert cli.json("campaigns", "show", "sales")["lists"] == ["camp-only", "dnc"]
+    assert cli.json("campaigns", "ls") == [
+        {"name": "sales", "lists": ["camp-only", "dnc"], "global_lists": []}
+    ]
+    history = cli.json("history", "dnc")
+    assert [event["op"] for event in history] == ["add", "create"]
+    assert history[0]["by"] == "alice"
+    assert cli.json("history", "dnc", NUM)[0]["entries"] == [NUM]
+    assert cli.json("history")[0]["op"] == "assign"
+
+
+def test_permanent_entries_are_refused_with_exit_1(cli: Cli) -> None:
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("add", "dnc", NUM, "+33*")
+    cli("approve", "dnc", NUM, "--permanent")
+    result = cli("remove", "dnc", NUM, "--reason", "x", code=1)
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: ") and "permanently approved" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    cli("unapprove", "dnc", NUM, code=1)
+    assert "needs --yes" in cli("lists", "delete", "dnc", code=1).stderr
+    assert "permanently approved" in cli("lists", "delete", "dnc", "--yes", code=1).stderr
+    # a whole country code needs explicit confirmation (no terminal to ask)
+    refused = cli("approve", "dnc", "+33*", "--permanent", code=1)
+    assert "--confirm-country" in refused.stderr
+    assert cli.json("entries", "dnc", "--status", "permanent")["total"] == 1
+    cli("approve", "dnc", "+33*", "--permanent", "--confirm-country")
+    assert cli.json("entries", "dnc", "--status", "permanent")["total"] == 2
+
+
+def test_remove_restore_and_purge(cli: Cli) -> None:
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("add", "dnc", NUM)
+    removed = json.loads(cli("remove", "dnc", NUM, "--reason", "court order", "--json").stdout)
+    assert removed["outcomes"] == {"removed": 1} and removed["reason"] == "court order"
+    assert cli.json("check", NUM)["result"] == "ALLOWED"
+    entry = cli.json("entries", "dnc", "--status", "deleted")["entries"][0]
+    assert entry["removal_reason"] == "court order" and entry["removed_at"]
+    assert "restored" in cli("restore", "dnc", NUM).stdout
+    assert cli.json("check", NUM)["result"] == "BLOCKED"
+    assert "nothing to do" in cli("purge", "dnc", "--before", "2100-01-01").stdout
+    cli("purge", "dnc", "--before", "someday", code=1)
+
+
+def test_pending_entries_show_in_check(cli: Cli, redis_url: str) -> None:
+    from callscreen.config import Settings
+    from callscreen.services import Admin
+    from tests.test_services import add_pending
+
+    cli("lists", "create", "dnc", "--action", "block")
+    with Admin(Settings(redis_url=redis_url, default_region="FR")) as admin:
+        add_pending(admin, "dnc", NUM)
+    check = cli.json("check", NUM)
+    assert check["result"] == "ALLOWED"
+    assert check["matches"][0]["status"] == "pending"
+    assert check["matches"][0]["enforced"] is False
+    assert "pending (not enforced)" in cli("check", NUM).stdout
+    assert "1 pending" in cli("lists", "show", "dnc").stdout
+    cli("approve", "dnc", "--all-pending")
+    assert cli.json("check", NUM)["result"] == "BLOCKED"
+
+
+def test_not_found_and_invalid_input_exit_1(cli: Cli) -> None:
+    assert cli("lists", "show", "nope", code=1).stderr == "error: no list named 'nope'\n"
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("lists", "create", "dnc", "--action", "block", code=1)
+    bad = cli("add", "dnc", "not-a-number", code=1)
+    assert "not a phone number" in bad.stderr and bad.stdout == ""
+    cli("add", "dnc", NUM, "--expires", "soon", code=1)
+    cli("lists", "create", "x" * 501, "--action", "block", code=1)
+    cli("campaigns", "assign", "sales", "nope", code=1)
+    cli("history", "nope", code=1)
+
+
+def test_usage_errors_exit_2(cli: Cli) -> None:
+    cli("lists", "create", "x", "--action", "maybe", code=2)
+    cli("lists", "create", "x", code=2)  # --action is required
+    cli("add", "dnc", code=2)
+    cli("remove", "dnc", NUM, code=2)  # --reason is required
+    cli("check", NUM, "--direction", "sideways", code=2)
+    cli("entries", "dnc", "--status", "nonsense", code=2)
+    cli("no-such-command", code=2)
+
+
+def test_help_documents_exit_codes(cli: Cli) -> None:
+    out = cli("--help").stdout
+    assert "Exit codes: 0 ok; 1 refused" in out and "2 usage error" in out
+
+
+def test_global_options_override_the_environment(cli: Cli, redis_url: str) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    result = cli("--redis-url", dead, "lists", "ls", code=1)
+    assert result.stderr.startswith("error: Redis unavailable") and "Traceback" not in result.stderr
+    checked = cli("--redis-url", dead, "check", NUM, code=1)
+    assert checked.stderr.startswith("error: ") and checked.stderr.count("\n") == 1
+    assert cli("--redis-url", redis_url, "lists", "ls").stdout == "no lists\n"
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("--region", "US", "add", "dnc", "(202) 555-0100")
+    assert cli.json("entries", "dnc")["entries"][0]["entry"] == "+12025550100"
+    assert "invalid settings" in cli("--region", "France", "lists", "ls", code=1).stderr
+
+
+def test_console_script_end_to_end(redis_url: str) -> None:
+    env = {**os.environ, "CALLSCREEN_REDIS_URL": redis_url, "CALLSCREEN_DEFAULT_REGION": "FR"}
+    run = [sys.executable, "-c", "from callscreen.cli import main; main()"]
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*run, *args], env=env, capture_output=True, text=True, timeout=30)
+
+    assert call("lists", "create", "dnc", "--action", "block").returncode == 0
+    assert call("add", "dnc", NUM).returncode == 0
+    checked = call("check", NUM, "--json")
+    assert checked.returncode == 0 and json.loads(checked.stdout)["result"] == "BLOCKED"
+    refused = call("lists", "show", "nope")
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == "error: no list named 'nope'\n"
+    usage = call("lists", "create", "x", "--action", "maybe")
+    assert usage.returncode == 2 and "Traceback" not in usage.stderr
