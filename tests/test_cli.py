@@ -61,7 +61,10 @@ def test_read_commands_have_json(cli: Cli) -> None:
     cli("campaigns", "assign", "sales", "camp-only", "camp-only", "dnc")
 
     lists = cli.json("lists", "ls")
-    assert [item["name"] for item in lists] == ["camp-only", "dnc"]
+    assert [(item["name"], item["campaigns"]) for item in lists] == [
+        ("camp-only", ["sales"]),
+        ("dnc", ["sales"]),
+    ]
     shown = cli.json("lists", "show", "dnc")
     assert shown["counts"]["active"] == 1 and shown["counts"]["total"] == 1
     assert shown["description"] == "opt-outs" and shown["campaigns"] == ["sales"]

@@ -53,7 +53,7 @@ class LocalRedis:
         except (redis.ConnectionError, redis.TimeoutError, OSError):
             return False
         finally:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
 
     def ensure(self) -> bool:
         """Start a private server unless the configured one answers; True if started."""

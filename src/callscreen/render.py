@@ -314,7 +314,7 @@ def _nice_max(value: int) -> int:
     if value <= 5:
         return 5
     magnitude = 10 ** (len(str(value)) - 1)
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
         top = int(step * magnitude)
         if top >= value:
             return top

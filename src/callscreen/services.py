@@ -36,10 +36,11 @@ from callscreen.errors import InvalidInput, InvalidNumber, NeedsConfirmation
 from callscreen.model import Action, Direction, EntryRecord, Scope, Status
 from callscreen.numbers import EntryKey, parse_entry
 from callscreen.precedence import Match, rank, specificity
-from callscreen.table import ListInfo, Table, default_actor
+from callscreen.table import MAX_DESCRIPTION, ListInfo, Table, default_actor
 from callscreen.times import iso, parse_before, parse_expiry
 
 MAX_REASON = 500
+MAX_ACTOR = 200
 MAX_EXTERNAL_ID = 64
 MAX_PAGE = 10_000
 DEFAULT_PAGE = 50
@@ -64,6 +65,11 @@ def _text(value: str, what: str, limit: int) -> str:
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise InvalidInput(f"{what} must not contain control characters")
     return value
+
+
+def _actor(by: str) -> str:
+    """Who makes a change: ``by`` (checked), or the OS user."""
+    return _text(by.strip(), "--by", MAX_ACTOR) if by.strip() else default_actor()
 
 
 # -- views -----------------------------------------------------------------------------
@@ -433,8 +439,8 @@ class Admin:
         by: str = "",
     ) -> ListView:
         """A new list: global, or applying only to the campaigns it gets assigned to."""
-        by = by or default_actor()
-        _text(description, "description", 2000)
+        by = _actor(by)
+        _text(description, "description", MAX_DESCRIPTION)
         scope = Scope.CAMPAIGN if campaign_only else Scope.GLOBAL
         info = self.table.create_list(name, action, direction, scope, description, by)
         detail = f"{action}, {direction}, {scope}"
@@ -446,7 +452,11 @@ class Admin:
         """Every list, by name, with its counts."""
         infos = self.table.all_lists()
         counts = entries.all_status_counts(self.table, infos)
-        return [ListView.of(info, c) for info, c in zip(infos, counts, strict=True)]
+        assigned = self.table.assignments()
+        return [
+            ListView.of(info, c, assigned.get(info.id, ()))
+            for info, c in zip(infos, counts, strict=True)
+        ]
 
     def show_list(self, name: str) -> ListView:
         """One list with its counts by status (expired included) and its campaigns."""
@@ -466,9 +476,9 @@ class Admin:
         by: str = "",
     ) -> ListView:
         """Change only what is given (a name can change, not be emptied)."""
-        by = by or default_actor()
+        by = _actor(by)
         if description is not None:
-            _text(description, "description", 2000)
+            _text(description, "description", MAX_DESCRIPTION)
         before = self._info(name)
         after = self.table.update_list(
             name,
@@ -499,7 +509,7 @@ class Admin:
 
         Confirmation is the caller's business (the CLI asks, or takes ``--yes``).
         """
-        by = by or default_actor()
+        by = _actor(by)
         info = self._info(name)
         raw = self.table.drop_list(info)
         counts = entries.counts_from({k: str(v) for k, v in raw.items()}, 0)
@@ -529,7 +539,7 @@ class Admin:
         ``expires`` is a duration (``30d``) or a date (``2027-01-31``, kept through
         that day, UTC); see :mod:`callscreen.times`.
         """
-        by = by or default_actor()
+        by = _actor(by)
         info = self._info(list_name)
         keys = self.parse_entries(raw_entries)
         _text(reason, "reason", MAX_REASON)
@@ -552,7 +562,7 @@ class Admin:
         """Soft-delete entries: they stop matching at once and are kept, with who
         removed them, when and why. Refused (nothing changed) if any is permanent or
         missing."""
-        by = by or default_actor()
+        by = _actor(by)
         if not reason.strip():
             raise InvalidInput("a reason is required to remove entries")
         _text(reason, "reason", MAX_REASON)
@@ -569,7 +579,7 @@ class Admin:
     ) -> ChangeResult:
         """Bring soft-deleted entries back: they are active again, with the reason
         they had. Refused (nothing changed) if any is missing."""
-        by = by or default_actor()
+        by = _actor(by)
         _text(reason, "reason", MAX_REASON)
         info = self._info(list_name)
         keys = self.parse_entries(raw_entries)
@@ -591,7 +601,7 @@ class Admin:
         ``permanent``, make entries permanent: never again unapproved, removed or
         deleted. A permanent approval of a whole country code needs ``confirm_broad``.
         Refused (nothing changed) if an entry is missing or removed."""
-        by = by or default_actor()
+        by = _actor(by)
         if all_pending == bool(raw_entries):
             raise InvalidInput("give the entries to approve, or --all-pending (not both)")
         info = self._info(list_name)
@@ -655,7 +665,7 @@ class Admin:
     ) -> ChangeResult:
         """Send active entries back to review (pending: no longer enforced). Refused
         (nothing changed) if any is permanent, removed or missing."""
-        by = by or default_actor()
+        by = _actor(by)
         info = self._info(list_name)
         keys = self.parse_entries(raw_entries)
         summary = entries.transition(self.table, info, "unapprove", keys)
@@ -736,7 +746,7 @@ class Admin:
     def purge(self, list_name: str, before: str, *, by: str = "") -> ChangeResult:
         """Hard-delete the entries soft-deleted before ``before`` (a date, or a
         duration meaning that long ago). Nothing else is touched."""
-        by = by or default_actor()
+        by = _actor(by)
         info = self._info(list_name)
         now = time.time()
         cutoff = parse_before(before, now)
@@ -780,7 +790,7 @@ class Admin:
     def assign(self, campaign: str, list_names: Sequence[str], *, by: str = "") -> CampaignView:
         """Replace the lists assigned to a campaign (duplicates dropped, at most 100;
         none clears the assignment)."""
-        by = by or default_actor()
+        by = _actor(by)
         names = self.table.assign(campaign, list(list_names))
         audit.record(
             self.table, None, "assign", by=by, detail=f"{campaign}: {', '.join(names) or '-'}"

@@ -32,16 +32,17 @@ def connect(settings: Settings) -> redis.Redis:
         if settings.redis_sentinel_password:
             sentinel_kwargs["password"] = settings.redis_sentinel_password.get_secret_value()
         db = redis.Redis.from_url(settings.redis_url).get_connection_kwargs().get("db", 0)
-        sentinel = redis.sentinel.Sentinel(
+        sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
             sentinels, sentinel_kwargs=sentinel_kwargs, socket_connect_timeout=timeout
         )
-        return sentinel.master_for(
+        primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
             settings.redis_sentinel_service,
             password=password,
             db=db,
             decode_responses=True,
             socket_connect_timeout=timeout,
         )
+        return primary
     kwargs: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": timeout}
     if password is not None:
         kwargs["password"] = password

@@ -383,6 +383,22 @@ class Table:
 
         return store.call(read)
 
+    def assignments(self) -> dict[int, list[str]]:
+        """For each list assigned to a campaign, the campaigns' names (sorted)."""
+
+        def read() -> dict[int, list[str]]:
+            names = sorted(self.r.smembers(self.keys.campaigns))
+            pipe = self.r.pipeline(transaction=False)
+            for name in names:
+                pipe.smembers(self.keys.campaign(name))
+            out: dict[int, list[str]] = {}
+            for name, ids in zip(names, pipe.execute(), strict=True):
+                for list_id in ids:
+                    out.setdefault(int(list_id), []).append(name)
+            return out
+
+        return store.call(read)
+
     def campaign_names(self) -> list[str]:
         return sorted(store.call(lambda: self.r.smembers(self.keys.campaigns)))
 

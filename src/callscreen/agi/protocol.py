@@ -55,7 +55,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Final, NamedTuple
+from typing import Final
 
 from callscreen.decision import Decision, ScreenRequest
 from callscreen.errors import InvalidInput, ProtocolError
@@ -216,14 +216,14 @@ class AgiEnv:
 _KV, _BLANK, _JUNK = 1, 2, 3
 
 
-class _Line(NamedTuple):
-    kind: int  # _KV, _BLANK or _JUNK
-    raw: str
-    key: str = ""
-    value: str = ""
-
-
-_BLANK_LINE = _Line(_BLANK, "")
+#: A classified env line: (kind, raw line, key, value) — a plain tuple, the cheapest
+#: thing to build once per line.
+_Line = tuple[int, str, str, str]
+_KIND: Final = 0
+_RAW: Final = 1
+_KEYF: Final = 2
+_VALUE: Final = 3
+_BLANK_LINE: _Line = (_BLANK, "", "", "")
 
 
 def _classify(line: str) -> _Line:
@@ -231,8 +231,8 @@ def _classify(line: str) -> _Line:
         return _BLANK_LINE
     key, sep, value = line.partition(":")
     if not sep or not key.isidentifier():
-        return _Line(_JUNK, line)
-    return _Line(_KV, line, key, value[1:] if value.startswith(" ") else value)
+        return (_JUNK, line, "", "")
+    return (_KV, line, key, value[1:] if value.startswith(" ") else value)
 
 
 def _genuine_tail_start(rest: Sequence[_Line]) -> int:
@@ -248,9 +248,9 @@ def _genuine_tail_start(rest: Sequence[_Line]) -> int:
     last = _ARG_RANK_BASE * 10_000
     while start > 0:
         line = rest[start - 1]
-        if line.kind != _KV:
+        if line[_KIND] != _KV:
             break
-        rank = _TAIL_RANK.get(line.key, -1)  # -1: unknown key, tolerated (newer Asterisk)
+        rank = _TAIL_RANK.get(line[_KEYF], -1)  # -1: unknown key, tolerated (newer Asterisk)
         if rank is None:
             break
         if rank >= 0:
@@ -290,7 +290,7 @@ def _derive(items: list[_Line]) -> AgiEnv:
     """Fast path for the honest block (every key once, in Asterisk's order, the name
     on one line); anything else goes to :func:`_derive_careful`."""
     end = len(items)
-    while end and items[end - 1].kind == _BLANK:
+    while end and items[end - 1][_KIND] == _BLANK:
         end -= 1
     values: dict[str, str] = {}
     last = -1
@@ -318,12 +318,11 @@ def _derive(items: list[_Line]) -> AgiEnv:
 
 def _derive_careful(items: list[_Line]) -> AgiEnv:
     end = len(items)
-    while end and items[end - 1].kind == _BLANK:
+    while end and items[end - 1][_KIND] == _BLANK:
         end -= 1
     name_at = None
     for i in range(end):
-        item = items[i]
-        if item.key == NAME_KEY:
+        if items[i][_KEYF] == NAME_KEY:
             name_at = i
             break
     tainted = False
@@ -331,14 +330,14 @@ def _derive_careful(items: list[_Line]) -> AgiEnv:
     last_rank = -1
     name = ""
     for item in items[: end if name_at is None else name_at]:
-        if item.kind != _KV:
-            if item.kind == _JUNK:
-                raise ProtocolError(f"not an AGI environment line: {printable(item.raw)!r}")
+        kind, raw, key, value = item
+        if kind != _KV:
+            if kind == _JUNK:
+                raise ProtocolError(f"not an AGI environment line: {printable(raw)!r}")
             if name_at is not None:
                 raise ProtocolError("empty line before agi_calleridname")
             tainted = True
             continue
-        key = item.key
         if key in values:  # first occurrence wins
             tainted = True
             continue
@@ -347,21 +346,21 @@ def _derive_careful(items: list[_Line]) -> AgiEnv:
             if rank < last_rank:
                 tainted = True
             last_rank = max(last_rank, rank)
-        values[key] = item.value
+        values[key] = value
     if name_at is not None:
         rest = items[name_at + 1 : end]
         start = _genuine_tail_start(rest)
         if start:
             tainted = True
-            parts = [items[name_at].value, *(item.raw for item in rest[:start])]
+            parts = [items[name_at][_VALUE], *(item[_RAW] for item in rest[:start])]
             name = sanitize_value(" ".join(parts)).strip()[:MAX_NAME_CHARS]
         else:
-            name = sanitize_value(items[name_at].value).strip()[:MAX_NAME_CHARS]
+            name = sanitize_value(items[name_at][_VALUE]).strip()[:MAX_NAME_CHARS]
         values[NAME_KEY] = name
         for item in rest[start:]:
-            if item.key in values:
+            if item[_KEYF] in values:
                 tainted = True
-            values[item.key] = item.value  # the genuine tail wins
+            values[item[_KEYF]] = item[_VALUE]  # the genuine tail wins
     return _make_env(values, tainted)
 
 
@@ -395,7 +394,7 @@ def _make_env(values: dict[str, str], tainted: bool) -> AgiEnv:
 
 def looks_like_env_line(line: str) -> bool:
     """Whether ``line`` could belong to an environment block (``key: value`` or empty)."""
-    return _classify(line).kind != _JUNK
+    return _classify(line)[_KIND] != _JUNK
 
 
 # ---------------------------------------------------------------------- requests
@@ -759,7 +758,7 @@ class AgiSession:
     @property
     def env_lines(self) -> tuple[str, ...]:
         """Every environment line received, empty ones included."""
-        return tuple(item.raw for item in self._items)
+        return tuple(item[_RAW] for item in self._items)
 
     def feed(self, data: bytes) -> list[Event]:
         """Take bytes from the peer; return what they completed."""
@@ -779,16 +778,16 @@ class AgiSession:
                 self._items.append(item)
                 if not self._name_seen:
                     # Before the caller-ID name nothing is forgeable: fail fast on garbage.
-                    if item.kind == _JUNK:
+                    if item[_KIND] == _JUNK:
                         raise ProtocolError(f"not an AGI environment line: {printable(line)!r}")
-                    self._name_seen = item.key == NAME_KEY
+                    self._name_seen = item[_KEYF] == NAME_KEY
                 continue
             if line == "HANGUP" and not self._replies.in_block:
                 self.hungup = True
                 events.append(HangupReceived())
                 continue
             item = _classify(line)
-            if self.phase is Phase.READY or (not self._replies.in_block and item.kind != _JUNK):
+            if self.phase is Phase.READY or (not self._replies.in_block and item[_KIND] != _JUNK):
                 self._add(item)
                 self.late_lines += 1
                 amended = True

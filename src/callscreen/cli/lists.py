@@ -31,6 +31,8 @@ def render_list(view: ListView) -> None:
     console.print(f"  scope        {scope}")
     if view.campaigns:
         console.print(f"  campaigns    {', '.join(view.campaigns)}")
+    elif view.scope is Scope.CAMPAIGN:
+        console.print("  campaigns    none: the list applies to no call until assigned")
     if view.description:
         console.print(f"  description  {view.description}")
     console.print(f"  created      {view.created_at} by {view.created_by}")
