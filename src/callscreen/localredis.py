@@ -14,16 +14,17 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlparse
 
 import redis
 
+from callscreen import store
 from callscreen.config import Settings
 from callscreen.errors import StoreUnavailable
+from callscreen.redisclient import RedisTarget
 
 log = logging.getLogger("callscreen.localredis")
 
-_LOOPBACK = {"127.0.0.1", "localhost", "::1", ""}
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def server_binary() -> str:
@@ -44,7 +45,7 @@ class LocalRedis:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _reachable(self) -> bool:
-        client = redis.Redis.from_url(self.settings.redis_url, socket_connect_timeout=0.3)
+        client = store.connect(self.settings)
         try:
             client.ping()
             return True
@@ -59,15 +60,15 @@ class LocalRedis:
         """Start a private server unless the configured one answers; True if started."""
         if self.settings.redis_sentinels or self._reachable():
             return False
-        url = urlparse(self.settings.redis_url)
+        target = RedisTarget.from_url(self.settings.redis_url)
         datadir = Path(self.settings.local_redis_dir).resolve()
         datadir.mkdir(parents=True, exist_ok=True)
         args = [server_binary(), "--dir", str(datadir), "--appendonly", "yes",
                 "--appendfsync", "everysec", "--save", ""]  # fmt: skip
-        if url.scheme == "unix":
-            args += ["--port", "0", "--unixsocket", url.path, "--unixsocketperm", "700"]
-        elif url.scheme == "redis" and (url.hostname or "") in _LOOPBACK:
-            args += ["--bind", url.hostname or "127.0.0.1", "--port", str(url.port or 6379)]
+        if target.path is not None:
+            args += ["--port", "0", "--unixsocket", target.path, "--unixsocketperm", "700"]
+        elif not target.tls and target.host in _LOOPBACK:
+            args += ["--bind", target.host, "--port", str(target.port)]
         else:
             raise StoreUnavailable(
                 f"Redis at {self.settings.redis_url} does not answer, and a local one can "

@@ -28,7 +28,11 @@ log = logging.getLogger("callscreen.screening")
 
 LOOKUP = Script(resources.files("callscreen").joinpath("lookup.lua").read_text())
 
-_RESULT_OF = {Action.BLOCK: Result.BLOCKED, Action.LABEL: Result.LABELED, Action.ALLOW: Result.ALLOWED}
+_RESULT_OF = {
+    Action.BLOCK: Result.BLOCKED,
+    Action.LABEL: Result.LABELED,
+    Action.ALLOW: Result.ALLOWED,
+}
 _POLICY_RESULT = {
     AnonymousPolicy.ALLOW: Result.ALLOWED,
     AnonymousPolicy.LABEL: Result.LABELED,

@@ -15,38 +15,45 @@ import redis.sentinel
 
 from callscreen.config import Settings
 from callscreen.errors import StoreError, StoreUnavailable
+from callscreen.redisclient import RedisTarget, parse_host_port
 
 T = TypeVar("T")
 
 
 def connect(settings: Settings) -> redis.Redis:
-    """A redis-py client for the configured Redis (URL, or the Sentinel primary)."""
+    """A redis-py client for the configured Redis (URL, or the Sentinel primary).
+
+    The URL is read by the same :class:`RedisTarget` as the call path's client, so
+    both sides always reach the same server and database.
+    """
     timeout = settings.redis_connect_timeout_ms / 1000
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    target = RedisTarget.from_url(settings.redis_url, password=password)
+    common: dict[str, Any] = {
+        "decode_responses": True,
+        "socket_connect_timeout": timeout,
+        "username": target.username,
+        "password": target.password,
+        "db": target.db,
+    }
     if settings.redis_sentinels:
-        sentinels = []
-        for item in settings.redis_sentinels:
-            host, _, port = item.rpartition(":")
-            sentinels.append((host or item, int(port or 26379)))
         sentinel_kwargs: dict[str, Any] = {"socket_timeout": timeout}
         if settings.redis_sentinel_password:
             sentinel_kwargs["password"] = settings.redis_sentinel_password.get_secret_value()
-        db = redis.Redis.from_url(settings.redis_url).get_connection_kwargs().get("db", 0)
         sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
-            sentinels, sentinel_kwargs=sentinel_kwargs, socket_connect_timeout=timeout
+            [parse_host_port(item) for item in settings.redis_sentinels],
+            sentinel_kwargs=sentinel_kwargs,
         )
         primary: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
-            settings.redis_sentinel_service,
-            password=password,
-            db=db,
-            decode_responses=True,
-            socket_connect_timeout=timeout,
+            settings.redis_sentinel_service, **common
         )
         return primary
-    kwargs: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": timeout}
-    if password is not None:
-        kwargs["password"] = password
-    return redis.Redis.from_url(settings.redis_url, **kwargs)
+    if target.path is not None:
+        return redis.Redis(unix_socket_path=target.path, **common)
+    if target.tls:
+        common["ssl"] = True
+        common["ssl_ca_certs"] = target.ssl_ca_certs
+    return redis.Redis(host=target.host, port=target.port, **common)
 
 
 @contextlib.contextmanager
