@@ -561,8 +561,8 @@ def test_long_list_names_keep_result_label_and_number(name: str, reason: str) ->
 # ----------------------------------------------------------------------- requests
 
 
-def env_with(args: tuple[str, ...], **kw: str) -> bytes:
-    return build_env(args=args, callerid="+33111111111", extension="0612345678", **kw)
+def env_with(args: tuple[str, ...]) -> bytes:
+    return build_env(args=args, callerid="+33111111111", extension="0612345678")
 
 
 def test_screen_request_from_args() -> None:

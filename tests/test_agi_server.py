@@ -196,6 +196,36 @@ async def test_routes_are_extensible(server: AgiServer) -> None:
     assert result.variables == {"OPTOUT_DONE": "yes"}
 
 
+async def test_a_failing_handler_is_contained(
+    server: AgiServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(env: AgiEnv, call: CallInfo) -> Answer:
+        raise RuntimeError("bug")
+
+    server.routes["broken"] = broken
+    with caplog.at_level(logging.ERROR, logger="callscreen.agi"):
+        result = await asterisk(server).call(script="broken")
+    assert result.command_count == 0 and result.closed_by_server
+    assert any("AGI connection failed" in r.getMessage() for r in caplog.records)
+    await assert_still_serving(server)
+
+
+async def test_caller_gone_before_the_answer(
+    start_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = await start_server(StubScreener(delay=0.1), deadline_ms=1000)
+    with caplog.at_level(logging.INFO, logger="callscreen.agi"):
+        _, writer = await asyncio.open_connection(HOST, server.port)
+        writer.write(build_env(port=server.port, args=("inbound", "+1900")))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.3)
+    assert any('outcome="hangup before answer"' in r.getMessage() for r in caplog.records)
+    await assert_still_serving(server)
+
+
 async def test_many_concurrent_sessions(server: AgiServer) -> None:
     fake = asterisk(server)
     numbers = [f"+1900555{i:04d}" if i % 2 else f"+3312345{i:04d}" for i in range(300)]
@@ -429,13 +459,15 @@ async def test_over_max_connections_answers_the_fail_policy(
 
 async def test_close_lets_calls_in_flight_finish(start_server: ServerFactory) -> None:
     server = await start_server(StubScreener(delay=0.2), deadline_ms=1000)
+    port = server.port
     call = asyncio.create_task(asterisk(server).call(args=("inbound", "+19005550100")))
     await asyncio.sleep(0.05)
     await server.close(grace=2.0)
     result = await call
     assert result.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+    assert server.sockets == ()
     with pytest.raises(OSError):
-        await asyncio.open_connection(HOST, server.port if server.sockets else 1)
+        await asyncio.open_connection(HOST, port)
 
 
 async def test_close_cancels_what_outlives_the_grace(start_server: ServerFactory) -> None:

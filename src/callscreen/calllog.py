@@ -13,9 +13,11 @@ of ``logwrite.lua`` carrying every command of the batch:
 - ``HINCRBY`` of the day counters ``{cs}:log:c:DAY`` — outcome × direction × list ×
   campaign, days in the configured timezone. Every call is counted, logged or not,
   and the counters do not expire with the records (``counter_days``, 0 = kept);
-- ``ZINCRBY`` of the day's blocked/labeled numbers per campaign ``{cs}:log:b:DAY:C``
-  (for the top numbers and the lost/never-contacted split of the reports), at most
-  ``blocked_cap`` numbers a day and campaign, kept ``blocked_days``;
+- ``HINCRBY`` of the day's blocked (labeled) numbers per campaign,
+  ``{cs}:log:b:DAY:C:K`` (``l``), and ``HSET`` of the entry that decided in
+  ``{cs}:log:d:B``: for the top numbers and the lost/never-contacted split of the
+  reports. Integer fields in small bucketed hashes (listpacks): about 13 bytes a
+  number a day and campaign, kept ``blocked_days``;
 - ``HSETNX`` of the first-contact mark ``{cs}:fc:B`` of each number that got an
   allowed (or unscreened) call: the epoch milliseconds of its first contact, about
   15 bytes a number.
@@ -58,7 +60,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from callscreen.config import Settings
 from callscreen.decision import Decision, ScreenRequest
 from callscreen.errors import InvalidInput, StoreError
-from callscreen.keys import FIRST_CONTACT_BUCKETS, Keys, bucket_of
+from callscreen.keys import DAY_LISTED_BUCKETS, FIRST_CONTACT_BUCKETS, Keys, bucket_of
 from callscreen.model import Direction, Result
 from callscreen.redisclient import LeanRedis, Script
 
@@ -137,19 +139,23 @@ def parse_counter_field(text: str) -> tuple[Outcome, Direction, str, str] | None
         return None
 
 
-def blocked_member(result: Result, list_name: str, match: str, number: str) -> str:
-    """The member of a day's blocked-numbers set: result, list, entry, number."""
-    entry = "" if match == number else match
-    return f"{_RESULT_CODE[result]}\t{list_name}\t{entry}\t{number}"
+def decider_value(list_name: str, match: str, number: str) -> str:
+    """What ``{cs}:log:d:B`` keeps of the entry that blocked or labeled a number:
+    ``list TAB entry``, the entry empty when it is the number itself."""
+    return f"{list_name}\t{'' if match == number else match}"
 
 
-def parse_blocked_member(text: str) -> tuple[Result, str, str, str] | None:
-    """``(result, list, entry, number)`` of a blocked-numbers member."""
-    parts = text.split("\t", 3)
-    if len(parts) != 4 or parts[0] not in _CODE_RESULT:
-        return None
-    result, list_name, entry, number = parts
-    return _CODE_RESULT[result], list_name, entry or number, number
+def parse_decider(value: str, number: str) -> tuple[str, str]:
+    """``(list, entry)`` of a :func:`decider_value`."""
+    list_name, _, entry = value.partition("\t")
+    return list_name, entry or number
+
+
+def listed_location(
+    keys: Keys, day: str, campaign: str, labeled: bool, digits: str
+) -> tuple[str, str]:
+    """The hash and field counting a number's blocked (labeled) calls of a day."""
+    return keys.day_listed(day, campaign, labeled, int(digits) % DAY_LISTED_BUCKETS), digits
 
 
 def e164_digits(number: str) -> str | None:
@@ -258,8 +264,7 @@ class LogSettings:
     max_age_s: float = 0.0  # stream age bound; 0 = no age bound
     timezone: str = "UTC"
     counter_days: int = 0  # day counters expire this long after their last write; 0 = never
-    blocked_days: int = 400  # blocked-number sets expire after this; 0 = never
-    blocked_cap: int = 100_000  # numbers kept a day and campaign; 0 = no cap
+    blocked_days: int = 400  # the days' blocked/labeled numbers expire after this; 0 = never
     queue_max: int = 100_000
     batch_max: int = 256
     flush_interval_s: float = 0.05
@@ -272,7 +277,7 @@ class LogSettings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise InvalidInput(f"unknown timezone {self.timezone!r}") from exc
-        counts = (self.max_records, self.counter_days, self.blocked_days, self.blocked_cap)
+        counts = (self.max_records, self.counter_days, self.blocked_days)
         if min(counts) < 0 or self.max_age_s < 0:
             raise InvalidInput("log retention limits must not be negative")
         if self.queue_max < 1 or self.batch_max < 1:
@@ -300,7 +305,6 @@ class LogSettings:
             timezone=str(get("log_timezone", default.timezone)),
             counter_days=int(get("log_counter_days", default.counter_days)),
             blocked_days=int(get("log_blocked_days", default.blocked_days)),
-            blocked_cap=int(get("log_blocked_cap", default.blocked_cap)),
             queue_max=int(get("log_queue_max", default.queue_max)),
             batch_max=int(get("log_batch_max", default.batch_max)),
             flush_interval_s=float(get("log_flush_interval_ms", 50)) / 1000,

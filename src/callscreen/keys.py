@@ -25,13 +25,19 @@ The attempt log (:mod:`callscreen.calllog`; ``DAY`` is ``YYYYMMDD`` in the log's
 timezone, ``C`` a campaign name, ``""`` for calls with none, ``W`` a log writer id):
 
 ``{cs}:log``             stream one record per screened call, trimmed to the retention
-``{cs}:log:c:DAY``       hash   attempts of DAY: "result TAB direction TAB flag TAB list TAB
-                                campaign" -> count (exact; they outlive the records)
-``{cs}:log:b:DAY:C``     zset   blocked/labeled numbers of DAY in campaign C:
-                                "B|L TAB list TAB entry TAB number" -> attempts
+``{cs}:log:c:DAY``       hash   calls of DAY: "outcome TAB direction TAB list TAB campaign"
+                                -> count (exact; they outlive the records)
+``{cs}:log:b:DAY:C:K``   hash   numbers blocked on DAY in campaign C (K = number % 16):
+                                field E.164 digits -> attempts
+``{cs}:log:l:DAY:C:K``   hash   numbers labeled on DAY in campaign C, the same
+``{cs}:log:d:B``         hash   the entry that last blocked or labeled a number: field
+                                number // FIRST_CONTACT_BUCKETS -> "list TAB entry"
 ``{cs}:log:w:W``         string last batch log writer W applied (exactly-once flushes)
 ``{cs}:fc:B``            hash   first allowed contact of a number: field number //
                                 FIRST_CONTACT_BUCKETS -> epoch milliseconds
+
+(``reportfates.lua`` builds the ``fc``, ``log:d``, ``lists``, ``e`` and ``p`` names from
+the base, as ``lookup.lua`` does.)
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ SCHEMA_VERSION = "1"
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
+# a day's blocked (or labeled) numbers of a campaign: 16 hashes keep up to 8192 numbers
+# in listpacks (integer fields, a dozen bytes a number)
+DAY_LISTED_BUCKETS = 16
 
 
 @dataclass(frozen=True)
@@ -120,8 +129,13 @@ class Keys:
     def day_counters(self, day: str) -> str:
         return f"{self.base}:log:c:{day}"
 
-    def day_blocked(self, day: str, campaign: str) -> str:
-        return f"{self.base}:log:b:{day}:{campaign}"
+    def day_listed(self, day: str, campaign: str, labeled: bool, bucket: int) -> str:
+        """The numbers blocked (or labeled) on ``day`` in ``campaign``, one of
+        :data:`DAY_LISTED_BUCKETS` hashes."""
+        return f"{self.base}:log:{'l' if labeled else 'b'}:{day}:{campaign}:{bucket}"
+
+    def decider(self, bucket: int) -> str:
+        return f"{self.base}:log:d:{bucket}"
 
     def log_writer(self, writer: str) -> str:
         return f"{self.base}:log:w:{writer}"

@@ -26,6 +26,7 @@ exist for calls logged since the log was turned on.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ from callscreen.calllog import (
 from callscreen.config import Settings
 from callscreen.entries import entry_location
 from callscreen.errors import InvalidInput, InvalidNumber
-from callscreen.model import Direction, EntryRecord, Result
+from callscreen.model import Direction, Result
 from callscreen.numbers import EntryKey, parse_entry
 from callscreen.table import Table
 
@@ -226,19 +227,32 @@ def _pipelined(table: Table, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     return out
 
 
+HGET_MANY = """
+-- callscreen reports: many HGETs in one call. ARGV: key, field, key, field, ...
+local out = {}
+for i = 1, #ARGV, 2 do
+  out[#out + 1] = redis.call('HGET', ARGV[i], ARGV[i + 1])
+end
+return out
+"""
+HGET_CHUNK = 4000  # fields per script call: a few milliseconds of Redis at most
+
+
 def _hget_many(table: Table, locations: Sequence[tuple[str, str]]) -> list[str | None]:
-    """The values of many ``(hash, field)``: one ``HMGET`` per hash, pipelined."""
-    by_key: dict[str, list[int]] = {}
-    for index, (key, _field) in enumerate(locations):
-        by_key.setdefault(key, []).append(index)
-    commands = [
-        ("HMGET", key, *(locations[i][1] for i in indexes)) for key, indexes in by_key.items()
-    ]
-    replies = _pipelined(table, commands)
-    values: list[str | None] = [None] * len(locations)
-    for indexes, reply in zip(by_key.values(), replies, strict=True):
-        for index, value in zip(indexes, reply, strict=True):
-            values[index] = value
+    """The values of many ``(hash, field)``: a read-only script per :data:`HGET_CHUNK`
+    fields, the calls pipelined. (Marks and entries are spread over thousands of
+    bucket hashes by design: one command each would cost the client far more.)"""
+    script = table.r.register_script(HGET_MANY)
+    sha = script.sha
+    commands = []
+    for start in range(0, len(locations), HGET_CHUNK):
+        args = [part for location in locations[start : start + HGET_CHUNK] for part in location]
+        commands.append(("EVALSHA", sha, 1, table.keys.meta, *args))
+    if commands:
+        store.call(partial(table.r.script_load, HGET_MANY))
+    values: list[str | None] = []
+    for reply in _pipelined(table, commands):
+        values.extend(reply)
     return values
 
 
@@ -302,9 +316,15 @@ def build_report(
             o = outcome.value
             totals[o] += n
             per_day[o] += n
-            by_direction.setdefault(direction.value, zero_counts())[o] += n
-            by_list.setdefault(list_name, zero_counts())[o] += n
-            by_campaign.setdefault(camp, zero_counts())[o] += n
+            for table_, key in (
+                (by_direction, direction.value),
+                (by_list, list_name),
+                (by_campaign, camp),
+            ):
+                counts = table_.get(key)
+                if counts is None:
+                    counts = table_[key] = zero_counts()
+                counts[o] += n
             if outcome in (Outcome.BLOCKED, Outcome.LABELED):
                 listed_campaigns.add(camp)
         listed_sets += [(dkey, camp) for camp in sorted(listed_campaigns)]
@@ -312,19 +332,7 @@ def build_report(
     listed = _read_listed(table, listed_sets)
     top_blocked = _top(listed, Result.BLOCKED, top)
     top_labeled = _top(listed, Result.LABELED, top)
-    fates = _fates(table, listed)
-    groups: dict[str, list[NumberFate]] = {
-        Fate.LOST: [],
-        Fate.NEVER_CONTACTED: [],
-        Fate.UNKNOWN: [],
-    }
-    for fate in fates:
-        groups[fate.fate].append(fate)
-    for rows_ in groups.values():
-        rows_.sort(key=lambda f: (-f.attempts, f.number))
-
-    def cut(rows_: list[NumberFate]) -> tuple[NumberFate, ...]:
-        return tuple(rows_[:max_numbers] if max_numbers else rows_)
+    fates = _fates(table, listed, max_numbers)
 
     notes = []
     if dropped:
@@ -353,13 +361,13 @@ def build_report(
         by_campaign=dict(sorted(by_campaign.items())),
         top_blocked=top_blocked,
         top_labeled=top_labeled,
-        lost=cut(groups[Fate.LOST]),
-        never_contacted=cut(groups[Fate.NEVER_CONTACTED]),
-        unknown=cut(groups[Fate.UNKNOWN]),
+        lost=fates[Fate.LOST][1],
+        never_contacted=fates[Fate.NEVER_CONTACTED][1],
+        unknown=fates[Fate.UNKNOWN][1],
         listed_numbers=len(listed),
-        lost_count=len(groups[Fate.LOST]),
-        never_contacted_count=len(groups[Fate.NEVER_CONTACTED]),
-        unknown_count=len(groups[Fate.UNKNOWN]),
+        lost_count=fates[Fate.LOST][0],
+        never_contacted_count=fates[Fate.NEVER_CONTACTED][0],
+        unknown_count=fates[Fate.UNKNOWN][0],
         dropped=dropped,
         uncounted=uncounted,
         notes=tuple(notes),
@@ -367,56 +375,100 @@ def build_report(
 
 
 def _read_listed(table: Table, sets: Sequence[tuple[str, str]]) -> dict[str, _Listed]:
+    """The blocked-number sets of the range, summed: number -> attempts and entries."""
     keys = table.keys
     replies = _pipelined(
         table,
         [("ZRANGE", keys.day_blocked(day, camp), 0, -1, "WITHSCORES") for day, camp in sets],
     )
-    listed: dict[str, _Listed] = {}
+    # Sum by member first (the same member recurs day after day), parse each once.
+    summed: dict[str, int] = {}
+    get = summed.get
     for reply in replies:
-        for i in range(0, len(reply or ()), 2):
-            parsed = parse_blocked_member(reply[i])
-            if parsed is None:
-                continue
-            result, list_name, entry, number = parsed
-            row = listed.get(number)
-            if row is None:
-                row = listed[number] = _Listed()
-            row.attempts[result] = row.attempts.get(result, 0) + int(float(reply[i + 1]))
-            row.entries.add((list_name, entry))
+        if reply:
+            it = iter(reply)
+            for member, score in zip(it, it, strict=True):
+                summed[member] = get(member, 0) + _score(score)
+    listed: dict[str, _Listed] = {}
+    for member, n in summed.items():
+        parsed = parse_blocked_member(member)
+        if parsed is None:
+            continue
+        result, list_name, entry, number = parsed
+        row = listed.get(number)
+        if row is None:
+            row = listed[number] = _Listed()
+        row.attempts[result] = row.attempts.get(result, 0) + n
+        row.entries.add((list_name, entry))
     return listed
 
 
+def _score(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
+
+
 def _top(listed: dict[str, _Listed], result: Result, limit: int) -> tuple[TopNumber, ...]:
-    rows = [
-        (row.attempts[result], number, row)
-        for number, row in listed.items()
-        if row.attempts.get(result)
-    ]
-    rows.sort(key=lambda item: (-item[0], item[1]))
+    best = heapq.nsmallest(
+        max(0, limit),
+        (
+            (-row.attempts[result], number)
+            for number, row in listed.items()
+            if result in row.attempts
+        ),
+    )
     return tuple(
-        TopNumber(number, result, attempts, tuple(sorted({name for name, _ in row.entries})))
-        for attempts, number, row in rows[: max(0, limit)]
+        TopNumber(
+            number,
+            result,
+            -negative,
+            tuple(sorted({name for name, _ in listed[number].entries})),
+        )
+        for negative, number in best
     )
 
 
-def _fates(table: Table, listed: dict[str, _Listed]) -> list[NumberFate]:
-    """Lost / never contacted / unknown for each listed number (point reads only)."""
-    if not listed:
-        return []
+def _fates(
+    table: Table, listed: dict[str, _Listed], max_numbers: int
+) -> dict[str, tuple[int, tuple[NumberFate, ...]]]:
+    """Lost / never contacted / unknown: for each group, its exact count and its first
+    ``max_numbers`` rows (most attempts first; 0: all). Point reads only."""
+    groups: dict[str, list[tuple[int, str, float | None, float | None, str, str]]] = {
+        Fate.LOST: [],
+        Fate.NEVER_CONTACTED: [],
+        Fate.UNKNOWN: [],
+    }
+    if listed:
+        _classify(table, listed, groups)
+    out = {}
+    for fate, rows in groups.items():
+        chosen = heapq.nsmallest(max_numbers, rows) if max_numbers else sorted(rows)
+        out[fate] = (
+            len(rows),
+            tuple(
+                NumberFate(number, fate, -negative, list_name, entry, at, contact)
+                for negative, number, at, contact, list_name, entry in chosen
+            ),
+        )
+    return out
+
+
+def _classify(
+    table: Table,
+    listed: dict[str, _Listed],
+    groups: dict[str, list[tuple[int, str, float | None, float | None, str, str]]],
+) -> None:
     keys = table.keys
     numbers = list(listed)
-    mark_locations = []
-    for number in numbers:
-        digits = e164_digits(number)
-        mark_locations.append(first_contact_location(keys, digits or "0"))
-    marks = _hget_many(table, mark_locations)
+    marks = _hget_many(
+        table, [first_contact_location(keys, e164_digits(n) or "0") for n in numbers]
+    )
 
-    list_ids = {
-        name: int(list_id)
-        for name, list_id in store.call(lambda: table.r.hgetall(keys.lists)).items()
-    }
-    entries = sorted({pair for row in listed.values() for pair in row.entries})
+    names = store.call(partial(table.r.hgetall, keys.lists))
+    list_ids = {name: int(list_id) for name, list_id in names.items()}
+    entries = list({pair for row in listed.values() for pair in row.entries})
     locations: list[tuple[str, str]] = []
     located: list[tuple[str, str]] = []
     for list_name, entry in entries:
@@ -426,52 +478,43 @@ def _fates(table: Table, listed: dict[str, _Listed]) -> list[NumberFate]:
             continue
         locations.append(entry_location(table, list_id, key))
         located.append((list_name, entry))
-    raws = _hget_many(table, locations)
     batch_of: dict[tuple[str, str], int] = {}
-    for pair, raw in zip(located, raws, strict=True):
+    for pair, raw in zip(located, _hget_many(table, locations), strict=True):
         if raw:
-            try:
-                batch_of[pair] = EntryRecord.decode(raw).batch
-            except (KeyError, ValueError):
-                continue
+            # the record is "status;batch;..." (model.EntryRecord): only the batch is needed
+            _status, _sep, rest = raw.partition(";")
+            batch_id = rest.partition(";")[0]
+            if batch_id.isdigit():
+                batch_of[pair] = int(batch_id)
     batches = table.batches(list(set(batch_of.values())))
-    set_at: dict[tuple[str, str], float] = {
-        pair: batches[bid].at
-        for pair, bid in batch_of.items()
-        if bid in batches and batches[bid].at
-    }
+    set_at: dict[tuple[str, str], float] = {}
+    for pair, bid in batch_of.items():
+        batch = batches.get(bid)
+        if batch is not None and batch.at:
+            set_at[pair] = batch.at
 
-    fates = []
+    lost = groups[Fate.LOST].append
+    never = groups[Fate.NEVER_CONTACTED].append
+    unknown = groups[Fate.UNKNOWN].append
     for number, mark in zip(numbers, marks, strict=True):
         row = listed[number]
-        first_contact = int(mark) / 1000 if mark and e164_digits(number) else None
-        known = sorted((at, pair) for pair in row.entries if (at := set_at.get(pair)) is not None)
+        # the entry that blacklisted it first (the lowest pair when none is known)
+        known = [(at, pair) for pair in row.entries if (at := set_at.get(pair)) is not None]
+        blacklisted_at: float | None = None
         if known:
-            blacklisted_at: float | None = known[0][0]
-            list_name, entry = known[0][1]
+            blacklisted_at, first_pair = min(known)
         else:
-            blacklisted_at = None
-            list_name, entry = min(row.entries)
-        if first_contact is None:
-            fate = Fate.NEVER_CONTACTED
+            first_pair = min(row.entries)
+        contact = int(mark) / 1000 if mark else None
+        item = (-sum(row.attempts.values()), number, blacklisted_at, contact, *first_pair)
+        if contact is None:
+            never(item)
         elif blacklisted_at is None:
-            fate = Fate.UNKNOWN
-        elif first_contact < blacklisted_at:
-            fate = Fate.LOST
+            unknown(item)
+        elif contact < blacklisted_at:
+            lost(item)
         else:
-            fate = Fate.NEVER_CONTACTED
-        fates.append(
-            NumberFate(
-                number=number,
-                fate=fate,
-                attempts=sum(row.attempts.values()),
-                list_name=list_name,
-                entry=entry,
-                blacklisted_at=blacklisted_at,
-                first_contact=first_contact,
-            )
-        )
-    return fates
+            never(item)
 
 
 # -- the log ---------------------------------------------------------------------------------
