@@ -172,6 +172,12 @@ def first_contact_location(keys: Keys, digits: str) -> tuple[str, str]:
     return keys.first_contact(bucket), str(fieldno)
 
 
+def decider_location(keys: Keys, digits: str) -> tuple[str, str]:
+    """The hash and field of the entry that last blocked or labeled a number."""
+    bucket, fieldno = bucket_of(int(digits), FIRST_CONTACT_BUCKETS)
+    return keys.decider(bucket), str(fieldno)
+
+
 class DayClock:
     """Maps epoch seconds to the day key (``YYYYMMDD``) in one timezone, fast for
     times that fall in the same day as the previous one."""
@@ -713,7 +719,8 @@ class CallLog:
         node = self.node
         records: list[str | int] = []
         counters: dict[tuple[str, str], int] = {}
-        blocked: dict[tuple[str, str, str], int] = {}
+        listed: dict[tuple[str, str, bool, str], int] = {}  # (day, campaign, labeled, digits)
+        deciders: dict[str, str] = {}  # digits -> list TAB entry
         marks: dict[str, int] = dict(over.marks)
         log_allowed = s.log_allowed
         calls = 0
@@ -731,10 +738,11 @@ class CallLog:
             key = (day, f"{outcome.value}\t{direction.value}\t{list_name}\t{campaign}")
             counters[key] = counters.get(key, 0) + 1
             if result in _LISTED:
-                if number and not failed:
-                    member = blocked_member(result, list_name, decision.match, number)
-                    bkey = (day, campaign, member)
-                    blocked[bkey] = blocked.get(bkey, 0) + 1
+                digits = e164_digits(number) if list_name and not failed else None
+                if digits is not None:
+                    lkey = (day, campaign, result is Result.LABELED, digits)
+                    listed[lkey] = listed.get(lkey, 0) + 1
+                    deciders[digits] = decider_value(list_name, decision.match, number)
             elif result in _CONTACT:
                 digits = e164_digits(number)
                 if digits is not None:
@@ -788,15 +796,16 @@ class CallLog:
             for day in touched_days:
                 args += [3, "EXPIRE", keys.day_counters(day), counter_ttl]
         touched_sets: set[str] = set()
-        for (day, campaign, member), n in blocked.items():
-            zkey = keys.day_blocked(day, campaign)
-            args += [4, "ZINCRBY", zkey, n, member]
-            touched_sets.add(zkey)
-        for zkey in touched_sets:
-            if s.blocked_cap:
-                args += [4, "ZREMRANGEBYRANK", zkey, 0, -(s.blocked_cap + 1)]
-            if s.blocked_days:
-                args += [3, "EXPIRE", zkey, s.blocked_days * 86400]
+        for (day, campaign, labeled, digits), n in listed.items():
+            hkey = keys.day_listed(day, campaign, labeled, int(digits) % DAY_LISTED_BUCKETS)
+            args += [4, "HINCRBY", hkey, digits, n]
+            touched_sets.add(hkey)
+        if s.blocked_days:
+            for hkey in touched_sets:
+                args += [3, "EXPIRE", hkey, s.blocked_days * 86400]
+        for digits, value in deciders.items():
+            hkey, hfield = decider_location(keys, digits)
+            args += [4, "HSET", hkey, hfield, value]
         for digits, ms in marks.items():
             hkey, hfield = first_contact_location(keys, digits)
             args += [4, "HSETNX", hkey, hfield, ms]
