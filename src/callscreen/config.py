@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     node_name: str = ""
 
     log_level: str = "INFO"
+    log_calls: bool = Field(True, description="one INFO log line per call")
 
     @field_validator("redis_sentinels", "allowed_clients", mode="before")
     @classmethod

@@ -191,6 +191,9 @@ class _Connection(asyncio.Protocol):
         # the connection idle. Read only when a deadline is missed (stall detection).
         self.progress_at = 0.0
         self.lost: asyncio.Future[None] = loop.create_future()
+        # Commands issued in one event-loop iteration leave in one write: under load
+        # many concurrent calls share a syscall instead of paying one each.
+        self.outbox: list[bytes] = []
 
     # asyncio.Protocol
 
@@ -241,8 +244,20 @@ class _Connection(asyncio.Protocol):
         if not self.pending:
             self.progress_at = self.loop.time()
         self.pending.append(future)
-        self.transport.write(payload)
+        self._queue(payload)
         return future
+
+    def _queue(self, payload: bytes) -> None:
+        if not self.outbox:
+            self.loop.call_soon(self._flush)
+        self.outbox.append(payload)
+
+    def _flush(self) -> None:
+        outbox, self.outbox = self.outbox, []
+        transport = self.transport
+        # a transport lost meanwhile: connection_lost fails the pending futures
+        if transport is not None and not transport.is_closing():
+            transport.write(outbox[0] if len(outbox) == 1 else b"".join(outbox))
 
     async def roundtrip(self, commands: Sequence[tuple[Arg, ...]]) -> list[RespValue]:
         """Send commands in one write and return their replies (connect-time use)."""
@@ -253,7 +268,7 @@ class _Connection(asyncio.Protocol):
             futures.append(self.loop.create_future())
             self.pending.append(futures[-1])
         self.progress_at = self.loop.time()
-        self.transport.write(b"".join(encode_command(*command) for command in commands))
+        self._queue(b"".join(encode_command(*command) for command in commands))
         try:
             return [await future for future in futures]
         finally:

@@ -8,7 +8,6 @@ anonymous policy, the deadline and the fail policy — is here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -64,17 +63,22 @@ class Screener:
     async def screen(self, request: ScreenRequest) -> Decision:
         """The decision for one call, or the fail-policy answer within the deadline."""
         try:
-            async with asyncio.timeout(self.deadline):
-                return await self.decide(request)
-        except TimeoutError:
-            return self.fail_decision(request, "screening unavailable: timed out")
+            # The Redis call carries the deadline (one timer, no extra task or
+            # context manager on the call path); nothing else here waits.
+            return await self.decide(request, timeout=self.deadline)
         except CallscreenError as exc:
             return self.fail_decision(request, f"screening unavailable: {exc}")
         except Exception:
             log.exception("screening failed for %s", request.uniqueid or "?")
             return self.fail_decision(request, "screening unavailable: internal error")
 
-    async def decide(self, request: ScreenRequest, *, include_inactive: bool = False) -> Decision:
+    async def decide(
+        self,
+        request: ScreenRequest,
+        *,
+        include_inactive: bool = False,
+        timeout: float | None = None,
+    ) -> Decision:
         """The decision, raising :class:`CallscreenError` if Redis fails.
 
         With ``include_inactive`` the decision's ``matches`` also hold entries that are
@@ -94,7 +98,7 @@ class Screener:
                 _POLICY_RESULT[policy], reason=f"{number.reason} (anonymous policy: {policy})"
             )
         matches = await self.lookup(
-            number.digits, request.direction, request.campaign, include_inactive
+            number.digits, request.direction, request.campaign, include_inactive, timeout
         )
         winner = decide(matches)
         if winner is None:
@@ -109,7 +113,12 @@ class Screener:
         )
 
     async def lookup(
-        self, digits: str, direction: Direction, campaign: str, include_inactive: bool = False
+        self,
+        digits: str,
+        direction: Direction,
+        campaign: str,
+        include_inactive: bool = False,
+        timeout: float | None = None,
     ) -> tuple[Match, ...]:
         """Every entry matching ``digits`` in the lists applying to the call: one round trip."""
         now = time.time()
@@ -124,6 +133,7 @@ class Screener:
                 digits,
                 "1" if include_inactive else "0",
             ],
+            timeout=timeout,
         )
         return parse_matches(raw, now)
 

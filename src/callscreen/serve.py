@@ -61,6 +61,11 @@ async def serve(settings: Settings) -> None:
     try:
         await stopping.wait()
         await server.close(settings.shutdown_grace_s)
+        log.info(
+            "stopped: %d calls answered, %d Redis round trips",
+            server.calls,
+            screener.client.requests,
+        )
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

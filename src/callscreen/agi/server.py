@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
 
+from callscreen import optout
 from callscreen.agi.protocol import (
     AgiEnv,
     AgiSession,
@@ -116,11 +117,12 @@ class AgiServer:
     def __init__(self, settings: Settings, screener: ScreenerLike) -> None:
         self.settings = settings
         self.screener = screener
-        self.routes: dict[str, Handler] = {"screen": self.screen}
+        self.routes: dict[str, Handler] = {"screen": self.screen, "optout": self.optout}
         self.deadline = settings.deadline_ms / 1000
         self._networks = settings.client_networks()
         self._server: asyncio.Server | None = None
         self._connections: set[_AgiConnection] = set()
+        self.calls = 0  # calls answered (one log line each)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -191,6 +193,11 @@ class AgiServer:
     async def screen(self, env: AgiEnv, call: CallInfo) -> Answer:
         """The ``screen`` route: see :func:`screen_answer`."""
         return await screen_answer(self.screener, env, self.deadline, overloaded=call.overloaded)
+
+    async def optout(self, env: AgiEnv, call: CallInfo) -> Answer:
+        """The ``optout`` route: see :mod:`callscreen.optout`."""
+        decision, fields = await optout.answer(self.settings, self.screener, env)
+        return Answer(decision.variables(), fields)
 
 
 async def screen_answer(
@@ -473,9 +480,10 @@ class _AgiConnection(asyncio.Protocol):
     def _log_call(
         self, env: AgiEnv, answer: Answer, outcome: str, elapsed_ms: float | None = None
     ) -> None:
+        self.server.calls += 1
         if elapsed_ms is None:
             elapsed_ms = (time.perf_counter() - self.started) * 1000
-        if log.isEnabledFor(logging.INFO):
+        if self.server.settings.log_calls and log.isEnabledFor(logging.INFO):
             log.info("%s", format_call(env, answer, outcome, elapsed_ms))
 
 

@@ -1,0 +1,435 @@
+"""The gateway under load, against the obvious alternatives, in one run.
+
+    .venv/bin/python bench/bench_gateway.py [--entries 1000000] [--sessions 20000]
+
+What it does, all on loopback:
+
+1. starts a private redis-server and loads ``--entries`` entries into several lists
+   (block, label, allow, campaign-only, prefixes) with the CSV importer — the import
+   rate and Redis bytes per entry are printed, for entries that share their reason
+   and for entries that each have their own;
+2. starts ``callscreen serve`` in its own process (uvloop; the per-call log line off,
+   so the figure is for the screening path; ``--call-log`` turns it on) and drives it
+   with concurrent fake-Asterisk sessions (``tests/agiclient.py``): sessions/s at 64
+   concurrent, then latency at a paced 500 sessions/s;
+3. counts, for each decision, the Redis round trips (the gateway's own counter,
+   logged at shutdown) and the AGI commands (seen by the fake Asterisk);
+4. runs the same load against a naive gateway (the same FastAGI server, but one
+   Redis GET per candidate prefix, a key per entry) and the classic process-per-call
+   AGI entry point (``callscreen-agi``), and prints the ratios.
+
+Nothing here is asserted: it prints figures. The load generator, the gateway and Redis
+share this machine's cores, so absolute numbers are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.agiclient import FakeAsterisk, build_env  # noqa: E402
+from tests.redisproc import RedisProcess, free_port  # noqa: E402
+
+from callscreen.config import Settings  # noqa: E402
+from callscreen.importer import ImportOptions, import_file  # noqa: E402
+from callscreen.model import Action, Direction, Status  # noqa: E402
+from callscreen.services import Admin  # noqa: E402
+from callscreen.table import Table  # noqa: E402
+
+HOST = "127.0.0.1"
+REGION = "FR"
+
+
+# ------------------------------------------------------------------ the table
+
+
+@dataclass
+class Loaded:
+    entries: int = 0
+    seconds: float = 0.0
+    shared_bytes: float = 0.0
+    own_reason_bytes: float = 0.0
+    samples: dict[str, list[str]] = field(default_factory=dict)
+
+
+def used_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+def write_csv(path: Path, numbers: list[int], reasons: bool = False) -> None:
+    with path.open("w") as out:
+        if reasons:
+            out.write("number,reason\n")
+            for i, n in enumerate(numbers):
+                out.write(f"+{n},complaint ticket {i}\n")
+        else:
+            out.write("".join(f"+{n}\n" for n in numbers))
+
+
+def load_table(settings: Settings, client: redis.Redis, entries: int, tmp: Path) -> Loaded:
+    """Several lists, ``entries`` entries in all, through the CSV importer."""
+    rng = random.Random(7)
+    pool = rng.sample(range(33_600_000_000, 33_800_000_000), entries + 200_000)
+    exact = entries - 1000  # and 1,000 prefixes
+    split = {
+        "dnc": int(exact * 0.6),
+        "suspects": int(exact * 0.3),
+        "spring-dnc": int(exact * 0.08),
+    }
+    split["vip"] = exact - sum(split.values())
+    loaded = Loaded()
+    with Admin(settings) as admin:
+        admin.create_list("dnc", Action.BLOCK, Direction.BOTH)
+        admin.create_list("suspects", Action.LABEL, Direction.INBOUND)
+        admin.create_list("spring-dnc", Action.BLOCK, campaign_only=True)
+        admin.create_list("vip", Action.ALLOW)
+        admin.create_list("premium", Action.BLOCK)
+        admin.create_list("tickets", Action.BLOCK)
+        admin.assign("spring", ["spring-dnc"])
+    table = Table(settings)
+    options = ImportOptions(approve=Status.ACTIVE, reason="bulk load", by="bench")
+    before = used_memory(client)
+    offset = 0
+    started = time.perf_counter()
+    for name, count in split.items():
+        numbers = pool[offset : offset + count]
+        offset += count
+        path = tmp / f"{name}.csv"
+        write_csv(path, numbers)
+        import_file(table, name, str(path), options)
+        loaded.samples[name] = [f"+{n}" for n in numbers[:2000]]
+    # 1,000 prefixes: +3389x... premium-rate ranges
+    prefixes = [f"+3389{i:03d}*" for i in range(1000)]
+    path = tmp / "premium.csv"
+    path.write_text("\n".join(prefixes) + "\n")
+    import_file(table, "premium", str(path), options)
+    loaded.seconds = time.perf_counter() - started
+    loaded.entries = entries
+    loaded.shared_bytes = (used_memory(client) - before) / entries
+    loaded.samples["premium"] = [f"+3389{i:03d}1234" for i in range(1000)]
+    loaded.samples["none"] = [f"+{n}" for n in pool[offset : offset + 2000]]
+    # entries that each carry their own reason (one batch record each)
+    own = pool[offset + 2000 : offset + 2000 + 100_000]
+    path = tmp / "tickets.csv"
+    write_csv(path, own, reasons=True)
+    before = used_memory(client)
+    import_file(table, "tickets", str(path), options)
+    loaded.own_reason_bytes = (used_memory(client) - before) / len(own)
+    table.close()
+    return loaded
+
+
+def load_naive(client: redis.Redis, loaded: Loaded, entries: int) -> float:
+    """The naive schema in db 1: one key per entry, value ``list|action``."""
+    rng = random.Random(7)
+    pool = rng.sample(range(33_600_000_000, 33_800_000_000), entries + 200_000)
+    naive = redis.Redis(**{**client.connection_pool.connection_kwargs, "db": 1})
+    before = used_memory(naive)
+    pipe = naive.pipeline(transaction=False)
+    for i, n in enumerate(pool[:entries]):
+        pipe.set(str(n), "dnc|block")
+        if i % 10_000 == 0:
+            pipe.execute()
+    for i in range(1000):
+        pipe.set(f"3389{i:03d}*", "premium|block")
+    pipe.execute()
+    per_entry = (used_memory(naive) - before) / entries
+    naive.close()
+    return per_entry
+
+
+# ------------------------------------------------------------------ load
+
+
+@dataclass
+class Run:
+    name: str
+    sessions: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    commands: int = 0
+    max_commands: int = 0
+    errors: int = 0
+    results: dict[str, int] = field(default_factory=dict)
+    round_trips: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.sessions / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e6
+
+
+def workload(loaded: Loaded, n: int) -> list[tuple[str, ...]]:
+    """A mix of blocked, labeled, allowed, campaign and unlisted calls."""
+    rng = random.Random(11)
+    calls = []
+    kinds = ["dnc", "suspects", "spring-dnc", "vip", "premium", "none", "none", "none"]
+    for _ in range(n):
+        kind = rng.choice(kinds)
+        number = rng.choice(loaded.samples[kind])
+        direction = rng.choice(("inbound", "outbound"))
+        campaign = "spring" if kind == "spring-dnc" or rng.random() < 0.2 else ""
+        calls.append((direction, number, campaign) if campaign else (direction, number))
+    return calls
+
+
+async def one(fake: FakeAsterisk, args: tuple[str, ...], run: Run) -> None:
+    started = time.perf_counter()
+    try:
+        result = await fake.call(args=args)
+    except Exception:
+        run.errors += 1
+        return
+    run.latencies.append(time.perf_counter() - started)
+    run.commands += result.command_count
+    run.max_commands = max(run.max_commands, result.command_count)
+    value = result.variables.get("CALLSCREEN_RESULT", "?")
+    run.results[value] = run.results.get(value, 0) + 1
+
+
+async def saturate(port: int, calls: list[tuple[str, ...]], concurrency: int, name: str) -> Run:
+    # The saturated run counts commands without parsing them, to leave the cores to
+    # the gateway; the paced run parses every answer as Asterisk would.
+    fake = FakeAsterisk(HOST, port, parse=False, timeout=10)
+    run = Run(name)
+    queue = iter(calls)
+
+    async def worker() -> None:
+        for args in queue:
+            await one(fake, args, run)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    run.seconds = time.perf_counter() - started
+    run.sessions = len(run.latencies)
+    return run
+
+
+async def paced(port: int, calls: list[tuple[str, ...]], rate: float, name: str) -> Run:
+    fake = FakeAsterisk(HOST, port, parse=True, timeout=10)
+    run = Run(name)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tasks = []
+    for i, args in enumerate(calls):
+        delay = start + i / rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(fake, args, run)))
+    await asyncio.gather(*tasks)
+    run.seconds = loop.time() - start
+    run.sessions = len(run.latencies)
+    return run
+
+
+# ------------------------------------------------------------------ gateways
+
+
+class GatewayProcess:
+    """``callscreen serve`` (or the naive variant) in its own process."""
+
+    def __init__(self, env: dict[str, str], argv: list[str]) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "CALLSCREEN_LISTEN_PORT": str(self.port)}
+        self.argv = argv
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
+
+    def __enter__(self) -> GatewayProcess:
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with __import__("socket").create_connection((HOST, self.port), 0.2):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the gateway did not start:\n" + self.output())
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+    def cpu_seconds(self) -> float:
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def gateway_stats(text: str) -> tuple[int, int] | None:
+    found = re.search(r"stopped: (\d+) calls answered, (\d+) Redis round trips", text)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+async def classic_run(settings_env: dict[str, str], calls: list[tuple[str, ...]]) -> Run:
+    """``callscreen-agi`` as Asterisk runs a classic AGI: one process per call."""
+    exe = str(Path(sys.executable).with_name("callscreen-agi"))
+    env = {**os.environ, **settings_env}
+    run = Run("classic AGI (process per call)")
+    sem = asyncio.Semaphore(4)
+
+    async def one_call(args: tuple[str, ...]) -> None:
+        async with sem:
+            started = time.perf_counter()
+            proc = await asyncio.create_subprocess_exec(
+                exe, *args,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                env=env,
+            )  # fmt: skip
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(build_env(network=False, args=args))
+            await proc.stdin.drain()
+            line = await proc.stdout.readline()
+            proc.stdin.write(b"200 result=0\n")
+            await proc.stdin.drain()
+            proc.stdin.close()
+            await proc.wait()
+            if line.startswith(b"EXEC MSet"):
+                run.latencies.append(time.perf_counter() - started)
+                run.commands += 1
+                run.max_commands = 1
+            else:
+                run.errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_call(args) for args in calls))
+    run.seconds = time.perf_counter() - started
+    run.sessions = len(run.latencies)
+    return run
+
+
+# ------------------------------------------------------------------ report
+
+
+def show(runs: list[Run], base: Run) -> None:
+    print(
+        f"{'variant':44} {'sessions':>8} {'sess/s':>8} {'p50 µs':>8} {'p99 µs':>8} "
+        f"{'p99.9 µs':>9} {'redis/dec':>9} {'agi/dec':>7} {'ratio':>6}"
+    )
+    for run in runs:
+        rt = f"{run.round_trips:.2f}" if run.round_trips is not None else "-"
+        agi = f"{run.commands / run.sessions:.2f}" if run.sessions else "-"
+        ratio = f"{run.rate / base.rate:.2f}" if base.rate else "-"
+        print(
+            f"{run.name:44} {run.sessions:>8} {run.rate:>8.0f} {run.pct(0.5):>8.0f} "
+            f"{run.pct(0.99):>8.0f} {run.pct(0.999):>9.0f} {rt:>9} {agi:>7} {ratio:>6}"
+        )
+        if run.errors:
+            print(f"{'':44} errors: {run.errors}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--sessions", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--paced-rate", type=float, default=500.0)
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
+    parser.add_argument("--classic-sessions", type=int, default=100)
+    parser.add_argument("--call-log", action="store_true", help="per-call INFO log line on")
+    args = parser.parse_args()
+
+    try:
+        import uvloop
+
+        run_async = uvloop.run
+    except ImportError:
+        run_async = asyncio.run
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        server = RedisProcess(tmp / "redis")
+        server.start()
+        try:
+            client = redis.Redis(port=server.port)
+            settings_env = {
+                "CALLSCREEN_REDIS_URL": server.url,
+                "CALLSCREEN_DEFAULT_REGION": REGION,
+                "CALLSCREEN_LISTEN_HOST": HOST,
+                "CALLSCREEN_LOG_LEVEL": "INFO",  # for the shutdown statistics
+                "CALLSCREEN_LOG_CALLS": "true" if args.call_log else "false",
+                "CALLSCREEN_DEADLINE_MS": "1000",
+            }
+            settings = Settings(_env_file=None, redis_url=server.url, default_region=REGION)  # type: ignore[call-arg]
+            print(f"loading {args.entries:,} entries ...", flush=True)
+            loaded = load_table(settings, client, args.entries, tmp)
+            print(
+                f"import: {loaded.entries:,} entries in {loaded.seconds:.1f} s = "
+                f"{loaded.entries / loaded.seconds:,.0f} entries/s (CSV importer, approved)"
+            )
+            print(
+                f"redis memory: {loaded.shared_bytes:.1f} B/entry with a shared reason, "
+                f"{loaded.own_reason_bytes:.1f} B/entry with a reason of its own"
+            )
+            naive_bytes = load_naive(client, loaded, args.entries)
+            print(f"naive schema (key per entry): {naive_bytes:.1f} B/entry")
+
+            calls = workload(loaded, args.sessions)
+            paced_calls = workload(loaded, int(args.paced_rate * args.paced_seconds))
+            runs: list[Run] = []
+            serve = [sys.executable, "-m", "callscreen", "serve"]
+            log_state = "per-call log line on" if args.call_log else "per-call log line off"
+            with GatewayProcess(settings_env, serve) as gw:
+                run_async(saturate(gw.port, calls[:500], args.concurrency, "warm-up"))
+                cpu0 = gw.cpu_seconds()
+                sat = run_async(
+                    saturate(gw.port, calls, args.concurrency, f"callscreen ({log_state})")
+                )
+                cpu = gw.cpu_seconds() - cpu0
+                pace = run_async(
+                    paced(gw.port, paced_calls, args.paced_rate, f"  paced {args.paced_rate:.0f}/s")
+                )
+            stats = gateway_stats(gw.output())
+            if stats:
+                answered, trips = stats
+                sat.round_trips = pace.round_trips = trips / answered
+            runs += [sat, pace]
+            naive_argv = [sys.executable, str(ROOT / "bench" / "naive_gateway.py")]
+            with GatewayProcess(settings_env, naive_argv) as nv:
+                run_async(saturate(nv.port, calls[:500], args.concurrency, "warm-up"))
+                naive = run_async(
+                    saturate(nv.port, calls, args.concurrency, "naive (GET per candidate prefix)")
+                )
+            stats = gateway_stats(nv.output())
+            if stats:
+                naive.round_trips = stats[1] / stats[0]
+            runs.append(naive)
+            classic = run_async(classic_run(settings_env, calls[: args.classic_sessions]))
+            runs.append(classic)
+            print()
+            show(runs, sat)
+            print()
+            print(f"gateway CPU per session (saturated run): {cpu / sat.sessions * 1e6:.0f} µs")
+            print(f"results of the paced run: {dict(sorted(pace.results.items()))}")
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m callscreen``: the same as the ``callscreen`` command."""
+
+from callscreen.cli import main
+
+main()
