@@ -11,7 +11,7 @@ from datetime import date
 
 import pytest
 import redis
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callscreen.calllog import (
@@ -23,13 +23,15 @@ from callscreen.calllog import (
     LogSettings,
     Outcome,
     _Overflow,
-    blocked_member,
     clean,
     counter_field,
+    decider_location,
+    decider_value,
     first_contact_location,
+    listed_location,
     outcome_of,
-    parse_blocked_member,
     parse_counter_field,
+    parse_decider,
 )
 from callscreen.config import FailPolicy, Settings
 from callscreen.decision import Decision, ScreenRequest
@@ -106,6 +108,7 @@ def test_clean_drops_control_and_format_characters_and_bounds_length() -> None:
     assert clean("Zoë Ñ 电话", 80) == "Zoë Ñ 电话"
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])  # a loaded machine
 @given(
     number=st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True) | st.just(""),
     campaign=st.text(max_size=30),
@@ -153,19 +156,14 @@ def _with_id(rec: AttemptRecord) -> dict[str, object]:
     return values
 
 
-def test_counter_fields_and_blocked_members_round_trip() -> None:
+def test_counter_fields_and_deciders_round_trip() -> None:
     field = counter_field(Outcome.UNAVAILABLE, OUT, "", "camp: A|B")
     assert parse_counter_field(field) == (Outcome.UNAVAILABLE, OUT, "", "camp: A|B")
     assert parse_counter_field(DROPPED_FIELD) is None
-    member = blocked_member(Result.LABELED, "spam", "+3312345678", "+3312345678")
-    assert member == "L\tspam\t\t+3312345678"  # an exact entry is not stored twice
-    assert parse_blocked_member(member) == (Result.LABELED, "spam", "+3312345678", "+3312345678")
-    assert parse_blocked_member(blocked_member(Result.BLOCKED, "d", "+33*", "+331")) == (
-        Result.BLOCKED,
-        "d",
-        "+33*",
-        "+331",
-    )
+    value = decider_value("spam", "+3312345678", "+3312345678")
+    assert value == "spam\t"  # an exact entry is not stored twice
+    assert parse_decider(value, "+3312345678") == ("spam", "+3312345678")
+    assert parse_decider(decider_value("d", "+33*", "+331"), "+331") == ("d", "+33*")
     assert outcome_of(Result.BLOCKED, True) is Outcome.UNAVAILABLE
     assert outcome_of(Result.BLOCKED, False) is Outcome.BLOCKED
     assert outcome_of(Result.UNSCREENED, True) is Outcome.UNSCREENED
@@ -195,6 +193,25 @@ def test_log_settings_validate_and_default_from_settings() -> None:
     ls = LogSettings.from_settings(make_settings("redis://127.0.0.1:1/0", node_name="gw-2"))
     assert ls.enabled and ls.log_allowed and ls.timezone == "UTC"
     assert ls.node_name == "gw-2" and ls.key_tag == "cs"
+    ls = LogSettings.from_settings(
+        Settings(
+            _env_file=None,
+            key_tag="t",
+            calllog_allowed=False,
+            calllog_timezone="Europe/Paris",
+            calllog_max_records=5000,
+            calllog_max_age_days=2,
+            calllog_flush_interval_ms=20,
+        )
+    )
+    assert (ls.log_allowed, ls.timezone, ls.max_records, ls.key_tag) == (
+        False,
+        "Europe/Paris",
+        5000,
+        "t",
+    )
+    assert (ls.max_age_s, ls.flush_interval_s) == (2 * 86400, 0.02)
+    assert ls.node_name  # the host name when node_name is empty
 
 
 # -- the writer ------------------------------------------------------------------------------
@@ -250,11 +267,14 @@ async def test_every_call_is_counted_and_logged_with_its_details(
         "BLOCKED_UNAVAILABLE\toutbound\t\tautumn": 1,
     }
     day = today()
-    assert r.zrange(KEYS.day_blocked(day, "spring"), 0, -1, withscores=True) == [
-        ("B\tdnc\t\t+33123456789", 1.0)
-    ]
-    assert r.zrange(KEYS.day_blocked(day, ""), 0, -1) == ["L\tspam\t+339*\t+33999000000"]
-    assert r.exists(KEYS.day_blocked(day, "autumn")) == 0  # failed blocks are not list blocks
+    key, member = listed_location(KEYS, day, "spring", False, "33123456789")
+    assert r.zrange(key, 0, -1, withscores=True) == [(member, 1.0)]
+    key, member = listed_location(KEYS, day, "", True, "33999000000")
+    assert r.zrange(key, 0, -1, withscores=True) == [(member, 1.0)]
+    assert r.hget(*decider_location(KEYS, "33123456789")) == "dnc\t"
+    assert r.hget(*decider_location(KEYS, "33999000000")) == "spam\t+339*"
+    # failed blocks are not list blocks
+    assert r.keys(KEYS.day_listed(day, "autumn", False, 0)[:-1] + "*") == []
     assert calllog.stats().written == 5 and calllog.stats().dropped == 0
 
 
@@ -301,19 +321,19 @@ async def test_a_batch_sent_twice_is_applied_once(calllog: CallLog, r: redis.Red
     await calllog._apply(batch)  # the reply was lost: the writer sends it again
     assert counters(r) == {"BLOCKED\tinbound\tdnc\ta": 3}
     assert r.xlen(KEYS.attempt_log) == 3
-    assert r.zscore(KEYS.day_blocked(today(), "a"), "B\tdnc\t\t+33123456789") == 3
+    assert r.zscore(*listed_location(KEYS, today(), "a", False, "33123456789")) == 3
 
 
 async def test_a_key_of_the_wrong_type_does_not_stop_the_batch(
     calllog: CallLog, r: redis.Redis
 ) -> None:
-    r.set(KEYS.day_blocked(today(), "a"), "someone else's string")
+    r.set(listed_location(KEYS, today(), "a", False, "33123456789")[0], "someone else's string")
     calllog.record(ScreenRequest("+33123456789", IN, "a"), blocked("+33123456789"), 0)
     calllog.record(ScreenRequest("+33123456788", IN, "a"), allowed("+33123456788"), 0)
     assert await calllog.flush()
     assert counters(r) == {"BLOCKED\tinbound\tdnc\ta": 1, "ALLOWED\tinbound\t\ta": 1}
     assert r.xlen(KEYS.attempt_log) == 2
-    assert calllog.stats().refused == 2  # ZINCRBY and the trim of that set
+    assert calllog.stats().refused == 1
 
 
 async def test_retention_holds_under_load_and_counters_stay_exact(
@@ -376,17 +396,27 @@ async def test_age_retention_trims_old_records_and_keeps_counters(
     assert sum(sum(counters(r, day).values()) for day in days) == 501
 
 
-async def test_blocked_numbers_per_day_are_capped(redis_url: str, r: redis.Redis) -> None:
-    log = make_log(redis_url, blocked_cap=10)
+async def test_blocked_numbers_of_a_day_are_compact_and_expire(
+    redis_url: str, r: redis.Redis
+) -> None:
+    log = make_log(redis_url, blocked_days=30)
     log.start()
-    for i in range(50):
-        for _ in range(i % 5 + 1):
-            log.record(ScreenRequest(f"+336130{i:05d}", IN, "a"), blocked(f"+336130{i:05d}"), 0)
+    numbers = 4000
+    for i in range(numbers):
+        for _ in range(i % 3 + 1):
+            number = f"+336130{i:05d}"
+            log.record(ScreenRequest(number, IN, "a"), blocked(number), 0)
     await log.stop()
-    key = KEYS.day_blocked(today(), "a")
-    assert r.zcard(key) == 10
-    assert r.ttl(key) > 300 * 86400
-    assert sum(counters(r).values()) == sum(i % 5 + 1 for i in range(50))
+    day = today()
+    keys = [KEYS.day_listed(day, "a", False, bucket) for bucket in range(32)]
+    assert sum(r.zcard(key) for key in keys) == numbers
+    encodings = {r.object("encoding", key) for key in keys}
+    assert encodings in ({"listpack"}, {"ziplist"})  # Redis 7 or 6: the compact one
+    assert all(29 * 86400 < r.ttl(key) <= 30 * 86400 for key in keys)
+    used = sum(r.memory_usage(key) or 0 for key in keys)  # type: ignore[misc]
+    assert used / numbers < 20  # bytes a number a day and campaign
+    assert r.zscore(*listed_location(KEYS, day, "a", False, "33613000005")) == 3
+    assert sum(counters(r).values()) == sum(i % 3 + 1 for i in range(numbers))
 
 
 async def test_counters_expire_only_when_configured(redis_url: str, r: redis.Redis) -> None:
@@ -417,12 +447,10 @@ async def test_redis_down_queues_then_drops_and_counts_never_blocking(
     private_redis.kill()
 
     calls = 1000
-    started = time.perf_counter()
-    for i in range(calls):
+    for i in range(calls):  # record() is synchronous: it cannot wait for Redis
         number = f"+336140{i:05d}"
         decision = blocked(number) if i % 2 else allowed(number)
         log.record(ScreenRequest(number, IN, "a"), decision, 0)
-    assert time.perf_counter() - started < 0.5  # O(1) appends, no waiting on Redis
     await asyncio.sleep(0.3)  # the writer tries, fails, waits
     stats = log.stats()
     assert stats.flush_failures >= 1 and stats.last_error
@@ -454,9 +482,7 @@ async def test_stop_with_redis_down_gives_up_in_time_and_counts_what_is_left(
     private_redis.kill()
     for i in range(20):
         log.record(ScreenRequest(f"+336150{i:05d}", IN), allowed(f"+336150{i:05d}"), 0)
-    started = time.perf_counter()
-    await log.stop(timeout=0.5)
-    assert time.perf_counter() - started < 2
+    await asyncio.wait_for(log.stop(timeout=0.5), 5)  # gives up rather than hang
     assert log.stats().dropped == 20
 
 

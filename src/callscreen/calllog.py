@@ -13,11 +13,11 @@ of ``logwrite.lua`` carrying every command of the batch:
 - ``HINCRBY`` of the day counters ``{cs}:log:c:DAY`` — outcome × direction × list ×
   campaign, days in the configured timezone. Every call is counted, logged or not,
   and the counters do not expire with the records (``counter_days``, 0 = kept);
-- ``HINCRBY`` of the day's blocked (labeled) numbers per campaign,
+- ``ZINCRBY`` of the day's blocked (labeled) numbers per campaign,
   ``{cs}:log:b:DAY:C:K`` (``l``), and ``HSET`` of the entry that decided in
   ``{cs}:log:d:B``: for the top numbers and the lost/never-contacted split of the
-  reports. Integer fields in small bucketed hashes (listpacks): about 13 bytes a
-  number a day and campaign, kept ``blocked_days``;
+  reports. Integer members in small bucketed sorted sets (listpacks): about 13 bytes
+  a number a day and campaign, kept ``blocked_days``;
 - ``HSETNX`` of the first-contact mark ``{cs}:fc:B`` of each number that got an
   allowed (or unscreened) call: the epoch milliseconds of its first contact, about
   15 bytes a number.
@@ -76,6 +76,7 @@ MAX_NUMBER = 64
 OVERFLOW_KEYS = 10_000  # aggregated counters and marks kept while the queue is full
 SLOT_S = 900  # overflow time slots: every timezone offset is a multiple of 15 minutes
 WRITER_TTL_S = 7 * 86400  # how long a writer's last-batch mark outlives its last flush
+MAX_IN_FLIGHT = 100_000  # LoggedScreener's start times of calls being screened
 DROPPED_FIELD = "~dropped"
 UNCOUNTED_FIELD = "~uncounted"
 
@@ -154,7 +155,7 @@ def parse_decider(value: str, number: str) -> tuple[str, str]:
 def listed_location(
     keys: Keys, day: str, campaign: str, labeled: bool, digits: str
 ) -> tuple[str, str]:
-    """The hash and field counting a number's blocked (labeled) calls of a day."""
+    """The sorted set and member counting a number's blocked (labeled) calls of a day."""
     return keys.day_listed(day, campaign, labeled, int(digits) % DAY_LISTED_BUCKETS), digits
 
 
@@ -297,23 +298,18 @@ class LogSettings:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LogSettings:
-        """Built from the ``log_*`` fields of the settings (defaults where absent)."""
-        default = cls()
-
-        def get(name: str, fallback: Any) -> Any:
-            return getattr(settings, name, fallback)
-
+        """Built from the ``calllog_*`` fields of the settings."""
         return cls(
-            enabled=bool(get("log_enabled", default.enabled)),
-            log_allowed=bool(get("log_allowed", default.log_allowed)),
-            max_records=int(get("log_max_records", default.max_records)),
-            max_age_s=float(get("log_max_age_days", 0.0)) * 86400,
-            timezone=str(get("log_timezone", default.timezone)),
-            counter_days=int(get("log_counter_days", default.counter_days)),
-            blocked_days=int(get("log_blocked_days", default.blocked_days)),
-            queue_max=int(get("log_queue_max", default.queue_max)),
-            batch_max=int(get("log_batch_max", default.batch_max)),
-            flush_interval_s=float(get("log_flush_interval_ms", 50)) / 1000,
+            enabled=settings.calllog_enabled,
+            log_allowed=settings.calllog_allowed,
+            max_records=settings.calllog_max_records,
+            max_age_s=settings.calllog_max_age_days * 86400,
+            timezone=settings.calllog_timezone,
+            counter_days=settings.calllog_counter_days,
+            blocked_days=settings.calllog_blocked_days,
+            queue_max=settings.calllog_queue_max,
+            batch_max=settings.calllog_batch_max,
+            flush_interval_s=settings.calllog_flush_interval_ms / 1000,
             key_tag=settings.key_tag,
             node=settings.node_name,
         )
@@ -539,7 +535,8 @@ class CallLog:
     # -- the call path ---------------------------------------------------------------------
 
     def record(self, request: ScreenRequest, decision: Decision, elapsed_s: float) -> None:
-        """Queue one decision for the log. O(1), never blocks, never raises."""
+        """Queue one decision for the log. O(1), never blocks, never raises; call it
+        from the event loop's thread."""
         queue = self._queue
         if len(queue) < self._limit:
             queue.append((self.clock(), request, decision, elapsed_s))
@@ -798,7 +795,7 @@ class CallLog:
         touched_sets: set[str] = set()
         for (day, campaign, labeled, digits), n in listed.items():
             hkey = keys.day_listed(day, campaign, labeled, int(digits) % DAY_LISTED_BUCKETS)
-            args += [4, "HINCRBY", hkey, digits, n]
+            args += [4, "ZINCRBY", hkey, n, digits]
             touched_sets.add(hkey)
         if s.blocked_days:
             for hkey in touched_sets:
@@ -838,6 +835,8 @@ class LoggedScreener:
 
     async def screen(self, request: ScreenRequest) -> Decision:
         started = time.perf_counter()
+        if len(self._started) >= MAX_IN_FLIGHT:
+            self._started.clear()  # calls cancelled without a fail decision (shutdown)
         self._started[request] = started
         decision = await self.screener.screen(request)  # cancelled: fail_decision follows
         self._started.pop(request, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 from enum import StrEnum
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,6 +83,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_calls: bool = Field(True, description="one INFO log line per call")
 
+    # Attempt log (every screening decision, for reports)
+    calllog_enabled: bool = True
+    calllog_allowed: bool = Field(True, description="keep allowed calls in the log too")
+    calllog_max_records: int = Field(1_000_000, ge=0, description="0: no count bound")
+    calllog_max_age_days: float = Field(0.0, ge=0, description="0: no age bound")
+    calllog_timezone: str = Field("UTC", description="days of the per-day counters")
+    calllog_counter_days: int = Field(0, ge=0, description="0: keep counters for ever")
+    calllog_blocked_days: int = Field(400, ge=0)
+    calllog_queue_max: int = Field(100_000, ge=1)
+    calllog_batch_max: int = Field(256, ge=1)
+    calllog_flush_interval_ms: int = Field(50, ge=1)
+
     @field_validator("redis_sentinels", "allowed_clients", mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -91,6 +104,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("calllog_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
 
     @field_validator("allowed_clients")
     @classmethod

@@ -27,9 +27,9 @@ timezone, ``C`` a campaign name, ``""`` for calls with none, ``W`` a log writer 
 ``{cs}:log``             stream one record per screened call, trimmed to the retention
 ``{cs}:log:c:DAY``       hash   calls of DAY: "outcome TAB direction TAB list TAB campaign"
                                 -> count (exact; they outlive the records)
-``{cs}:log:b:DAY:C:K``   hash   numbers blocked on DAY in campaign C (K = number % 16):
-                                field E.164 digits -> attempts
-``{cs}:log:l:DAY:C:K``   hash   numbers labeled on DAY in campaign C, the same
+``{cs}:log:b:DAY:C:K``   zset   numbers blocked on DAY in campaign C (K = number % 32):
+                                E.164 digits -> attempts (ZUNION sums them over days)
+``{cs}:log:l:DAY:C:K``   zset   numbers labeled on DAY in campaign C, the same
 ``{cs}:log:d:B``         hash   the entry that last blocked or labeled a number: field
                                 number // FIRST_CONTACT_BUCKETS -> "list TAB entry"
 ``{cs}:log:w:W``         string last batch log writer W applied (exactly-once flushes)
@@ -49,9 +49,9 @@ SCHEMA_VERSION = "1"
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
-# a day's blocked (or labeled) numbers of a campaign: 16 hashes keep up to 8192 numbers
-# in listpacks (integer fields, a dozen bytes a number)
-DAY_LISTED_BUCKETS = 16
+# a day's blocked (or labeled) numbers of a campaign: 32 sorted sets keep up to 4096
+# numbers in listpacks (zset-max-listpack-entries 128; integer members, ~13 bytes each)
+DAY_LISTED_BUCKETS = 32
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ class Keys:
 
     def day_listed(self, day: str, campaign: str, labeled: bool, bucket: int) -> str:
         """The numbers blocked (or labeled) on ``day`` in ``campaign``, one of
-        :data:`DAY_LISTED_BUCKETS` hashes."""
+        :data:`DAY_LISTED_BUCKETS` sorted sets."""
         return f"{self.base}:log:{'l' if labeled else 'b'}:{day}:{campaign}:{bucket}"
 
     def decider(self, bucket: int) -> str:
@@ -142,6 +142,14 @@ class Keys:
 
     def first_contact(self, bucket: int) -> str:
         return f"{self.base}:fc:{bucket}"
+
+    # -- outcome watcher (callscreen.ami) ----------------------------------------------------
+
+    def outcome_failures(self, digits: str) -> str:
+        return f"{self.base}:oc:n:{digits}"
+
+    def outcome_seen(self, uniqueid: str) -> str:
+        return f"{self.base}:oc:u:{uniqueid}"
 
 
 def bucket_of(number: int, buckets: int) -> tuple[int, int]:

@@ -5,20 +5,22 @@ A :class:`Report` covers whole days (in the log's timezone) and is built from wh
 
 - totals by outcome, direction, list, campaign and day: the day counters
   (``{cs}:log:c:DAY``), one ``HGETALL`` a day — exact, whatever the log retention;
-- top blocked/labeled numbers: the day's blocked-number sets (``{cs}:log:b:DAY:C``);
+- top blocked/labeled numbers: the days' blocked (labeled) numbers of each campaign
+  (``{cs}:log:b:DAY:C:K``, ``{cs}:log:l:DAY:C:K``), summed over the range;
 - **lost** vs **never contacted**: for each number blocked or labeled in the range,
   its first-contact mark (``{cs}:fc:B``: when it first got an allowed call) against
-  the time it was blacklisted — the time of the change that set the entry which
-  blocked it (the entry's batch record), the earliest one if several did. A number
+  the time it was blacklisted: the time of the change that set the entry which last
+  blocked or labeled it (``{cs}:log:d:B``, then that entry's batch record). A number
   contacted before that is *lost* (a lead the campaign had reached); one with no
-  contact before it is *never contacted*. When the entry is gone (list deleted) and
-  the number had been contacted, the order cannot be told: *unknown*.
+  contact before it is *never contacted*. When the entry is gone (its list deleted)
+  and the number had been contacted, the order cannot be told: *unknown*.
 
-Reads are point reads (``HMGET`` grouped by hash) of the numbers in the range, so a
-report costs in proportion to the days and to the distinct blocked/labeled numbers,
-not to the calls. Caveats: contact counts calls in either direction, in any
-campaign; an entry re-added with a new reason gets that change's time; marks only
-exist for calls logged since the log was turned on.
+Reads are a few script calls over chunks of keys and numbers (``reportfates.lua``:
+point reads, a few milliseconds of Redis each), so a report costs in proportion to
+the days and to the distinct blocked/labeled numbers per day and campaign, not to
+the calls. Caveats: contact counts allowed calls in either direction and any
+campaign; an entry updated with a new reason takes that change's time; marks exist
+only for calls logged since the log was turned on.
 
 :func:`recent_attempts` and :func:`follow_attempts` read the stream for
 ``callscreen log``.
@@ -29,9 +31,10 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from importlib import resources
 from typing import Any
 
 from callscreen import store
@@ -44,16 +47,14 @@ from callscreen.calllog import (
     LogSettings,
     Outcome,
     day_key,
-    e164_digits,
-    first_contact_location,
-    parse_blocked_member,
     parse_counter_field,
+    parse_decider,
 )
 from callscreen.config import Settings
-from callscreen.entries import entry_location
 from callscreen.errors import InvalidInput, InvalidNumber
+from callscreen.keys import DAY_LISTED_BUCKETS, FIRST_CONTACT_BUCKETS
 from callscreen.model import Direction, Result
-from callscreen.numbers import EntryKey, parse_entry
+from callscreen.numbers import parse_entry
 from callscreen.table import Table
 
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
@@ -187,14 +188,6 @@ class Report:
         }
 
 
-@dataclass(slots=True)
-class _Listed:
-    """What the blocked-number sets say of one number over the range."""
-
-    attempts: dict[Result, int] = field(default_factory=dict)
-    entries: set[tuple[str, str]] = field(default_factory=set)  # (list, entry)
-
-
 def report_days(
     log: LogSettings, *, since: date | None, until: date | None, days: int | None, now: float
 ) -> tuple[date, date]:
@@ -227,40 +220,15 @@ def _pipelined(table: Table, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     return out
 
 
-HGET_MANY = """
--- callscreen reports: many HGETs in one call. ARGV: key, field, key, field, ...
-local out = {}
-for i = 1, #ARGV, 2 do
-  out[#out + 1] = redis.call('HGET', ARGV[i], ARGV[i + 1])
-end
-return out
-"""
-HGET_CHUNK = 4000  # fields per script call: a few milliseconds of Redis at most
+REPORT_FATES = resources.files("callscreen").joinpath("reportfates.lua").read_text()
+NUMBERS_PER_CALL = 2000  # numbers resolved by one script call: a few milliseconds of Redis
 
 
-def _hget_many(table: Table, locations: Sequence[tuple[str, str]]) -> list[str | None]:
-    """The values of many ``(hash, field)``: a read-only script per :data:`HGET_CHUNK`
-    fields, the calls pipelined. (Marks and entries are spread over thousands of
-    bucket hashes by design: one command each would cost the client far more.)"""
-    script = table.r.register_script(HGET_MANY)
-    sha = script.sha
-    commands = []
-    for start in range(0, len(locations), HGET_CHUNK):
-        args = [part for location in locations[start : start + HGET_CHUNK] for part in location]
-        commands.append(("EVALSHA", sha, 1, table.keys.meta, *args))
-    if commands:
-        store.call(partial(table.r.script_load, HGET_MANY))
-    values: list[str | None] = []
-    for reply in _pipelined(table, commands):
-        values.extend(reply)
-    return values
-
-
-def _entry_key(entry: str) -> EntryKey | None:
-    digits = entry.removeprefix("+").removesuffix("*")
-    if not digits.isdigit() and not (entry.endswith("*") and digits == ""):
-        return None
-    return EntryKey(digits, entry.endswith("*"))
+def _scripted(table: Table, source: str, chunks: Sequence[Sequence[str | int]]) -> list[Any]:
+    """One ``EVALSHA`` of ``source`` per chunk of arguments, pipelined; the replies."""
+    sha = store.call(partial(table.r.script_load, source))
+    meta = table.keys.meta  # declared so the scripts' slot is known (Redis Cluster)
+    return _pipelined(table, [("EVALSHA", sha, 1, meta, *chunk) for chunk in chunks])
 
 
 def build_report(
@@ -294,11 +262,11 @@ def build_report(
     by_list: dict[str, dict[str, int]] = {}
     by_campaign: dict[str, dict[str, int]] = {}
     dropped = uncounted = 0
-    listed_sets: list[tuple[str, str]] = []  # (day key, campaign) with blocked/labeled calls
+    listed_sets: list[tuple[str, str, bool]] = []  # (day key, campaign, labeled) with calls
     for day, row in zip(days, rows, strict=True):
         per_day = by_day.setdefault(day.isoformat(), zero_counts())
         dkey = day_key(day)
-        listed_campaigns: set[str] = set()
+        listed_campaigns: set[tuple[str, bool]] = set()
         for name, value in (row or {}).items():
             n = int(value)
             if name == DROPPED_FIELD:
@@ -326,13 +294,14 @@ def build_report(
                     counts = table_[key] = zero_counts()
                 counts[o] += n
             if outcome in (Outcome.BLOCKED, Outcome.LABELED):
-                listed_campaigns.add(camp)
-        listed_sets += [(dkey, camp) for camp in sorted(listed_campaigns)]
+                listed_campaigns.add((camp, outcome is Outcome.LABELED))
+        listed_sets += [(dkey, camp, labeled) for camp, labeled in sorted(listed_campaigns)]
 
     listed = _read_listed(table, listed_sets)
-    top_blocked = _top(listed, Result.BLOCKED, top)
-    top_labeled = _top(listed, Result.LABELED, top)
-    fates = _fates(table, listed, max_numbers)
+    _resolve(table, listed)
+    top_blocked = _top(listed, False, top)
+    top_labeled = _top(listed, True, top)
+    fates = _fates(listed, max_numbers)
 
     notes = []
     if dropped:
@@ -374,32 +343,45 @@ def build_report(
     )
 
 
-def _read_listed(table: Table, sets: Sequence[tuple[str, str]]) -> dict[str, _Listed]:
-    """The blocked-number sets of the range, summed: number -> attempts and entries."""
+@dataclass(slots=True)
+class _Listed:
+    """A number blocked or labeled in the range: its attempts and what decided."""
+
+    blocked: int = 0
+    labeled: int = 0
+    list_name: str = ""
+    entry: str = ""
+    blacklisted_at: float | None = None
+    first_contact: float | None = None
+
+
+def _read_listed(table: Table, sets: Sequence[tuple[str, str, bool]]) -> dict[str, _Listed]:
+    """The days' blocked and labeled numbers of the range, summed by number: one
+    ``ZUNION`` per bucket and kind over the days and campaigns (Redis does the sums,
+    a few milliseconds a call; only the distinct numbers come back)."""
     keys = table.keys
-    replies = _pipelined(
-        table,
-        [("ZRANGE", keys.day_blocked(day, camp), 0, -1, "WITHSCORES") for day, camp in sets],
-    )
-    # Sum by member first (the same member recurs day after day), parse each once.
-    summed: dict[str, int] = {}
-    get = summed.get
-    for reply in replies:
-        if reply:
-            it = iter(reply)
-            for member, score in zip(it, it, strict=True):
-                summed[member] = get(member, 0) + _score(score)
-    listed: dict[str, _Listed] = {}
-    for member, n in summed.items():
-        parsed = parse_blocked_member(member)
-        if parsed is None:
+    commands = []
+    kinds = []
+    for labeled in (False, True):
+        chosen = [(day, camp) for day, camp, kind in sets if kind is labeled]
+        if not chosen:
             continue
-        result, list_name, entry, number = parsed
-        row = listed.get(number)
-        if row is None:
-            row = listed[number] = _Listed()
-        row.attempts[result] = row.attempts.get(result, 0) + n
-        row.entries.add((list_name, entry))
+        for bucket in range(DAY_LISTED_BUCKETS):
+            names = [keys.day_listed(day, camp, labeled, bucket) for day, camp in chosen]
+            commands.append(("ZUNION", len(names), *names, "WITHSCORES"))
+            kinds.append(labeled)
+    listed: dict[str, _Listed] = {}
+    for labeled, reply in zip(kinds, _pipelined(table, commands), strict=True):
+        it = iter(reply or ())
+        for digits, score in zip(it, it, strict=True):
+            n = _score(score)
+            row = listed.get(digits)
+            if row is None:
+                row = listed[digits] = _Listed()
+            if labeled:
+                row.labeled += n
+            else:
+                row.blocked += n
     return listed
 
 
@@ -410,111 +392,106 @@ def _score(text: str) -> int:
         return int(float(text))
 
 
-def _top(listed: dict[str, _Listed], result: Result, limit: int) -> tuple[TopNumber, ...]:
+def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
+    """Fill in each number's first contact, deciding entry and its blacklisting time:
+    ``reportfates.lua`` over chunks of numbers, then the few batch records."""
+    numbers = list(listed)
+    chunks = [numbers[i : i + NUMBERS_PER_CALL] for i in range(0, len(numbers), NUMBERS_PER_CALL)]
+    buckets = table.buckets
+    calls: list[list[str | int]] = []
+    for chunk in chunks:
+        args: list[str | int] = [table.keys.base]
+        for digits in chunk:
+            number = int(digits)
+            args += [
+                number % FIRST_CONTACT_BUCKETS,
+                number // FIRST_CONTACT_BUCKETS,
+                number % buckets,
+                number // buckets,
+            ]
+        calls.append(args)
+    replies = _scripted(table, REPORT_FATES, calls)
+    batch_of: dict[str, int] = {}
+    for chunk, reply in zip(chunks, replies, strict=True):
+        for i, digits in enumerate(chunk):
+            mark, decider, record = reply[3 * i : 3 * i + 3]
+            row = listed[digits]
+            if mark:
+                row.first_contact = int(mark) / 1000
+            if decider:
+                row.list_name, row.entry = parse_decider(decider, "+" + digits)
+            if record:
+                # "status;batch;...": only the batch (when the entry was set) is needed
+                batch_id = record.partition(";")[2].partition(";")[0]
+                if batch_id.isdigit():
+                    batch_of[digits] = int(batch_id)
+    batches = table.batches(list(set(batch_of.values())))
+    for digits, batch_id in batch_of.items():
+        batch = batches.get(batch_id)
+        if batch is not None and batch.at:
+            listed[digits].blacklisted_at = batch.at
+
+
+def _top(listed: dict[str, _Listed], labeled: bool, limit: int) -> tuple[TopNumber, ...]:
+    def attempts(row: _Listed) -> int:
+        return row.labeled if labeled else row.blocked
+
     best = heapq.nsmallest(
         max(0, limit),
-        (
-            (-row.attempts[result], number)
-            for number, row in listed.items()
-            if result in row.attempts
-        ),
+        ((-attempts(row), digits) for digits, row in listed.items() if attempts(row)),
     )
+    result = Result.LABELED if labeled else Result.BLOCKED
     return tuple(
         TopNumber(
-            number,
+            "+" + digits,
             result,
             -negative,
-            tuple(sorted({name for name, _ in listed[number].entries})),
+            (listed[digits].list_name,) if listed[digits].list_name else (),
         )
-        for negative, number in best
+        for negative, digits in best
     )
 
 
 def _fates(
-    table: Table, listed: dict[str, _Listed], max_numbers: int
+    listed: dict[str, _Listed], max_numbers: int
 ) -> dict[str, tuple[int, tuple[NumberFate, ...]]]:
     """Lost / never contacted / unknown: for each group, its exact count and its first
-    ``max_numbers`` rows (most attempts first; 0: all). Point reads only."""
-    groups: dict[str, list[tuple[int, str, float | None, float | None, str, str]]] = {
+    ``max_numbers`` rows (most attempts first; 0: all)."""
+    groups: dict[str, list[tuple[int, str]]] = {
         Fate.LOST: [],
         Fate.NEVER_CONTACTED: [],
         Fate.UNKNOWN: [],
     }
-    if listed:
-        _classify(table, listed, groups)
+    for digits, row in listed.items():
+        contact, at = row.first_contact, row.blacklisted_at
+        if contact is None:
+            fate = Fate.NEVER_CONTACTED
+        elif at is None:
+            fate = Fate.UNKNOWN
+        elif contact < at:
+            fate = Fate.LOST
+        else:
+            fate = Fate.NEVER_CONTACTED  # its first contact came after its blacklisting
+        groups[fate].append((-(row.blocked + row.labeled), digits))
     out = {}
     for fate, rows in groups.items():
         chosen = heapq.nsmallest(max_numbers, rows) if max_numbers else sorted(rows)
         out[fate] = (
             len(rows),
             tuple(
-                NumberFate(number, fate, -negative, list_name, entry, at, contact)
-                for negative, number, at, contact, list_name, entry in chosen
+                NumberFate(
+                    "+" + digits,
+                    fate,
+                    -negative,
+                    listed[digits].list_name,
+                    listed[digits].entry,
+                    listed[digits].blacklisted_at,
+                    listed[digits].first_contact,
+                )
+                for negative, digits in chosen
             ),
         )
     return out
-
-
-def _classify(
-    table: Table,
-    listed: dict[str, _Listed],
-    groups: dict[str, list[tuple[int, str, float | None, float | None, str, str]]],
-) -> None:
-    keys = table.keys
-    numbers = list(listed)
-    marks = _hget_many(
-        table, [first_contact_location(keys, e164_digits(n) or "0") for n in numbers]
-    )
-
-    names = store.call(partial(table.r.hgetall, keys.lists))
-    list_ids = {name: int(list_id) for name, list_id in names.items()}
-    entries = list({pair for row in listed.values() for pair in row.entries})
-    locations: list[tuple[str, str]] = []
-    located: list[tuple[str, str]] = []
-    for list_name, entry in entries:
-        key = _entry_key(entry)
-        list_id = list_ids.get(list_name)
-        if key is None or list_id is None:
-            continue
-        locations.append(entry_location(table, list_id, key))
-        located.append((list_name, entry))
-    batch_of: dict[tuple[str, str], int] = {}
-    for pair, raw in zip(located, _hget_many(table, locations), strict=True):
-        if raw:
-            # the record is "status;batch;..." (model.EntryRecord): only the batch is needed
-            _status, _sep, rest = raw.partition(";")
-            batch_id = rest.partition(";")[0]
-            if batch_id.isdigit():
-                batch_of[pair] = int(batch_id)
-    batches = table.batches(list(set(batch_of.values())))
-    set_at: dict[tuple[str, str], float] = {}
-    for pair, bid in batch_of.items():
-        batch = batches.get(bid)
-        if batch is not None and batch.at:
-            set_at[pair] = batch.at
-
-    lost = groups[Fate.LOST].append
-    never = groups[Fate.NEVER_CONTACTED].append
-    unknown = groups[Fate.UNKNOWN].append
-    for number, mark in zip(numbers, marks, strict=True):
-        row = listed[number]
-        # the entry that blacklisted it first (the lowest pair when none is known)
-        known = [(at, pair) for pair in row.entries if (at := set_at.get(pair)) is not None]
-        blacklisted_at: float | None = None
-        if known:
-            blacklisted_at, first_pair = min(known)
-        else:
-            first_pair = min(row.entries)
-        contact = int(mark) / 1000 if mark else None
-        item = (-sum(row.attempts.values()), number, blacklisted_at, contact, *first_pair)
-        if contact is None:
-            never(item)
-        elif blacklisted_at is None:
-            unknown(item)
-        elif contact < blacklisted_at:
-            lost(item)
-        else:
-            never(item)
 
 
 # -- the log ---------------------------------------------------------------------------------
