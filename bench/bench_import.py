@@ -37,7 +37,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import redis  # noqa: E402
 from tests.redisproc import RedisProcess  # noqa: E402
+
+from callscreen import importer  # noqa: E402
+from callscreen.config import Settings  # noqa: E402
+from callscreen.model import Action, Status  # noqa: E402
+from callscreen.table import Table  # noqa: E402
 
 REGION = "FR"
 
@@ -140,10 +146,6 @@ def _hwm_kib(pid: int | str) -> int:
 
 
 def child(args: argparse.Namespace) -> None:
-    from callscreen import importer  # noqa: PLC0415
-    from callscreen.config import Settings  # noqa: PLC0415
-    from callscreen.model import Status  # noqa: PLC0415
-    from callscreen.table import Table  # noqa: PLC0415
 
     worker_peaks: dict[int, int] = {}
     stop = threading.Event()
@@ -233,12 +235,6 @@ def main() -> None:
     if args.child:
         child(args)
         return
-
-    import redis  # noqa: PLC0415
-
-    from callscreen.config import Settings  # noqa: PLC0415
-    from callscreen.model import Action  # noqa: PLC0415
-    from callscreen.table import Table  # noqa: PLC0415
 
     print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}")
     with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:

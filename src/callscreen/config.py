@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from callscreen.model import Action
+
 
 class FailPolicy(StrEnum):
     """What a call gets when screening cannot be done (Redis down or slow)."""
@@ -83,6 +85,46 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_calls: bool = Field(True, description="one INFO log line per call")
 
+    # Metrics (Prometheus)
+    metrics_host: str = Field("127.0.0.1", description="address of the metrics endpoint")
+    metrics_port: int = Field(
+        9573, ge=0, le=65535, description="port of the metrics endpoint; 0 = no endpoint"
+    )
+
+    # Cascade on blacklisting: queued call files and live calls
+    cascade_enabled: bool = Field(True, description="cancel queued/live work for new blocks")
+    spool_dir: str = Field(
+        "/var/spool/asterisk/outgoing", description="Asterisk's outgoing spool; '' = never touch"
+    )
+    cascade_hangup_live: bool = Field(False, description="hang up live calls too")
+    cascade_settle_s: float = Field(
+        3.0, ge=0, description="after a hang-up, wait this long for Asterisk to reschedule"
+    )
+
+    # AMI (Asterisk Manager Interface)
+    ami_host: str = Field("", description="'' = AMI not configured")
+    ami_port: int = Field(5038, ge=1, le=65535)
+    ami_username: str = ""
+    ami_secret: SecretStr | None = None
+    ami_timeout_s: float = Field(5.0, gt=0, description="connect + login, and each action")
+    ami_reconnect_s: float = Field(2.0, gt=0)
+
+    # Outcome watcher: numbers the network says do not exist
+    outcome_watch: bool = Field(True, description="run it when AMI is configured")
+    outcome_causes: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1, 22, 28], description="hangup causes meaning no such number"
+    )
+    outcome_threshold: int = Field(3, ge=1)
+    outcome_window_s: int = Field(7 * 86400, ge=1)
+    outcome_list: str = "unreachable-numbers"
+    outcome_action: Action = Action.LABEL
+    outcome_channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="fnmatch patterns of outbound channels; empty = all"
+    )
+
+    # Opt-out requests (AGI optout route)
+    optout_list: str = "do-not-call"
+
     # Attempt log (every screening decision, for reports)
     calllog_enabled: bool = True
     calllog_allowed: bool = Field(True, description="keep allowed calls in the log too")
@@ -95,7 +137,9 @@ class Settings(BaseSettings):
     calllog_batch_max: int = Field(256, ge=1)
     calllog_flush_interval_ms: int = Field(50, ge=1)
 
-    @field_validator("redis_sentinels", "allowed_clients", mode="before")
+    @field_validator(
+        "redis_sentinels", "allowed_clients", "outcome_causes", "outcome_channels", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -104,6 +148,13 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("outcome_action")
+    @classmethod
+    def _no_allow(cls, value: Action) -> Action:
+        if value is Action.ALLOW:
+            raise ValueError("outcome_action must be label or block")
+        return value
 
     @field_validator("calllog_timezone")
     @classmethod
@@ -125,11 +176,32 @@ class Settings(BaseSettings):
     def safe_dump(self) -> dict[str, object]:
         """The settings with every secret masked, for logs and ``--json`` output."""
         data = self.model_dump(mode="json")
-        for key in ("redis_password", "redis_sentinel_password"):
+        for key in ("redis_password", "redis_sentinel_password", "ami_secret"):
             if data.get(key):
                 data[key] = "***"
         data["redis_url"] = mask_url(self.redis_url)
         return data
+
+
+#: The settings a running gateway takes on when it reloads (SIGHUP); every other one
+#: (Redis, listening address, metrics endpoint, key tag, ...) needs a restart.
+LIVE_SETTINGS = frozenset(
+    {
+        "allowed_clients",
+        "max_connections",
+        "env_timeout_ms",
+        "reply_timeout_ms",
+        "max_line_bytes",
+        "max_env_lines",
+        "shutdown_grace_s",
+        "default_region",
+        "deadline_ms",
+        "fail_policy",
+        "anonymous_policy",
+        "log_level",
+        "log_calls",
+    }
+)
 
 
 def mask_url(url: str) -> str:

@@ -13,6 +13,7 @@
     ├── StoreError              the Redis store failed (converted at the boundary)
     │   ├── StoreUnavailable    Redis could not be reached or did not answer in time
     │   └── StoreProtocolError  Redis sent bytes that are not RESP, or past our limits
+    ├── AmiUnavailable          Asterisk's manager interface (AMI) could not be used
     └── ProtocolError           the AGI peer broke the protocol
         └── PeerHangup          the AGI peer closed the connection or sent HANGUP
 """
@@ -65,6 +66,11 @@ class StoreProtocolError(StoreError):
     """Raised by the RESP parser when Redis sends bytes that are not valid RESP2 or that
     exceed a size limit; the connection is then dropped and its pending calls fail with
     :class:`StoreUnavailable`."""
+
+
+class AmiUnavailable(CallscreenError):
+    """Raised when AMI is not configured, cannot be reached, refuses the login, or does
+    not answer an action in time; the socket or panoramisk error is the cause."""
 
 
 class ProtocolError(CallscreenError):

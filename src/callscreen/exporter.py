@@ -36,7 +36,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import IO, Any
 
 from callscreen import store
 from callscreen.model import EntryRecord, Status
@@ -200,7 +200,7 @@ def _pages(table: Table, info: ListInfo) -> Iterator[tuple[Page, int]]:
 def export_list(
     table: Table,
     info: ListInfo,
-    out: TextIO,
+    out: IO[str],
     *,
     statuses: frozenset[Status] | None = None,
     now: float,

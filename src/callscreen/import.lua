@@ -5,8 +5,8 @@
 -- Records are "s;batch;expires;removal;extid" (model.EntryRecord), trailing empty
 -- fields dropped. Status codes: p pending, a active, P permanent, d deleted.
 --
--- The import's temporary keys, under {cs}:imp:TOKEN (TTL as a safety net; the importer
--- deletes them when it is done):
+-- The import's temporary keys, under {cs}:imp:TOKEN (the importer deletes them when it
+-- is done, or the next import does if it died; see importer.py):
 --   :b        hash  batch spec ("op\31reason\31source\31by\31at") -> batch id, so each
 --                   distinct reason (and source/by/at) gets exactly one batch per import
 --   :s:LOC    hash  the entries of the file seen so far (LOC = bucket number, or "p" for
@@ -14,13 +14,13 @@
 --                   there (the first row wins), and --replace sweeps what is not there.
 --
 -- Every write also keeps the list's expiry index ({cs}:x:L: active entries with an
--- expiry, member "+digits" or "+digits*") exact, as entries.lua does, and a permanent
--- entry carries no expiry.
+-- expiry, member "BUCKET:FIELD" or "p:DIGITS") exact, as entries.lua does, and a
+-- permanent entry carries no expiry.
 --
 -- Mode "merge"
 --   KEYS   counts hash, expiry index, batch sequence, intern hash (:b)
---   ARGV   "merge", base, list id, token, buckets, default status (p/a/P),
---          restore ("1"/"0"), ttl seconds, arity (5 or 7), number of specs S,
+--   ARGV   "merge", base, list id, token, default status (p/a/P),
+--          restore ("1"/"0"), arity (5 or 7), number of specs S,
 --          S x 6 spec fields (op, reason, source, by, at, inherit "1"/"0"),
 --          then rows of `arity` fields:
 --            loc, field, spec index (1-based), expires ("" = not given), extid ("" = not given)
@@ -32,16 +32,15 @@
 -- Mode "sweep" (after a --replace import: soft-remove live entries the file lacked;
 -- permanent ones are kept)
 --   KEYS   counts hash, expiry index
---   ARGV   "sweep", base, list id, token, buckets, removal batch id, then bucket numbers
+--   ARGV   "sweep", base, list id, token, removal batch id, then bucket numbers
 --   Returns {removed, kept_permanent}.
 --
 -- Mode "sweep_p" (the same for prefixes, one HSCAN page a call)
 --   KEYS   counts hash, expiry index
---   ARGV   "sweep_p", base, list id, token, buckets, removal batch id, cursor, count
+--   ARGV   "sweep_p", base, list id, token, removal batch id, cursor, count
 --   Returns {removed, kept_permanent, next cursor}.
 
 local mode, base, list_id, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local buckets = tonumber(ARGV[5])
 local counts_key, expiring = KEYS[1], KEYS[2]
 local ebase = base .. ':e:' .. list_id .. ':'
 local pkey = base .. ':p:' .. list_id
@@ -65,11 +64,10 @@ local function encode(s, b, x, r, e)
   return s .. ';' .. b
 end
 
--- the entry as written ("+33123456789", "+33*"): the expiry index's member
+-- the entry's member in the expiry index (entries.expiry_member): "BUCKET:FIELD" for
+-- an exact number, "p:DIGITS" for a prefix - that is, loc:field
 local function member(loc, field)
-  if loc == 'p' then return '+' .. field .. '*' end
-  -- exact on doubles: E.164 numbers have at most 15 digits (< 2^53)
-  return '+' .. string.format('%.0f', tonumber(field) * buckets + tonumber(loc))
+  return loc .. ':' .. field
 end
 
 -- keep the expiry index right for a record going from (os, ox) to (ns, nx)
@@ -89,7 +87,7 @@ local function batch_location(id)
 end
 
 if mode == 'sweep' or mode == 'sweep_p' then
-  local rid = ARGV[6]
+  local rid = ARGV[5]
   local removed, kept = 0, 0
   local function sweep(loc, key, flat)
     if #flat == 0 then return end
@@ -113,14 +111,14 @@ if mode == 'sweep' or mode == 'sweep_p' then
     end
   end
   if mode == 'sweep' then
-    for i = 7, #ARGV do
+    for i = 6, #ARGV do
       local key = ebase .. ARGV[i]
       sweep(ARGV[i], key, redis.call('HGETALL', key))
     end
     flush_counts()
     return { removed, kept }
   end
-  local page = redis.call('HSCAN', pkey, ARGV[7], 'COUNT', ARGV[8])
+  local page = redis.call('HSCAN', pkey, ARGV[6], 'COUNT', ARGV[7])
   sweep('p', pkey, page[2])
   flush_counts()
   return { removed, kept, page[1] }
@@ -128,21 +126,20 @@ end
 
 -- mode "merge"
 local bseq, intern_key = KEYS[3], KEYS[4]
-local default_status, restore = ARGV[6], ARGV[7] == '1'
-local ttl, arity, nspecs = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local default_status, restore = ARGV[5], ARGV[6] == '1'
+local arity, nspecs = tonumber(ARGV[7]), tonumber(ARGV[8])
 local rank = { p = 1, a = 2, P = 3 }
 
 local specs = {}
 for k = 1, nspecs do
-  local j = 11 + (k - 1) * 6
+  local j = 9 + (k - 1) * 6
   specs[k] = {
     op = ARGV[j], r = ARGV[j + 1], s = ARGV[j + 2], by = ARGV[j + 3], at = ARGV[j + 4],
     inherit = ARGV[j + 5] == '1',
   }
 end
-local first_row = 11 + nspecs * 6
+local first_row = 9 + nspecs * 6
 
-local intern_ttl_set = false
 local function intern(op, r, s, by, at)
   local k = op .. '\31' .. r .. '\31' .. s .. '\31' .. by .. '\31' .. at
   local id = redis.call('HGET', intern_key, k)
@@ -153,10 +150,6 @@ local function intern(op, r, s, by, at)
     local bkey, bfield = batch_location(id)
     redis.call('HSET', bkey, bfield, json)
     redis.call('HSET', intern_key, k, id)
-    if not intern_ttl_set then
-      redis.call('EXPIRE', intern_key, ttl)
-      intern_ttl_set = true
-    end
   end
   return id
 end
@@ -197,7 +190,6 @@ local function reason_of(bid)
 end
 
 local added, updated, restored, unchanged, deleted_kept, dups, pending = 0, 0, 0, 0, 0, 0, 0
-local seen_ttl_set = {}
 
 local function merge_row(loc, field, si, x, e, st, rsi)
   local key = (loc == 'p') and pkey or (ebase .. loc)
@@ -205,10 +197,6 @@ local function merge_row(loc, field, si, x, e, st, rsi)
   if redis.call('HSETNX', seen, field, '1') == 0 then
     dups = dups + 1
     return
-  end
-  if not seen_ttl_set[seen] then
-    redis.call('EXPIRE', seen, ttl)
-    seen_ttl_set[seen] = true
   end
   local target = default_status
   if st ~= '' then target = st end

@@ -46,10 +46,11 @@ What the import does to the list
   (Standard input is spooled to a temporary file for the second pass.)
 - An export file (:mod:`callscreen.exporter`) re-imports losslessly into a new list:
   reason, source, external id, updated by/at (the entry's batch), expiry, and with
-  ``keep_status`` its status and removal (by, at, reason). Without ``keep_status`` a
-  ``status`` column is ignored and the import's own status applies; ``keep_status``
-  never demotes either, and a ``deleted`` row only recreates a missing entry, as
-  removed. (Statuses are kept only on request: an import is otherwise reviewed.)
+  ``keep_status`` its status and removal (by, at, reason). Without ``keep_status`` the
+  import's own status applies and rows marked ``deleted`` are skipped (counted with
+  ``deleted_kept``); ``keep_status`` never demotes either, and a ``deleted`` row only
+  recreates a missing entry, as removed. (Statuses are kept only on request: an
+  import is otherwise reviewed.)
 - Approving permanently a prefix that is a whole country code (``+33*``, ``+1*``) by
   import is refused row by row unless ``confirm_broad`` (``--confirm-country``): it
   cannot be undone.
@@ -67,20 +68,28 @@ distinct reason (and source/by/at) of the import, interned in a temporary Redis 
 Memory stays flat in the file size: a few blocks are in flight at any time, and
 what must be remembered across the whole file (entries seen, batches made) lives in
 temporary Redis keys under ``{cs}:imp:TOKEN`` that are deleted at the end (with a
-7-day TTL should the import die).
+the next import cleaning them up should this one die: each import marks itself as
+running every :data:`HEARTBEAT` seconds).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import multiprocessing
+import dataclasses
 import os
+import pickle
+import queue
 import re
 import secrets
+import signal
+import struct
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 import unicodedata
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,7 +99,7 @@ from typing import IO, Any, Protocol, TextIO
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from callscreen import audit, store, times
-from callscreen.errors import InvalidInput, InvalidNumber
+from callscreen.errors import CallscreenError, InvalidInput, InvalidNumber, StoreError
 from callscreen.exporter import EXPORT_COLUMNS, protect, unprotect
 from callscreen.model import Status
 from callscreen.numbers import parse_entry_fast
@@ -100,10 +109,11 @@ IMPORT_LUA = resources.files("callscreen").joinpath("import.lua").read_text()
 
 BLOCK = 128 * 1024  # bytes a parse job reads (about 10k rows of E.164 numbers)
 MAX_BLOCK = 16 * 1024 * 1024  # a quoted cell left open cannot hold more than this
-ROWS_PER_CALL = 2000  # rows per script call: bounds how long one call holds Redis
+ROWS_PER_CALL = 500  # rows per script call: ~2 ms of Redis, the longest a lookup waits
 MAX_HEADER = 1024 * 1024
 SHOWN_ERRORS = 20  # bad rows kept in the summary (all go to the errors file)
-TEMP_TTL = 7 * 24 * 3600  # the import's temporary keys, should it never clean up
+HEARTBEAT = 30.0  # seconds between two "still running" marks of an import
+STALE_AFTER = 3600.0  # an import silent this long died: the next one cleans its keys
 PARALLEL_FROM = 4 * 1024 * 1024  # inputs this large (or stdin) are parsed in a worker
 IN_FLIGHT = 3  # parse jobs queued per worker: a few blocks in memory, never the file
 SWEEP_ENTRIES = 4000  # entries a --replace sweep call looks at (about)
@@ -234,6 +244,7 @@ class ParseConfig:
     keep_status: bool = False
     confirm_broad: bool = False
     validate_only: bool = False
+    rows_per_call: int = ROWS_PER_CALL
 
     @property
     def arity(self) -> int:
@@ -254,8 +265,8 @@ class Parsed:
     """One block, parsed: script calls (specs, rows) ready to send, and the bad rows."""
 
     nbytes: int
-    lines: int
     good: int = 0
+    deleted_rows: int = 0  # rows an export marks deleted, skipped without keep_status
     calls: list[tuple[list[str], list[str]]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
 
@@ -305,22 +316,22 @@ def _rows(text: str, delimiter: str, columns: int) -> Iterator[tuple[int, str, l
 
 def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
     """Parse one block of whole lines starting at line ``start_line`` of the file."""
+    parsed = Parsed(nbytes=len(data))
+    bad_lines: set[int] = set()
     try:
         text = data.decode("utf-8")
-        bad_lines: dict[int, str] = {}
     except UnicodeDecodeError:
-        pieces, bad_lines = [], {}
+        pieces = []
         for offset, chunk in enumerate(data.split(b"\n")):
             try:
                 pieces.append(chunk.decode("utf-8"))
             except UnicodeDecodeError as exc:
-                bad_lines[offset] = f"not UTF-8 text (byte {exc.start + 1} of the line)"
+                bad_lines.add(offset)
+                why = f"not UTF-8 text (byte {exc.start + 1} of the line)"
+                raw = chunk.decode("utf-8", "replace").removesuffix("\r")
+                parsed.errors.append(RowError(start_line + offset, raw, why))
                 pieces.append("")
         text = "\n".join(pieces)
-    parsed = Parsed(nbytes=len(data), lines=data.count(b"\n") + (0 if data.endswith(b"\n") else 1))
-    for offset, why in bad_lines.items():
-        raw = data.split(b"\n")[offset].decode("utf-8", "replace")
-        parsed.errors.append(RowError(start_line + offset, raw, why))
     layout = cfg.layout
     cols = layout.columns
     number_at = cols["number"]
@@ -332,6 +343,7 @@ def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
     kind_at, source_at = cols.get("kind"), cols.get("source")
     by_at, at_at = cols.get("updated_by"), cols.get("updated_at")
     status_at = cols.get("status") if cfg.keep_status else None
+    skip_deleted_at = None if cfg.keep_status else cols.get("status")
     removed = (cols.get("removed_reason"), cols.get("removed_by"), cols.get("removed_at"))
     width = max(cols.values()) + 1 if layout.header else 1
     buckets, region = cfg.buckets, cfg.region
@@ -339,7 +351,10 @@ def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
     default_reason = cfg.default_reason or ""
     call = _Call()
     for offset, raw, cells in _rows(text, layout.delimiter, width):
-        if offset in bad_lines:
+        if bad_lines and offset in bad_lines:
+            continue
+        if skip_deleted_at is not None and _cell(cells, skip_deleted_at).strip() == "deleted":
+            parsed.deleted_rows += 1
             continue
         number = _cell(cells, number_at)
         if not number.strip():
@@ -349,10 +364,9 @@ def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
         try:
             key = parse_entry_fast(number, region)
             if kind_at is not None:
-                kind = cells[kind_at] if kind_at < len(cells) else ""
+                kind = _cell(cells, kind_at).strip().lower()
                 if kind and kind != ("prefix" if key.is_prefix else "number"):
                     raise InvalidInput(f"kind is {kind!r} but the entry is {key.display}")
-            # the common row (a bare number) stops here: nothing else to read
             reason = unprotect(_cell(cells, reason_at))
             spec_inherit = inherit
             if reason:
@@ -395,7 +409,14 @@ def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
                 removal_at = repr(parse_time(r_at, "removed_at")) if r_at else cfg.at
                 removal = (r_reason, source, r_by or cfg.by, removal_at)
         except (InvalidNumber, InvalidInput) as exc:
-            parsed.errors.append(RowError(start_line + offset, raw, str(exc)))
+            why = str(exc)
+            if "\n" in raw:
+                last = start_line + offset + raw.count("\n")
+                why += (
+                    f" (lines {start_line + offset}-{last} were read as one row: "
+                    "is a quote left open?)"
+                )
+            parsed.errors.append(RowError(start_line + offset, raw, why))
             continue
         parsed.good += 1
         if cfg.validate_only:
@@ -412,25 +433,140 @@ def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
         else:
             call.rows += (loc, hfield, spec, expires, extid)
         call.count += 1
-        if call.count >= ROWS_PER_CALL:
+        if call.count >= cfg.rows_per_call:
             parsed.calls.append((call.specs, call.rows))
             call = _Call()
     if call.count:
         parsed.calls.append((call.specs, call.rows))
+    if bad_lines:
+        parsed.errors.sort(key=lambda err: err.line)
     return parsed
 
 
-_worker_cfg: ParseConfig | None = None
+# -- parse workers: `python -c` subprocesses fed over pipes -------------------------
+#
+# Not multiprocessing: its spawn and forkserver methods re-run the caller's __main__
+# (a library cannot ask every script for a main guard), and fork is unsafe once other
+# threads run (the CLI's progress bar). Messages are length-prefixed pickles; only this
+# module's own processes are on either end.
+
+_FRAME = struct.Struct(">I")
+_WORKER_CODE = "from callscreen.importer import worker_main; worker_main()"
 
 
-def _worker_init(cfg: ParseConfig) -> None:
-    global _worker_cfg
-    _worker_cfg = cfg
+def _send(out: IO[bytes], obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_FRAME.pack(len(data)))
+    out.write(data)
+    out.flush()
 
 
-def _worker_parse(job: tuple[int, bytes]) -> Parsed:
-    assert _worker_cfg is not None
-    return parse_block(_worker_cfg, *job)
+def _recv(inp: IO[bytes]) -> Any:
+    head = inp.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        raise EOFError("parse worker closed its pipe")
+    size = _FRAME.unpack(head)[0]
+    data = inp.read(size)
+    if len(data) < size:
+        raise EOFError("parse worker closed its pipe")
+    return pickle.loads(data)
+
+
+def worker_main() -> None:
+    """A parse worker: a :class:`ParseConfig`, then ``(start line, bytes)`` jobs on
+    stdin, each answered by a :class:`Parsed` on stdout, until ``None``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the importer decides when to stop
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything printed goes to stderr, never into the pipe
+    inp = sys.stdin.buffer
+    cfg = _recv(inp)
+    while (job := _recv(inp)) is not None:
+        _send(out, parse_block(cfg, *job))
+
+
+class _Workers:
+    """Parse worker processes, fed round robin by a thread, at most ``IN_FLIGHT`` jobs
+    each ahead of the reader."""
+
+    def __init__(self, cfg: ParseConfig, count: int) -> None:
+        env = dict(os.environ)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        for _ in range(count):
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_CODE],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+            )
+            self.procs.append(proc)
+            assert proc.stdin is not None
+            _send(proc.stdin, cfg)
+        self.slots = threading.Semaphore(IN_FLIGHT * count)
+        self.events: queue.Queue[object] = queue.Queue()
+        self.stopping = threading.Event()
+
+    def _feed(self, blocks: Iterator[tuple[int, bytes]]) -> None:
+        try:
+            for n, job in enumerate(blocks):
+                while not self.slots.acquire(timeout=0.2):
+                    if self.stopping.is_set():
+                        return
+                if self.stopping.is_set():
+                    return
+                stdin = self.procs[n % len(self.procs)].stdin
+                assert stdin is not None
+                _send(stdin, job)
+                self.events.put(n)
+            for proc in self.procs:
+                assert proc.stdin is not None
+                _send(proc.stdin, None)
+                proc.stdin.close()
+            self.events.put(None)
+        except Exception as exc:  # handed to the reading thread
+            self.events.put(exc)
+
+    def run(self, blocks: Iterator[tuple[int, bytes]]) -> Iterator[Parsed]:
+        feeder = threading.Thread(target=self._feed, args=(blocks,), daemon=True)
+        feeder.start()
+        finished = False
+        try:
+            while True:
+                event = self.events.get()
+                if event is None:
+                    finished = True
+                    return
+                if isinstance(event, BaseException):
+                    raise event
+                assert isinstance(event, int)
+                proc = self.procs[event % len(self.procs)]
+                assert proc.stdout is not None
+                try:
+                    parsed: Parsed = _recv(proc.stdout)
+                except EOFError:
+                    raise CallscreenError(
+                        f"a parse worker stopped (exit status {proc.wait()}); nothing more "
+                        "was imported"
+                    ) from None
+                self.slots.release()
+                yield parsed
+        finally:
+            self.stopping.set()
+            for proc in self.procs:
+                if not finished and proc.poll() is None:
+                    proc.kill()  # stopped early: nobody will read what it parses
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+            feeder.join(5)
+            for proc in self.procs:
+                for pipe in (proc.stdin, proc.stdout):
+                    if pipe is not None and not pipe.closed:
+                        with contextlib.suppress(OSError):
+                            pipe.close()
 
 
 # -- reading -------------------------------------------------------------------------
@@ -454,6 +590,10 @@ def _blocks(stream: _Reader, pending: bytes, first_line: int) -> Iterator[tuple[
             return
         buf += data
         cut = buf.rfind(b"\n")
+        if cut < 0 and len(buf) > MAX_BLOCK:
+            raise InvalidInput(
+                f"line {line} is longer than {MAX_BLOCK} bytes: not a CSV of numbers"
+            )
         # a cut inside quotes would split a cell: move back until the quotes balance
         while cut >= 0 and buf.count(b'"', 0, cut) % 2 and len(buf) < MAX_BLOCK:
             cut = buf.rfind(b"\n", 0, cut)
@@ -490,21 +630,7 @@ def _parsed_blocks(
         for start, data in blocks:
             yield parse_block(cfg, start, data)
         return
-    # forkserver: a clean process to fork from, whatever threads this one runs
-    context = multiprocessing.get_context("forkserver")
-    pool = context.Pool(workers, initializer=_worker_init, initargs=(cfg,))
-    try:
-        queue: deque[Any] = deque()
-        for job in blocks:
-            queue.append(pool.apply_async(_worker_parse, (job,)))
-            if len(queue) >= workers * IN_FLIGHT:
-                yield queue.popleft().get()
-        while queue:
-            yield queue.popleft().get()
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    yield from _Workers(cfg, workers).run(blocks)
 
 
 # -- writing -------------------------------------------------------------------------
@@ -524,6 +650,7 @@ class ImportOptions:
     keep_status: bool = False
     confirm_broad: bool = False
     workers: int | None = None  # parse processes; None: 1 for large input on 2+ cores
+    rows_per_call: int = ROWS_PER_CALL
     shown_errors: int = SHOWN_ERRORS
 
 
@@ -612,31 +739,62 @@ class _Merger:
             keys.base,
             str(info.id),
             token,
-            str(table.buckets),
             cfg.default_status,
             "1" if restore else "0",
-            str(TEMP_TTL),
             str(cfg.arity),
         ]
         self.token = token
+        self.registry = _registry(table)
+        self.beat = 0.0
+
+    def register(self) -> None:
+        """Note this import as running, and clean up after imports that died."""
+        now = time.time()
+        stale = store.call(
+            lambda: self.table.r.zrangebyscore(self.registry, "-inf", now - STALE_AFTER)
+        )
+        for token in stale:
+            self._drop(str(token))
+        store.call(lambda: self.table.r.zadd(self.registry, {self.token: now}))
+        self.beat = time.monotonic()
+
+    def heartbeat(self) -> None:
+        if time.monotonic() - self.beat >= HEARTBEAT:
+            store.call(lambda: self.table.r.zadd(self.registry, {self.token: time.time()}))
+            self.beat = time.monotonic()
+
+    def _drop(self, token: str) -> None:
+        temp = _temp_base(self.table, token)
+        names = [temp + ":b", temp + ":s:p"]
+        names += [f"{temp}:s:{bucket}" for bucket in range(self.table.buckets)]
+        pipe = self.table.r.pipeline(transaction=False)
+        for start in range(0, len(names), 1000):
+            pipe.unlink(*names[start : start + 1000])
+        pipe.zrem(self.registry, token)
+        store.call(pipe.execute)
 
     def _call(self, keys: list[str], args: list[str]) -> list[Any]:
         reply: list[Any] = store.call(lambda: self.script(keys=keys, args=args))
         return reply
 
     def merge(self, specs: list[str], rows: list[str], summary: ImportSummary) -> None:
+        self.heartbeat()
         reply = self._call(self.merge_keys, [*self.head, str(len(specs) // 6), *specs, *rows])
         for name, count in zip(_OUTCOMES, reply, strict=True):
             setattr(summary, name, getattr(summary, name) + int(count))
 
     def sweep(self, removal_batch: int, summary: ImportSummary) -> None:
         """Soft-remove the live entries the file did not name (permanent ones kept)."""
+        if store.call(lambda: self.table.r.zscore(self.registry, self.token)) is None:
+            # another import took this one for dead and dropped what it had seen
+            raise StoreError(
+                "the import's record of the file's entries was lost; --replace not done"
+            )
         keys = [self.table.keys.counts(self.info.id), self.table.keys.expiring(self.info.id)]
         head = [
             self.table.keys.base,
             str(self.info.id),
             self.token,
-            str(self.table.buckets),
             str(removal_batch),
         ]
         buckets = self.table.buckets
@@ -672,12 +830,16 @@ class _Merger:
 
     def cleanup(self) -> None:
         """Delete the import's temporary keys."""
-        names = [self.temp + ":b", self.temp + ":s:p"]
-        names += [f"{self.temp}:s:{bucket}" for bucket in range(self.table.buckets)]
-        pipe = self.table.r.pipeline(transaction=False)
-        for start in range(0, len(names), 1000):
-            pipe.unlink(*names[start : start + 1000])
-        store.call(pipe.execute)
+        self._drop(self.token)
+
+
+# The importer's own keys, beside those of keys.py (same hash tag):
+#   {cs}:imports      zset   running imports: token -> last heartbeat (epoch seconds)
+#   {cs}:imp:TOKEN:…  the temporary keys of one import (see import.lua)
+
+
+def _registry(table: Table) -> str:
+    return f"{table.keys.base}:imports"
 
 
 def _temp_base(table: Table, token: str) -> str:
@@ -693,6 +855,8 @@ Progress = Callable[[str, int, int], None]
 def _first_line(stream: _Reader) -> tuple[str, bytes]:
     """The first line (decoded, BOM and line end removed) and its raw bytes."""
     raw = stream.readline(MAX_HEADER)
+    if len(raw) >= MAX_HEADER and not raw.endswith(b"\n"):
+        raise InvalidInput(f"line 1 is longer than {MAX_HEADER} bytes: not a CSV of numbers")
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:
@@ -732,6 +896,7 @@ def import_stream(
         at=repr(time.time()),
         keep_status=options.keep_status,
         confirm_broad=options.confirm_broad,
+        rows_per_call=options.rows_per_call,
     )
     workers = options.workers
     if workers is None:
@@ -749,18 +914,22 @@ def import_stream(
             if error_writer is not None:
                 error_writer.writerow([err.line, protect(err.raw), protect(err.error)])
 
+    deleted_rows = 0
+
     def run(reader: _Reader, validate: bool, phase: str, merger: _Merger | None = None) -> Layout:
         """One pass over the input; counts rows into the summary."""
         first, first_raw = _first_line(reader)
         layout = sniff(first)
         nonlocal cfg
-        cfg = _replace_cfg(cfg, layout, validate)
+        cfg = dataclasses.replace(cfg, layout=layout, validate_only=validate)
         pending_bytes = b"" if layout.header else first_raw
-        summary.rows = rows = 0
+        nonlocal deleted_rows
+        summary.rows = rows = deleted_rows = 0
         done = len(first_raw) if layout.header else 0
         start_line = 2 if layout.header else 1
         for parsed in _parsed_blocks(cfg, _blocks(reader, pending_bytes, start_line), workers):
-            rows += parsed.good + len(parsed.errors)
+            rows += parsed.good + len(parsed.errors) + parsed.deleted_rows
+            deleted_rows += parsed.deleted_rows
             done += parsed.nbytes
             if validate or merger is None:
                 note_errors(parsed)
@@ -777,6 +946,7 @@ def import_stream(
     token = secrets.token_hex(8)
     merger = _Merger(table, info, token, cfg, options.restore_deleted)
     spool: IO[bytes] | None = None
+    merger.register()
     try:
         if options.strict:
             seekable = stream.seekable()
@@ -801,6 +971,12 @@ def import_stream(
         else:
             layout = run(stream, False, "import", merger)
         summary.notes = _layout_notes(layout, options)
+        if deleted_rows:
+            summary.deleted_kept += deleted_rows
+            summary.notes.append(
+                f"{deleted_rows} rows marked deleted in the file were not imported "
+                "(--keep-status imports them as removed entries)"
+            )
         if options.replace:
             if summary.errors:
                 summary.notes.append(
@@ -851,22 +1027,6 @@ def import_stream(
     return summary
 
 
-def _replace_cfg(cfg: ParseConfig, layout: Layout, validate: bool) -> ParseConfig:
-    return ParseConfig(
-        layout=layout,
-        region=cfg.region,
-        buckets=cfg.buckets,
-        default_status=cfg.default_status,
-        default_reason=cfg.default_reason,
-        source=cfg.source,
-        by=cfg.by,
-        at=cfg.at,
-        keep_status=cfg.keep_status,
-        confirm_broad=cfg.confirm_broad,
-        validate_only=validate,
-    )
-
-
 def _layout_notes(layout: Layout, options: ImportOptions) -> list[str]:
     """What the user should know about how the file was read."""
     notes = []
@@ -874,7 +1034,8 @@ def _layout_notes(layout: Layout, options: ImportOptions) -> list[str]:
         notes.append("columns ignored: " + ", ".join(layout.ignored))
     if "status" in layout.columns and not options.keep_status:
         notes.append(
-            "the status column was ignored (the import's own status applies); --keep-status uses it"
+            "the status column was not used (the import's own status applies); "
+            "--keep-status uses it"
         )
     return notes
 

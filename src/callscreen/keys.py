@@ -38,6 +38,18 @@ timezone, ``C`` a campaign name, ``""`` for calls with none, ``W`` a log writer 
 
 (``reportfates.lua`` builds the ``fc``, ``log:d``, ``lists``, ``e`` and ``p`` names from
 the base, as ``lookup.lua`` does.)
+
+The outcome watcher (:mod:`callscreen.outcomes`; ``DIGITS`` a number's E.164 digits,
+``U`` an Asterisk channel uniqueid):
+
+``{cs}:oc:n:DIGITS``     zset   failed outbound calls to DIGITS with a "no such number"
+                                cause: uniqueid -> epoch ms; trimmed to the window and
+                                expiring with it; deleted by an answered call
+``{cs}:oc:u:U``          string call U was counted (SET NX EX, a day: one gateway
+                                counts it)
+
+(``optout.lua`` builds the ``lists``, ``lseq``, ``list``, ``global``, ``hist``, ``bseq``
+and ``b`` names from the base, as ``lookup.lua`` does.)
 """
 
 from __future__ import annotations
@@ -143,7 +155,7 @@ class Keys:
     def first_contact(self, bucket: int) -> str:
         return f"{self.base}:fc:{bucket}"
 
-    # -- outcome watcher (callscreen.ami) ----------------------------------------------------
+    # -- outcome watcher (callscreen.outcomes) -----------------------------------------------
 
     def outcome_failures(self, digits: str) -> str:
         return f"{self.base}:oc:n:{digits}"

@@ -40,7 +40,12 @@ Behaviour:
   ``connect_timeout`` each. Every reconnect asks again, so a failover is followed
   once the old primary drops us: Sentinel kills the clients of a primary it
   demotes, and a ``READONLY`` error reply (a demoted primary that kept us) drops
-  the connection too. Until then, calls still go to the old primary.
+  the connection too. A primary that is still up is only demoted when the Sentinel
+  next looks at it (about ten seconds after a ``SENTINEL FAILOVER``): so while
+  connected, the Sentinels are also asked every ``sentinel_check_interval``
+  seconds (1 s; in the background, off the call path) which primary they name, and
+  the connection is dropped as soon as it is another one. Until then, calls still
+  go to the old primary.
 
 Not supported here, on purpose: RESP3, pub/sub, MULTI across calls, blocking
 commands with no deadline. Use redis-py for administration paths that need them.
@@ -183,6 +188,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop, label: str) -> None:
         self.loop = loop
         self.label = label
+        self.address: tuple[str, int] | None = None  # the primary's, as a Sentinel named it
         self.transport: asyncio.Transport | None = None
         self.parser = RespParser()
         self.pending: deque[asyncio.Future[RespValue]] = deque()
@@ -330,6 +336,12 @@ class LeanRedis:
     ``None``, nested ``list`` (an error nested inside an array stays a
     :class:`~callscreen.resp.RespError` value). The client is bound to the event
     loop it first runs on.
+
+    Plain-int counters, read by :mod:`callscreen.metrics` and never reset:
+    :attr:`requests`, :attr:`failures` (calls that raised, whatever the cause),
+    :attr:`timeouts` and :attr:`error_replies` (two kinds of failure),
+    :attr:`noscript` (scripts sent again after a restart or failover) and
+    :attr:`connects`.
     """
 
     def __init__(
@@ -343,8 +355,11 @@ class LeanRedis:
         command_timeout: float = 10.0,
         stall_timeout: float = 3.0,
         reconnect_backoff: float = 0.1,
+        sentinel_check_interval: float = 1.0,
     ) -> None:
         self.target = target
+        self.sentinel_check_interval = sentinel_check_interval
+        self._watcher: asyncio.Task[None] | None = None
         self.sentinel_service = sentinel_service
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
@@ -360,7 +375,13 @@ class LeanRedis:
         self._retry_at = 0.0
         self._last_failure: BaseException | None = None
         self._closed = False
+        # Counters for metrics (read, never reset): plain ints, no cost on the call path.
         self.requests = 0  # commands sent: each one is a round trip (pipelined or not)
+        self.failures = 0  # calls that raised StoreError (timeouts and error replies included)
+        self.timeouts = 0  # calls that missed their deadline
+        self.error_replies = 0  # calls Redis answered with an error (NOSCRIPT retried: not one)
+        self.noscript = 0  # NOSCRIPT replies answered by sending the script (after a restart)
+        self.connects = 0  # connections opened (the first one, then each reconnect)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> LeanRedis:
@@ -409,7 +430,11 @@ class LeanRedis:
         """
         loop = asyncio.get_running_loop()
         budget = self.command_timeout if timeout is None else timeout
-        value = await self._send(encode_command(*args), loop.time() + budget, budget)
+        try:
+            value = await self._send(encode_command(*args), loop.time() + budget, budget)
+        except StoreError:
+            self.failures += 1
+            raise
         if type(value) is RespError:
             raise self._error(value)
         return value
@@ -432,22 +457,27 @@ class LeanRedis:
         budget = self.command_timeout if timeout is None else timeout
         deadline = loop.time() + budget
         payload = encode_command(b"EVALSHA", script.sha1, len(keys), *keys, *args)
-        value = await self._send(payload, deadline, budget)
-        if type(value) is RespError:
-            if value.code == "NOSCRIPT":
+        try:
+            value = await self._send(payload, deadline, budget)
+            if type(value) is RespError and value.code == "NOSCRIPT":
+                self.noscript += 1
                 payload = encode_command(b"EVAL", script.source, len(keys), *keys, *args)
                 value = await self._send(payload, deadline, budget)
-            if type(value) is RespError:
-                raise self._error(value)
+        except StoreError:
+            self.failures += 1
+            raise
+        if type(value) is RespError:
+            raise self._error(value)
         return value
 
     async def close(self) -> None:
         """Close the connection, stop any connect attempt; later calls fail. Idempotent."""
         self._closed = True
-        task = self._connecting
-        if task is not None:
-            task.cancel()
-            await asyncio.wait((task,))
+        for task in (self._connecting, self._watcher):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait((task,))
+        self._watcher = None
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
@@ -476,11 +506,14 @@ class LeanRedis:
         if future.done():
             return
         # Fail the call but leave its future in the FIFO: the reply is discarded on arrival.
+        self.timeouts += 1
         future.set_exception(StoreUnavailable(f"no reply from Redis within {budget * 1000:g} ms"))
         if conn.stalled(self.stall_timeout):
             conn.abort(f"no reply from Redis for {self.stall_timeout:g} s", None)
 
     def _error(self, value: RespError) -> StoreError:
+        self.failures += 1
+        self.error_replies += 1
         if value.code == "READONLY" and self._sentinels and self._conn is not None:
             # We are on a primary that has been demoted: find the new one.
             self._conn.abort("the Redis primary became a replica", None)
@@ -510,6 +543,7 @@ class LeanRedis:
         # raises the attempt's own cancellation (by close()) into this caller.
         done, _ = await asyncio.wait((task,), timeout=max(0.0, deadline - loop.time()))
         if not done:
+            self.timeouts += 1
             raise StoreUnavailable(f"could not connect to Redis within {budget * 1000:g} ms")
         if task.cancelled():
             raise StoreUnavailable("the Redis client was closed")
@@ -543,8 +577,32 @@ class LeanRedis:
         else:
             conn = await self._open_data(self.target)
         self._conn = conn
+        self.connects += 1
         log.info("connected to Redis at %s", conn.label)
+        if self._sentinels and self.sentinel_check_interval > 0 and self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_primary())
         return conn
+
+    async def _watch_primary(self) -> None:
+        """Drop the connection when the Sentinels name another primary (see the
+        module's docstring): a failover whose old primary is still up and has not
+        been told yet."""
+        while not self._closed:
+            await asyncio.sleep(self.sentinel_check_interval)
+            conn = self._conn
+            if conn is None or conn.closed or conn.address is None:
+                continue
+            for host, port in list(self._sentinels):
+                try:
+                    named = await self._ask_sentinel(host, port)
+                except StoreError:
+                    continue  # that Sentinel is down: ask the next one
+                except Exception:  # a bug: never let it end the watch
+                    log.exception("asking Sentinel %s:%d for the primary failed", host, port)
+                    break
+                if named is not None and named != conn.address and conn is self._conn:
+                    conn.abort(f"the Sentinels name {named[0]}:{named[1]} as the primary", None)
+                break
 
     async def _open_data(self, target: RedisTarget) -> _Connection:
         """A connection for calls: logged in, database selected, primary checked."""
@@ -641,6 +699,7 @@ class LeanRedis:
             if index:
                 # The Sentinel that answered is asked first next time.
                 self._sentinels.insert(0, self._sentinels.pop(index))
+            conn.address = primary
             return conn
         raise StoreUnavailable(
             f"no Redis primary for service {self.sentinel_service!r}: " + "; ".join(problems)

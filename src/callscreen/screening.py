@@ -57,6 +57,12 @@ class Screener:
     def from_settings(cls, settings: Settings) -> Screener:
         return cls(settings, LeanRedis.from_settings(settings))
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Use ``settings`` for the calls screened from now on (SIGHUP): the policies,
+        the deadline, the default region. The Redis client and the key tag stay."""
+        self.settings = settings
+        self.deadline = settings.deadline_ms / 1000
+
     async def close(self) -> None:
         await self.client.close()
 

@@ -1,23 +1,53 @@
 """Running the gateway: ``callscreen serve``.
 
-Starts the FastAGI server over the screening core, and stops it gracefully: the
-first SIGINT/SIGTERM stops accepting and lets calls in flight finish for up to
-``shutdown_grace_s``; a second one forces the exit.
+A running gateway is a short list of :class:`Part` s — the screener and its Redis
+connection, the metrics endpoint, the FastAGI server — built in
+:meth:`Gateway.__init__`, started in that order and closed in the reverse order. The
+FastAGI server comes last: it takes calls only once everything else is up, and is
+the first to stop at shutdown, so calls drain while the rest still works. Adding a
+component is one line in that list (``Part("name", start=..., close=...)``, with
+sync or async callables); ``reconfigure`` is called with the new settings on SIGHUP.
+
+Signals:
+
+- **SIGTERM / SIGINT**: drain. The listening socket closes at once (new connections
+  are refused: Asterisk takes the ``AGISTATUS=FAILURE`` path of the shipped
+  dialplan, or its next ``hagi://`` target), calls in flight finish for up to
+  ``shutdown_grace_s``, then every part is closed and the process exits 0. A second
+  signal forces the exit (what is still running is cancelled; exit code 1).
+- **SIGHUP**: reload. The settings are read again from the environment and ``.env``
+  (the working directory's); what changed there since the last (re)load is applied
+  to the running gateway if it is one of :data:`~callscreen.config.LIVE_SETTINGS`
+  (policies, deadline, allowed clients, limits, log level, ...), from the next call
+  on. Other changes (Redis, addresses, ...) are logged as waiting for a restart.
+  Invalid settings are logged and nothing changes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import logging
+import resource
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from callscreen.agi.server import AgiServer
-from callscreen.config import Settings
+import pydantic
+
+from callscreen.agi.server import HARD_LIMIT_FACTOR, AgiServer
+from callscreen.config import LIVE_SETTINGS, Settings
 from callscreen.localredis import LocalRedis
+from callscreen.metrics import Metrics, MetricsEndpoint
 from callscreen.screening import Screener
 
 log = logging.getLogger("callscreen.serve")
+
+#: File descriptors kept beyond the connections: Redis, the metrics endpoint, logs, ...
+SPARE_FDS = 256
 
 
 def configure_logging(level: str) -> None:
@@ -28,53 +58,224 @@ def configure_logging(level: str) -> None:
     )
 
 
-async def serve(settings: Settings) -> None:
-    """Serve FastAGI until a shutdown signal arrives."""
-    loop = asyncio.get_running_loop()
-    screener = Screener.from_settings(settings)
-    server = AgiServer(settings, screener)
-    await server.start()
-    log.info(
-        "callscreen listening on %s:%s (region %s, deadline %d ms, fail-%s)",
-        settings.listen_host,
-        server.port,
-        settings.default_region,
-        settings.deadline_ms,
-        settings.fail_policy.value,
+def from_environment() -> Settings:
+    """Settings from the ``CALLSCREEN_*`` environment and ``.env`` (what a reload reads)."""
+    return Settings()  # type: ignore[call-arg]  # every field has a default
+
+
+@dataclass(frozen=True)
+class Part:
+    """One component of the running gateway. Each callable may be sync or async;
+    ``None`` where there is nothing to do."""
+
+    name: str
+    start: Callable[[], Any] | None = None
+    close: Callable[[], Any] | None = None
+    reconfigure: Callable[[Settings], Any] | None = None
+
+
+async def _run(fn: Callable[..., Any], *args: Any) -> None:
+    result = fn(*args)
+    if inspect.isawaitable(result):
+        await result
+
+
+def _errors(exc: pydantic.ValidationError) -> str:
+    # location and message only: pydantic's own text repeats the input, secrets included
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+        for err in exc.errors()
     )
-    stopping = asyncio.Event()
+
+
+class Gateway:
+    """The running gateway: ``async with Gateway(settings) as gateway: ...`` starts its
+    parts, leaving closes them (the FastAGI server first, draining its calls).
+
+    ``load_settings`` builds fresh settings for :meth:`reload` (default: from the
+    environment and ``.env``).
+    """
+
+    def __init__(
+        self, settings: Settings, *, load_settings: Callable[[], Settings] | None = None
+    ) -> None:
+        self.settings = settings
+        self.load_settings = load_settings or from_environment
+        self._loaded = self._baseline()
+        self.screener = Screener.from_settings(settings)
+        self.server = AgiServer(settings, self.screener)
+        self.metrics = Metrics(self.server)
+        self.metrics.watch_redis("screening", self.screener.client)
+        self.endpoint = MetricsEndpoint(settings, self.metrics)
+        # Started in this order, closed in the reverse one. One line per component.
+        self.parts: list[Part] = [
+            Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
+            Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
+            Part(
+                "agi",
+                start=self.server.start,
+                close=self.server.close,
+                reconfigure=self.server.reconfigure,
+            ),
+        ]
+        self._stack = contextlib.AsyncExitStack()
+        self._stopping = asyncio.Event()
+
+    def _baseline(self) -> Settings:
+        """What the environment and ``.env`` say now (reloads apply what changes)."""
+        try:
+            return self.load_settings()
+        except pydantic.ValidationError:
+            return self.settings
+
+    # -- lifecycle
+
+    async def __aenter__(self) -> Gateway:
+        async with contextlib.AsyncExitStack() as stack:
+            for part in self.parts:
+                if part.start is not None:
+                    await _run(part.start)
+                if part.close is not None:
+                    stack.push_async_callback(self._close, part)
+            self._stack = stack.pop_all()  # all started: keep them until __aexit__
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._stack.aclose()
+
+    @staticmethod
+    async def _close(part: Part) -> None:
+        assert part.close is not None
+        try:
+            await _run(part.close)
+        except Exception:
+            log.exception("closing %s failed", part.name)
+
+    def stop(self) -> None:
+        """Ask :meth:`wait` to return (the caller then leaves the ``async with``)."""
+        self._stopping.set()
+
+    async def wait(self) -> None:
+        """Until :meth:`stop`."""
+        await self._stopping.wait()
+
+    # -- reload
+
+    def reload(self) -> list[str]:
+        """Read the settings again and apply the live ones that changed since the last
+        load; returns their names (empty: nothing applied)."""
+        try:
+            fresh = self.load_settings()
+        except pydantic.ValidationError as exc:
+            log.error("reload: invalid settings, nothing changed: %s", _errors(exc))
+            return []
+        changed = [
+            name
+            for name in type(fresh).model_fields
+            if getattr(fresh, name) != getattr(self._loaded, name)
+        ]
+        live = [name for name in changed if name in LIVE_SETTINGS]
+        later = [name for name in changed if name not in LIVE_SETTINGS]
+        if "log_level" in live and not isinstance(
+            logging.getLevelNamesMapping().get(fresh.log_level.upper()), int
+        ):
+            log.error("reload: unknown log_level %r, nothing changed", fresh.log_level)
+            return []
+        self._loaded = fresh
+        if later:
+            log.warning("reload: %s changed; that takes a restart", ", ".join(later))
+        if not live:
+            log.info("reload: no live setting changed")
+            return []
+        settings = self.settings.model_copy(update={name: getattr(fresh, name) for name in live})
+        self.settings = settings
+        if "log_level" in live:
+            logging.getLogger().setLevel(settings.log_level.upper())
+        for part in self.parts:
+            if part.reconfigure is not None:
+                try:
+                    part.reconfigure(settings)
+                except Exception:
+                    log.exception("reload: %s could not take the new settings", part.name)
+        self.metrics.reloads += 1
+        shown = settings.safe_dump()
+        log.info("reload: %s", ", ".join(f"{name}={shown[name]}" for name in live))
+        return live
+
+
+def raise_fd_limit(settings: Settings) -> None:
+    """Raise the soft limit of open files to what ``max_connections`` needs (up to the
+    hard limit): past it, accept() fails and asyncio stops accepting for a second."""
+    needed = settings.max_connections * HARD_LIMIT_FACTOR + SPARE_FDS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    if target < needed:
+        log.warning(
+            "open files limited to %d; max_connections=%d wants %d (raise LimitNOFILE)",
+            target,
+            settings.max_connections,
+            needed,
+        )
+
+
+async def serve(settings: Settings, *, load_settings: Callable[[], Settings] | None = None) -> None:
+    """Serve FastAGI until SIGTERM or SIGINT; SIGHUP reloads (see the module doc)."""
+    loop = asyncio.get_running_loop()
+    gateway = Gateway(settings, load_settings=load_settings)
     signals = 0
 
-    def on_signal() -> None:
+    def on_stop() -> None:
         nonlocal signals
         signals += 1
         if signals == 1:
-            log.info("shutting down: finishing calls in flight (Ctrl-C again to force)")
-            stopping.set()
+            log.info(
+                "shutting down: refusing new calls, finishing those in flight for up to "
+                "%.1f s (signal again to force)",
+                gateway.settings.shutdown_grace_s,
+            )
+            gateway.stop()
         else:
             log.warning("forced shutdown")
             for task in asyncio.all_tasks(loop):
                 task.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: gateway.reload}
+    for sig, handler in handlers.items():
+        loop.add_signal_handler(sig, handler)
     try:
-        await stopping.wait()
-        await server.close(settings.shutdown_grace_s)
+        async with gateway:
+            log.info(
+                "callscreen listening on %s:%s (region %s, deadline %d ms, fail-%s)",
+                settings.listen_host,
+                gateway.server.port,
+                settings.default_region,
+                settings.deadline_ms,
+                settings.fail_policy.value,
+            )
+            await gateway.wait()
         log.info(
             "stopped: %d calls answered, %d Redis round trips",
-            server.calls,
-            screener.client.requests,
+            gateway.server.calls,
+            gateway.screener.client.requests,
         )
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in handlers:
             loop.remove_signal_handler(sig)
-        await screener.close()
 
 
-def run(settings: Settings, *, local_redis: bool = False) -> int:
+def run(
+    settings: Settings,
+    *,
+    local_redis: bool = False,
+    load_settings: Callable[[], Settings] | None = None,
+) -> int:
     """Run the gateway in this process; returns the exit code."""
     configure_logging(settings.log_level)
+    raise_fd_limit(settings)
     local = LocalRedis(settings) if local_redis else None
     try:
         if local is not None and local.ensure():
@@ -82,9 +283,9 @@ def run(settings: Settings, *, local_redis: bool = False) -> int:
         try:
             import uvloop
 
-            uvloop.run(serve(settings))
+            uvloop.run(serve(settings, load_settings=load_settings))
         except ImportError:
-            asyncio.run(serve(settings))
+            asyncio.run(serve(settings, load_settings=load_settings))
     except asyncio.CancelledError:
         return 1
     finally:

@@ -12,7 +12,10 @@ Rules kept here (the storage rules are in :mod:`callscreen.entries`):
 - approving permanently a prefix that is a whole country calling code (``+33*``,
   ``+1*``) cannot be undone and reaches millions of numbers: it needs
   ``confirm_broad`` (:class:`~callscreen.errors.NeedsConfirmation` otherwise);
-- a list holding permanent entries cannot be deleted.
+- a list holding permanent entries cannot be deleted;
+- when entries of a *block* list become enforced (``add``, ``approve``, ``restore``),
+  the calls already on their way to them are cancelled (:mod:`callscreen.cascade`):
+  the change's result carries what was done (``cascade``).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from typing import Any, Self
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from callscreen import audit, entries
+from callscreen import audit, cascade, entries
 from callscreen.audit import Event
+from callscreen.cascade import CascadeReport
 from callscreen.config import Settings
 from callscreen.decision import Decision, ScreenRequest
 from callscreen.entries import WriteSummary
@@ -190,6 +194,7 @@ class ChangeResult:
     reason: str = ""
     batch: int | None = None
     notes: tuple[str, ...] = ()
+    cascade: CascadeReport | None = None  # when entries of a block list became enforced
 
     @property
     def changed(self) -> int:
@@ -206,6 +211,7 @@ class ChangeResult:
         reason: str = "",
         batch: int | None = None,
         notes: Sequence[str] = (),
+        cascade: CascadeReport | None = None,
     ) -> ChangeResult:
         return cls(
             info.name,
@@ -216,12 +222,14 @@ class ChangeResult:
             reason,
             batch,
             tuple(notes),
+            cascade,
         )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["notes"] = list(self.notes)
         data["changed"] = self.changed
+        data["cascade"] = self.cascade.to_json() if self.cascade is not None else None
         return data
 
 
@@ -530,6 +538,7 @@ class Admin:
         expires: str | None = None,
         by: str = "",
         source: str = DEFAULT_SOURCE,
+        hangup_live: bool | None = None,
     ) -> ChangeResult:
         """Add entries, active at once. An entry already there is updated (and said
         so): a permanent one stays permanent, a removed one is restored, and what is
@@ -537,7 +546,9 @@ class Admin:
         reason is kept also keeps the record of who gave it.
 
         ``expires`` is a duration (``30d``) or a date (``2027-01-31``, kept through
-        that day, UTC); see :mod:`callscreen.times`.
+        that day, UTC); see :mod:`callscreen.times`. On a block list, the calls queued
+        for the entries are cancelled, and with ``hangup_live`` (default: the
+        ``cascade_hangup_live`` setting) their live calls hung up (``cascade``).
         """
         by = _actor(by)
         info = self._info(list_name)
@@ -554,7 +565,10 @@ class Admin:
             self.table, info, keys, batch, expires=expires_at, external_id=external_id
         )
         self._record(info, "add", by, summary, reason=reason, batch=batch.id)
-        return ChangeResult.of(info, "add", by, summary, reason=reason, batch=batch.id, notes=notes)
+        report = cascade.for_entries(self.settings, self.table, info, keys, hangup_live=hangup_live)
+        return ChangeResult.of(
+            info, "add", by, summary, reason=reason, batch=batch.id, notes=notes, cascade=report
+        )
 
     def remove(
         self, list_name: str, raw_entries: Sequence[str], *, reason: str, by: str = ""
@@ -575,17 +589,25 @@ class Admin:
         return ChangeResult.of(info, "remove", by, summary, reason=reason, batch=batch.id)
 
     def restore(
-        self, list_name: str, raw_entries: Sequence[str], *, reason: str = "", by: str = ""
+        self,
+        list_name: str,
+        raw_entries: Sequence[str],
+        *,
+        reason: str = "",
+        by: str = "",
+        hangup_live: bool | None = None,
     ) -> ChangeResult:
         """Bring soft-deleted entries back: they are active again, with the reason
-        they had. Refused (nothing changed) if any is missing."""
+        they had. Refused (nothing changed) if any is missing. On a block list, as for
+        :meth:`add`, the calls on their way to them are cancelled."""
         by = _actor(by)
         _text(reason, "reason", MAX_REASON)
         info = self._info(list_name)
         keys = self.parse_entries(raw_entries)
         summary = entries.transition(self.table, info, "restore", keys)
         self._record(info, "restore", by, summary, reason=reason)
-        return ChangeResult.of(info, "restore", by, summary, reason=reason)
+        report = cascade.for_entries(self.settings, self.table, info, keys, hangup_live=hangup_live)
+        return ChangeResult.of(info, "restore", by, summary, reason=reason, cascade=report)
 
     def approve(
         self,
@@ -596,11 +618,14 @@ class Admin:
         permanent: bool = False,
         confirm_broad: bool = False,
         by: str = "",
+        hangup_live: bool | None = None,
     ) -> ChangeResult:
         """Approve pending entries (they are enforced from now on), or, with
         ``permanent``, make entries permanent: never again unapproved, removed or
         deleted. A permanent approval of a whole country code needs ``confirm_broad``.
-        Refused (nothing changed) if an entry is missing or removed."""
+        Refused (nothing changed) if an entry is missing or removed. On a block list,
+        as for :meth:`add`, the calls on their way to the approved entries are
+        cancelled (after ``all_pending``: to any enforced entry of the list)."""
         by = _actor(by)
         if all_pending == bool(raw_entries):
             raise InvalidInput("give the entries to approve, or --all-pending (not both)")
@@ -612,11 +637,17 @@ class Admin:
             if permanent and not confirm_broad:
                 self._confirm_broad(keys)
             summary = entries.transition(self.table, info, op, keys, permanent=permanent)
+            report = cascade.for_entries(
+                self.settings, self.table, info, keys, hangup_live=hangup_live
+            )
         else:
             summary = self._approve_all_pending(info, permanent, confirm_broad)
+            report = cascade.for_list(
+                self.settings, self.table, info, count=summary["approved"], hangup_live=hangup_live
+            )
         self._record(info, op, by, summary, detail=detail)
         notes = ("permanent entries cannot be unapproved, removed or deleted",) if permanent else ()
-        return ChangeResult.of(info, op, by, summary, notes=notes)
+        return ChangeResult.of(info, op, by, summary, notes=notes, cascade=report)
 
     @staticmethod
     def _confirm_broad(keys: Iterable[EntryKey]) -> None:

@@ -34,6 +34,7 @@ from callscreen.agi.protocol import (
 from callscreen.config import Settings
 from callscreen.decision import Decision, ScreenRequest
 from callscreen.errors import InvalidInput, PeerHangup, ProtocolError
+from callscreen.metrics import CallStats
 from callscreen.model import Result
 
 __all__ = [
@@ -84,10 +85,16 @@ class CallInfo:
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What a handler answers: the variables of the one ``EXEC MSet`` command, and
-    ``key=value`` fields for the call's log line."""
+    ``key=value`` fields for the call's log line. For the metrics, the decision it
+    carries (if any), the call's direction, and why a fail-policy answer failed
+    (``cause``: ``unavailable``, ``deadline``, ``overloaded``, ``internal``,
+    ``bad_request``)."""
 
     variables: Mapping[str, str]
     log_fields: tuple[tuple[str, str], ...] = ()
+    decision: Decision | None = None
+    direction: str = ""
+    cause: str = ""
 
 
 #: A route: ``script name -> handler``. A handler must not raise (the server still
@@ -112,6 +119,10 @@ class AgiServer:
     ``await close(grace)`` stops accepting, lets calls in flight finish for up to
     ``grace`` seconds, then cancels the rest. Routes live in :attr:`routes`
     (``{"screen": self.screen}``); add a handler to serve another script name.
+
+    Settings are read from :attr:`settings` at each connection and each call;
+    :meth:`reconfigure` swaps them (SIGHUP) for the calls that start afterwards.
+    Counts for the metrics are kept in :attr:`stats`.
     """
 
     def __init__(self, settings: Settings, screener: ScreenerLike) -> None:
@@ -123,6 +134,16 @@ class AgiServer:
         self._server: asyncio.Server | None = None
         self._connections: set[_AgiConnection] = set()
         self.calls = 0  # calls answered (one log line each)
+        self.stats = CallStats()
+        self.draining = False  # set by close(): connections still arriving are refused
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Use ``settings`` from now on: calls already screening keep the old deadline;
+        connections already open keep their size limits. The listening address is
+        not changed (that needs a restart)."""
+        self.settings = settings
+        self.deadline = settings.deadline_ms / 1000
+        self._networks = settings.client_networks()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -157,8 +178,13 @@ class AgiServer:
         """Stop accepting; let connections in flight finish for up to ``grace``
         seconds (``settings.shutdown_grace_s`` by default); cancel the rest."""
         grace = self.settings.shutdown_grace_s if grace is None else grace
+        self.draining = True
         server, self._server = self._server, None
         if server is not None:
+            # The listening socket goes now: new connections are refused by the kernel
+            # (Asterisk: AGISTATUS=FAILURE, or the next hagi:// target), as are those
+            # still in its accept queue; any the loop had already accepted are closed
+            # unread in connection_made.
             server.close()
         tasks = {c.task for c in self._connections if c.task is not None and not c.task.done()}
         if tasks:
@@ -197,7 +223,8 @@ class AgiServer:
     async def optout(self, env: AgiEnv, call: CallInfo) -> Answer:
         """The ``optout`` route: see :mod:`callscreen.optout`."""
         decision, fields = await optout.answer(self.settings, self.screener, env)
-        return Answer(decision.variables(), fields)
+        direction = dict(fields).get("direction", "")
+        return Answer(decision.variables(), fields, decision, direction)
 
 
 async def screen_answer(
@@ -213,9 +240,16 @@ async def screen_answer(
     except InvalidInput as exc:
         log.error("uniqueid=%s: %s; answering UNSCREENED", _field(env.uniqueid), exc)
         decision = bad_request_decision(f"bad request: {exc}")
-        return Answer(decision.variables(), (("direction", env.arg(1)), *_fields(decision)))
+        return Answer(
+            decision.variables(),
+            (("direction", env.arg(1)), *_fields(decision)),
+            decision,
+            cause="bad_request",
+        )
+    cause = ""
     if overloaded:
         decision = _fail(screener, request, "screening unavailable: gateway overloaded")
+        cause = "overloaded"
     else:
         try:
             # asyncio.timeout rather than wait_for: same guard, no extra task per call
@@ -223,13 +257,19 @@ async def screen_answer(
                 decision = await screener.screen(request)
         except TimeoutError:
             decision = _fail(screener, request, "screening unavailable: deadline exceeded")
+            cause = "deadline"
         except Exception:
             log.exception("uniqueid=%s: screening raised", _field(request.uniqueid))
             decision = _fail(screener, request, "screening unavailable: internal error")
+            cause = "internal"
     number = decision.number or request.number
+    direction = request.direction.value
     return Answer(
         decision.variables(),
-        (("direction", request.direction.value), ("number", number), *_fields(decision)),
+        (("direction", direction), ("number", number), *_fields(decision)),
+        decision,
+        direction,
+        cause,
     )
 
 
@@ -276,13 +316,21 @@ class _AgiConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         self.peer = f"{host}:{peer[1]}" if isinstance(peer, tuple) and len(peer) > 1 else host
+        if server.draining:
+            # accepted by the loop just before the listener closed: refuse it too
+            server.stats.refuse("draining")
+            log.info("refused connection from %s: shutting down", self.peer)
+            transport.close()
+            return
         if not server.allowed(host):
+            server.stats.refuse("not_allowed")
             log.warning("refused connection from %s: not in allowed_clients", self.peer)
             transport.close()
             return
         active = len(server._connections)
         limit = server.settings.max_connections
         if active >= limit * HARD_LIMIT_FACTOR:
+            server.stats.refuse("overload")
             log.warning("refused connection from %s: %d connections open", self.peer, active)
             transport.close()
             return
@@ -346,13 +394,17 @@ class _AgiConnection(asyncio.Protocol):
     # ------------------------------------------------------------ the call
 
     async def _run(self) -> None:
+        stats = self.server.stats
         try:
             await self._serve()
         except PeerHangup as exc:
+            stats.unanswer("hangup")
             log.debug("%s: %s", self.peer, exc)
         except ProtocolError as exc:
+            stats.unanswer("protocol_error")
             log.warning("%s: AGI protocol error: %s; closing", self.peer, exc)
         except Exception:
+            stats.unanswer("error")
             log.exception("%s: AGI connection failed", self.peer)
         finally:
             if self.transport is not None:
@@ -365,6 +417,7 @@ class _AgiConnection(asyncio.Protocol):
             async with asyncio.timeout(settings.env_timeout_ms / 1000):
                 await self._until(lambda: session.phase is not Phase.ENV)
         except TimeoutError:
+            self.server.stats.unanswer("env_timeout")
             log.info(
                 "%s: no complete AGI environment within %d ms; closing",
                 self.peer,
@@ -383,6 +436,7 @@ class _AgiConnection(asyncio.Protocol):
             await asyncio.sleep(TAINTED_SETTLE_S)
         handler = self.server.routes.get(env.script)
         if handler is None:
+            self.server.stats.unanswer("unknown_script")
             log.warning(
                 "%s uniqueid=%s: unknown AGI script %r; closing",
                 self.peer,
@@ -481,8 +535,17 @@ class _AgiConnection(asyncio.Protocol):
         self, env: AgiEnv, answer: Answer, outcome: str, elapsed_ms: float | None = None
     ) -> None:
         self.server.calls += 1
+        answered = elapsed_ms is not None
         if elapsed_ms is None:
             elapsed_ms = (time.perf_counter() - self.started) * 1000
+        self.server.stats.answered(
+            env.script,
+            outcome,
+            elapsed_ms / 1000 if answered else None,
+            answer.decision,
+            answer.direction,
+            answer.cause,
+        )
         if self.server.settings.log_calls and log.isEnabledFor(logging.INFO):
             log.info("%s", format_call(env, answer, outcome, elapsed_ms))
 

@@ -124,4 +124,5 @@ from callscreen.cli import check as _check  # noqa: E402, F401
 from callscreen.cli import entries as _entries  # noqa: E402, F401
 from callscreen.cli import io as _io  # noqa: E402, F401
 from callscreen.cli import lists as _lists  # noqa: E402, F401
+from callscreen.cli import ops as _ops  # noqa: E402, F401
 from callscreen.cli import reports as _reports  # noqa: E402, F401

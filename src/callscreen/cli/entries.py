@@ -25,6 +25,15 @@ from callscreen.services import DEFAULT_PAGE, ChangeResult
 ListArg = Annotated[
     str, typer.Argument(help="The list's name.", metavar="LIST", show_default=False)
 ]
+HangupLiveOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--hangup-live/--no-hangup-live",
+        help="On a block list, also hang up live calls to or from these numbers, via AMI "
+        "[default: CALLSCREEN_CASCADE_HANGUP_LIVE, off].",
+        show_default=False,
+    ),
+]
 EntriesArg = Annotated[
     list[str],
     typer.Argument(
@@ -57,6 +66,13 @@ def render_change(result: ChangeResult, json_out: bool) -> None:
     console.print(f"{result.list_name}: {outcome_line(result.outcomes)}")
     for note in result.notes:
         console.print(f"note: {note}")
+    if result.cascade is not None:
+        console.print(result.cascade.line(_VERB.get(result.op, result.op)))
+        for note in result.cascade.notes:
+            console.print(f"note: {note}")
+
+
+_VERB = {"add": "added", "approve": "approved", "restore": "restored"}
 
 
 @app.command("add")
@@ -77,11 +93,19 @@ def add(
         ),
     ] = None,
     by: ByOption = "",
+    hangup_live: HangupLiveOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Add entries, enforced at once. An entry already there is updated (and said so)."""
+    """Add entries, enforced at once. An entry already there is updated (and said so).
+    On a block list, calls queued for them (Asterisk call files) are cancelled."""
     result = admin(ctx).add(
-        list_name, entries, reason=reason, external_id=external_id, expires=expires, by=by
+        list_name,
+        entries,
+        reason=reason,
+        external_id=external_id,
+        expires=expires,
+        by=by,
+        hangup_live=hangup_live,
     )
     render_change(result, json_out)
 
@@ -109,10 +133,13 @@ def restore(
     entries: EntriesArg,
     reason: Annotated[str, typer.Option(help="Why they come back.")] = "",
     by: ByOption = "",
+    hangup_live: HangupLiveOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Bring removed entries back (active again)."""
-    render_change(admin(ctx).restore(list_name, entries, reason=reason, by=by), json_out)
+    """Bring removed entries back (active again). On a block list, calls queued for
+    them are cancelled."""
+    result = admin(ctx).restore(list_name, entries, reason=reason, by=by, hangup_live=hangup_live)
+    render_change(result, json_out)
 
 
 @app.command("approve")
@@ -142,9 +169,11 @@ def approve(
         ),
     ] = False,
     by: ByOption = "",
+    hangup_live: HangupLiveOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Approve pending entries: they are enforced from now on."""
+    """Approve pending entries: they are enforced from now on. On a block list, calls
+    queued for them are cancelled."""
     service = admin(ctx)
     raw = entries or []
     try:
@@ -155,6 +184,7 @@ def approve(
             permanent=permanent,
             confirm_broad=confirm_country,
             by=by,
+            hangup_live=hangup_live,
         )
     except NeedsConfirmation as exc:
         if not interactive():
@@ -168,6 +198,7 @@ def approve(
             permanent=permanent,
             confirm_broad=True,
             by=by,
+            hangup_live=hangup_live,
         )
     render_change(result, json_out)
 

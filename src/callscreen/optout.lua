@@ -1,0 +1,45 @@
+-- callscreen opt-out: find (or create) the do-not-call list and record the opt-out's
+-- batch, in one round trip. The entry itself is then written by entries.lua, the only
+-- writer of entry records.
+--
+-- KEYS[1]  the meta hash (declared for the slot; every other key shares its hash tag)
+-- ARGV     base ("{cs}"), list name, description, now (epoch seconds, as repr(float)),
+--          by, batch record (JSON, as table.Batch.encode), history length (approx.),
+--          default buckets, schema version
+--
+-- A missing list is created as Table.create_list does it: global, action block,
+-- direction both, with "create" records in its trail and in the admin trail.
+-- Returns {list id, the list's action, buckets, batch id, 1 if the list was created}.
+
+local meta = KEYS[1]
+local base, name, description, now, by = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local batch_json, maxlen = ARGV[6], ARGV[7]
+
+redis.call('HSETNX', meta, 'buckets', ARGV[8])
+redis.call('HSETNX', meta, 'schema', ARGV[9])
+local buckets = redis.call('HGET', meta, 'buckets')
+
+local id = redis.call('HGET', base .. ':lists', name)
+local created = 0
+if not id then
+  id = tostring(redis.call('INCR', base .. ':lseq'))
+  redis.call('HSET', base .. ':lists', name, id)
+  redis.call('HSET', base .. ':list:' .. id,
+    'name', name, 'action', 'block', 'direction', 'both', 'scope', 'global',
+    'description', description, 'created_at', now, 'created_by', by,
+    'updated_at', now, 'updated_by', by)
+  redis.call('SADD', base .. ':global', id)
+  local detail = 'block, both, global'
+  redis.call('XADD', base .. ':hist:' .. id, 'MAXLEN', '~', maxlen, '*',
+    'op', 'create', 'by', by, 'list', name, 'd', detail)
+  redis.call('XADD', base .. ':hist', 'MAXLEN', '~', maxlen, '*',
+    'op', 'create', 'by', by, 'list', name, 'd', detail)
+  created = 1
+end
+local action = redis.call('HGET', base .. ':list:' .. id, 'action') or 'block'
+
+local batch = redis.call('INCR', base .. ':bseq')
+redis.call('HSET', base .. ':b:' .. string.format('%.0f', math.floor(batch / 512)),
+  string.format('%.0f', batch % 512), batch_json)
+
+return { tonumber(id), action, tonumber(buckets), batch, created }
