@@ -4,6 +4,8 @@ a temporary spool directory and an AMI peer speaking AMI over TCP."""
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +26,7 @@ from callscreen.callfiles import (
     valid_number,
 )
 from callscreen.cascade import EntryTargets
+from callscreen.importer import ImportOptions
 from callscreen.model import Action, Direction, Status
 from callscreen.numbers import parse_entry
 from callscreen.services import Admin
@@ -268,6 +271,91 @@ def test_approve_and_restore_cascade(admin: Admin, spool: Path) -> None:
     assert restored.cascade is not None
     assert [c.file for c in restored.cascade.cancelled] == ["5.call"]
     assert admin.unapprove("dnc", [OTHER]).cascade is None
+
+
+def test_an_import_that_enforces_block_entries_cancels_their_queued_calls(
+    admin: Admin, spool: Path, tmp_path: Path
+) -> None:
+    write_call_file(spool, "1.call", f"PJSIP/{NUM}@trunk")
+    write_call_file(spool, "2.call", f"PJSIP/{OTHER}@trunk")
+    write_call_file(spool, "3.call", "PJSIP/+33622334455@trunk")
+    write_call_file(spool, "4.call", "PJSIP/+33633445566@trunk")
+    path = tmp_path / "dnc.csv"
+    path.write_text(f"number\n{NUM}\n+336987*\n")
+
+    def options(approve: Status = Status.PENDING, **more: Any) -> ImportOptions:
+        return ImportOptions(workers=0, approve=approve, **more)
+
+    pending = admin.import_file("dnc", str(path), options())
+    assert pending.summary.added == 2 and pending.cascade is None  # nothing enforced
+    assert spool_names(spool) == {"1.call", "2.call", "3.call", "4.call"}
+
+    approved = admin.import_file("dnc", str(path), options(Status.ACTIVE))
+    assert approved.summary.enforced == 2
+    report = approved.cascade
+    assert report is not None and report.spool_checked
+    assert sorted((c.file, c.entry) for c in report.cancelled) == [
+        ("1.call", NUM),
+        ("2.call", "+336987*"),
+    ]
+    assert report.line("enforced") == "enforced 2 entries; cancelled 2 queued calls"
+    assert approved.to_json()["cascade"]["entries"] == 2
+    assert approved.to_json()["added"] == 0
+    assert spool_names(spool) == {"3.call", "4.call"}
+
+    # nothing newly enforced: no cascade (permanent from active changes nothing to calls)
+    assert admin.import_file("dnc", str(path), options(Status.PERMANENT)).cascade is None
+
+    # standard input, and an export's statuses with keep_status
+    stdin = io.BytesIO(b"number,status\n+33622334455,active\n+33633445566,pending\n")
+    kept = admin.import_file("dnc", "-", options(keep_status=True), stdin=stdin)
+    assert kept.cascade is not None and [c.file for c in kept.cascade.cancelled] == ["3.call"]
+    assert spool_names(spool) == {"4.call"}
+
+    # a label list blocks nothing
+    admin.create_list("vip", Action.LABEL)
+    path.write_text("+33633445566\n")
+    assert admin.import_file("vip", str(path), options(Status.ACTIVE)).cascade is None
+    assert spool_names(spool) == {"4.call"}
+
+
+def test_cli_import_reports_the_cascade(redis_url: str, spool: Path, tmp_path: Path) -> None:
+    from callscreen import cli
+
+    write_call_file(spool, "1.call", f"PJSIP/{NUM}@trunk")
+    write_call_file(spool, "2.call", f"PJSIP/{OTHER}@trunk")
+    path = tmp_path / "dnc.csv"
+    path.write_text(f"{NUM}\n")
+    env = {
+        "CALLSCREEN_REDIS_URL": redis_url,
+        "CALLSCREEN_DEFAULT_REGION": "FR",
+        "CALLSCREEN_SPOOL_DIR": str(spool),
+    }
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        result = runner.invoke(cli.app, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    invoke("lists", "create", "dnc", "--action", "block")
+    out = invoke("import", "dnc", str(path), "--approve", "--no-progress").stdout
+    assert "enforced 1 entry; cancelled 1 queued call" in out
+    assert spool_names(spool) == {"2.call"}
+    stdin_import = runner.invoke(
+        cli.app,
+        ["import", "dnc", "-", "--approve", "--json"],
+        input=f"{OTHER}\n",
+        env=env,
+        catch_exceptions=False,
+    )
+    assert stdin_import.exit_code == 0, stdin_import.output
+    data = json.loads(stdin_import.stdout)
+    assert (data["added"], data["enforced"]) == (1, 1)
+    assert [c["file"] for c in data["cascade"]["cancelled"]] == ["2.call"]
+    assert spool_names(spool) == set()
+    pending = invoke("import", "dnc", str(path), "--no-progress").stdout
+    assert "cancelled" not in pending
 
 
 def test_list_direction_and_campaigns(admin: Admin, spool: Path) -> None:

@@ -142,6 +142,8 @@ def test_every_field(table: Table, populated: ListInfo) -> None:
     assert first["updated_by"] == "'+alice" and first["source"] == "'-web"
     assert first["expires"] == "2031-02-01T00:00:00Z"
     assert first["updated_at"].endswith("Z") and first["removed_at"] == ""
+    # never updated: created by the change that set it
+    assert (first["created_by"], first["created_at"]) == ("'+alice", first["updated_at"])
     assert rows["+33*"]["kind"] == "prefix" and rows["+33*"]["status"] == "permanent"
     removed = rows["+33123456783"]
     assert removed["status"] == "deleted" and removed["reason"] == "old"
@@ -202,6 +204,76 @@ def test_round_trip_into_a_new_list_reproduces_every_field(
         options=ImportOptions(workers=0, keep_status=True, confirm_broad=True),
     )
     assert (again.added, again.updated, again.restored) == (0, 0, 0)
+
+
+def test_export_import_export_reproduces_every_column(
+    redis_url: str, tmp_path: Path, table: Table, admin: Admin
+) -> None:
+    """Entries whose creation, last change and removal are three different changes,
+    through the command line: export, import --keep-status into a new list, export."""
+    info = table.create_list("hist", Action.BLOCK)
+    admin.add("hist", ["+33123456781"], reason="first", by="alice", expires="2031-01-31")
+    admin.add("hist", ["+33123456781"], reason="=second", by="bob", external_id="E;1")
+    admin.add("hist", ["+33123456782"], reason="first", by="alice")
+    admin.add("hist", ["+33123456782"], reason="second", by="bob", external_id="X2")
+    admin.remove("hist", ["+33123456782"], reason="=asked", by="carol")
+    admin.add("hist", ["+3389*"], reason="premium", by="dave", source="@crm")
+    admin.approve("hist", ["+3389*"], permanent=True)
+    for data, by, approve in (
+        (b"number,reason\n+33612345678,registry\n+33612345670,registry\n", "erin", Status.PENDING),
+        (b"number,reason\n+33612345678,registry 2\n", "frank", Status.ACTIVE),
+    ):
+        importer.import_stream(
+            table,
+            info,
+            io.BytesIO(data),
+            name="reg.csv",
+            options=ImportOptions(workers=0, by=by, approve=approve),
+        )
+    admin.add("hist", ["+33612345679"], reason="short", expires="2000-01-01", by="gina")
+    admin.add("hist", ["+33612345679"], reason="later", by="hank")  # still expired
+
+    rows = by_number(export(table, info))
+    assert {n: (r["status"], r["created_by"], r["updated_by"]) for n, r in rows.items()} == {
+        "+33123456781": ("active", "alice", "bob"),
+        "+33123456782": ("deleted", "alice", "bob"),
+        "+3389*": ("permanent", "dave", "dave"),
+        "+33612345678": ("active", "erin", "frank"),
+        "+33612345670": ("pending", "erin", "erin"),
+        "+33612345679": ("expired", "gina", "hank"),
+    }
+    for row in rows.values():
+        assert row["created_at"] and row["updated_at"] and row["created_at"] <= row["updated_at"]
+    assert rows["+33123456781"]["created_at"] < rows["+33123456781"]["updated_at"]
+    assert rows["+33123456782"]["removed_by"] == "carol"
+    assert rows["+33123456782"]["removed_at"] > rows["+33123456782"]["updated_at"]
+
+    runner = CliRunner()
+    base = ["--redis-url", redis_url, "--region", REGION]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    table.create_list("copy", Action.BLOCK)
+    for args in (
+        ["export", "hist", str(first)],
+        ["import", "copy", str(first), "--keep-status", "--by", "someone-else"],
+        ["export", "copy", str(second)],
+    ):
+        result = runner.invoke(app, [*base, *args])
+        assert result.exit_code == 0, result.output
+
+    def rows_of(path: Path) -> list[list[str]]:
+        with path.open(newline="") as handle:
+            return sorted(csv.reader(handle))
+
+    assert rows_of(second) == rows_of(first)
+    assert len(rows_of(first)) == 7 and all(
+        len(row) == len(EXPORT_COLUMNS) for row in rows_of(first)
+    )
+    copy = table.get_list("copy")
+    assert table.r.hgetall(table.keys.counts(copy.id)) == table.r.hgetall(
+        table.keys.counts(info.id)
+    )
+    # an entry never changed after its creation still costs no creation batch
+    assert table.r.hget(table.keys.prefixes(copy.id), "3389").count(";") == 1
 
 
 def test_round_trip_of_free_text_that_looks_like_formulas(table: Table, admin: Admin) -> None:

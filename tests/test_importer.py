@@ -138,7 +138,7 @@ def check_bookkeeping(table: Table, info: ListInfo) -> Counter[str]:
     assert {k: v for k, v in stored.items() if v} == dict(counts)
     assert dict(table.r.zrange(table.keys.expiring(info.id), 0, -1, withscores=True)) == expiring
     assert not list(table.r.scan_iter(match=f"{table.keys.base}:imp:*"))
-    assert not table.r.zcard(f"{table.keys.base}:imports")
+    assert not table.r.zcard(table.keys.imports)
     return counts
 
 
@@ -516,6 +516,82 @@ def test_broad_permanent_prefix_needs_confirmation(table: Table, dnc: ListInfo) 
     assert record(table, dnc, "+33*").status is Status.PERMANENT  # type: ignore[union-attr]
 
 
+def test_created_columns_give_a_new_entry_its_creation(table: Table, dnc: ListInfo) -> None:
+    data = (
+        "number,reason,created_by,created_at,updated_by,updated_at\n"
+        "+33123456781,r,alice,2025-01-01T00:00:00Z,bob,2025-02-01T00:00:00Z\n"
+        "+33123456782,r,,,bob,2025-02-01T00:00:00Z\n"  # none given: created = updated
+        "+33123456783,r,carol,,,\n"  # only who: at the import's time
+    )
+    summary = run(table, dnc, data)  # without --keep-status too
+    assert (summary.added, summary.errors) == (3, 0)
+    first = record(table, dnc, "+33123456781")
+    assert first is not None and first.created is not None
+    batches = table.batches([first.batch, first.created])
+    assert (batches[first.created].by, batches[first.created].at) == ("alice", 1735689600.0)
+    assert (batches[first.batch].by, batches[first.batch].at) == ("bob", 1738368000.0)
+    assert batches[first.created].reason == "r"
+    second = record(table, dnc, "+33123456782")
+    assert second is not None and second.created is None
+    third = record(table, dnc, "+33123456783")
+    assert third is not None and third.created is not None
+    created = table.batches([third.created])[third.created]
+    assert created.by == "carol" and created.at == table.batches([third.batch])[third.batch].at
+    # an entry already in the list keeps its own creation
+    again = data.replace("alice", "zoe").replace(",r,", ",changed,")
+    assert run(table, dnc, again).updated == 3
+    after = record(table, dnc, "+33123456781")
+    assert after is not None and after.created == first.created and after.batch != first.batch
+    check_bookkeeping(table, dnc)
+
+
+def test_an_entry_changed_by_import_keeps_its_creation(
+    admin: Admin, table: Table, dnc: ListInfo
+) -> None:
+    admin.add("dnc", ["+33123456789"], reason="by hand", by="alice", external_id="A")
+    created = record(table, dnc, "+33123456789")
+    assert created is not None and created.created is None
+    run(table, dnc, "number,reason\n+33123456789,from a file\n", by="bob")
+    rec = record(table, dnc, "+33123456789")
+    assert rec is not None and rec.created == created.batch and rec.external_id == "A"
+    admin.remove("dnc", ["+33123456789"], reason="x")
+    run(table, dnc, "+33123456789\n", restore_deleted=True, reason="back")
+    rec = record(table, dnc, "+33123456789")
+    assert rec is not None and rec.status is Status.PENDING and rec.created == created.batch
+    run(table, dnc, "+33123456785\n", replace=True)  # the sweep keeps it too
+    rec = record(table, dnc, "+33123456789")
+    assert rec is not None and rec.status is Status.DELETED and rec.created == created.batch
+    assert rec.external_id == "A"
+    view = admin.list_entries("dnc", search="+33123456789").entries[0]
+    assert (view.created_by, view.updated_by) == ("alice", "tester")
+    check_bookkeeping(table, dnc)
+
+
+def test_an_imported_entry_costs_no_creation_field(table: Table, dnc: ListInfo) -> None:
+    run(table, dnc, "+33123456789\n+33*\n", approve=Status.ACTIVE, reason="registry")
+    raws = dump(table, dnc).values()
+    assert len(raws) == 2
+    assert all(raw.count(";") == 1 for raw in raws), raws  # "a;17"
+
+
+def test_enforced_counts_what_the_import_made_enforced(
+    admin: Admin, table: Table, dnc: ListInfo
+) -> None:
+    assert run(table, dnc, "+33123456781\n+33123456782\n").enforced == 0  # pending
+    approved = run(table, dnc, "+33123456781\n+33123456783\n", approve=Status.ACTIVE)
+    assert (approved.added, approved.updated, approved.enforced) == (1, 1, 2)
+    again = run(table, dnc, "+33123456781\n+33123456783\n", approve=Status.PERMANENT)
+    assert (again.updated, again.enforced) == (2, 0)  # enforced already
+    admin.add("dnc", ["+33123456784"], expires="2000-01-01")
+    admin.add("dnc", ["+33123456785"])
+    admin.remove("dnc", ["+33123456785"], reason="x")
+    data = "number,expires\n+33123456784,2099-01-01\n+33123456785,\n+33123456786,2000-01-01\n"
+    back = run(table, dnc, data, approve=Status.ACTIVE, restore_deleted=True)
+    # expired and removed before, enforced now; a new entry already expired is not
+    assert (back.updated, back.restored, back.added, back.enforced) == (1, 1, 1, 2)
+    assert back.to_json()["enforced"] == 2
+
+
 def test_formula_quote_is_taken_off(table: Table, dnc: ListInfo) -> None:
     run(table, dnc, "number,reason,external_id\n+33123456789,'=1+2,'@x\n")
     rec = record(table, dnc, "+33123456789")
@@ -554,10 +630,11 @@ def test_a_failed_import_cleans_up(table: Table, dnc: ListInfo) -> None:
 
 
 def test_keys_of_a_dead_import_are_cleaned_by_the_next(table: Table, dnc: ListInfo) -> None:
-    registry = f"{table.keys.base}:imports"
-    table.r.zadd(registry, {"dead": time.time() - 2 * importer.STALE_AFTER})
-    table.r.hset(f"{table.keys.base}:imp:dead:s:5", "1", "1")
-    table.r.hset(f"{table.keys.base}:imp:dead:b", "k", "1")
+    table.r.zadd(table.keys.imports, {"dead": time.time() - 2 * importer.STALE_AFTER})
+    table.r.hset(table.keys.import_seen("dead", 5), "1", "1")
+    table.r.hset(table.keys.import_seen("dead", "p"), "33", "1")
+    table.r.hset(table.keys.import_batches("dead"), "k", "1")
+    assert table.keys.import_seen("dead", 5).startswith(table.keys.import_temp("dead") + ":")
     run(table, dnc, "+33123456789\n")
     check_bookkeeping(table, dnc)
 

@@ -317,6 +317,77 @@ def test_purge_deletes_only_entries_removed_before_the_date(admin: Admin) -> Non
         admin.purge("dnc", "yesterday")
 
 
+def raw_record(admin: Admin, list_name: str, entry: str) -> str:
+    info = admin.table.get_list(list_name)
+    hkey, hfield = entries.entry_location(admin.table, info.id, admin.parse_entries([entry])[0])
+    return str(admin.table.r.hget(hkey, hfield))
+
+
+def test_an_entry_keeps_who_created_it_through_every_change(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    admin.add("dnc", [NUM, OTHER], reason="asked us", by="alice")
+    created = admin.list_entries("dnc").entries[0]
+    assert (created.created_by, created.created_at) == ("alice", created.updated_at)
+    first = int(raw_record(admin, "dnc", NUM).split(";")[1])
+    assert raw_record(admin, "dnc", NUM) == f"a;{first}"  # nothing stored for it
+
+    admin.add("dnc", [NUM], reason="asked again", external_id="T;1", by="bob")
+    second = int(raw_record(admin, "dnc", NUM).split(";")[1])
+    assert raw_record(admin, "dnc", NUM) == f"a;{second};;;{first};T;1"
+    admin.remove("dnc", [NUM], reason="mistake", by="carol")
+    admin.restore("dnc", [NUM], by="dave")
+    admin.unapprove("dnc", [NUM])
+    admin.approve("dnc", [NUM], permanent=True)
+    admin.add("dnc", [NUM], by="erin")  # no reason: keeps bob's batch
+    admin.add("dnc", [NUM], reason="third", by="frank")
+    view = next(v for v in admin.list_entries("dnc").entries if v.entry == NUM)
+    assert (view.status, view.external_id, view.reason) == (Status.PERMANENT, "T;1", "third")
+    assert (view.created_by, view.updated_by) == ("alice", "frank")
+    assert view.created_at is not None and view.updated_at is not None
+    assert view.created_at <= view.updated_at
+    assert view.to_json()["created_by"] == "alice"
+    # the creation is still in the entry's history, named by its batch
+    assert [e.op for e in admin.history("dnc", NUM)][-1] == "add"
+    assert admin.history("dnc", NUM)[-1].by == "alice"
+    # a removed and re-added entry was created once
+    admin.remove("dnc", [OTHER], reason="x", by="gina")
+    admin.add("dnc", [OTHER], reason="back", by="hank")
+    other = next(v for v in admin.list_entries("dnc").entries if v.entry == OTHER)
+    assert (other.created_by, other.updated_by, other.status) == ("alice", "hank", Status.ACTIVE)
+    assert admin.show_list("dnc").counts == recount(admin, "dnc")
+
+
+def test_records_of_the_earlier_five_field_format_are_read_and_kept(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    admin.add("dnc", [NUM, OTHER], reason="old", by="alice")
+    info = admin.table.get_list("dnc")
+    batch = int(raw_record(admin, "dnc", NUM).split(";")[1])
+    for number in (NUM, OTHER):
+        hkey, hfield = entries.entry_location(
+            admin.table, info.id, admin.parse_entries([number])[0]
+        )
+        admin.table.r.hset(hkey, hfield, f"a;{batch};;;CRM-7")  # s;batch;expires;removal;extid
+    view = next(v for v in admin.list_entries("dnc").entries if v.entry == NUM)
+    assert (view.external_id, view.created_by) == ("CRM-7", "alice")
+    assert screen(admin, NUM).result is Result.BLOCKED
+    admin.remove("dnc", [NUM], reason="x")
+    removed = raw_record(admin, "dnc", NUM).split(";")
+    assert (removed[0], removed[4], removed[5]) == ("d", "", "CRM-7")
+    admin.add("dnc", [OTHER], reason="new", by="bob")
+    assert raw_record(admin, "dnc", OTHER).endswith(f";{batch};CRM-7")  # created kept
+
+
+def test_lookup_reads_the_expiry_of_an_entry_with_a_creation_batch(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    admin.add("dnc", [NUM, OTHER], reason="first", by="alice")
+    admin.add("dnc", [NUM], reason="second", expires="2000-01-01", by="bob")
+    admin.add("dnc", [OTHER], reason="second", expires="2099-01-01", by="bob")
+    assert raw_record(admin, "dnc", NUM).count(";") == 5  # expiry and creation stored
+    assert screen(admin, NUM).result is Result.ALLOWED  # expired
+    assert screen(admin, OTHER).result is Result.BLOCKED
+    assert [m.status for m in admin.check(NUM).matches] == [Status.EXPIRED]
+
+
 # -- expiry ----------------------------------------------------------------------------
 
 

@@ -1,8 +1,8 @@
 """The cascade: when numbers become blocked, cancel the calls already on their way.
 
-When an entry of a *block* list becomes enforced — added active, approved, restored
-(:class:`~callscreen.services.Admin`), or put on the do-not-call list by an opt-out
-(:mod:`callscreen.optout`) — two kinds of work may still reach the number:
+When an entry of a *block* list becomes enforced — added active, approved, restored,
+imported approved (:class:`~callscreen.services.Admin`), or put on the do-not-call list
+by an opt-out (:mod:`callscreen.optout`) — two kinds of work may still reach the number:
 
 **Queued calls: Asterisk call files** in the outgoing spool directory (``spool_dir``).
 A call file whose target (its ``Channel``, or the ``Extension`` it connects to) or its

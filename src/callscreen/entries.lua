@@ -11,13 +11,17 @@
 --            m  upsert: never demote (pending < active < permanent)
 --            k  upsert: an empty expiry or external id keeps the stored one, and a
 --               batch without a reason keeps the entry's batch (its reason, who, when)
+--            (upsert: an existing entry keeps its creation batch whatever the flags)
 --            P  approve: approve permanently
 --            l  lenient: a missing or ineligible entry is "skipped" instead of refused
 -- ARGV[5..] one group per entry: hash key, field, member (its name in the expiry index
 --          and in refusals: "BUCKET:FIELD" or "p:DIGITS"), and for upsert the new
 --          record, for purge the removal batch id the entry must still carry.
 --
--- Records are "s;batch;expires;removal;extid" (model.EntryRecord). Returns
+-- Records are "s;batch;expires;removal;created;extid" (model.EntryRecord: created is
+-- empty when it is the batch, and created and extid are written together or not at
+-- all; a record of exactly five fields is the earlier "s;batch;expires;removal;extid").
+-- Parsed, a record is f[1..6] in that order. Returns
 -- {"ok", outcome...} with one outcome per entry, or, when a rule forbids the change,
 -- {"refused", member, why, ...} having changed nothing. Outcomes: added, updated,
 -- restored, unchanged, skipped, removed, approved, unapproved, purged.
@@ -33,27 +37,32 @@ local width = (op == 'upsert' or op == 'purge') and 4 or 3
 local first = 5
 
 local function parse(rec)
-  local f, pos = {}, 1
-  for i = 1, 4 do
+  local f, pos, n = {}, 1, 0
+  while n < 5 do
     local s = string.find(rec, ';', pos, true)
-    if s then
-      f[i] = string.sub(rec, pos, s - 1)
-      pos = s + 1
-    else
-      f[i] = string.sub(rec, pos)
-      for j = i + 1, 4 do f[j] = '' end
-      pos = #rec + 2
-      break
-    end
+    if not s then break end
+    n = n + 1
+    f[n] = string.sub(rec, pos, s - 1)
+    pos = s + 1
   end
-  f[5] = string.sub(rec, pos)
+  f[n + 1] = string.sub(rec, pos)  -- the last field: the extid may hold ';'
+  for j = n + 2, 6 do f[j] = '' end
+  if n == 4 then f[5], f[6] = '', f[5] end  -- five fields: the earlier format
   return f
 end
 
 local function encode(f)
-  local n = 5
+  if f[5] ~= '' or f[6] ~= '' then return table.concat(f, ';', 1, 6) end
+  local n = 4
   while n > 2 and f[n] == '' do n = n - 1 end
   return table.concat(f, ';', 1, n)
+end
+
+-- the creation batch an existing entry keeps when its batch becomes f[2]
+local function keep_created(f, old)
+  local created = old[5]
+  if created == '' then created = old[2] end
+  if created == f[2] then f[5] = '' else f[5] = created end
 end
 
 local function indexed(f)
@@ -144,6 +153,7 @@ for i = first, #ARGV, width do
     local f = parse(ARGV[i + 3])
     if not old then
       if f[1] == 'P' then f[3] = '' end
+      if f[5] == f[2] then f[5] = '' end
       write(key, field, member, nil, f)
       outcome = 'added'
     elseif old[1] == 'd' and not restore then
@@ -156,12 +166,13 @@ for i = first, #ARGV, width do
       end
       if keep then
         if f[3] == '' then f[3] = old[3] end
-        if f[5] == '' then f[5] = old[5] end
+        if f[6] == '' then f[6] = old[6] end
         if batch_of(f[2])[1] == '' and batch_of(old[2])[1] ~= '' then f[2] = old[2] end
       end
       if f[1] == 'P' then f[3] = '' end
       f[4] = ''
-      if old[1] ~= 'd' and f[1] == old[1] and f[3] == old[3] and f[5] == old[5]
+      keep_created(f, old)
+      if old[1] ~= 'd' and f[1] == old[1] and f[3] == old[3] and f[6] == old[6]
           and same_batch_text(f[2], old[2]) then
         outcome = 'unchanged'
       else
@@ -175,13 +186,13 @@ for i = first, #ARGV, width do
     if old[1] == 'P' then
       outcome = 'skipped'
     elseif old[1] ~= 'd' then
-      local f = { 'd', old[2], old[3], batch, old[5] }
+      local f = { 'd', old[2], old[3], batch, old[5], old[6] }
       write(key, field, member, old, f)
       outcome = 'removed'
     end
   elseif op == 'restore' then
     if old[1] == 'd' then
-      local f = { 'a', old[2], old[3], '', old[5] }
+      local f = { 'a', old[2], old[3], '', old[5], old[6] }
       write(key, field, member, old, f)
       outcome = 'restored'
     end
@@ -190,7 +201,7 @@ for i = first, #ARGV, width do
     if old[1] == 'd' then
       outcome = 'skipped'
     elseif old[1] ~= 'P' and old[1] ~= target then
-      local f = { target, old[2], old[3], '', old[5] }
+      local f = { target, old[2], old[3], '', old[5], old[6] }
       if target == 'P' then f[3] = '' end
       write(key, field, member, old, f)
       outcome = 'approved'
@@ -199,7 +210,7 @@ for i = first, #ARGV, width do
     if old[1] == 'P' or old[1] == 'd' then
       outcome = 'skipped'
     elseif old[1] == 'a' then
-      local f = { 'p', old[2], old[3], '', old[5] }
+      local f = { 'p', old[2], old[3], '', old[5], old[6] }
       write(key, field, member, old, f)
       outcome = 'unapproved'
     end

@@ -161,6 +161,8 @@ def upsert_records(
     - a soft-deleted one is ``restored`` with the new record if ``restore_deleted``,
       else ``skipped`` and left as it is;
     - a permanent one stays permanent: only its details change;
+    - an existing entry keeps its creation batch (the record's ``created``, stored
+      only when it is not the entry's batch), whatever the new record says;
     - with ``never_demote`` the status never goes down (pending < active < permanent):
       importing a pending copy of an active entry keeps it active;
     - with ``keep_unset`` an empty expiry or external id keeps the stored one, and a

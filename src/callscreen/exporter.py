@@ -11,10 +11,10 @@ Columns (:data:`EXPORT_COLUMNS`)::
 - ``status`` is the status as enforced now: ``pending``, ``active``, ``permanent``,
   ``deleted`` or ``expired`` (an active entry whose expiry has passed).
 - ``reason``, ``source``, ``updated_by`` and ``updated_at`` come from the change that
-  last set the entry (its batch); ``removed_*`` from the change that removed it.
-- ``created_by`` / ``created_at``: the store keeps one "set" change per entry, not its
-  creation, so these columns stay empty until the entry record keeps a creation batch;
-  they are part of the format so that files stay compatible when it does.
+  last set the entry (its batch); ``created_by`` and ``created_at`` from the change that
+  created it (the same one if it was never updated; see
+  :attr:`callscreen.model.EntryRecord.created_batch`); ``removed_*`` from the change
+  that removed it.
 - Times are ISO 8601 in UTC (``2025-11-25T08:30:00.123456Z``); ``expires`` to the
   second.
 
@@ -141,6 +141,7 @@ def export_row(
 ) -> list[str]:
     """One CSV row (in :data:`EXPORT_COLUMNS` order) for an entry."""
     batch = batches.get(record.batch)
+    created = batches.get(record.created_batch)
     removal = batches.get(record.removal) if record.removal is not None else None
     return [
         display,
@@ -149,8 +150,8 @@ def export_row(
         protect(batch.reason) if batch else "",
         protect(batch.source) if batch else "",
         protect(record.external_id),
-        "",
-        "",
+        protect(created.by) if created else "",
+        format_time(created.at) if created and created.at else "",
         protect(batch.by) if batch else "",
         format_time(batch.at) if batch and batch.at else "",
         protect(removal.by) if removal else "",
@@ -221,6 +222,8 @@ def export_list(
         ids: list[int] = []
         for _, _, record in chosen:
             ids.append(record.batch)
+            if record.created is not None:
+                ids.append(record.created)
             if record.removal is not None:
                 ids.append(record.removal)
         batches = cache.lookup(ids)

@@ -2,11 +2,15 @@
 -- Every write adjusts the list's per-status counts in the same call, so they stay exact.
 -- Lua 5.1 (Redis 6.2+): no goto, hence one function per row with early returns.
 --
--- Records are "s;batch;expires;removal;extid" (model.EntryRecord), trailing empty
--- fields dropped. Status codes: p pending, a active, P permanent, d deleted.
+-- Records are "s;batch;expires;removal;created;extid" (model.EntryRecord), trailing
+-- empty fields dropped, but created and extid written together or not at all; a record
+-- of exactly five fields is the earlier "s;batch;expires;removal;extid". created is the
+-- batch that created the entry, empty when that is its batch: a new entry has none
+-- (unless an export's created_by/created_at give one), an entry the import changes
+-- keeps its own. Status codes: p pending, a active, P permanent, d deleted.
 --
--- The import's temporary keys, under {cs}:imp:TOKEN (the importer deletes them when it
--- is done, or the next import does if it died; see importer.py):
+-- The import's temporary keys, under {cs}:imp:TOKEN (keys.Keys.import_temp; the importer
+-- deletes them when it is done, or the next import does if it died; see importer.py):
 --   :b        hash  batch spec ("op\31reason\31source\31by\31at") -> batch id, so each
 --                   distinct reason (and source/by/at) gets exactly one batch per import
 --   :s:LOC    hash  the entries of the file seen so far (LOC = bucket number, or "p" for
@@ -20,14 +24,17 @@
 -- Mode "merge"
 --   KEYS   counts hash, expiry index, batch sequence, intern hash (:b)
 --   ARGV   "merge", base, list id, token, default status (p/a/P),
---          restore ("1"/"0"), arity (5 or 7), number of specs S,
+--          restore ("1"/"0"), now (epoch seconds), arity (5 or 8), number of specs S,
 --          S x 6 spec fields (op, reason, source, by, at, inherit "1"/"0"),
 --          then rows of `arity` fields:
 --            loc, field, spec index (1-based), expires ("" = not given), extid ("" = not given)
---            [, status ("" = default; p/a/P/d), removal spec index ("" = none)]
+--            [, status ("" = default; p/a/P/d), removal spec index ("" = none),
+--             creation spec index ("" = the row's spec; used for a new entry only)]
 --   An "inherit" spec stands for a row with no reason: a new entry gets an empty reason,
 --   an existing one keeps its reason (a batch is derived with the old reason).
---   Returns {added, updated, restored, unchanged, deleted_kept, duplicates, pending}.
+--   Returns {added, updated, restored, unchanged, deleted_kept, duplicates, pending,
+--   enforced}: enforced counts the entries the call made enforced at `now` (new, or
+--   pending, removed or expired before, and active or permanent after).
 --
 -- Mode "sweep" (after a --replace import: soft-remove live entries the file lacked;
 -- permanent ones are kept)
@@ -53,12 +60,16 @@ local function flush_counts()
   end
 end
 
+-- status, batch, expires, removal, created, extid
 local function parse(rec)
-  return string.match(rec, '^(.);(%d*);?([^;]*);?([^;]*);?(.*)$')
+  local s, b, x, r, rest = string.match(rec, '^(.);(%d*);?([^;]*);?([^;]*);?(.*)$')
+  local c, e = string.match(rest, '^([^;]*);(.*)$')
+  if c == nil then return s, b, x, r, '', rest end  -- at most five fields
+  return s, b, x, r, c, e
 end
 
-local function encode(s, b, x, r, e)
-  if e ~= '' then return s .. ';' .. b .. ';' .. x .. ';' .. r .. ';' .. e end
+local function encode(s, b, x, r, c, e)
+  if c ~= '' or e ~= '' then return s .. ';' .. b .. ';' .. x .. ';' .. r .. ';' .. c .. ';' .. e end
   if r ~= '' then return s .. ';' .. b .. ';' .. x .. ';' .. r end
   if x ~= '' then return s .. ';' .. b .. ';' .. x end
   return s .. ';' .. b
@@ -97,11 +108,11 @@ if mode == 'sweep' or mode == 'sweep_p' then
     for i = 1, #flat, 2 do
       local field, rec = flat[i], flat[i + 1]
       if not seen_set[field] then
-        local s, b, x, _, e = parse(rec)
+        local s, b, x, _, c, e = parse(rec)
         if s == 'P' then
           kept = kept + 1
         elseif s == 'p' or s == 'a' then
-          redis.call('HSET', key, field, encode('d', b, x, rid, e))
+          redis.call('HSET', key, field, encode('d', b, x, rid, c, e))
           reindex(loc, field, s, x, 'd', x)
           delta[s] = delta[s] - 1
           delta.d = delta.d + 1
@@ -126,19 +137,19 @@ end
 
 -- mode "merge"
 local bseq, intern_key = KEYS[3], KEYS[4]
-local default_status, restore = ARGV[5], ARGV[6] == '1'
-local arity, nspecs = tonumber(ARGV[7]), tonumber(ARGV[8])
+local default_status, restore, now = ARGV[5], ARGV[6] == '1', tonumber(ARGV[7])
+local arity, nspecs = tonumber(ARGV[8]), tonumber(ARGV[9])
 local rank = { p = 1, a = 2, P = 3 }
 
 local specs = {}
 for k = 1, nspecs do
-  local j = 9 + (k - 1) * 6
+  local j = 10 + (k - 1) * 6
   specs[k] = {
     op = ARGV[j], r = ARGV[j + 1], s = ARGV[j + 2], by = ARGV[j + 3], at = ARGV[j + 4],
     inherit = ARGV[j + 5] == '1',
   }
 end
-local first_row = 9 + nspecs * 6
+local first_row = 10 + nspecs * 6
 
 local function intern(op, r, s, by, at)
   local k = op .. '\31' .. r .. '\31' .. s .. '\31' .. by .. '\31' .. at
@@ -190,8 +201,20 @@ local function reason_of(bid)
 end
 
 local added, updated, restored, unchanged, deleted_kept, dups, pending = 0, 0, 0, 0, 0, 0, 0
+local enforced = 0
 
-local function merge_row(loc, field, si, x, e, st, rsi)
+-- whether a record with status s and expiry x takes part in screening now
+local function live(s, x)
+  return s == 'P' or (s == 'a' and (x == '' or tonumber(x) > now))
+end
+
+-- the creation batch to store beside batch bid: "" when it is bid
+local function created_of(bid, c)
+  if c == bid then return '' end
+  return c
+end
+
+local function merge_row(loc, field, si, x, e, st, rsi, csi)
   local key = (loc == 'p') and pkey or (ebase .. loc)
   local seen = seen_base .. loc
   if redis.call('HSETNX', seen, field, '1') == 0 then
@@ -205,14 +228,22 @@ local function merge_row(loc, field, si, x, e, st, rsi)
     local rid = ''
     if target == 'd' and rsi ~= '' then rid = spec_batch(rsi, '') end
     if target == 'P' then x = '' end
-    redis.call('HSET', key, field, encode(target, spec_batch(si, ''), x, rid, e))
+    local bid = spec_batch(si, '')
+    local c = ''
+    if csi ~= '' and csi ~= si then c = created_of(bid, spec_batch(csi, '')) end
+    redis.call('HSET', key, field, encode(target, bid, x, rid, c, e))
     reindex(loc, field, 'd', '', target, x)
     delta[target] = delta[target] + 1
     added = added + 1
-    if target == 'p' then pending = pending + 1 end
+    if target == 'p' then
+      pending = pending + 1
+    elseif live(target, x) then
+      enforced = enforced + 1
+    end
     return
   end
-  local os, ob, ox, orem, oe = parse(old)
+  local os, ob, ox, orem, oc, oe = parse(old)
+  if oc == '' then oc = ob end
   if x == '' then x = ox end
   if e == '' then e = oe end
   if os == 'd' then
@@ -221,12 +252,17 @@ local function merge_row(loc, field, si, x, e, st, rsi)
       return
     end
     if target == 'P' then x = '' end
-    redis.call('HSET', key, field, encode(target, spec_batch(si, reason_of(ob)), x, '', e))
+    local bid = spec_batch(si, reason_of(ob))
+    redis.call('HSET', key, field, encode(target, bid, x, '', created_of(bid, oc), e))
     reindex(loc, field, 'd', ox, target, x)
     delta.d = delta.d - 1
     delta[target] = delta[target] + 1
     restored = restored + 1
-    if target == 'p' then pending = pending + 1 end
+    if target == 'p' then
+      pending = pending + 1
+    elseif live(target, x) then
+      enforced = enforced + 1
+    end
     return
   end
   -- a live entry: never demoted, never removed by an import row (a "deleted" row of
@@ -245,24 +281,30 @@ local function merge_row(loc, field, si, x, e, st, rsi)
     if ns == 'p' then pending = pending + 1 end
     return
   end
-  redis.call('HSET', key, field, encode(ns, spec_batch(si, reason_of(ob)), x, orem, e))
+  local bid = spec_batch(si, reason_of(ob))
+  redis.call('HSET', key, field, encode(ns, bid, x, orem, created_of(bid, oc), e))
   reindex(loc, field, os, ox, ns, x)
   if ns ~= os then
     delta[os] = delta[os] - 1
     delta[ns] = delta[ns] + 1
   end
   updated = updated + 1
-  if ns == 'p' then pending = pending + 1 end
+  if ns == 'p' then
+    pending = pending + 1
+  elseif live(ns, x) and not live(os, ox) then
+    enforced = enforced + 1
+  end
 end
 
-if arity == 7 then
-  for i = first_row, #ARGV, 7 do
-    merge_row(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
+if arity == 8 then
+  for i = first_row, #ARGV, 8 do
+    merge_row(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5],
+      ARGV[i + 6], ARGV[i + 7])
   end
 else
   for i = first_row, #ARGV, 5 do
-    merge_row(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], '', '')
+    merge_row(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], '', '', '')
   end
 end
 flush_counts()
-return { added, updated, restored, unchanged, deleted_kept, dups, pending }
+return { added, updated, restored, unchanged, deleted_kept, dups, pending, enforced }

@@ -45,8 +45,10 @@ What the import does to the list
 - ``strict``: the whole file is checked first; if any row is bad nothing is written.
   (Standard input is spooled to a temporary file for the second pass.)
 - An export file (:mod:`callscreen.exporter`) re-imports losslessly into a new list:
-  reason, source, external id, updated by/at (the entry's batch), expiry, and with
-  ``keep_status`` its status and removal (by, at, reason). Without ``keep_status`` the
+  reason, source, external id, updated by/at (the entry's batch), created by/at (its
+  creation batch, for an entry the import creates; an entry already in the list keeps
+  its own creation), expiry, and with ``keep_status`` its status and removal (by, at,
+  reason). Without ``keep_status`` the
   import's own status applies and rows marked ``deleted`` are skipped (counted with
   ``deleted_kept``); ``keep_status`` never demotes either, and a ``deleted`` row only
   recreates a missing entry, as removed. (Statuses are kept only on request: an
@@ -67,9 +69,9 @@ keeping the per-status counts and the expiry index exact, and creating one batch
 distinct reason (and source/by/at) of the import, interned in a temporary Redis hash.
 Memory stays flat in the file size: a few blocks are in flight at any time, and
 what must be remembered across the whole file (entries seen, batches made) lives in
-temporary Redis keys under ``{cs}:imp:TOKEN`` that are deleted at the end (with a
-the next import cleaning them up should this one die: each import marks itself as
-running every :data:`HEARTBEAT` seconds).
+temporary Redis keys under ``{cs}:imp:TOKEN`` (:meth:`callscreen.keys.Keys.import_temp`)
+that are deleted at the end (the next import cleans them up should this one die: each
+import marks itself as running in ``{cs}:imports`` every :data:`HEARTBEAT` seconds).
 """
 
 from __future__ import annotations
@@ -248,7 +250,11 @@ class ParseConfig:
 
     @property
     def arity(self) -> int:
-        return 7 if self.keep_status else 5
+        """Fields per row sent to ``import.lua``: 5 for plain rows, 8 with a status,
+        a removal or a creation of their own."""
+        cols = self.layout.columns
+        wide = self.keep_status or "created_by" in cols or "created_at" in cols
+        return 8 if wide else 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +348,8 @@ def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
     )
     kind_at, source_at = cols.get("kind"), cols.get("source")
     by_at, at_at = cols.get("updated_by"), cols.get("updated_at")
+    created_at = (cols.get("created_by"), cols.get("created_at"))
+    wide = cfg.arity == 8
     status_at = cols.get("status") if cfg.keep_status else None
     skip_deleted_at = None if cfg.keep_status else cols.get("status")
     removed = (cols.get("removed_reason"), cols.get("removed_by"), cols.get("removed_at"))
@@ -403,6 +411,11 @@ def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
                     f"approving {key.display} permanently covers a whole country code and "
                     "cannot be undone; confirm it explicitly (--confirm-country)"
                 )
+            created = (by, at)
+            if wide:
+                c_by, c_at = (_cell(cells, i) for i in created_at)
+                c_at = repr(parse_time(c_at, "created_at")) if c_at else at
+                created = (unprotect(c_by) or by, c_at)
             removal: tuple[str, str, str, str] | None = None
             if status == "d":
                 r_reason, r_by, r_at = (unprotect(_cell(cells, i)) for i in removed)
@@ -427,9 +440,10 @@ def parse_block(cfg: ParseConfig, start_line: int, data: bytes) -> Parsed:
             value = int(key.digits)
             loc, hfield = str(value % buckets), str(value // buckets)
         spec = call.spec(("import", reason, source, by, at, spec_inherit))
-        if cfg.keep_status:
+        if wide:
             rspec = call.spec(("remove", *removal, "0")) if removal else ""
-            call.rows += (loc, hfield, spec, expires, extid, status, rspec)
+            cspec = call.spec(("import", reason, source, *created, spec_inherit))
+            call.rows += (loc, hfield, spec, expires, extid, status, rspec, cspec)
         else:
             call.rows += (loc, hfield, spec, expires, extid)
         call.count += 1
@@ -657,7 +671,10 @@ class ImportOptions:
 @dataclass(slots=True)
 class ImportSummary:
     """What an import did. ``pending`` counts the file's entries left pending, that is
-    *not enforced* until approved; ``list_pending`` all the list's pending entries."""
+    *not enforced* until approved; ``list_pending`` all the list's pending entries;
+    ``enforced`` the entries the import made enforced (new, or pending, removed or
+    expired before; active or permanent now): on a block list, calls to them are due
+    for cancelling (:meth:`callscreen.services.Admin.import_file`)."""
 
     list_name: str
     source: str
@@ -669,6 +686,7 @@ class ImportSummary:
     deleted_kept: int = 0
     duplicates: int = 0
     pending: int = 0
+    enforced: int = 0
     errors: int = 0
     removed: int = 0
     kept_permanent: int = 0
@@ -699,6 +717,7 @@ class ImportSummary:
                 "deleted_kept",
                 "duplicates",
                 "pending",
+                "enforced",
                 "errors",
                 "removed",
                 "kept_permanent",
@@ -716,7 +735,16 @@ class ImportSummary:
         return data
 
 
-_OUTCOMES = ("added", "updated", "restored", "unchanged", "deleted_kept", "duplicates", "pending")
+_OUTCOMES = (
+    "added",
+    "updated",
+    "restored",
+    "unchanged",
+    "deleted_kept",
+    "duplicates",
+    "pending",
+    "enforced",
+)
 
 
 class _Merger:
@@ -727,12 +755,11 @@ class _Merger:
         self.info = info
         self.script = table.r.register_script(IMPORT_LUA)
         keys = table.keys
-        self.temp = _temp_base(table, token)
         self.merge_keys = [
             keys.counts(info.id),
             keys.expiring(info.id),
             keys.batch_seq,
-            self.temp + ":b",
+            keys.import_batches(token),
         ]
         self.head = [
             "merge",
@@ -741,10 +768,10 @@ class _Merger:
             token,
             cfg.default_status,
             "1" if restore else "0",
-            str(cfg.arity),
+            cfg.at,
         ]
         self.token = token
-        self.registry = _registry(table)
+        self.registry = keys.imports
         self.beat = 0.0
 
     def register(self) -> None:
@@ -764,9 +791,9 @@ class _Merger:
             self.beat = time.monotonic()
 
     def _drop(self, token: str) -> None:
-        temp = _temp_base(self.table, token)
-        names = [temp + ":b", temp + ":s:p"]
-        names += [f"{temp}:s:{bucket}" for bucket in range(self.table.buckets)]
+        keys = self.table.keys
+        names = [keys.import_batches(token), keys.import_seen(token, "p")]
+        names += [keys.import_seen(token, bucket) for bucket in range(self.table.buckets)]
         pipe = self.table.r.pipeline(transaction=False)
         for start in range(0, len(names), 1000):
             pipe.unlink(*names[start : start + 1000])
@@ -777,9 +804,10 @@ class _Merger:
         reply: list[Any] = store.call(lambda: self.script(keys=keys, args=args))
         return reply
 
-    def merge(self, specs: list[str], rows: list[str], summary: ImportSummary) -> None:
+    def merge(self, specs: list[str], rows: list[str], arity: int, summary: ImportSummary) -> None:
         self.heartbeat()
-        reply = self._call(self.merge_keys, [*self.head, str(len(specs) // 6), *specs, *rows])
+        head = [*self.head, str(arity), str(len(specs) // 6)]
+        reply = self._call(self.merge_keys, [*head, *specs, *rows])
         for name, count in zip(_OUTCOMES, reply, strict=True):
             setattr(summary, name, getattr(summary, name) + int(count))
 
@@ -821,30 +849,18 @@ class _Merger:
         """The batch the import made, if it made exactly one (the common case: one
         reason for the whole file), for the audit trail."""
 
+        batches = self.table.keys.import_batches(self.token)
+
         def read() -> int | None:
-            if self.table.r.hlen(self.temp + ":b") != 1:
+            if self.table.r.hlen(batches) != 1:
                 return None
-            return int(self.table.r.hvals(self.temp + ":b")[0])
+            return int(self.table.r.hvals(batches)[0])
 
         return store.call(read)
 
     def cleanup(self) -> None:
         """Delete the import's temporary keys."""
         self._drop(self.token)
-
-
-# The importer's own keys, beside those of keys.py (same hash tag):
-#   {cs}:imports      zset   running imports: token -> last heartbeat (epoch seconds)
-#   {cs}:imp:TOKEN:…  the temporary keys of one import (see import.lua)
-
-
-def _registry(table: Table) -> str:
-    return f"{table.keys.base}:imports"
-
-
-def _temp_base(table: Table, token: str) -> str:
-    """Where an import keeps its temporary keys (same hash tag as the table)."""
-    return f"{table.keys.base}:imp:{token}"
 
 
 Progress = Callable[[str, int, int], None]
@@ -937,7 +953,7 @@ def import_stream(
                 if not options.strict:
                     note_errors(parsed)
                 for specs, call_rows in parsed.calls:
-                    merger.merge(specs, call_rows, summary)
+                    merger.merge(specs, call_rows, cfg.arity, summary)
             summary.rows = rows
             if progress is not None:
                 progress(phase, done, rows)

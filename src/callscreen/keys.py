@@ -21,6 +21,20 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:hist:L``          stream changes to list L (audit trail)
 ``{cs}:hist``            stream changes to lists as a whole and to campaigns
 
+Imports in progress (:mod:`callscreen.importer`; ``T`` an import's random token, ``LOC``
+a bucket number or ``p`` for prefixes). Temporary: an import deletes its keys when it
+is done, or the next import does if it died (its heartbeat stopped):
+
+``{cs}:imports``         zset   running imports: token -> last heartbeat (epoch seconds)
+``{cs}:imp:T:b``         hash   batch spec ("op US reason US source US by US at") -> the
+                                batch id made for it (one batch per distinct spec)
+``{cs}:imp:T:s:LOC``     hash   entries of the file seen so far (field as in the list's
+                                ``e``/``p`` hash) -> "1": duplicates, and what
+                                ``--replace`` keeps
+
+(``import.lua`` builds the ``imp:T:s``, ``e``, ``p`` and ``b`` names from the base and the
+token, as ``lookup.lua`` does.)
+
 The attempt log (:mod:`callscreen.calllog`; ``DAY`` is ``YYYYMMDD`` in the log's
 timezone, ``C`` a campaign name, ``""`` for calls with none, ``W`` a log writer id):
 
@@ -131,6 +145,25 @@ class Keys:
     @property
     def admin_history(self) -> str:
         return f"{self.base}:hist"
+
+    # -- imports in progress (callscreen.importer) -------------------------------------------
+
+    @property
+    def imports(self) -> str:
+        """The running imports: token -> last heartbeat."""
+        return f"{self.base}:imports"
+
+    def import_temp(self, token: str) -> str:
+        """The prefix of one import's temporary keys."""
+        return f"{self.base}:imp:{token}"
+
+    def import_batches(self, token: str) -> str:
+        """The batches one import made, by spec."""
+        return f"{self.import_temp(token)}:b"
+
+    def import_seen(self, token: str, loc: int | str) -> str:
+        """The entries one import has seen in bucket ``loc`` (``"p"``: prefixes)."""
+        return f"{self.import_temp(token)}:s:{loc}"
 
     # -- attempt log (callscreen.calllog) ----------------------------------------------------
 

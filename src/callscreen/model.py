@@ -63,11 +63,23 @@ _CODE_STATUS = {code: status for status, code in _STATUS_CODES.items()}
 
 @dataclass(frozen=True, slots=True)
 class EntryRecord:
-    """What is stored for one entry, in a few bytes: ``s;batch;expires;removal;extid``.
+    """What is stored for one entry, in a few bytes: ``s;batch;expires;removal;created;extid``.
 
     ``batch`` points at the shared record (reason, source, who, when) of the change
-    that last set the entry; ``removal`` at the one that removed it. Trailing empty
-    fields are dropped, so a bulk-loaded active entry costs ``a;17``.
+    that last set the entry; ``removal`` at the one that removed it; ``created`` at the
+    one that created it, stored only when that is not ``batch`` (None here means
+    "created by ``batch``": see :attr:`created_batch`).
+
+    Encoding: trailing empty fields are dropped, so a bulk-loaded active entry costs
+    ``a;17`` — but ``created`` and ``extid`` are written together or not at all: a
+    record that has either has six fields or more (``a;25;;;17;``, ``a;17;;;;CRM-1``;
+    the external id may itself contain ``;``, it is everything after the fifth).
+    A record of exactly five fields is the earlier format ``s;batch;expires;removal;extid``
+    (no ``created``) and is read as such; one of four fields or fewer means the same in
+    both. (An earlier-format external id containing ``;`` would be misread; no data in
+    that format was ever deployed.) Every reader and writer follows this: this class,
+    ``entries.lua``, ``import.lua``; ``lookup.lua`` and ``reports.py`` read only the
+    status, batch and expiry, whose places never changed.
     """
 
     status: Status
@@ -75,30 +87,43 @@ class EntryRecord:
     expires: int | None = None
     removal: int | None = None
     external_id: str = ""
+    created: int | None = None
+
+    @property
+    def created_batch(self) -> int:
+        """The batch of the change that created the entry."""
+        return self.batch if self.created is None else self.created
 
     def encode(self) -> str:
-        parts = [
+        head = [
             _STATUS_CODES[self.status],
             str(self.batch),
             "" if self.expires is None else str(self.expires),
             "" if self.removal is None else str(self.removal),
-            self.external_id,
         ]
-        while len(parts) > 2 and parts[-1] == "":
-            parts.pop()
-        return ";".join(parts)
+        created = "" if self.created in (None, self.batch) else str(self.created)
+        if created or self.external_id:
+            return ";".join([*head, created, self.external_id])
+        while len(head) > 2 and head[-1] == "":
+            head.pop()
+        return ";".join(head)
 
     @classmethod
     def decode(cls, raw: str | bytes) -> EntryRecord:
         text = raw.decode() if isinstance(raw, bytes) else raw
-        parts = text.split(";", 4)
-        parts += [""] * (5 - len(parts))
+        parts = text.split(";", 5)
+        if len(parts) == 5:  # the earlier format: s;batch;expires;removal;extid
+            parts.insert(4, "")
+        parts += [""] * (6 - len(parts))
+        batch = int(parts[1])
+        created = int(parts[4]) if parts[4] else None
         return cls(
             status=_CODE_STATUS[parts[0]],
-            batch=int(parts[1]),
+            batch=batch,
             expires=int(parts[2]) if parts[2] else None,
             removal=int(parts[3]) if parts[3] else None,
-            external_id=parts[4],
+            external_id=parts[5],
+            created=None if created == batch else created,
         )
 
     def effective_status(self, now: float) -> Status:

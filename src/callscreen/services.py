@@ -13,30 +13,32 @@ Rules kept here (the storage rules are in :mod:`callscreen.entries`):
   ``+1*``) cannot be undone and reaches millions of numbers: it needs
   ``confirm_broad`` (:class:`~callscreen.errors.NeedsConfirmation` otherwise);
 - a list holding permanent entries cannot be deleted;
-- when entries of a *block* list become enforced (``add``, ``approve``, ``restore``),
-  the calls already on their way to them are cancelled (:mod:`callscreen.cascade`):
-  the change's result carries what was done (``cascade``).
+- when entries of a *block* list become enforced (``add``, ``approve``, ``restore``,
+  ``import``), the calls already on their way to them are cancelled
+  (:mod:`callscreen.cascade`): the change's result carries what was done (``cascade``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import heapq
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Self
+from typing import IO, Any, Self, TextIO
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from callscreen import audit, cascade, entries
+from callscreen import audit, cascade, entries, importer
 from callscreen.audit import Event
 from callscreen.cascade import CascadeReport
 from callscreen.config import Settings
 from callscreen.decision import Decision, ScreenRequest
 from callscreen.entries import WriteSummary
 from callscreen.errors import InvalidInput, InvalidNumber, NeedsConfirmation
+from callscreen.importer import ImportOptions, ImportSummary, Progress
 from callscreen.model import Action, Direction, EntryRecord, Scope, Status
 from callscreen.numbers import EntryKey, parse_entry
 from callscreen.precedence import Match, rank, specificity
@@ -131,7 +133,8 @@ class ListView:
 
 @dataclass(frozen=True, slots=True)
 class EntryView:
-    """One entry as an admin sees it: what, its status now, and who set it, when, why."""
+    """One entry as an admin sees it: what, its status now, who created it and when,
+    and who last set it, when, why."""
 
     entry: str  # +33123456789 or +33*
     kind: str  # number | prefix
@@ -141,6 +144,8 @@ class EntryView:
     external_id: str
     expires: str | None
     op: str  # the change that last set the entry: add, import, ...
+    created_by: str
+    created_at: str | None
     updated_by: str
     updated_at: str | None
     removed_by: str = ""
@@ -229,6 +234,20 @@ class ChangeResult:
         data = asdict(self)
         data["notes"] = list(self.notes)
         data["changed"] = self.changed
+        data["cascade"] = self.cascade.to_json() if self.cascade is not None else None
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import did, and, when it made entries of a block list enforced, what
+    the cascade did (``cascade``)."""
+
+    summary: ImportSummary
+    cascade: CascadeReport | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.summary.to_json()
         data["cascade"] = self.cascade.to_json() if self.cascade is not None else None
         return data
 
@@ -703,6 +722,41 @@ class Admin:
         self._record(info, "unapprove", by, summary)
         return ChangeResult.of(info, "unapprove", by, summary)
 
+    def import_file(
+        self,
+        list_name: str,
+        path: str,
+        options: ImportOptions,
+        *,
+        stdin: IO[bytes] | None = None,
+        errors_out: TextIO | None = None,
+        progress: Progress | None = None,
+        hangup_live: bool | None = None,
+    ) -> ImportResult:
+        """Import a CSV file (``-``: ``stdin``) into a list; :mod:`callscreen.importer`
+        gives the rules. On a block list, when the import made entries enforced
+        (``--approve``, ``--approve-permanently``, or an export's statuses with
+        ``keep_status``), the calls on their way to them are cancelled as for
+        :meth:`add` — matched against every enforced entry of the list, as after
+        ``approve --all-pending``: an import is too big to name its entries."""
+        options = dataclasses.replace(options, by=_actor(options.by))
+        if options.reason is not None:
+            _text(options.reason, "reason", MAX_REASON)
+        info = self._info(list_name)
+        summary = importer.import_file(
+            self.table,
+            info.name,
+            path,
+            options,
+            stdin=stdin,
+            errors_out=errors_out,
+            progress=progress,
+        )
+        report = cascade.for_list(
+            self.settings, self.table, info, count=summary.enforced, hangup_live=hangup_live
+        )
+        return ImportResult(summary, report)
+
     def list_entries(
         self,
         list_name: str,
@@ -750,10 +804,12 @@ class Admin:
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float
     ) -> tuple[EntryView, ...]:
         ids = [r.batch for _k, r in items] + [r.removal for _k, r in items if r.removal]
+        ids += [r.created for _k, r in items if r.created is not None]
         batches = self.table.batches(ids)
         views = []
         for key, record in items:
             batch = batches[record.batch]
+            created = batches[record.created_batch]
             removal = batches.get(record.removal) if record.removal else None
             views.append(
                 EntryView(
@@ -765,6 +821,8 @@ class Admin:
                     external_id=record.external_id,
                     expires=iso(record.expires),
                     op=batch.op,
+                    created_by=created.by,
+                    created_at=iso(created.at) if created.at else None,
                     updated_by=batch.by,
                     updated_at=iso(batch.at) if batch.at else None,
                     removed_by=removal.by if removal else "",
@@ -812,6 +870,8 @@ class Admin:
         key = self.parse_entries([entry])[0]
         record = entries.read_records(self.table, info, [key])[0]
         batches = [] if record is None else [record.batch]
+        if record is not None and record.created is not None:
+            batches.append(record.created)
         if record is not None and record.removal:
             batches.append(record.removal)
         return audit.read(self.table, info.id, entry=key.display, batches=batches, limit=limit)

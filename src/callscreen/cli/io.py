@@ -1,9 +1,11 @@
 """``callscreen import`` and ``callscreen export``: CSV into and out of a list.
 
-The work is in :mod:`callscreen.importer` and :mod:`callscreen.exporter`; this module
-parses options, shows a progress bar on stderr (when it is a terminal) and renders the
-summary. ``import`` exits 1 when any row was bad (the good ones went in, unless
-``--strict``), so that scripts notice.
+The work is in :meth:`callscreen.services.Admin.import_file` and
+:mod:`callscreen.exporter`; this module parses options, shows a progress bar on stderr
+(when it is a terminal) and renders the summary (and, on a block list, what was done
+to the calls queued for the entries the import made enforced). ``import`` exits 1
+when any row was bad (the good ones went in, unless ``--strict``), so that scripts
+notice.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from rich.progress import (
 from callscreen import exporter, importer
 from callscreen.cli import app, fail
 from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json
+from callscreen.cli.entries import HangupLiveOption
 from callscreen.errors import InvalidInput
 from callscreen.model import Status
+from callscreen.services import ImportResult
 
 err_console = Console(stderr=True, markup=False, highlight=False)
 
@@ -92,8 +96,8 @@ def _n(value: int) -> str:
     return f"{value:,}"
 
 
-def render_import(summary: importer.ImportSummary, errors_path: str | None) -> None:
-    s = summary
+def render_import(result: ImportResult, errors_path: str | None) -> None:
+    s = summary = result.summary
     rate = f" ({s.rows / s.seconds:,.0f} rows/s)" if s.seconds > 0 and s.rows else ""
     if not s.written:
         console.print(
@@ -138,6 +142,10 @@ def render_import(summary: importer.ImportSummary, errors_path: str | None) -> N
             console.print(f"  line {err.line}: {err.error}")
     for note in s.notes:
         console.print(f"note: {note}")
+    if result.cascade is not None:
+        console.print(result.cascade.line("enforced"))
+        for note in result.cascade.notes:
+            console.print(f"note: {note}")
 
 
 @app.command("import")
@@ -220,6 +228,7 @@ def import_(
         int | None,
         typer.Option(help="Parse processes (default: 1 for large input).", hidden=True),
     ] = None,
+    hangup_live: HangupLiveOption = None,
     json_out: JsonOption = False,
 ) -> None:
     """Import numbers and prefixes from a CSV file into a list.
@@ -228,7 +237,8 @@ def import_(
     external_id, expires (and every column of an export); separated by , ; or tab;
     UTF-8 with or without BOM. New entries are pending review unless --approve; an
     entry already active or permanent is never demoted; importing the same file again
-    changes nothing. Exits 1 if any row was bad.
+    changes nothing. On a block list, calls queued for the entries the import makes
+    enforced (Asterisk call files) are cancelled. Exits 1 if any row was bad.
     """
     if approve and approve_permanently:
         raise typer.BadParameter("give --approve or --approve-permanently, not both")
@@ -264,19 +274,20 @@ def import_(
             except OSError as exc:
                 raise InvalidInput(f"cannot write {errors}: {exc.strerror or exc}") from None
         bar = stack.enter_context(_progress_bar(size, progress and not json_out))
-        summary = importer.import_file(
-            service.table,
+        result = service.import_file(
             list_name,
             file,
             options,
             stdin=sys.stdin.buffer if file == "-" else None,
             errors_out=errors_out,
             progress=bar,
+            hangup_live=hangup_live,
         )
+    summary = result.summary
     if json_out:
-        emit_json(summary.to_json())
+        emit_json(result.to_json())
     else:
-        render_import(summary, errors)
+        render_import(result, errors)
     if summary.errors:
         what = "nothing written" if not summary.written else "the good rows were imported"
         where = "standard input" if file == "-" else file
