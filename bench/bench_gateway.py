@@ -8,10 +8,11 @@ What it does, all on loopback:
    (block, label, allow, campaign-only, prefixes) with the CSV importer — the import
    rate and Redis bytes per entry are printed, for entries that share their reason
    and for entries that each have their own;
-2. starts ``callscreen serve`` in its own process (uvloop; the per-call log line off,
-   so the figure is for the screening path; ``--call-log`` turns it on) and drives it
-   with concurrent fake-Asterisk sessions (``tests/agiclient.py``): sessions/s at 64
-   concurrent, then latency at a paced 500 sessions/s;
+2. starts ``callscreen serve`` in its own process (uvloop; the per-call log line off
+   unless ``--call-log``), twice: with the attempt log off, then on (the default), and
+   drives each with concurrent fake-Asterisk sessions (``tests/agiclient.py``):
+   sessions/s at 64 concurrent — the attempt log's cost is their ratio — then, with
+   the attempt log on, latency at a paced 500 sessions/s;
 3. counts, for each decision, the Redis round trips (the gateway's own counter,
    logged at shutdown) and the AGI commands (seen by the fake Asterisk);
 4. runs the same load against a naive gateway (the same FastAGI server, but one
@@ -34,8 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -282,6 +285,41 @@ class GatewayProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@dataclass
+class Measured:
+    saturated: Run
+    paced: Run | None
+    cpu_per_session: float
+
+
+def measure(
+    env: dict[str, str],
+    argv: list[str],
+    calls: list[tuple[str, ...]],
+    args: argparse.Namespace,
+    name: str,
+    run_async: Callable[[Coroutine[Any, Any, Run]], Run],
+    paced_calls: list[tuple[str, ...]] | None = None,
+) -> Measured:
+    """One gateway process: a warm-up, the saturated run, and optionally the paced one."""
+    with GatewayProcess(env, argv) as gw:
+        run_async(saturate(gw.port, calls[:500], args.concurrency, "warm-up"))
+        cpu0 = gw.cpu_seconds()
+        sat = run_async(saturate(gw.port, calls, args.concurrency, name))
+        cpu = gw.cpu_seconds() - cpu0
+        pace = None
+        if paced_calls:
+            label = f"  paced {args.paced_rate:.0f}/s"
+            pace = run_async(paced(gw.port, paced_calls, args.paced_rate, label))
+    stats = gateway_stats(gw.output())
+    if stats:
+        answered, trips = stats
+        sat.round_trips = trips / answered
+        if pace is not None:
+            pace.round_trips = sat.round_trips
+    return Measured(sat, pace, cpu / max(sat.sessions, 1) * 1e6)
+
+
 def gateway_stats(text: str) -> tuple[int, int] | None:
     found = re.search(r"stopped: (\d+) calls answered, (\d+) Redis round trips", text)
     return (int(found.group(1)), int(found.group(2))) if found else None
@@ -375,6 +413,7 @@ def main() -> None:
                 "CALLSCREEN_LOG_LEVEL": "INFO",  # for the shutdown statistics
                 "CALLSCREEN_LOG_CALLS": "true" if args.call_log else "false",
                 "CALLSCREEN_DEADLINE_MS": "1000",
+                "CALLSCREEN_METRICS_PORT": "0",
             }
             settings = Settings(_env_file=None, redis_url=server.url, default_region=REGION)  # type: ignore[call-arg]
             print(f"loading {args.entries:,} entries ...", flush=True)
@@ -395,21 +434,18 @@ def main() -> None:
             runs: list[Run] = []
             serve = [sys.executable, "-m", "callscreen", "serve"]
             log_state = "per-call log line on" if args.call_log else "per-call log line off"
-            with GatewayProcess(settings_env, serve) as gw:
-                run_async(saturate(gw.port, calls[:500], args.concurrency, "warm-up"))
-                cpu0 = gw.cpu_seconds()
-                sat = run_async(
-                    saturate(gw.port, calls, args.concurrency, f"callscreen ({log_state})")
-                )
-                cpu = gw.cpu_seconds() - cpu0
-                pace = run_async(
-                    paced(gw.port, paced_calls, args.paced_rate, f"  paced {args.paced_rate:.0f}/s")
-                )
-            stats = gateway_stats(gw.output())
-            if stats:
-                answered, trips = stats
-                sat.round_trips = pace.round_trips = trips / answered
-            runs += [sat, pace]
+            off = measure(
+                {**settings_env, "CALLSCREEN_CALLLOG_ENABLED": "false"},
+                serve, calls, args, f"callscreen, attempt log off ({log_state})", run_async,
+            )  # fmt: skip
+            on = measure(
+                settings_env, serve, calls, args,
+                f"callscreen, attempt log on ({log_state})", run_async, paced_calls,
+            )  # fmt: skip
+            runs += [off.saturated, on.saturated]
+            if on.paced is not None:
+                runs.append(on.paced)
+            sat, pace = off.saturated, on.paced
             naive_argv = [sys.executable, str(ROOT / "bench" / "naive_gateway.py")]
             with GatewayProcess(settings_env, naive_argv) as nv:
                 run_async(saturate(nv.port, calls[:500], args.concurrency, "warm-up"))
@@ -425,8 +461,14 @@ def main() -> None:
             print()
             show(runs, sat)
             print()
-            print(f"gateway CPU per session (saturated run): {cpu / sat.sessions * 1e6:.0f} µs")
-            print(f"results of the paced run: {dict(sorted(pace.results.items()))}")
+            print(
+                f"gateway CPU per session: {off.cpu_per_session:.0f} µs (attempt log off), "
+                f"{on.cpu_per_session:.0f} µs (on)"
+            )
+            cost = 1 - on.saturated.rate / off.saturated.rate
+            print(f"attempt log cost: {cost:.1%} fewer sessions/s")
+            if pace is not None:
+                print(f"results of the paced run: {dict(sorted(pace.results.items()))}")
         finally:
             server.stop()
 
