@@ -9,10 +9,12 @@ import asyncio
 import inspect
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,7 +28,7 @@ from typer.testing import CliRunner
 from callscreen.cli import app
 from callscreen.config import Settings
 from callscreen.model import Action
-from callscreen.serve import Gateway
+from callscreen.serve import Gateway, Part, raise_fd_limit
 from callscreen.services import Admin
 from tests.agiclient import FakeAsterisk, build_env, mset_variables
 from tests.redisproc import RedisProcess, free_port
@@ -112,7 +114,7 @@ def failed(answer: dict[str, str]) -> bool:
 
 
 def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(url, timeout=5) as response:
         body: bytes = response.read()
     return body.decode()
 
@@ -488,3 +490,61 @@ async def test_health_exit_codes(redis_server: RedisProcess, redis_url: str) -> 
         assert code == 1 and "FAIL redis" in out and "hunter2" not in out
     code, out = await health(env)  # the gateway is gone: its port refuses
     assert code == 1 and "ok   redis" in out and "FAIL agi" in out
+
+
+# ----------------------------------------------------------------- components
+
+
+async def test_parts_start_in_order_and_close_in_reverse(redis_url: str) -> None:
+    settings = ops_settings(redis_url)
+    events: list[str] = []
+
+    async def close_async() -> None:
+        events.append("close extra")
+
+    gateway = Gateway(settings, load_settings=lambda: settings)
+    extra = Part("extra", start=lambda: events.append("start extra"), close=close_async)
+    gateway.parts.insert(-1, extra)  # before the FastAGI server, as the attempt log goes
+    original_close = gateway.server.close
+
+    async def agi_close() -> None:
+        events.append("close agi")
+        await original_close()
+
+    gateway.parts[-1] = Part("agi", start=gateway.server.start, close=agi_close)
+    async with gateway:
+        events.append("serving")
+        assert gateway.server.sockets
+    assert events == ["start extra", "serving", "close agi", "close extra"]
+
+
+async def test_a_part_that_fails_to_start_closes_those_started(redis_url: str) -> None:
+    settings = ops_settings(redis_url)
+    closed: list[str] = []
+
+    def boom() -> None:
+        raise OSError("address in use")
+
+    gateway = Gateway(settings, load_settings=lambda: settings)
+    gateway.parts[1:1] = [
+        Part("first", close=lambda: closed.append("first")),
+        Part("broken", start=boom, close=lambda: closed.append("broken")),
+    ]
+    with pytest.raises(OSError, match="address in use"):
+        async with gateway:
+            pass
+    assert closed == ["first"]
+    assert gateway.server.sockets == ()  # never started
+
+
+def test_the_open_files_limit_is_raised_for_max_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits = {"now": (1024, 100_000)}
+    monkeypatch.setattr(resource, "getrlimit", lambda _: limits["now"])
+    monkeypatch.setattr(resource, "setrlimit", lambda _, value: limits.update(now=value))
+    raise_fd_limit(Settings(_env_file=None, max_connections=3000))
+    assert limits["now"] == (6256, 100_000)
+    limits["now"] = (1024, 2048)
+    raise_fd_limit(Settings(_env_file=None, max_connections=3000))
+    assert limits["now"] == (2048, 2048)  # as far as the hard limit allows (and a warning)

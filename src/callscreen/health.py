@@ -66,10 +66,8 @@ class Health:
 def redis_description(settings: Settings) -> str:
     """Where the call path's Redis is, without credentials."""
     if settings.redis_sentinels:
-        return (
-            f"sentinel service {settings.redis_sentinel_service} via "
-            + ",".join(settings.redis_sentinels)
-        )
+        sentinels = ",".join(settings.redis_sentinels)
+        return f"sentinel service {settings.redis_sentinel_service} via {sentinels}"
     try:
         return RedisTarget.from_url(settings.redis_url).describe()
     except CallscreenError as exc:

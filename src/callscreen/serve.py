@@ -38,6 +38,7 @@ from typing import Any
 
 import pydantic
 
+from callscreen import optout
 from callscreen.agi.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.config import LIVE_SETTINGS, Settings
 from callscreen.localredis import LocalRedis
@@ -48,6 +49,8 @@ log = logging.getLogger("callscreen.serve")
 
 #: File descriptors kept beyond the connections: Redis, the metrics endpoint, logs, ...
 SPARE_FDS = 256
+#: At shutdown, how long the opt-outs' background cancellations of queued calls may take.
+OPTOUT_DRAIN_S = 5.0
 
 
 def configure_logging(level: str) -> None:
@@ -107,10 +110,17 @@ class Gateway:
         self.metrics = Metrics(self.server)
         self.metrics.watch_redis("screening", self.screener.client)
         self.endpoint = MetricsEndpoint(settings, self.metrics)
-        # Started in this order, closed in the reverse one. One line per component.
+        # Started in this order, closed in the reverse one: one line per component.
+        # The FastAGI server stays last (first to close: calls drain while the rest
+        # still works); the attempt log goes before it, e.g.
+        #   Part("calllog", start=calllog.start, close=calllog.stop),
+        # with the server built over LoggedScreener(screener, calllog) and
+        # self.metrics.watch_call_log(calllog.stats).
         self.parts: list[Part] = [
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
+            # opt-outs cancel queued calls in the background: let those finish
+            Part("optout cascades", close=lambda: optout.drain(OPTOUT_DRAIN_S)),
             Part(
                 "agi",
                 start=self.server.start,
@@ -287,6 +297,9 @@ def run(
         except ImportError:
             asyncio.run(serve(settings, load_settings=load_settings))
     except asyncio.CancelledError:
+        return 1
+    except OSError as exc:  # the FastAGI address is taken or not ours
+        log.error("cannot serve on %s:%d: %s", settings.listen_host, settings.listen_port, exc)
         return 1
     finally:
         if local is not None:
