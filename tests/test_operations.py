@@ -183,6 +183,35 @@ async def test_a_few_hundred_sessions_counted_by_the_metrics_endpoint(redis_url:
     assert metric(samples, "process_resident_memory_bytes") > 0
 
 
+async def test_the_served_gateway_logs_every_call_and_takes_opt_outs(redis_url: str) -> None:
+    """``callscreen serve``'s parts together: the attempt log records each screened
+    call (and the metrics show it), the opt-out route writes through the logged
+    screener, and the next call to the opted-out number is blocked."""
+    settings = ops_settings(redis_url, metrics_port=free_port())
+    load_lists(settings)
+    calls = workload(40)
+    async with Gateway(settings, load_settings=lambda: settings) as gateway:
+        assert gateway.calllog is not None
+        answers = await run_calls(gateway.server.port, calls)
+        optout = await FakeAsterisk(HOST, gateway.server.port).call(
+            args=("outbound", "+33655555555", "spring"), script="optout"
+        )
+        after = await one_call(gateway.server.port, "outbound", "+33655555555")
+        assert await gateway.calllog.flush(5.0)
+        stats = gateway.calllog.stats()
+        text = await asyncio.to_thread(fetch, f"http://{HOST}:{settings.metrics_port}/metrics")
+    for (_, number), answer in zip(calls, answers, strict=True):
+        assert right(answer, number), (number, answer)
+    assert optout.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+    assert optout.variables["CALLSCREEN_LIST"] == settings.optout_list
+    assert (after["CALLSCREEN_RESULT"], after["CALLSCREEN_LIST"]) == (
+        "BLOCKED",
+        settings.optout_list,
+    )
+    assert stats.written == len(calls) + 1 and stats.dropped == 0
+    assert "callscreen_log" in text
+
+
 async def test_the_metrics_endpoint_answers_only_metrics(redis_url: str) -> None:
     settings = ops_settings(redis_url, metrics_port=free_port())
     async with Gateway(settings, load_settings=lambda: settings):

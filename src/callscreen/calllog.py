@@ -850,6 +850,11 @@ class LoggedScreener:
         self.calllog.record(request, decision, elapsed)
         return decision
 
+    @property
+    def client(self) -> Any:
+        """The wrapped screener's Redis client (the call path's, used by opt-outs)."""
+        return getattr(self.screener, "client", None)
+
     async def close(self) -> None:
         """Close the wrapped screener (its Redis connection); the log is stopped apart."""
         close = getattr(self.screener, "close", None)

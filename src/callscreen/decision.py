@@ -51,6 +51,11 @@ class Decision:
             return LABEL
         return ""
 
+    def log_fields(self) -> tuple[tuple[str, str], ...]:
+        """The decision's ``key=value`` fields in the call's log line."""
+        fields = (("result", self.result.value), ("list", self.list_name))
+        return (*fields, ("failed", "yes")) if self.failed else fields
+
     def variables(self) -> dict[str, str]:
         """Every ``CALLSCREEN_*`` variable, empty ones included, in a fixed order."""
         values = (

@@ -236,7 +236,7 @@ async def answer(settings: Settings, screener: object, env: AgiEnv) -> tuple[Dec
     except InvalidInput as exc:
         log.error("uniqueid=%s: %s; answering UNSCREENED", env.uniqueid or "-", exc)
         decision = bad_request_decision(f"bad request: {exc}")
-        return decision, (("direction", env.arg(1)), *_fields(decision))
+        return decision, (("direction", env.arg(1)), *decision.log_fields())
     client = getattr(screener, "client", None)
     if not isinstance(client, LeanRedis):
         decision = _failed("opt-out not recorded: no Redis client")
@@ -246,11 +246,6 @@ async def answer(settings: Settings, screener: object, env: AgiEnv) -> tuple[Dec
     fields: LogFields = (
         ("direction", request.direction.value),
         ("number", number),
-        *_fields(decision),
+        *decision.log_fields(),
     )
     return decision, fields
-
-
-def _fields(decision: Decision) -> LogFields:
-    fields: LogFields = (("result", decision.result.value), ("list", decision.list_name))
-    return (*fields, ("failed", "yes")) if decision.failed else fields

@@ -1,7 +1,8 @@
 """Running the gateway: ``callscreen serve``.
 
 A running gateway is a short list of :class:`Part` s — the screener and its Redis
-connection, the metrics endpoint, the FastAGI server — built in
+connection, the attempt log writer, the metrics endpoint, the AMI outcome watcher,
+the FastAGI server — built in
 :meth:`Gateway.__init__`, started in that order and closed in the reverse order. The
 FastAGI server comes last: it takes calls only once everything else is up, and is
 the first to stop at shutdown, so calls drain while the rest still works. Adding a
@@ -40,9 +41,11 @@ import pydantic
 
 from callscreen import optout
 from callscreen.agi.server import HARD_LIMIT_FACTOR, AgiServer
+from callscreen.calllog import CallLog, LoggedScreener, LogSettings
 from callscreen.config import LIVE_SETTINGS, Settings
 from callscreen.localredis import LocalRedis
 from callscreen.metrics import Metrics, MetricsEndpoint
+from callscreen.outcomes import OutcomeWatcher
 from callscreen.screening import Screener
 
 log = logging.getLogger("callscreen.serve")
@@ -106,19 +109,25 @@ class Gateway:
         self.load_settings = load_settings or from_environment
         self._loaded = self._baseline()
         self.screener = Screener.from_settings(settings)
-        self.server = AgiServer(settings, self.screener)
+        log_settings = LogSettings.from_settings(settings)
+        self.calllog = (
+            CallLog.from_settings(settings, log_settings) if log_settings.enabled else None
+        )
+        self.server = AgiServer(
+            settings,
+            LoggedScreener(self.screener, self.calllog) if self.calllog else self.screener,
+        )
         self.metrics = Metrics(self.server)
         self.metrics.watch_redis("screening", self.screener.client)
         self.endpoint = MetricsEndpoint(settings, self.metrics)
+        self.watcher = OutcomeWatcher(settings)  # idle unless AMI is configured
         # Started in this order, closed in the reverse one: one line per component.
         # The FastAGI server stays last (first to close: calls drain while the rest
-        # still works); the attempt log goes before it, e.g.
-        #   Part("calllog", start=calllog.start, close=calllog.stop),
-        # with the server built over LoggedScreener(screener, calllog) and
-        # self.metrics.watch_call_log(calllog.stats).
+        # still works, and the attempt log then writes what they left queued).
         self.parts: list[Part] = [
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
+            Part("outcome watcher", start=self.watcher.start, close=self.watcher.close),
             # opt-outs cancel queued calls in the background: let those finish
             Part("optout cascades", close=lambda: optout.drain(OPTOUT_DRAIN_S)),
             Part(
@@ -128,6 +137,11 @@ class Gateway:
                 reconfigure=self.server.reconfigure,
             ),
         ]
+        if self.calllog is not None:
+            self.metrics.watch_call_log(self.calllog.stats)
+            self.parts.insert(
+                1, Part("attempt log", start=self.calllog.start, close=self.calllog.stop)
+            )
         self._stack = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
 

@@ -242,7 +242,7 @@ async def screen_answer(
         decision = bad_request_decision(f"bad request: {exc}")
         return Answer(
             decision.variables(),
-            (("direction", env.arg(1)), *_fields(decision)),
+            (("direction", env.arg(1)), *decision.log_fields()),
             decision,
             cause="bad_request",
         )
@@ -266,7 +266,7 @@ async def screen_answer(
     direction = request.direction.value
     return Answer(
         decision.variables(),
-        (("direction", direction), ("number", number), *_fields(decision)),
+        (("direction", direction), ("number", number), *decision.log_fields()),
         decision,
         direction,
         cause,
@@ -279,11 +279,6 @@ def _fail(screener: ScreenerLike, request: ScreenRequest, reason: str) -> Decisi
     except Exception:
         log.exception("uniqueid=%s: fail_decision raised", _field(request.uniqueid))
         return Decision(Result.UNSCREENED, reason=reason, failed=True)
-
-
-def _fields(decision: Decision) -> tuple[tuple[str, str], ...]:
-    fields = (("result", decision.result.value), ("list", decision.list_name))
-    return (*fields, ("failed", "yes")) if decision.failed else fields
 
 
 class _AgiConnection(asyncio.Protocol):
