@@ -447,15 +447,13 @@ def main() -> None:
                 runs.append(on.paced)
             sat, pace = off.saturated, on.paced
             naive_argv = [sys.executable, str(ROOT / "bench" / "naive_gateway.py")]
-            with GatewayProcess(settings_env, naive_argv) as nv:
-                run_async(saturate(nv.port, calls[:500], args.concurrency, "warm-up"))
-                naive = run_async(
-                    saturate(nv.port, calls, args.concurrency, "naive (GET per candidate prefix)")
-                )
-            stats = gateway_stats(nv.output())
-            if stats:
-                naive.round_trips = stats[1] / stats[0]
-            runs.append(naive)
+            naive = measure(
+                settings_env, naive_argv, calls, args,
+                "naive (GET per candidate prefix)", run_async, paced_calls,
+            )  # fmt: skip
+            runs.append(naive.saturated)
+            if naive.paced is not None:
+                runs.append(naive.paced)
             classic = run_async(classic_run(settings_env, calls[: args.classic_sessions]))
             runs.append(classic)
             print()
@@ -463,7 +461,7 @@ def main() -> None:
             print()
             print(
                 f"gateway CPU per session: {off.cpu_per_session:.0f} µs (attempt log off), "
-                f"{on.cpu_per_session:.0f} µs (on)"
+                f"{on.cpu_per_session:.0f} µs (on), naive {naive.cpu_per_session:.0f} µs"
             )
             cost = 1 - on.saturated.rate / off.saturated.rate
             print(f"attempt log cost: {cost:.1%} fewer sessions/s")

@@ -161,7 +161,8 @@ def test_systemd_unit_restarts_on_failure_and_stops_gracefully() -> None:
     parser.read(ROOT / "deploy" / "callscreen.service")
     service = parser["Service"]
     assert service["Restart"] == "on-failure"
-    assert service["EnvironmentFile"] == "/etc/callscreen/env"
+    assert service["WorkingDirectory"] == "/etc/callscreen"  # settings in its .env
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) > Settings().shutdown_grace_s
     command = shlex.split(service["ExecStart"])
