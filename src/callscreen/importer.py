@@ -93,7 +93,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from importlib import resources
 from typing import IO, Any, Protocol, TextIO
@@ -704,30 +704,7 @@ class ImportSummary:
         return self.unchanged + self.deleted_kept + self.duplicates
 
     def to_json(self) -> dict[str, Any]:
-        data = {
-            name: getattr(self, name)
-            for name in (
-                "list_name",
-                "source",
-                "rows",
-                "added",
-                "updated",
-                "restored",
-                "unchanged",
-                "deleted_kept",
-                "duplicates",
-                "pending",
-                "enforced",
-                "errors",
-                "removed",
-                "kept_permanent",
-                "list_pending",
-                "written",
-                "replaced",
-                "notes",
-                "seconds",
-            )
-        }
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "first_errors"}
         data["skipped"] = self.skipped
         data["first_errors"] = [
             {"line": e.line, "raw": e.raw, "error": e.error} for e in self.first_errors
