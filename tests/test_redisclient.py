@@ -518,6 +518,10 @@ async def test_sentinel_failover_is_followed(sentinel_setup: SentinelSetup) -> N
     async with LeanRedis.from_settings(sentinel_setup.settings()) as c:
         assert await within(5, _port_of(c)) == sentinel_setup.primary.port
         await c.call("SET", "k", "before failover")
+        # Replication is asynchronous: a failover may lose what the replica has not
+        # received yet (docs/operations.md). Wait until it has, so the check below
+        # is about following the failover, not about that window.
+        assert await c.call("WAIT", 1, 5000) == 1
         with sentinel_setup.sentinel() as s:
             deadline = time.monotonic() + 20
             while True:  # the Sentinel must know a healthy replica before it can fail over
