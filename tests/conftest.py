@@ -9,12 +9,17 @@ import pytest
 import redis
 import uvloop
 
+from callscreen.config import Settings
 from tests.redisproc import RedisProcess
+
+pytest_plugins = ["tests.listfixtures"]
 
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No CALLSCREEN_* variable of the developer's shell leaks into a test."""
+    """No CALLSCREEN_* variable of the developer's shell, nor a ``.env`` file in the
+    working directory, leaks into a test."""
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
     for name in list(os.environ):
         if name.startswith("CALLSCREEN_"):
             monkeypatch.delenv(name)

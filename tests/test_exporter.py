@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from typer.testing import CliRunner
 
 from callscreen import exporter, importer
 from callscreen.cli import app
-from callscreen.config import Settings
 from callscreen.exporter import EXPORT_COLUMNS, protect, unprotect
 from callscreen.importer import ImportOptions
 from callscreen.model import Action, Status
@@ -71,23 +69,6 @@ def test_protect_examples(text: str, cell: str) -> None:
 
 
 # -- against Redis -------------------------------------------------------------------
-
-
-@pytest.fixture
-def settings(redis_url: str) -> Settings:
-    return Settings(redis_url=redis_url, default_region=REGION)
-
-
-@pytest.fixture
-def table(settings: Settings) -> Iterator[Table]:
-    t = Table(settings)
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def admin(settings: Settings, table: Table) -> Admin:
-    return Admin(settings, table)
 
 
 def export(table: Table, info: ListInfo, **kwargs: Any) -> list[dict[str, str]]:

@@ -9,7 +9,6 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,23 +28,6 @@ from callscreen.services import Admin
 from callscreen.table import ListInfo, Table
 
 REGION = "FR"
-
-
-@pytest.fixture
-def settings(redis_url: str) -> Settings:
-    return Settings(redis_url=redis_url, default_region=REGION)
-
-
-@pytest.fixture
-def table(settings: Settings) -> Iterator[Table]:
-    t = Table(settings)
-    yield t
-    t.close()
-
-
-@pytest.fixture
-def admin(settings: Settings, table: Table) -> Admin:
-    return Admin(settings, table)
 
 
 @pytest.fixture
