@@ -31,8 +31,7 @@ The metrics (all prefixed ``callscreen_``; see ``docs/operations.md``):
   ``timeout``, ``error_reply``, ``unavailable``), ``redis_noscript_total{client}``,
   ``redis_connects_total{client}``, ``redis_connected{client}``;
 - ``log_backlog``, ``log_written_total``, ``log_dropped_total`` — the attempt log,
-  when one is watched (:meth:`Metrics.watch_call_log`) or its backlog set
-  (:meth:`Metrics.set_log_backlog`);
+  when one is watched (:meth:`Metrics.watch_call_log`);
 - ``deadline_seconds``, ``reloads_total``, ``info{version,fail_policy,anonymous_policy}``;
 - and prometheus-client's ``process_*`` (resident memory, CPU, open files).
 """
@@ -44,7 +43,6 @@ import contextlib
 import logging
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -201,18 +199,11 @@ class LogStatsLike(Protocol):
     def dropped(self) -> int: ...
 
 
-@dataclass
-class _PushedLog:
-    queued: int = 0
-    written: int = 0
-    dropped: int = 0
-
-
 class Metrics(Collector):
     """The gateway's metrics, collected from their sources at each scrape.
 
     ``Metrics(server)``; :meth:`watch_redis` for each Redis client worth watching,
-    :meth:`watch_call_log` (or :meth:`set_log_backlog`) for the attempt log;
+    :meth:`watch_call_log` for the attempt log;
     :meth:`render` gives the exposition text; :attr:`registry` holds this collector
     and the process metrics, for :class:`MetricsEndpoint`.
     """
@@ -222,7 +213,6 @@ class Metrics(Collector):
         self.redis: dict[str, LeanRedis] = {}
         self.reloads = 0
         self._log: Callable[[], LogStatsLike] | None = None
-        self._pushed: _PushedLog | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         if process:
@@ -236,10 +226,6 @@ class Metrics(Collector):
         """Export the attempt log's backlog, written and dropped counts, read from
         ``stats()`` (e.g. ``CallLog.stats``) at each scrape."""
         self._log = stats
-
-    def set_log_backlog(self, queued: int, written: int = 0, dropped: int = 0) -> None:
-        """Push-style alternative to :meth:`watch_call_log`: set the values exported."""
-        self._pushed = _PushedLog(queued, written, dropped)
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition (text format, or OpenMetrics if ``accept`` asks) and its
@@ -370,15 +356,13 @@ class Metrics(Collector):
         yield from (requests, errors, noscript, connects, connected)
 
     def _collect_log(self) -> Iterator[Metric]:
-        stats: LogStatsLike | None = self._pushed
-        if self._log is not None:
-            try:
-                stats = self._log()
-            except Exception:
-                log.exception("reading the attempt log's figures failed")
-                return
-        if stats is None:
+        if self._log is None:
             return  # no attempt log in this process: no log metrics at all
+        try:
+            stats = self._log()
+        except Exception:
+            log.exception("reading the attempt log's figures failed")
+            return
         yield GaugeMetricFamily(
             "callscreen_log_backlog", "Attempt-log records waiting to be written", stats.queued
         )

@@ -45,7 +45,6 @@ __all__ = [
     "ScreenerLike",
     "format_call",
     "screen_answer",
-    "serve",
 ]
 
 log = logging.getLogger("callscreen.agi")
@@ -553,21 +552,3 @@ def format_call(env: AgiEnv, answer: Answer, outcome: str, elapsed_ms: float) ->
         f"call uniqueid={_field(env.uniqueid)} script={_field(env.script)} {fields} "
         f"elapsed_ms={elapsed_ms:.1f} outcome={_field(outcome)}"
     )
-
-
-async def serve(
-    settings: Settings, screener: ScreenerLike, *, stop: asyncio.Event | None = None
-) -> None:
-    """Run an :class:`AgiServer` until ``stop`` is set (forever without one), then
-    close it gracefully within ``settings.shutdown_grace_s``. Closing the screener
-    (its Redis connections) is the caller's."""
-    server = AgiServer(settings, screener)
-    await server.start()
-    log.info("FastAGI listening on %s:%d", settings.listen_host, server.port)
-    try:
-        if stop is None:
-            await asyncio.Event().wait()
-        else:
-            await stop.wait()
-    finally:
-        await server.close(settings.shutdown_grace_s)
