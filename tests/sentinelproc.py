@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from tests.redisproc import RedisProcess, free_port, redis_server_binary
+from tests.redisproc import RedisProcess, free_port, redis_server_binary, terminate
 
 SERVICE = "callscreen"
 
@@ -113,13 +113,7 @@ class SentinelSet:
         self.primary, self.replica = new, old
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
         self.replica.stop()
         self.primary.stop()

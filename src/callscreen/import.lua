@@ -208,6 +208,15 @@ local function live(s, x)
   return s == 'P' or (s == 'a' and (x == '' or tonumber(x) > now))
 end
 
+-- an entry added or restored with status s: pending, or enforced from now on
+local function tally(s, x)
+  if s == 'p' then
+    pending = pending + 1
+  elseif live(s, x) then
+    enforced = enforced + 1
+  end
+end
+
 -- the creation batch to store beside batch bid: "" when it is bid
 local function created_of(bid, c)
   if c == bid then return '' end
@@ -235,11 +244,7 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     reindex(loc, field, 'd', '', target, x)
     delta[target] = delta[target] + 1
     added = added + 1
-    if target == 'p' then
-      pending = pending + 1
-    elseif live(target, x) then
-      enforced = enforced + 1
-    end
+    tally(target, x)
     return
   end
   local os, ob, ox, orem, oc, oe = parse(old)
@@ -258,11 +263,7 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     delta.d = delta.d - 1
     delta[target] = delta[target] + 1
     restored = restored + 1
-    if target == 'p' then
-      pending = pending + 1
-    elseif live(target, x) then
-      enforced = enforced + 1
-    end
+    tally(target, x)
     return
   end
   -- a live entry: never demoted, never removed by an import row (a "deleted" row of
