@@ -175,31 +175,26 @@ def approve(
     """Approve pending entries: they are enforced from now on. On a block list, calls
     queued for them are cancelled."""
     service = admin(ctx)
-    raw = entries or []
-    try:
-        result = service.approve(
+
+    def approve(confirm_broad: bool) -> ChangeResult:
+        return service.approve(
             list_name,
-            raw,
+            entries or [],
             all_pending=all_pending,
             permanent=permanent,
-            confirm_broad=confirm_country,
+            confirm_broad=confirm_broad,
             by=by,
             hangup_live=hangup_live,
         )
+
+    try:
+        result = approve(confirm_country)
     except NeedsConfirmation as exc:
         if not interactive():
             raise fail(f"{exc} with --confirm-country") from None
         if not typer.confirm(f"{exc}. Approve permanently?"):
             raise fail("nothing approved") from None
-        result = service.approve(
-            list_name,
-            raw,
-            all_pending=all_pending,
-            permanent=permanent,
-            confirm_broad=True,
-            by=by,
-            hangup_live=hangup_live,
-        )
+        result = approve(True)
     render_change(result, json_out)
 
 
