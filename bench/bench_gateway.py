@@ -48,11 +48,11 @@ sys.path.insert(0, str(ROOT))
 from tests.agiclient import FakeAsterisk, build_env  # noqa: E402
 from tests.redisproc import RedisProcess, free_port  # noqa: E402
 
-from callscreen.config import Settings  # noqa: E402
-from callscreen.importer import ImportOptions, import_file  # noqa: E402
-from callscreen.model import Action, Direction, Status  # noqa: E402
-from callscreen.services import Admin  # noqa: E402
-from callscreen.table import Table  # noqa: E402
+from callscreen.core.config import Settings  # noqa: E402
+from callscreen.core.model import Action, Direction, Status  # noqa: E402
+from callscreen.services.admin import Admin  # noqa: E402
+from callscreen.services.importer import ImportOptions, import_file  # noqa: E402
+from callscreen.services.table import Table  # noqa: E402
 
 HOST = "127.0.0.1"
 REGION = "FR"

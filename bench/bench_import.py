@@ -40,10 +40,10 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from tests.redisproc import RedisProcess  # noqa: E402
 
-from callscreen import importer  # noqa: E402
-from callscreen.config import Settings  # noqa: E402
-from callscreen.model import Action, Status  # noqa: E402
-from callscreen.table import Table  # noqa: E402
+from callscreen.core.config import Settings  # noqa: E402
+from callscreen.core.model import Action, Status  # noqa: E402
+from callscreen.services import importer  # noqa: E402
+from callscreen.services.table import Table  # noqa: E402
 
 REGION = "FR"
 

@@ -34,7 +34,7 @@ import redis.asyncio  # noqa: E402
 import uvloop  # noqa: E402
 from tests.redisproc import RedisProcess, redis_server_binary  # noqa: E402
 
-from callscreen.redisclient import LeanRedis, Script  # noqa: E402
+from callscreen.callpath.leanredis import LeanRedis, Script  # noqa: E402
 
 TASKS = 64
 KEY = "{cs}:bench"

@@ -6,7 +6,7 @@ and the attempt-log writer's own cost.
     python bench/bench_report.py --blacklisted 500000 # more distinct blocked numbers
 
 Starts its own redis-server (as the tests do) and loads, with pipelined writes and
-the encodings of :mod:`callscreen.calllog`, what the writer would have left after
+the encodings of :mod:`callscreen.gateway.attemptlog`, what the writer would have left after
 ``--records`` screened calls over ``--days`` days:
 
 - the day counters (campaign x list x direction x outcome), exact; calls are 12 %
@@ -20,12 +20,12 @@ the encodings of :mod:`callscreen.calllog`, what the writer would have left afte
 - the stream, at its retention bound (``--stream``, 1M by default) — the report does
   not read it, it is there for memory figures.
 
-Then it times :func:`callscreen.reports.build_report` (best of ``--repeat``) for all
+Then it times :func:`callscreen.reports.report.build_report` (best of ``--repeat``) for all
 campaigns and for one, checks the report's total against the calls loaded and its
 lost/never-contacted counts against the ones generated, and prints the figures.
 
 Last, it pushes ``--writer-records`` decisions through a real
-:class:`~callscreen.calllog.CallLog` and reports the writer's throughput and its CPU
+:class:`~callscreen.gateway.attemptlog.CallLog` and reports the writer's throughput and its CPU
 per record (the gateway's share of the logging cost; the gateway's sessions/s with
 logging on and off is measured by the gateway benchmark).
 """
@@ -49,7 +49,11 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from tests.redisproc import RedisProcess  # noqa: E402
 
-from callscreen.calllog import (  # noqa: E402
+from callscreen.callpath.decision import Decision, ScreenRequest  # noqa: E402
+from callscreen.callpath.leanredis import LeanRedis  # noqa: E402
+from callscreen.core.config import Settings  # noqa: E402
+from callscreen.core.model import Action, Direction, EntryRecord, Result, Status  # noqa: E402
+from callscreen.gateway.attemptlog import (  # noqa: E402
     STREAM_FIELD,
     CallLog,
     DayClock,
@@ -63,13 +67,9 @@ from callscreen.calllog import (  # noqa: E402
     listed_location,
     pack_fields,
 )
-from callscreen.config import Settings  # noqa: E402
-from callscreen.decision import Decision, ScreenRequest  # noqa: E402
-from callscreen.keys import bucket_of  # noqa: E402
-from callscreen.model import Action, Direction, EntryRecord, Result, Status  # noqa: E402
-from callscreen.redisclient import LeanRedis  # noqa: E402
-from callscreen.reports import build_report  # noqa: E402
-from callscreen.table import Table  # noqa: E402
+from callscreen.reports.report import build_report  # noqa: E402
+from callscreen.schema.keys import bucket_of  # noqa: E402
+from callscreen.services.table import Table  # noqa: E402
 
 # share of calls by outcome (the rest, after these, is ALLOWED)
 SHARES = {

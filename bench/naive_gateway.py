@@ -15,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from callscreen.agi.server import AgiServer
-from callscreen.config import Settings
-from callscreen.decision import Decision, ScreenRequest
-from callscreen.model import Result
-from callscreen.numbers import NumberKind, read_call_number
-from callscreen.redisclient import LeanRedis, RedisTarget
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis, RedisTarget
+from callscreen.callpath.server import AgiServer
+from callscreen.core.config import Settings
+from callscreen.core.model import Result
+from callscreen.core.numbers import NumberKind, read_call_number
 
 log = logging.getLogger("callscreen.serve")
 

@@ -59,9 +59,9 @@ from tests.agiclient import build_env, mset_variables  # noqa: E402
 from tests.redisproc import RedisProcess, free_port  # noqa: E402
 from tests.sentinelproc import SentinelSet  # noqa: E402
 
-from callscreen.config import Settings  # noqa: E402
-from callscreen.model import Action, Direction  # noqa: E402
-from callscreen.services import Admin  # noqa: E402
+from callscreen.core.config import Settings  # noqa: E402
+from callscreen.core.model import Action, Direction  # noqa: E402
+from callscreen.services.admin import Admin  # noqa: E402
 
 HOST = "127.0.0.1"
 REGION = "FR"
@@ -909,16 +909,16 @@ def phase_fuzz(args: argparse.Namespace) -> str:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from callscreen.agi.protocol import (
+    from callscreen.callpath.decision import VARIABLES
+    from callscreen.callpath.protocol import (
         MAX_COMMAND_BYTES,
         AgiSession,
         ReplyParser,
         derive_env,
         mset_command,
     )
-    from callscreen.decision import VARIABLES
-    from callscreen.errors import InvalidInput, ProtocolError
-    from callscreen.numbers import (
+    from callscreen.core.errors import InvalidInput, ProtocolError
+    from callscreen.core.numbers import (
         NumberKind,
         is_never_blocked_outbound,
         parse_entry,

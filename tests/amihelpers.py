@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from callscreen.config import Settings
+from callscreen.core.config import Settings
 
 
 def make_settings(redis_url: str = "redis://127.0.0.1:1/0", **overrides: Any) -> Settings:

@@ -9,7 +9,7 @@ import pytest
 import redis
 import uvloop
 
-from callscreen.config import Settings
+from callscreen.core.config import Settings
 from tests.redisproc import RedisProcess
 
 pytest_plugins = ["tests.listfixtures"]

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from callscreen.config import Settings
-from callscreen.services import Admin
-from callscreen.table import Table
+from callscreen.core.config import Settings
+from callscreen.services.admin import Admin
+from callscreen.services.table import Table
 
 REGION = "FR"
 

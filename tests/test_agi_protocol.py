@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callscreen.agi.protocol import (
+from callscreen.callpath.decision import VARIABLES, Decision
+from callscreen.callpath.protocol import (
     MAX_COMMAND_BYTES,
     AgiSession,
     EnvAmended,
@@ -28,9 +29,8 @@ from callscreen.agi.protocol import (
     sanitize_value,
     screen_request,
 )
-from callscreen.decision import VARIABLES, Decision
-from callscreen.errors import InvalidInput, ProtocolError
-from callscreen.model import Direction, Result
+from callscreen.core.errors import InvalidInput, ProtocolError
+from callscreen.core.model import Direction, Result
 from tests.agiclient import (
     _asterisk_lines,
     agi_parse_args,

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from callscreen.agi.protocol import AgiEnv
-from callscreen.agi.server import AgiServer, Answer, CallInfo
-from callscreen.config import Settings
-from callscreen.decision import VARIABLES, Decision, ScreenRequest
-from callscreen.entries import add_entries
-from callscreen.model import Action, Direction, Result, Scope
-from callscreen.numbers import parse_entry
-from callscreen.screening import Screener
-from callscreen.table import Table
+from callscreen.callpath.decision import VARIABLES, Decision, ScreenRequest
+from callscreen.callpath.protocol import AgiEnv
+from callscreen.callpath.screener import Screener
+from callscreen.callpath.server import AgiServer, Answer, CallInfo
+from callscreen.core.config import Settings
+from callscreen.core.model import Action, Direction, Result, Scope
+from callscreen.core.numbers import parse_entry
+from callscreen.services.entries import add_entries
+from callscreen.services.table import Table
 from tests.agiclient import FakeAsterisk, build_env, mset_variables, raw_exchange
 from tests.redisproc import free_port
 
@@ -629,7 +629,7 @@ async def run_classic(
     return code, commands, stderr
 
 
-CLASSIC = "callscreen.agi.classic"
+CLASSIC = "callscreen.callpath.classic"
 
 
 @pytest.mark.slow

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from callscreen import ami as ami_module
-from callscreen.ami import AmiClient
-from callscreen.errors import AmiUnavailable, NotFound
-from callscreen.model import Action, Direction, Status
-from callscreen.outcomes import OutcomeTracker, OutcomeWatcher
-from callscreen.services import Admin
+from callscreen.asterisk import ami as ami_module
+from callscreen.asterisk.ami import AmiClient
+from callscreen.core.errors import AmiUnavailable, NotFound
+from callscreen.core.model import Action, Direction, Status
+from callscreen.gateway.outcomes import OutcomeTracker, OutcomeWatcher
+from callscreen.services.admin import Admin
 from tests.amihelpers import ami_overrides, make_settings
 from tests.amipeer import AmiPeer, LiveChannel
 from tests.redisproc import free_port

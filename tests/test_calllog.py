@@ -14,7 +14,13 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callscreen.calllog import (
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.screener import Screener
+from callscreen.core.config import FailPolicy, Settings
+from callscreen.core.errors import InvalidInput
+from callscreen.core.model import Direction, Result
+from callscreen.gateway.attemptlog import (
     DROPPED_FIELD,
     AttemptRecord,
     CallLog,
@@ -33,13 +39,7 @@ from callscreen.calllog import (
     parse_counter_field,
     parse_decider,
 )
-from callscreen.config import FailPolicy, Settings
-from callscreen.decision import Decision, ScreenRequest
-from callscreen.errors import InvalidInput
-from callscreen.keys import Keys
-from callscreen.model import Direction, Result
-from callscreen.redisclient import LeanRedis
-from callscreen.screening import Screener
+from callscreen.schema.keys import Keys
 from tests.redisproc import RedisProcess
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND

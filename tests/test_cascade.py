@@ -17,19 +17,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from callscreen import cascade, entries
-from callscreen.callfiles import (
+from callscreen.asterisk import cascade
+from callscreen.asterisk.callfiles import (
     callerid_number,
     channel_number,
     dial_number,
     parse_call_file,
     valid_number,
 )
-from callscreen.cascade import EntryTargets
-from callscreen.importer import ImportOptions
-from callscreen.model import Action, Direction, Status
-from callscreen.numbers import parse_entry
-from callscreen.services import Admin
+from callscreen.asterisk.cascade import EntryTargets
+from callscreen.core.model import Action, Direction, Status
+from callscreen.core.numbers import parse_entry
+from callscreen.services import entries
+from callscreen.services.admin import Admin
+from callscreen.services.importer import ImportOptions
 from tests.amihelpers import (
     ami_overrides,
     make_settings,

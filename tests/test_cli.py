@@ -116,8 +116,8 @@ def test_remove_restore_and_purge(cli: Cli) -> None:
 
 
 def test_pending_entries_show_in_check(cli: Cli, redis_url: str) -> None:
-    from callscreen.config import Settings
-    from callscreen.services import Admin
+    from callscreen.core.config import Settings
+    from callscreen.services.admin import Admin
     from tests.test_services import add_pending
 
     cli("lists", "create", "dnc", "--action", "block")

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from callscreen.config import Settings
+from callscreen.core.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

@@ -14,13 +14,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from callscreen import exporter, importer
 from callscreen.cli import app
-from callscreen.exporter import EXPORT_COLUMNS, protect, unprotect
-from callscreen.importer import ImportOptions
-from callscreen.model import Action, Status
-from callscreen.services import Admin
-from callscreen.table import ListInfo, Table
+from callscreen.core.model import Action, Status
+from callscreen.services import exporter, importer
+from callscreen.services.admin import Admin
+from callscreen.services.exporter import EXPORT_COLUMNS, protect, unprotect
+from callscreen.services.importer import ImportOptions
+from callscreen.services.table import ListInfo, Table
 
 REGION = "FR"
 TRIGGERS = "=+-@\t\r"

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from callscreen.agi.server import AgiServer
-from callscreen.config import Settings
-from callscreen.model import Action, Direction
-from callscreen.screening import Screener
-from callscreen.services import Admin
+from callscreen.callpath.screener import Screener
+from callscreen.callpath.server import AgiServer
+from callscreen.core.config import Settings
+from callscreen.core.model import Action, Direction
+from callscreen.services.admin import Admin
 from tests.agiclient import FakeAsterisk, build_env
 from tests.redisproc import RedisProcess
 

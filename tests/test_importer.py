@@ -16,16 +16,16 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from callscreen import importer
 from callscreen.cli import app
-from callscreen.config import Settings
-from callscreen.entries import expiry_member
-from callscreen.errors import InvalidInput
-from callscreen.importer import ImportOptions, ImportSummary, sniff
-from callscreen.model import Action, EntryRecord, Status
-from callscreen.numbers import EntryKey, parse_entry
-from callscreen.services import Admin
-from callscreen.table import ListInfo, Table
+from callscreen.core.config import Settings
+from callscreen.core.errors import InvalidInput
+from callscreen.core.model import Action, EntryRecord, Status
+from callscreen.core.numbers import EntryKey, parse_entry
+from callscreen.services import importer
+from callscreen.services.admin import Admin
+from callscreen.services.entries import expiry_member
+from callscreen.services.importer import ImportOptions, ImportSummary, sniff
+from callscreen.services.table import ListInfo, Table
 
 REGION = "FR"
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callscreen.model import EntryRecord, Status
+from callscreen.core.model import EntryRecord, Status
 
 STORED = [Status.PENDING, Status.ACTIVE, Status.PERMANENT, Status.DELETED]
 IDS = st.integers(min_value=1, max_value=2**53)

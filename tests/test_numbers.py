@@ -1,4 +1,4 @@
-"""Tests of callscreen.numbers: cleanup, call prefixes, entries, fast paths, exemptions."""
+"""Tests of callscreen.core.numbers: cleanup, call prefixes, entries, fast paths, exemptions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from callscreen.errors import InvalidNumber
-from callscreen.numbers import (
+from callscreen.core.errors import InvalidNumber
+from callscreen.core.numbers import (
     CallNumber,
     EntryKey,
     NumberKind,

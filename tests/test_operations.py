@@ -26,10 +26,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from callscreen.cli import app
-from callscreen.config import Settings
-from callscreen.model import Action
-from callscreen.serve import Gateway, Part, raise_fd_limit
-from callscreen.services import Admin
+from callscreen.core.config import Settings
+from callscreen.core.model import Action
+from callscreen.gateway.serve import Gateway, Part, raise_fd_limit
+from callscreen.services.admin import Admin
 from tests.agiclient import FakeAsterisk, build_env, mset_variables
 from tests.redisproc import RedisProcess, free_port
 from tests.sentinelproc import SentinelSet

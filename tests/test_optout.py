@@ -11,14 +11,15 @@ from typing import Any
 
 import pytest
 
-from callscreen import cascade, optout
-from callscreen.agi.server import AgiServer
-from callscreen.config import Settings
-from callscreen.decision import ScreenRequest
-from callscreen.model import Action, Direction, Result, Scope, Status
-from callscreen.redisclient import LeanRedis
-from callscreen.screening import Screener
-from callscreen.services import Admin
+from callscreen.asterisk import cascade
+from callscreen.callpath.decision import ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.screener import Screener
+from callscreen.callpath.server import AgiServer
+from callscreen.core.config import Settings
+from callscreen.core.model import Action, Direction, Result, Scope, Status
+from callscreen.gateway import optout
+from callscreen.services.admin import Admin
 from tests.agiclient import FakeAsterisk
 from tests.amihelpers import make_settings, mark_dialing, spool_names
 from tests.amihelpers import write_call_file as queue_call

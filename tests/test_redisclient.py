@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import redis
 
-from callscreen.config import Settings
-from callscreen.errors import InvalidInput, StoreError, StoreProtocolError, StoreUnavailable
-from callscreen.redisclient import LeanRedis, RedisTarget, Script, parse_host_port
+from callscreen.callpath.leanredis import LeanRedis, RedisTarget, Script, parse_host_port
+from callscreen.core.config import Settings
+from callscreen.core.errors import InvalidInput, StoreError, StoreProtocolError, StoreUnavailable
 from tests.redisproc import RedisProcess, free_port, redis_server_binary
 
 # The connection code must work on both: run those tests on each.

@@ -25,21 +25,22 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from callscreen.agi.server import AgiServer
-from callscreen.calllog import CallLog, DayClock, LoggedScreener, LogSettings, Outcome
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.screener import Screener
+from callscreen.callpath.server import AgiServer
 from callscreen.cli import app
-from callscreen.config import FailPolicy, Settings
-from callscreen.decision import Decision, ScreenRequest
-from callscreen.model import Action, Direction, Result
-from callscreen.redisclient import LeanRedis
-from callscreen.render import (
+from callscreen.core.config import FailPolicy, Settings
+from callscreen.core.model import Action, Direction, Result
+from callscreen.gateway.attemptlog import CallLog, DayClock, LoggedScreener, LogSettings, Outcome
+from callscreen.reports.render import (
     csv_cell,
     report_csv,
     report_html,
     report_json,
     report_text,
 )
-from callscreen.reports import (
+from callscreen.reports.report import (
     Fate,
     NumberFate,
     Report,
@@ -50,8 +51,7 @@ from callscreen.reports import (
     recent_attempts,
     zero_counts,
 )
-from callscreen.screening import Screener
-from callscreen.services import Admin
+from callscreen.services.admin import Admin
 from tests.agiclient import FakeAsterisk
 from tests.redisproc import free_port
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callscreen.errors import StoreProtocolError
-from callscreen.resp import NOTHING, RespError, RespParser, RespValue, encode_command
+from callscreen.callpath.resp import NOTHING, RespError, RespParser, RespValue, encode_command
+from callscreen.core.errors import StoreProtocolError
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from callscreen.config import AnonymousPolicy, FailPolicy, Settings
-from callscreen.decision import ScreenRequest
-from callscreen.entries import add_entries
-from callscreen.model import LABEL, Action, Direction, Result, Scope, Status
-from callscreen.numbers import parse_entry
-from callscreen.redisclient import LeanRedis
-from callscreen.screening import EMERGENCY_REASON, Screener
-from callscreen.table import Table
+from callscreen.callpath.decision import ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.screener import EMERGENCY_REASON, Screener
+from callscreen.core.config import AnonymousPolicy, FailPolicy, Settings
+from callscreen.core.model import LABEL, Action, Direction, Result, Scope, Status
+from callscreen.core.numbers import parse_entry
+from callscreen.services.entries import add_entries
+from callscreen.services.table import Table
 from tests.redisproc import RedisProcess
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND

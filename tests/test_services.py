@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from callscreen import entries
-from callscreen.config import Settings
-from callscreen.decision import Decision, ScreenRequest
-from callscreen.errors import (
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.screener import Screener
+from callscreen.core.config import Settings
+from callscreen.core.errors import (
     Conflict,
     InvalidInput,
     InvalidName,
@@ -26,10 +27,9 @@ from callscreen.errors import (
     NotFound,
     Refused,
 )
-from callscreen.model import Action, Direction, Result, Scope, Status
-from callscreen.redisclient import LeanRedis
-from callscreen.screening import Screener
-from callscreen.services import Admin
+from callscreen.core.model import Action, Direction, Result, Scope, Status
+from callscreen.services import entries
+from callscreen.services.admin import Admin
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
 NUM = "+33612345678"

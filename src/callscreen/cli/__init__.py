@@ -1,8 +1,8 @@
-"""The ``callscreen`` command line: a thin skin over :mod:`callscreen.services`.
+"""The ``callscreen`` command line: a thin skin over :mod:`callscreen.services.admin`.
 
 Each command parses its arguments, calls one service method and renders the result
 (text, or JSON with ``--json``). No Redis call is made here. One
-:class:`~callscreen.config.Settings` is built per invocation, from ``CALLSCREEN_*``
+:class:`~callscreen.core.config.Settings` is built per invocation, from ``CALLSCREEN_*``
 variables and ``.env``, overridden by the global options.
 
 Exit codes: 0 ok; 1 refused, invalid input, not found, or Redis unavailable (one
@@ -20,8 +20,8 @@ import typer
 from typer.core import TyperGroup
 
 from callscreen.cli.common import State, state
-from callscreen.config import Settings
-from callscreen.errors import CallscreenError, InvalidInput
+from callscreen.core.config import Settings
+from callscreen.core.errors import CallscreenError, InvalidInput
 
 EXIT_OK = 0
 EXIT_REFUSED = 1

@@ -8,7 +8,7 @@ import typer
 
 from callscreen.cli import app
 from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json
-from callscreen.services import CampaignView
+from callscreen.services.admin import CampaignView
 
 campaigns_app = typer.Typer(
     help="Assign lists to campaigns (a campaign's calls are screened against its lists "

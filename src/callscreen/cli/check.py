@@ -9,7 +9,7 @@ from rich.table import Table as RichTable
 
 from callscreen.cli import app
 from callscreen.cli.common import JsonOption, admin, console, emit_json, settings
-from callscreen.model import Direction
+from callscreen.core.model import Direction
 
 
 @app.command("check")
@@ -66,7 +66,7 @@ def serve(
     ] = False,
 ) -> None:
     """Run the FastAGI gateway until stopped (Ctrl-C, SIGTERM)."""
-    from callscreen.serve import run
+    from callscreen.gateway.serve import run
 
     code = run(settings(ctx), local_redis=local_redis)
     raise typer.Exit(code)

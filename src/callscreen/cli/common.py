@@ -1,8 +1,8 @@
 """What every command shares: the per-invocation state, common options, output.
 
-Commands get the :class:`~callscreen.services.Admin` service from the context
+Commands get the :class:`~callscreen.services.admin.Admin` service from the context
 (:func:`admin`), print JSON with :func:`emit_json` or text with :data:`console`, and
-let :class:`~callscreen.errors.CallscreenError` propagate: the root group turns it
+let :class:`~callscreen.core.errors.CallscreenError` propagate: the root group turns it
 into one line on stderr and exit code 1.
 """
 
@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from callscreen.config import Settings
-from callscreen.services import Admin
+from callscreen.core.config import Settings
+from callscreen.services.admin import Admin
 
 # markup off: list names, reasons and entries are shown as they are, never as rich markup
 # not on a terminal (a pipe, a file, a test), tables take the width they need

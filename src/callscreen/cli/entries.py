@@ -18,9 +18,9 @@ from callscreen.cli.common import (
     interactive,
     outcome_line,
 )
-from callscreen.errors import NeedsConfirmation
-from callscreen.model import Status
-from callscreen.services import DEFAULT_PAGE, ChangeResult
+from callscreen.core.errors import NeedsConfirmation
+from callscreen.core.model import Status
+from callscreen.services.admin import DEFAULT_PAGE, ChangeResult
 
 ListArg = Annotated[
     str, typer.Argument(help="The list's name.", metavar="LIST", show_default=False)

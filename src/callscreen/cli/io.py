@@ -1,7 +1,7 @@
 """``callscreen import`` and ``callscreen export``: CSV into and out of a list.
 
-The work is in :meth:`callscreen.services.Admin.import_file` and
-:mod:`callscreen.exporter`; this module parses options, shows a progress bar on stderr
+The work is in :meth:`callscreen.services.admin.Admin.import_file` and
+:mod:`callscreen.services.exporter`; this module parses options, shows a progress bar on stderr
 (when it is a terminal) and renders the summary (and, on a block list, what was done
 to the calls queued for the entries the import made enforced). ``import`` exits 1
 when any row was bad (the good ones went in, unless ``--strict``), so that scripts
@@ -33,13 +33,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from callscreen import exporter, importer
 from callscreen.cli import app, fail
 from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json
 from callscreen.cli.entries import HangupLiveOption
-from callscreen.errors import InvalidInput
-from callscreen.model import Status
-from callscreen.services import ImportResult
+from callscreen.core.errors import InvalidInput
+from callscreen.core.model import Status
+from callscreen.services import exporter, importer
+from callscreen.services.admin import ImportResult
 
 err_console = Console(stderr=True, markup=False, highlight=False)
 

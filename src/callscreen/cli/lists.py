@@ -9,8 +9,8 @@ from rich.table import Table as RichTable
 
 from callscreen.cli import EXIT_REFUSED, app, fail
 from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json, interactive
-from callscreen.model import Action, Direction, Scope
-from callscreen.services import ListView
+from callscreen.core.model import Action, Direction, Scope
+from callscreen.services.admin import ListView
 
 lists_app = typer.Typer(
     help="Create, show, change and delete lists.", no_args_is_help=True, rich_markup_mode=None

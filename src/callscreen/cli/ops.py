@@ -8,7 +8,7 @@ import typer
 
 from callscreen.cli import app
 from callscreen.cli.common import JsonOption, console, emit_json, settings
-from callscreen.health import run_health
+from callscreen.gateway.health import run_health
 
 
 @app.command("health")

@@ -10,12 +10,13 @@ from typing import Annotated
 
 import typer
 
-from callscreen.calllog import Outcome
 from callscreen.cli import app
 from callscreen.cli.common import JsonOption, admin, console, settings
-from callscreen.errors import InvalidInput
-from callscreen.model import Direction
-from callscreen.render import (
+from callscreen.core.errors import InvalidInput
+from callscreen.core.model import Direction
+from callscreen.core.times import parse_before
+from callscreen.gateway.attemptlog import Outcome
+from callscreen.reports.render import (
     attempt_cells,
     attempt_json,
     attempts_table,
@@ -25,8 +26,7 @@ from callscreen.render import (
     report_renderable,
     report_text,
 )
-from callscreen.reports import ReportService
-from callscreen.times import parse_before
+from callscreen.reports.report import ReportService
 
 
 class Format(StrEnum):

@@ -1,0 +1,60 @@
+"""Which matching entry decides a call. Pure rules, no I/O.
+
+Among the enforced entries that match a number in the lists that apply to a call:
+
+1. an exact number beats any prefix;
+2. a longer prefix beats a shorter one;
+3. at equal specificity, block beats label beats allow (a do-not-call request is
+   never overridden by accident);
+4. at a full tie (same key, same action, in two lists) the list with the lower
+   name decides, so that the answer never depends on Redis' set ordering.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from callscreen.core.model import Action, Status
+
+_ACTION_RANK = {Action.BLOCK: 2, Action.LABEL: 1, Action.ALLOW: 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One entry of one list that matches the screened number."""
+
+    list_name: str
+    action: Action
+    digits: str  # the entry's digits, without '+' or '*'
+    is_prefix: bool
+    status: Status = Status.ACTIVE
+    reason: str = ""
+    source: str = ""
+
+    @property
+    def display(self) -> str:
+        """The entry as users write it: ``+33123456789`` or ``+33*``."""
+        return "+" + self.digits + ("*" if self.is_prefix else "")
+
+    @property
+    def enforced(self) -> bool:
+        return self.status in (Status.ACTIVE, Status.PERMANENT)
+
+
+def specificity(match: Match) -> int:
+    """Higher is more specific: an exact number outranks every prefix."""
+    return 100 if not match.is_prefix else len(match.digits)
+
+
+def rank(match: Match) -> tuple[int, int, str]:
+    """The sort key of the rules above: the smallest key wins."""
+    return (-specificity(match), -_ACTION_RANK[match.action], match.list_name)
+
+
+def decide(matches: Iterable[Match]) -> Match | None:
+    """The deciding entry among ``matches`` (only enforced ones count), or None."""
+    enforced = [m for m in matches if m.enforced]
+    if not enforced:
+        return None
+    return min(enforced, key=rank)

@@ -1,0 +1,182 @@
+"""The decision: which entry, if any, decides a call — in one Redis round trip.
+
+The lookup script (``lookup.lua``) returns every entry that matches the number in
+every list that applies to the call; :func:`callscreen.callpath.precedence.decide` picks the
+one that decides. Everything around it — normalization, emergency numbers, the
+anonymous policy, the deadline and the fail policy — is here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from importlib import resources
+from typing import Any
+
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis, Script
+from callscreen.callpath.precedence import Match, decide
+from callscreen.core.config import AnonymousPolicy, FailPolicy, Settings
+from callscreen.core.errors import CallscreenError
+from callscreen.core.model import Action, Direction, EntryRecord, Result
+from callscreen.core.numbers import NumberKind, is_never_blocked_outbound, read_call_number
+from callscreen.schema.keys import Keys
+
+log = logging.getLogger("callscreen.screening")
+
+LOOKUP = Script(resources.files("callscreen.schema").joinpath("lookup.lua").read_text())
+
+_RESULT_OF = {
+    Action.BLOCK: Result.BLOCKED,
+    Action.LABEL: Result.LABELED,
+    Action.ALLOW: Result.ALLOWED,
+}
+_POLICY_RESULT = {
+    AnonymousPolicy.ALLOW: Result.ALLOWED,
+    AnonymousPolicy.LABEL: Result.LABELED,
+    AnonymousPolicy.BLOCK: Result.BLOCKED,
+}
+EMERGENCY_REASON = "emergency or service number: never blocked"
+
+
+class Screener:
+    """Answers :class:`ScreenRequest` s from the Redis table, within the deadline.
+
+    ``screen`` never raises (but for cancellation): whatever goes wrong, the call
+    gets the fail-policy answer.
+    """
+
+    def __init__(self, settings: Settings, client: LeanRedis) -> None:
+        self.settings = settings
+        self.client = client
+        self.keys = Keys(settings.key_tag)
+        self.deadline = settings.deadline_ms / 1000
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Screener:
+        return cls(settings, LeanRedis.from_settings(settings))
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Use ``settings`` for the calls screened from now on (SIGHUP): the policies,
+        the deadline, the default region. The Redis client and the key tag stay."""
+        self.settings = settings
+        self.deadline = settings.deadline_ms / 1000
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def screen(self, request: ScreenRequest) -> Decision:
+        """The decision for one call, or the fail-policy answer within the deadline."""
+        try:
+            # The Redis call carries the deadline (one timer, no extra task or
+            # context manager on the call path); nothing else here waits.
+            return await self.decide(request, timeout=self.deadline)
+        except CallscreenError as exc:
+            return self.fail_decision(request, f"screening unavailable: {exc}")
+        except Exception:
+            log.exception("screening failed for %s", request.uniqueid or "?")
+            return self.fail_decision(request, "screening unavailable: internal error")
+
+    async def decide(
+        self,
+        request: ScreenRequest,
+        *,
+        include_inactive: bool = False,
+        timeout: float | None = None,
+    ) -> Decision:
+        """The decision, raising :class:`CallscreenError` if Redis fails.
+
+        With ``include_inactive`` the decision's ``matches`` also hold entries that are
+        not enforced (pending, removed, expired), for ``check``.
+        """
+        region = self.settings.default_region
+        if request.direction is Direction.OUTBOUND and is_never_blocked_outbound(
+            request.number, region
+        ):
+            return Decision(Result.ALLOWED, number=request.number.strip(), reason=EMERGENCY_REASON)
+        number = read_call_number(request.number, region)
+        if number.kind is not NumberKind.NUMBER:
+            if request.direction is Direction.OUTBOUND and number.kind is NumberKind.INVALID:
+                return Decision(Result.ALLOWED, reason=number.reason)
+            policy = self.settings.anonymous_policy
+            return Decision(
+                _POLICY_RESULT[policy], reason=f"{number.reason} (anonymous policy: {policy})"
+            )
+        matches = await self.lookup(
+            number.digits, request.direction, request.campaign, include_inactive, timeout
+        )
+        winner = decide(matches)
+        if winner is None:
+            return Decision(Result.ALLOWED, number=number.e164, matches=matches)
+        return Decision(
+            _RESULT_OF[winner.action],
+            number=number.e164,
+            list_name=winner.list_name,
+            match=winner.display,
+            reason=winner.reason,
+            matches=matches,
+        )
+
+    async def lookup(
+        self,
+        digits: str,
+        direction: Direction,
+        campaign: str,
+        include_inactive: bool = False,
+        timeout: float | None = None,
+    ) -> tuple[Match, ...]:
+        """Every entry matching ``digits`` in the lists applying to the call: one round trip."""
+        now = time.time()
+        raw = await self.client.evalsha(
+            LOOKUP,
+            [self.keys.meta],
+            [
+                self.keys.base,
+                direction.value,
+                campaign,
+                str(int(now)),
+                digits,
+                "1" if include_inactive else "0",
+            ],
+            timeout=timeout,
+        )
+        return parse_matches(raw, now)
+
+    def fail_decision(self, request: ScreenRequest, reason: str) -> Decision:
+        """The answer when screening cannot be done: by the fail policy, never
+        blocking an emergency or service number."""
+        if self.settings.fail_policy is FailPolicy.CLOSED and not (
+            request.direction is Direction.OUTBOUND
+            and is_never_blocked_outbound(request.number, self.settings.default_region)
+        ):
+            return Decision(Result.BLOCKED, reason=reason, failed=True)
+        return Decision(Result.UNSCREENED, reason=reason, failed=True)
+
+
+def parse_matches(raw: list[Any], now: float) -> tuple[Match, ...]:
+    """Decode the lookup script's flat reply into :class:`Match` es."""
+    matches = []
+    for i in range(0, len(raw), 6):
+        name, action, digits, is_prefix, rec, batch = raw[i : i + 6]
+        record = EntryRecord.decode(_text(rec))
+        reason = source = ""
+        if batch:
+            data = json.loads(batch)
+            reason, source = data.get("r", ""), data.get("s", "")
+        matches.append(
+            Match(
+                list_name=_text(name),
+                action=Action(_text(action)),
+                digits=_text(digits),
+                is_prefix=_text(is_prefix) == "1",
+                status=record.effective_status(now),
+                reason=reason,
+                source=source,
+            )
+        )
+    return tuple(matches)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

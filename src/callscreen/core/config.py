@@ -1,0 +1,214 @@
+"""The one settings object, built once (from ``CALLSCREEN_*`` variables and ``.env``)
+and passed down. No other module reads the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from callscreen.core.model import Action
+
+
+class FailPolicy(StrEnum):
+    """What a call gets when screening cannot be done (Redis down or slow)."""
+
+    OPEN = "open"  # UNSCREENED, the call proceeds
+    CLOSED = "closed"  # BLOCKED with a reason saying screening was unavailable
+
+
+class AnonymousPolicy(StrEnum):
+    """What a call with no usable number (anonymous, withheld, not a number) gets."""
+
+    ALLOW = "allow"
+    LABEL = "label"
+    BLOCK = "block"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every tunable of callscreen. Environment variables carry the ``CALLSCREEN_``
+    prefix (``CALLSCREEN_REDIS_URL``, ``CALLSCREEN_FAIL_POLICY``, ...); lists are
+    comma-separated."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CALLSCREEN_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Redis
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="redis://, rediss:// or unix:// URL (ignored for the address when "
+        "sentinels are set; its password and db still apply)",
+    )
+    redis_password: SecretStr | None = None
+    redis_sentinels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="host:port of each Sentinel"
+    )
+    redis_sentinel_service: str = "callscreen"
+    redis_sentinel_password: SecretStr | None = None
+    redis_connect_timeout_ms: int = Field(500, ge=1)
+    key_tag: str = Field("cs", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    local_redis_dir: str = Field(
+        "var/redis", description="data directory of the private Redis `serve --local-redis` starts"
+    )
+
+    # FastAGI server
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(4573, ge=0, le=65535)
+    allowed_clients: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="addresses or networks allowed to connect; empty = any"
+    )
+    max_connections: int = Field(2000, ge=1)
+    env_timeout_ms: int = Field(2000, ge=1, description="time allowed to read the AGI env block")
+    reply_timeout_ms: int = Field(2000, ge=1, description="time allowed for Asterisk's reply")
+    max_line_bytes: int = Field(4096, ge=256)
+    max_env_lines: int = Field(128, ge=8)
+    shutdown_grace_s: float = Field(10.0, ge=0)
+
+    # Screening
+    default_region: str = Field("US", pattern=r"^[A-Z]{2}$")
+    deadline_ms: int = Field(200, ge=1, description="answer every call within this")
+    fail_policy: FailPolicy = FailPolicy.OPEN
+    anonymous_policy: AnonymousPolicy = AnonymousPolicy.ALLOW
+    node_name: str = ""
+
+    log_level: str = "INFO"
+    log_calls: bool = Field(True, description="one INFO log line per call")
+
+    # Metrics (Prometheus)
+    metrics_host: str = Field("127.0.0.1", description="address of the metrics endpoint")
+    metrics_port: int = Field(
+        9573, ge=0, le=65535, description="port of the metrics endpoint; 0 = no endpoint"
+    )
+
+    # Cascade on blacklisting: queued call files and live calls
+    cascade_enabled: bool = Field(True, description="cancel queued/live work for new blocks")
+    spool_dir: str = Field(
+        "/var/spool/asterisk/outgoing", description="Asterisk's outgoing spool; '' = never touch"
+    )
+    cascade_hangup_live: bool = Field(False, description="hang up live calls too")
+    cascade_settle_s: float = Field(
+        3.0, ge=0, description="after a hang-up, wait this long for Asterisk to reschedule"
+    )
+
+    # AMI (Asterisk Manager Interface)
+    ami_host: str = Field("", description="'' = AMI not configured")
+    ami_port: int = Field(5038, ge=1, le=65535)
+    ami_username: str = ""
+    ami_secret: SecretStr | None = None
+    ami_timeout_s: float = Field(5.0, gt=0, description="connect + login, and each action")
+    ami_reconnect_s: float = Field(2.0, gt=0)
+
+    # Outcome watcher: numbers the network says do not exist
+    outcome_watch: bool = Field(True, description="run it when AMI is configured")
+    outcome_causes: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1, 22, 28], description="hangup causes meaning no such number"
+    )
+    outcome_threshold: int = Field(3, ge=1)
+    outcome_window_s: int = Field(7 * 86400, ge=1)
+    outcome_list: str = "unreachable-numbers"
+    outcome_action: Action = Action.LABEL
+    outcome_channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="fnmatch patterns of outbound channels; empty = all"
+    )
+
+    # Opt-out requests (AGI optout route)
+    optout_list: str = "do-not-call"
+
+    # Attempt log (every screening decision, for reports)
+    calllog_enabled: bool = True
+    calllog_allowed: bool = Field(True, description="keep allowed calls in the log too")
+    calllog_max_records: int = Field(1_000_000, ge=0, description="0: no count bound")
+    calllog_max_age_days: float = Field(0.0, ge=0, description="0: no age bound")
+    calllog_timezone: str = Field("UTC", description="days of the per-day counters")
+    calllog_counter_days: int = Field(0, ge=0, description="0: keep counters for ever")
+    calllog_blocked_days: int = Field(400, ge=0)
+    calllog_queue_max: int = Field(100_000, ge=1)
+    calllog_batch_max: int = Field(256, ge=1)
+    calllog_flush_interval_ms: int = Field(50, ge=1)
+
+    @field_validator(
+        "redis_sentinels", "allowed_clients", "outcome_causes", "outcome_channels", mode="before"
+    )
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("default_region", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("outcome_action")
+    @classmethod
+    def _no_allow(cls, value: Action) -> Action:
+        if value is Action.ALLOW:
+            raise ValueError("outcome_action must be label or block")
+        return value
+
+    @field_validator("calllog_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @field_validator("allowed_clients")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    def client_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The allowed client addresses as networks (empty: everyone)."""
+        return [ipaddress.ip_network(item, strict=False) for item in self.allowed_clients]
+
+    def safe_dump(self) -> dict[str, object]:
+        """The settings with every secret masked, for logs and ``--json`` output."""
+        data = self.model_dump(mode="json")
+        for key in ("redis_password", "redis_sentinel_password", "ami_secret"):
+            if data.get(key):
+                data[key] = "***"
+        data["redis_url"] = mask_url(self.redis_url)
+        return data
+
+
+#: The settings a running gateway takes on when it reloads (SIGHUP); every other one
+#: (Redis, listening address, metrics endpoint, key tag, ...) needs a restart.
+LIVE_SETTINGS = frozenset(
+    {
+        "allowed_clients",
+        "max_connections",
+        "env_timeout_ms",
+        "reply_timeout_ms",
+        "max_line_bytes",
+        "max_env_lines",
+        "shutdown_grace_s",
+        "default_region",
+        "deadline_ms",
+        "fail_policy",
+        "anonymous_policy",
+        "log_level",
+        "log_calls",
+    }
+)
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a redis URL (``redis://:secret@h`` -> ``redis://:***@h``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user, colon, _password = creds.partition(":")
+    return f"{scheme}://{user}{':***' if colon else ''}@{host}"

@@ -1,0 +1,74 @@
+"""Times as admins write and read them. Pure functions, no I/O.
+
+Stored times are epoch seconds. Shown times are ISO 8601 in UTC
+(``2027-01-31T00:00:00Z``). Input is either a duration (``90s``, ``15m``, ``12h``,
+``30d``, ``2w``) or a date or date-time in ISO 8601 (``2027-01-31``,
+``2027-01-31T18:00``, ``2027-01-31T18:00:00+01:00``); a time without an offset is UTC.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+
+from callscreen.core.errors import InvalidInput
+
+_DURATION = re.compile(r"(\d{1,9})\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def iso(ts: float | None) -> str | None:
+    """``2027-01-31T00:00:00Z`` for an epoch time (None for None)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def duration(text: str) -> int | None:
+    """Seconds of ``30d``-style text, or None if it is not a duration."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def _datetime(text: str, what: str) -> tuple[datetime, bool]:
+    """The moment ``text`` names, and whether it was a bare date."""
+    value = text.strip()
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{what} must be a duration like 30d or a date like 2027-01-31: {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment, False
+
+
+def parse_expiry(text: str, now: float) -> int:
+    """When an entry given ``--expires TEXT`` at ``now`` stops matching (epoch seconds).
+
+    A duration counts from now. A bare date keeps the entry through that whole day
+    (UTC): ``2027-01-31`` expires at ``2027-02-01T00:00:00Z``. A date-time is exact.
+    """
+    seconds = duration(text)
+    if seconds is not None:
+        return int(now) + seconds
+    moment, bare = _datetime(text, "--expires")
+    if bare:
+        moment += timedelta(days=1)
+    return int(moment.timestamp())
+
+
+def parse_before(text: str, now: float) -> float:
+    """The cutoff of ``--before TEXT`` at ``now``: a duration means that long ago; a
+    bare date means the start of that day (UTC)."""
+    seconds = duration(text)
+    if seconds is not None:
+        return now - seconds
+    moment, _bare = _datetime(text, "--before")
+    return moment.timestamp()

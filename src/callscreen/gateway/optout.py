@@ -1,0 +1,251 @@
+"""Opt-out capture: ``AGI(agi://HOST:4573/optout,DIRECTION[,NUMBER[,CAMPAIGN]])``.
+
+The arguments are those of ``screen``: the other party of the call — the caller
+inbound, the callee outbound; an empty NUMBER means ``agi_callerid`` inbound and
+``agi_extension`` outbound — is put on the do-not-call list (``optout_list``, default
+``do-not-call``; created if missing as a global block list for both directions) as an
+*active* entry with the reason ``opt-out request (campaign C, TIME)``, source
+``opt-out``. A removed entry comes back; a pending one becomes active; a permanent one
+stays permanent. Every later call to or from the number is blocked, in every campaign.
+
+The answer is one ``EXEC MSet`` like ``screen``'s: ``CALLSCREEN_RESULT=BLOCKED`` with
+the list, the entry (``CALLSCREEN_MATCH``), the number and the reason when the opt-out
+is recorded; ``UNSCREENED`` with a reason saying why when it is not (no valid number,
+Redis unavailable or slower than the deadline, a bad DIRECTION) — or when it was
+recorded on a list that is not a block list (an admin changed its action), since the
+number is then not blocked. The dialplan's ``[callscreen-optout]`` routine tells the
+caller which it was.
+
+Writes go through the call path's Redis client within the deadline (three round trips:
+``optout.lua`` finds or creates the list and records the batch; ``entries.lua``, the
+only writer of entry records, writes the entry; the audit trail gets its record).
+Then, off the call path, queued calls to the number are cancelled
+(:func:`callscreen.asterisk.cascade.cancel_queued`, in a thread): never live calls — the caller
+is on one, pressing 9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from importlib import resources
+
+from callscreen.asterisk import cascade
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis, Script
+from callscreen.callpath.protocol import AgiEnv, bad_request_decision, screen_request
+from callscreen.core.config import Settings
+from callscreen.core.errors import CallscreenError, InvalidInput
+from callscreen.core.model import Action, EntryRecord, Result, Status
+from callscreen.core.numbers import parse_entry
+from callscreen.core.times import iso
+from callscreen.schema.keys import DEFAULT_BUCKETS, SCHEMA_VERSION, Keys, bucket_of
+from callscreen.services.audit import HISTORY_MAXLEN
+from callscreen.services.entries import ENTRIES_LUA
+from callscreen.services.table import Batch
+
+log = logging.getLogger("callscreen.optout")
+
+OPTOUT = Script(resources.files("callscreen.schema").joinpath("optout.lua").read_text())
+ENTRIES = Script(ENTRIES_LUA)
+
+REASON = "opt-out request"
+SOURCE = "opt-out"
+LIST_DESCRIPTION = "opt-out requests (created by the first one)"
+
+LogFields = tuple[tuple[str, str], ...]
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _failed(reason: str, number: str = "") -> Decision:
+    return Decision(Result.UNSCREENED, number=number, reason=reason, failed=True)
+
+
+async def opt_out(
+    settings: Settings,
+    client: LeanRedis,
+    request: ScreenRequest,
+    *,
+    deadline: float | None = None,
+    cascade_queued: bool = True,
+) -> Decision:
+    """Record ``request``'s number on the do-not-call list within ``deadline`` seconds
+    (``settings.deadline_ms`` by default); the :class:`Decision` to answer with. Never
+    raises but for cancellation. ``cascade_queued``: cancel the number's queued calls
+    afterwards, in the background."""
+    budget = settings.deadline_ms / 1000 if deadline is None else deadline
+    try:
+        key = parse_entry(request.number, settings.default_region)
+    except InvalidInput as exc:
+        return _failed(f"opt-out not recorded: {exc}")
+    if key.is_prefix:
+        return _failed("opt-out not recorded: a prefix is not a number")
+    number = key.display
+    try:
+        async with asyncio.timeout(budget):
+            decision = await _record(settings, client, request, key.digits)
+    except TimeoutError:
+        return _failed("opt-out not recorded: Redis did not answer in time", number)
+    except CallscreenError as exc:
+        return _failed(f"opt-out not recorded: {exc}", number)
+    except Exception:
+        log.exception("uniqueid=%s: opt-out failed", request.uniqueid or "-")
+        return _failed("opt-out not recorded: internal error", number)
+    if cascade_queued and not decision.failed:
+        _cancel_queued_later(settings, key.digits)
+    return decision
+
+
+async def _record(
+    settings: Settings, client: LeanRedis, request: ScreenRequest, digits: str
+) -> Decision:
+    keys = Keys(settings.key_tag)
+    now = time.time()
+    stamp = iso(now) or ""
+    details = f"campaign {request.campaign}, {stamp}" if request.campaign else stamp
+    reason = f"{REASON} ({details})"
+    by = f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
+    batch = Batch(0, "add", reason, SOURCE, by, now).encode()
+    list_name = settings.optout_list
+    list_id, action, buckets, batch_id, created = await client.evalsha(
+        OPTOUT,
+        [keys.meta],
+        [
+            keys.base,
+            list_name,
+            LIST_DESCRIPTION,
+            repr(now),
+            by,
+            batch,
+            str(HISTORY_MAXLEN),
+            str(DEFAULT_BUCKETS),
+            SCHEMA_VERSION,
+        ],
+    )
+    list_id, buckets, batch_id = int(list_id), int(buckets), int(batch_id)
+    if created:
+        log.info("created the do-not-call list %r (global, block, both)", list_name)
+    bucket, hfield = bucket_of(int(digits), buckets)
+    record = EntryRecord(Status.ACTIVE, batch_id).encode()
+    reply = await client.evalsha(
+        ENTRIES,
+        [keys.counts(list_id), keys.expiring(list_id)],
+        [
+            "upsert",
+            keys.base,
+            "",
+            "rm",  # restore a removed entry; never demote a permanent one
+            keys.exact(list_id, bucket),
+            str(hfield),
+            f"{bucket}:{hfield}",
+            record,
+        ],
+    )
+    outcome = _text(reply[1]) if len(reply) > 1 else "?"
+    number = "+" + digits
+    if outcome not in ("unchanged", "skipped"):
+        await client.call(
+            "XADD",
+            keys.history(list_id),
+            "MAXLEN",
+            "~",
+            HISTORY_MAXLEN,
+            "*",
+            "op",
+            "add",
+            "by",
+            by,
+            "list",
+            list_name,
+            "r",
+            reason,
+            "n",
+            1,
+            "e",
+            number,
+            "b",
+            batch_id,
+        )
+    log.info(
+        "uniqueid=%s: opt-out of %s recorded on %r (%s)",
+        request.uniqueid or "-",
+        number,
+        list_name,
+        outcome,
+    )
+    kind = _text(action)
+    if kind != Action.BLOCK.value:
+        return Decision(
+            Result.UNSCREENED,
+            number=number,
+            list_name=list_name,
+            match=number,
+            reason=f"opt-out recorded on {list_name}, a {kind} list: not blocked",
+            failed=True,
+        )
+    return Decision(Result.BLOCKED, number=number, list_name=list_name, match=number, reason=reason)
+
+
+def _cancel_queued_later(settings: Settings, digits: str) -> None:
+    """Cancel the number's queued calls in a worker thread, never delaying the answer."""
+    if not (settings.cascade_enabled and settings.spool_dir):
+        return
+
+    async def run() -> None:
+        targets = cascade.EntryTargets(exact=frozenset({digits}))
+        try:
+            scan = await asyncio.to_thread(
+                cascade.cancel_queued, settings.spool_dir, targets, settings.default_region
+            )
+        except Exception:
+            log.exception("cancelling the queued calls of +%s failed", digits)
+            return
+        for note in scan.notes:
+            log.warning("opt-out of +%s: %s", digits, note)
+        if scan.cancelled or scan.due:
+            log.info(
+                "opt-out of +%s: cancelled %d queued call(s); %d due left in place",
+                digits,
+                len(scan.cancelled),
+                len(scan.due),
+            )
+
+    task = asyncio.get_running_loop().create_task(run())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def drain(timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the background cascades (at shutdown)."""
+    if _background:
+        await asyncio.wait(set(_background), timeout=timeout)
+
+
+async def answer(settings: Settings, screener: object, env: AgiEnv) -> tuple[Decision, LogFields]:
+    """The ``optout`` AGI route: the decision and the fields of the call's log line.
+    Uses the Redis client of ``screener`` (the call path's). Never raises but for
+    cancellation."""
+    try:
+        request = screen_request(env)
+    except InvalidInput as exc:
+        log.error("uniqueid=%s: %s; answering UNSCREENED", env.uniqueid or "-", exc)
+        decision = bad_request_decision(f"bad request: {exc}")
+        return decision, (("direction", env.arg(1)), *decision.log_fields())
+    client = getattr(screener, "client", None)
+    if not isinstance(client, LeanRedis):
+        decision = _failed("opt-out not recorded: no Redis client")
+    else:
+        decision = await opt_out(settings, client, request)
+    number = decision.number or request.number
+    fields: LogFields = (
+        ("direction", request.direction.value),
+        ("number", number),
+        *decision.log_fields(),
+    )
+    return decision, fields

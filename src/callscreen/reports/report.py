@@ -1,0 +1,666 @@
+"""What screened calls came to: the attempt log read back, and campaign reports.
+
+A :class:`Report` covers whole days (in the log's timezone) and is built from what
+:mod:`callscreen.gateway.attemptlog` keeps, never from a scan of the table or of the log:
+
+- totals by outcome, direction, list, campaign and day: the day counters
+  (``{cs}:log:c:DAY``), one ``HGETALL`` a day — exact, whatever the log retention;
+- top blocked/labeled numbers: the days' blocked (labeled) numbers of each campaign
+  (``{cs}:log:b:DAY:C:K``, ``{cs}:log:l:DAY:C:K``), summed over the range;
+- **lost** vs **never contacted**: for each number blocked or labeled in the range,
+  its first-contact mark (``{cs}:fc:B``: when it first got an allowed call) against
+  the time it was blacklisted: the time of the change that set the entry which last
+  blocked or labeled it (``{cs}:log:d:B``, then that entry's batch record). A number
+  contacted before that is *lost* (a lead the campaign had reached); one with no
+  contact before it is *never contacted*. When the entry is gone (its list deleted)
+  and the number had been contacted, the order cannot be told: *unknown*.
+
+Reads are a few script calls over chunks of keys and numbers (``reportfates.lua``:
+point reads, a few milliseconds of Redis each), so a report costs in proportion to
+the days and to the distinct blocked/labeled numbers per day and campaign, not to
+the calls. Caveats: contact counts allowed calls in either direction and any
+campaign; an entry updated with a new reason takes that change's time; marks exist
+only for calls logged since the log was turned on.
+
+:func:`recent_attempts` and :func:`follow_attempts` read the stream for
+``callscreen log``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from importlib import resources
+from typing import Any
+
+from callscreen.core.config import Settings
+from callscreen.core.errors import InvalidInput, InvalidNumber
+from callscreen.core.model import Direction, Result
+from callscreen.core.numbers import parse_entry
+from callscreen.gateway.attemptlog import (
+    DROPPED_FIELD,
+    STREAM_FIELD,
+    UNCOUNTED_FIELD,
+    AttemptRecord,
+    DayClock,
+    LogSettings,
+    Outcome,
+    day_key,
+    parse_counter_field,
+    parse_decider,
+)
+from callscreen.schema.keys import DAY_LISTED_BUCKETS, FIRST_CONTACT_BUCKETS
+from callscreen.services import store
+from callscreen.services.table import Table
+
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
+MAX_REPORT_DAYS = 3660
+CHUNK = 5000  # commands per pipeline round trip
+
+
+class Fate:
+    """The lost/never-contacted groups of a blacklisted number."""
+
+    LOST = "lost"
+    NEVER_CONTACTED = "never_contacted"
+    UNKNOWN = "unknown"
+
+
+def zero_counts() -> dict[str, int]:
+    """Every outcome at zero, in display order."""
+    return {outcome.value: 0 for outcome in OUTCOMES}
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class TopNumber:
+    """A number often blocked (or labeled) in the range."""
+
+    number: str
+    result: Result
+    attempts: int
+    lists: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "result": self.result.value,
+            "attempts": self.attempts,
+            "lists": list(self.lists),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NumberFate:
+    """A number blocked or labeled in the range: was it contacted before that?"""
+
+    number: str
+    fate: str  # a Fate value
+    attempts: int  # blocked and labeled calls in the range
+    list_name: str  # the list of the entry that blacklisted it first
+    entry: str
+    blacklisted_at: float | None  # None: the entry is gone
+    first_contact: float | None  # None: never got an allowed call
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "fate": self.fate,
+            "attempts": self.attempts,
+            "list": self.list_name,
+            "entry": self.entry,
+            "blacklisted_at": _iso(self.blacklisted_at),
+            "first_contact": _iso(self.first_contact),
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """A campaign (or whole-gateway) report over whole days ``since``..``until``.
+
+    Count tables map a key (day ``YYYY-MM-DD``, list, direction, campaign; ``""`` for
+    no list or no campaign) to counts by :class:`~callscreen.gateway.attemptlog.Outcome` value.
+    The number tables hold at most the requested number of rows; the ``*_count``
+    fields are exact.
+    """
+
+    since: date
+    until: date
+    timezone: str
+    campaign: str | None
+    generated_at: float
+    totals: dict[str, int]
+    by_direction: dict[str, dict[str, int]]
+    by_day: dict[str, dict[str, int]]
+    by_list: dict[str, dict[str, int]]
+    by_campaign: dict[str, dict[str, int]]
+    top_blocked: tuple[TopNumber, ...] = ()
+    top_labeled: tuple[TopNumber, ...] = ()
+    lost: tuple[NumberFate, ...] = ()
+    never_contacted: tuple[NumberFate, ...] = ()
+    unknown: tuple[NumberFate, ...] = ()
+    listed_numbers: int = 0
+    lost_count: int = 0
+    never_contacted_count: int = 0
+    unknown_count: int = 0
+    dropped: int = 0  # calls kept out of the log (queue full): counted, not recorded
+    uncounted: int = 0  # calls not even counted (see callscreen.gateway.attemptlog)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "timezone": self.timezone,
+            "campaign": self.campaign,
+            "generated_at": _iso(self.generated_at),
+            "total": self.total,
+            "totals": self.totals,
+            "by_direction": self.by_direction,
+            "by_day": self.by_day,
+            "by_list": self.by_list,
+            "by_campaign": self.by_campaign,
+            "top_blocked": [row.to_json() for row in self.top_blocked],
+            "top_labeled": [row.to_json() for row in self.top_labeled],
+            "listed_numbers": self.listed_numbers,
+            "lost_count": self.lost_count,
+            "never_contacted_count": self.never_contacted_count,
+            "unknown_count": self.unknown_count,
+            "lost": [row.to_json() for row in self.lost],
+            "never_contacted": [row.to_json() for row in self.never_contacted],
+            "unknown": [row.to_json() for row in self.unknown],
+            "dropped": self.dropped,
+            "uncounted": self.uncounted,
+            "notes": list(self.notes),
+        }
+
+
+def report_days(
+    log: LogSettings, *, since: date | None, until: date | None, days: int | None, now: float
+) -> tuple[date, date]:
+    """The range of a report: ``--since``/``--until`` dates, or the last ``days``
+    days up to today (in the log's timezone); 7 days by default."""
+    today = DayClock(log.timezone).date_of(now)
+    end = until or today
+    if since is None:
+        since = end - timedelta(days=(days or 7) - 1)
+    if since > end:
+        raise InvalidInput(f"the range starts ({since}) after it ends ({end})")
+    if (end - since).days >= MAX_REPORT_DAYS:
+        raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
+    return since, end
+
+
+def _pipelined(table: Table, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """Run read commands in pipelines of :data:`CHUNK`, replies in order."""
+    out: list[Any] = []
+
+    def run(chunk: Sequence[tuple[Any, ...]]) -> list[Any]:
+        pipe = table.r.pipeline(transaction=False)
+        for command in chunk:
+            pipe.execute_command(*command)
+        result: list[Any] = pipe.execute()
+        return result
+
+    for start in range(0, len(commands), CHUNK):
+        out.extend(store.call(partial(run, commands[start : start + CHUNK])))
+    return out
+
+
+REPORT_FATES = resources.files("callscreen.schema").joinpath("reportfates.lua").read_text()
+NUMBERS_PER_CALL = 2000  # numbers resolved by one script call: a few milliseconds of Redis
+
+
+def _scripted(table: Table, source: str, chunks: Sequence[Sequence[str | int]]) -> list[Any]:
+    """One ``EVALSHA`` of ``source`` per chunk of arguments, pipelined; the replies."""
+    sha = store.call(partial(table.r.script_load, source))
+    meta = table.keys.meta  # declared so the scripts' slot is known (Redis Cluster)
+    return _pipelined(table, [("EVALSHA", sha, 1, meta, *chunk) for chunk in chunks])
+
+
+def build_report(
+    table: Table,
+    log: LogSettings,
+    since: date,
+    until: date,
+    *,
+    campaign: str | None = None,
+    top: int = 20,
+    max_numbers: int = 1000,
+    now: float | None = None,
+) -> Report:
+    """The report of days ``since``..``until`` (inclusive, in the log's timezone),
+    for one campaign (``""`` is calls with no campaign) or all (None).
+
+    ``top`` bounds the top-number tables, ``max_numbers`` each lost/never-contacted
+    table (0: no bound); their counts are always exact.
+    """
+    if since > until:
+        raise InvalidInput(f"the range starts ({since}) after it ends ({until})")
+    if (until - since).days >= MAX_REPORT_DAYS:
+        raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
+    keys = table.keys
+    days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
+    rows = _pipelined(table, [("HGETALL", keys.day_counters(day_key(d))) for d in days])
+
+    totals = zero_counts()
+    by_direction = {d.value: zero_counts() for d in (Direction.INBOUND, Direction.OUTBOUND)}
+    by_day: dict[str, dict[str, int]] = {}
+    by_list: dict[str, dict[str, int]] = {}
+    by_campaign: dict[str, dict[str, int]] = {}
+    dropped = uncounted = 0
+    listed_sets: list[tuple[str, str, bool]] = []  # (day key, campaign, labeled) with calls
+    for day, row in zip(days, rows, strict=True):
+        per_day = by_day.setdefault(day.isoformat(), zero_counts())
+        dkey = day_key(day)
+        listed_campaigns: set[tuple[str, bool]] = set()
+        for name, value in (row or {}).items():
+            n = int(value)
+            if name == DROPPED_FIELD:
+                dropped += n
+                continue
+            if name == UNCOUNTED_FIELD:
+                uncounted += n
+                continue
+            parsed = parse_counter_field(name)
+            if parsed is None:
+                continue
+            outcome, direction, list_name, camp = parsed
+            if campaign is not None and camp != campaign:
+                continue
+            o = outcome.value
+            totals[o] += n
+            per_day[o] += n
+            for table_, key in (
+                (by_direction, direction.value),
+                (by_list, list_name),
+                (by_campaign, camp),
+            ):
+                counts = table_.get(key)
+                if counts is None:
+                    counts = table_[key] = zero_counts()
+                counts[o] += n
+            if outcome in (Outcome.BLOCKED, Outcome.LABELED):
+                listed_campaigns.add((camp, outcome is Outcome.LABELED))
+        listed_sets += [(dkey, camp, labeled) for camp, labeled in sorted(listed_campaigns)]
+
+    listed = _read_listed(table, listed_sets)
+    _resolve(table, listed)
+    top_blocked = _top(listed, False, top)
+    top_labeled = _top(listed, True, top)
+    fates = _fates(listed, max_numbers)
+
+    notes = []
+    if dropped:
+        notes.append(
+            f"{dropped} calls were counted but not recorded in the log (its queue was full "
+            "while Redis was unreachable); totals include them"
+        )
+    if uncounted:
+        notes.append(f"{uncounted} calls could be neither recorded nor counted")
+    today = DayClock(log.timezone).date_of(time.time() if now is None else now)
+    if log.blocked_days and (today - since).days >= log.blocked_days:
+        notes.append(
+            f"top numbers and the lost/never-contacted split only cover the last "
+            f"{log.blocked_days} days"
+        )
+    return Report(
+        since=since,
+        until=until,
+        timezone=log.timezone,
+        campaign=campaign,
+        generated_at=time.time() if now is None else now,
+        totals=totals,
+        by_direction=by_direction,
+        by_day=by_day,
+        by_list=dict(sorted(by_list.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))),
+        by_campaign=dict(sorted(by_campaign.items())),
+        top_blocked=top_blocked,
+        top_labeled=top_labeled,
+        lost=fates[Fate.LOST][1],
+        never_contacted=fates[Fate.NEVER_CONTACTED][1],
+        unknown=fates[Fate.UNKNOWN][1],
+        listed_numbers=len(listed),
+        lost_count=fates[Fate.LOST][0],
+        never_contacted_count=fates[Fate.NEVER_CONTACTED][0],
+        unknown_count=fates[Fate.UNKNOWN][0],
+        dropped=dropped,
+        uncounted=uncounted,
+        notes=tuple(notes),
+    )
+
+
+@dataclass(slots=True)
+class _Listed:
+    """A number blocked or labeled in the range: its attempts and what decided."""
+
+    blocked: int = 0
+    labeled: int = 0
+    list_name: str = ""
+    entry: str = ""
+    blacklisted_at: float | None = None
+    first_contact: float | None = None
+
+
+def _read_listed(table: Table, sets: Sequence[tuple[str, str, bool]]) -> dict[str, _Listed]:
+    """The days' blocked and labeled numbers of the range, summed by number: one
+    ``ZUNION`` per bucket and kind over the days and campaigns (Redis does the sums,
+    a few milliseconds a call; only the distinct numbers come back)."""
+    keys = table.keys
+    commands = []
+    kinds = []
+    for labeled in (False, True):
+        chosen = [(day, camp) for day, camp, kind in sets if kind is labeled]
+        if not chosen:
+            continue
+        for bucket in range(DAY_LISTED_BUCKETS):
+            names = [keys.day_listed(day, camp, labeled, bucket) for day, camp in chosen]
+            commands.append(("ZUNION", len(names), *names, "WITHSCORES"))
+            kinds.append(labeled)
+    listed: dict[str, _Listed] = {}
+    for labeled, reply in zip(kinds, _pipelined(table, commands), strict=True):
+        it = iter(reply or ())
+        for digits, score in zip(it, it, strict=True):
+            n = _score(score)
+            row = listed.get(digits)
+            if row is None:
+                row = listed[digits] = _Listed()
+            if labeled:
+                row.labeled += n
+            else:
+                row.blocked += n
+    return listed
+
+
+def _score(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return int(float(text))
+
+
+def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
+    """Fill in each number's first contact, deciding entry and its blacklisting time:
+    ``reportfates.lua`` over chunks of numbers, then the few batch records."""
+    numbers = list(listed)
+    chunks = [numbers[i : i + NUMBERS_PER_CALL] for i in range(0, len(numbers), NUMBERS_PER_CALL)]
+    buckets = table.buckets
+    calls: list[list[str | int]] = []
+    for chunk in chunks:
+        args: list[str | int] = [table.keys.base]
+        for digits in chunk:
+            number = int(digits)
+            args += [
+                number % FIRST_CONTACT_BUCKETS,
+                number // FIRST_CONTACT_BUCKETS,
+                number % buckets,
+                number // buckets,
+            ]
+        calls.append(args)
+    replies = _scripted(table, REPORT_FATES, calls)
+    batch_of: dict[str, int] = {}
+    for chunk, reply in zip(chunks, replies, strict=True):
+        for i, digits in enumerate(chunk):
+            mark, decider, record = reply[3 * i : 3 * i + 3]
+            row = listed[digits]
+            if mark:
+                row.first_contact = int(mark) / 1000
+            if decider:
+                row.list_name, row.entry = parse_decider(decider, "+" + digits)
+            if record:
+                # "status;batch;...": only the batch (when the entry was set) is needed
+                batch_id = record.partition(";")[2].partition(";")[0]
+                if batch_id.isdigit():
+                    batch_of[digits] = int(batch_id)
+    batches = table.batches(list(set(batch_of.values())))
+    for digits, batch_id in batch_of.items():
+        batch = batches.get(batch_id)
+        if batch is not None and batch.at:
+            listed[digits].blacklisted_at = batch.at
+
+
+def _top(listed: dict[str, _Listed], labeled: bool, limit: int) -> tuple[TopNumber, ...]:
+    def attempts(row: _Listed) -> int:
+        return row.labeled if labeled else row.blocked
+
+    best = heapq.nsmallest(
+        max(0, limit),
+        ((-attempts(row), digits) for digits, row in listed.items() if attempts(row)),
+    )
+    result = Result.LABELED if labeled else Result.BLOCKED
+    return tuple(
+        TopNumber(
+            "+" + digits,
+            result,
+            -negative,
+            (listed[digits].list_name,) if listed[digits].list_name else (),
+        )
+        for negative, digits in best
+    )
+
+
+def _fates(
+    listed: dict[str, _Listed], max_numbers: int
+) -> dict[str, tuple[int, tuple[NumberFate, ...]]]:
+    """Lost / never contacted / unknown: for each group, its exact count and its first
+    ``max_numbers`` rows (most attempts first; 0: all)."""
+    groups: dict[str, list[tuple[int, str]]] = {
+        Fate.LOST: [],
+        Fate.NEVER_CONTACTED: [],
+        Fate.UNKNOWN: [],
+    }
+    for digits, row in listed.items():
+        contact, at = row.first_contact, row.blacklisted_at
+        if contact is None:
+            fate = Fate.NEVER_CONTACTED
+        elif at is None:
+            fate = Fate.UNKNOWN
+        elif contact < at:
+            fate = Fate.LOST
+        else:
+            fate = Fate.NEVER_CONTACTED  # its first contact came after its blacklisting
+        groups[fate].append((-(row.blocked + row.labeled), digits))
+    out = {}
+    for fate, rows in groups.items():
+        chosen = heapq.nsmallest(max_numbers, rows) if max_numbers else sorted(rows)
+        out[fate] = (
+            len(rows),
+            tuple(
+                NumberFate(
+                    "+" + digits,
+                    fate,
+                    -negative,
+                    listed[digits].list_name,
+                    listed[digits].entry,
+                    listed[digits].blacklisted_at,
+                    listed[digits].first_contact,
+                )
+                for negative, digits in chosen
+            ),
+        )
+    return out
+
+
+# -- the log ---------------------------------------------------------------------------------
+
+LOG_SCAN_CHUNK = 1000
+CLOCK_SLACK_MS = 60_000  # stream ids are Redis's clock, record times the gateway's
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """Which attempts ``callscreen log`` shows. ``number`` is E.164 or a prefix
+    (``+33*``); ``outcome`` BLOCKED matches list and fail-closed blocks alike,
+    BLOCKED_UNAVAILABLE only the latter."""
+
+    campaign: str | None = None
+    number: str | None = None
+    outcome: Outcome | None = None
+    direction: Direction | None = None
+    since: float | None = None
+    until: float | None = None
+
+    @classmethod
+    def parse_number(cls, raw: str, region: str) -> str:
+        """A ``--number`` filter as the log stores it (``+33123456789`` or ``+33*``)."""
+        try:
+            return parse_entry(raw, region).display
+        except InvalidNumber:
+            return raw.strip()
+
+    def matches(self, rec: AttemptRecord) -> bool:
+        if self.campaign is not None and rec.campaign != self.campaign:
+            return False
+        if self.direction is not None and rec.direction is not self.direction:
+            return False
+        if self.outcome is not None:
+            if self.outcome is Outcome.UNAVAILABLE:
+                if rec.outcome is not Outcome.UNAVAILABLE:
+                    return False
+            elif rec.result.value != self.outcome.value:
+                return False
+        if self.number is not None:
+            if self.number.endswith("*"):
+                if not rec.number.startswith(self.number[:-1]):
+                    return False
+            elif rec.number != self.number and rec.dialed != self.number:
+                return False
+        if self.since is not None and rec.time < self.since:
+            return False
+        return not (self.until is not None and rec.time > self.until)
+
+
+def _record(entry_id: str, data: dict[str, str]) -> AttemptRecord:
+    return AttemptRecord.unpack(entry_id, data.get(STREAM_FIELD, ""))
+
+
+def recent_attempts(
+    table: Table, query: LogQuery, limit: int = 50
+) -> tuple[list[AttemptRecord], str]:
+    """The last ``limit`` attempts matching ``query``, oldest first, and the id of
+    the stream's newest record (to follow from), ``0-0`` for an empty log.
+
+    The stream is read newest first, in chunks, down to ``query.since``."""
+    stream = table.keys.attempt_log
+    floor = "-"
+    if query.since is not None:
+        floor = str(max(0, int(query.since * 1000) - CLOCK_SLACK_MS))
+    found: list[AttemptRecord] = []
+    top = "+"
+    newest = "0-0"
+    while len(found) < limit:
+        chunk = store.call(
+            partial(table.r.xrevrange, stream, max=top, min=floor, count=LOG_SCAN_CHUNK)
+        )
+        if not chunk:
+            break
+        if newest == "0-0" and top == "+":
+            newest = chunk[0][0]
+        for entry_id, data in chunk:
+            rec = _record(entry_id, data)
+            if query.matches(rec):
+                found.append(rec)
+                if len(found) >= limit:
+                    break
+        if len(chunk) < LOG_SCAN_CHUNK:
+            break
+        top = "(" + chunk[-1][0]
+    if newest == "0-0":
+        last = store.call(lambda: table.r.xrevrange(stream, count=1))
+        if last:
+            newest = last[0][0]
+    found.reverse()
+    return found, newest
+
+
+def follow_attempts(
+    table: Table,
+    query: LogQuery,
+    after: str,
+    *,
+    block_ms: int = 1000,
+    stop: Callable[[], bool] | None = None,
+) -> Iterator[AttemptRecord]:
+    """Attempts matching ``query`` logged after stream id ``after``, as they come
+    (blocking reads of up to ``block_ms``), until ``stop()`` says so (forever
+    without it)."""
+    stream = table.keys.attempt_log
+    last = after
+    while stop is None or not stop():
+        reply = store.call(partial(table.r.xread, {stream: last}, count=500, block=block_ms))
+        for _name, entries in reply or ():
+            for entry_id, data in entries:
+                last = entry_id
+                rec = _record(entry_id, data)
+                if query.matches(rec):
+                    yield rec
+
+
+class ReportService:
+    """Reports and log reading for the CLI (and later the HTTP API), over the admin
+    side's :class:`~callscreen.services.table.Table`."""
+
+    def __init__(self, settings: Settings, table: Table) -> None:
+        self.settings = settings
+        self.log = LogSettings.from_settings(settings)
+        self.table = table
+
+    def report(
+        self,
+        *,
+        since: date | None = None,
+        until: date | None = None,
+        days: int | None = None,
+        campaign: str | None = None,
+        top: int = 20,
+        max_numbers: int = 1000,
+    ) -> Report:
+        """The report of a range of days (default: the last 7, today included)."""
+        now = time.time()
+        first, last = report_days(self.log, since=since, until=until, days=days, now=now)
+        return build_report(
+            self.table,
+            self.log,
+            first,
+            last,
+            campaign=campaign,
+            top=top,
+            max_numbers=max_numbers,
+            now=now,
+        )
+
+    def query(
+        self,
+        *,
+        campaign: str | None = None,
+        number: str | None = None,
+        outcome: Outcome | None = None,
+        direction: Direction | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> LogQuery:
+        """A log filter; ``number`` as an admin types it (national, E.164, ``+33*``)."""
+        if number is not None:
+            number = LogQuery.parse_number(number, self.settings.default_region)
+        return LogQuery(campaign, number, outcome, direction, since, until)
+
+    def recent(self, query: LogQuery, limit: int = 50) -> tuple[list[AttemptRecord], str]:
+        return recent_attempts(self.table, query, limit)
+
+    def follow(
+        self, query: LogQuery, after: str, stop: Callable[[], bool] | None = None
+    ) -> Iterator[AttemptRecord]:
+        return follow_attempts(self.table, query, after, stop=stop)

@@ -1,0 +1,206 @@
+"""Every Redis key name callscreen uses, in one place.
+
+All keys share one hash tag (``{cs}`` by default) so that the lookup script
+touches a single slot and stays valid on Redis Cluster.
+
+Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
+
+``{cs}:meta``            hash   schema version, bucket count
+``{cs}:lists``           hash   list name -> list id
+``{cs}:lseq``            string last list id handed out
+``{cs}:list:L``          hash   name, action, direction, scope, description, audit
+``{cs}:global``          set    ids of global lists
+``{cs}:camps``           set    campaign names that have assignments
+``{cs}:camp:NAME``       set    list ids assigned to campaign NAME
+``{cs}:e:L:B``           hash   exact entries of list L: field number // buckets -> record
+``{cs}:p:L``             hash   prefix entries of list L: field prefix digits -> record
+``{cs}:cnt:L``           hash   entry counts of list L by stored status (p, a, P, d)
+``{cs}:x:L``             zset   active entries of list L that expire: entry -> expiry
+``{cs}:bseq``            string last batch id handed out
+``{cs}:b:N``             hash   batch records (reason, source, who, when) -> JSON
+``{cs}:hist:L``          stream changes to list L (audit trail)
+``{cs}:hist``            stream changes to lists as a whole and to campaigns
+
+Imports in progress (:mod:`callscreen.services.importer`; ``T`` an import's random token, ``LOC``
+a bucket number or ``p`` for prefixes). Temporary: an import deletes its keys when it
+is done, or the next import does if it died (its heartbeat stopped):
+
+``{cs}:imports``         zset   running imports: token -> last heartbeat (epoch seconds)
+``{cs}:imp:T:b``         hash   batch spec ("op US reason US source US by US at") -> the
+                                batch id made for it (one batch per distinct spec)
+``{cs}:imp:T:s:LOC``     hash   entries of the file seen so far (field as in the list's
+                                ``e``/``p`` hash) -> "1": duplicates, and what
+                                ``--replace`` keeps
+
+(``import.lua`` builds the ``imp:T:s``, ``e``, ``p`` and ``b`` names from the base and the
+token, as ``lookup.lua`` does.)
+
+The attempt log (:mod:`callscreen.gateway.attemptlog`; ``DAY`` is ``YYYYMMDD`` in the log's
+timezone, ``C`` a campaign name, ``""`` for calls with none, ``W`` a log writer id):
+
+``{cs}:log``             stream one record per screened call, trimmed to the retention
+``{cs}:log:c:DAY``       hash   calls of DAY: "outcome TAB direction TAB list TAB campaign"
+                                -> count (exact; they outlive the records)
+``{cs}:log:b:DAY:C:K``   zset   numbers blocked on DAY in campaign C (K = number % 32):
+                                E.164 digits -> attempts (ZUNION sums them over days)
+``{cs}:log:l:DAY:C:K``   zset   numbers labeled on DAY in campaign C, the same
+``{cs}:log:d:B``         hash   the entry that last blocked or labeled a number: field
+                                number // FIRST_CONTACT_BUCKETS -> "list TAB entry"
+``{cs}:log:w:W``         string last batch log writer W applied (exactly-once flushes)
+``{cs}:fc:B``            hash   first allowed contact of a number: field number //
+                                FIRST_CONTACT_BUCKETS -> epoch milliseconds
+
+(``reportfates.lua`` builds the ``fc``, ``log:d``, ``lists``, ``e`` and ``p`` names from
+the base, as ``lookup.lua`` does.)
+
+The outcome watcher (:mod:`callscreen.gateway.outcomes`; ``DIGITS`` a number's E.164 digits,
+``U`` an Asterisk channel uniqueid):
+
+``{cs}:oc:n:DIGITS``     zset   failed outbound calls to DIGITS with a "no such number"
+                                cause: uniqueid -> epoch ms; trimmed to the window and
+                                expiring with it; deleted by an answered call
+``{cs}:oc:u:U``          string call U was counted (SET NX EX, a day: one gateway
+                                counts it)
+
+(``optout.lua`` builds the ``lists``, ``lseq``, ``list``, ``global``, ``hist``, ``bseq``
+and ``b`` names from the base, as ``lookup.lua`` does.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
+SCHEMA_VERSION = "1"
+DEFAULT_BUCKETS = 32768
+# first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
+FIRST_CONTACT_BUCKETS = 32768
+# a day's blocked (or labeled) numbers of a campaign: 32 sorted sets keep up to 4096
+# numbers in listpacks (zset-max-listpack-entries 128; integer members, ~13 bytes each)
+DAY_LISTED_BUCKETS = 32
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one hash tag."""
+
+    tag: str = "cs"
+
+    @property
+    def base(self) -> str:
+        """The key prefix, hash tag included: ``{cs}``."""
+        return "{" + self.tag + "}"
+
+    @property
+    def meta(self) -> str:
+        return f"{self.base}:meta"
+
+    @property
+    def lists(self) -> str:
+        return f"{self.base}:lists"
+
+    @property
+    def list_seq(self) -> str:
+        return f"{self.base}:lseq"
+
+    def list(self, list_id: int) -> str:
+        return f"{self.base}:list:{list_id}"
+
+    @property
+    def global_lists(self) -> str:
+        return f"{self.base}:global"
+
+    @property
+    def campaigns(self) -> str:
+        return f"{self.base}:camps"
+
+    def campaign(self, name: str) -> str:
+        return f"{self.base}:camp:{name}"
+
+    def exact(self, list_id: int, bucket: int) -> str:
+        return f"{self.base}:e:{list_id}:{bucket}"
+
+    def exact_pattern(self, list_id: int) -> str:
+        return f"{self.base}:e:{list_id}:*"
+
+    def prefixes(self, list_id: int) -> str:
+        return f"{self.base}:p:{list_id}"
+
+    def counts(self, list_id: int) -> str:
+        return f"{self.base}:cnt:{list_id}"
+
+    def expiring(self, list_id: int) -> str:
+        return f"{self.base}:x:{list_id}"
+
+    @property
+    def batch_seq(self) -> str:
+        return f"{self.base}:bseq"
+
+    def batch(self, batch_id: int) -> str:
+        return f"{self.base}:b:{batch_id // BATCH_BUCKET}"
+
+    def history(self, list_id: int) -> str:
+        return f"{self.base}:hist:{list_id}"
+
+    @property
+    def admin_history(self) -> str:
+        return f"{self.base}:hist"
+
+    # -- imports in progress (callscreen.services.importer) ----------------------------------------
+
+    @property
+    def imports(self) -> str:
+        """The running imports: token -> last heartbeat."""
+        return f"{self.base}:imports"
+
+    def import_temp(self, token: str) -> str:
+        """The prefix of one import's temporary keys."""
+        return f"{self.base}:imp:{token}"
+
+    def import_batches(self, token: str) -> str:
+        """The batches one import made, by spec."""
+        return f"{self.import_temp(token)}:b"
+
+    def import_seen(self, token: str, loc: int | str) -> str:
+        """The entries one import has seen in bucket ``loc`` (``"p"``: prefixes)."""
+        return f"{self.import_temp(token)}:s:{loc}"
+
+    # -- attempt log (callscreen.gateway.attemptlog) -----------------------------------------------
+
+    @property
+    def attempt_log(self) -> str:
+        return f"{self.base}:log"
+
+    def day_counters(self, day: str) -> str:
+        return f"{self.base}:log:c:{day}"
+
+    def day_listed(self, day: str, campaign: str, labeled: bool, bucket: int) -> str:
+        """The numbers blocked (or labeled) on ``day`` in ``campaign``, one of
+        :data:`DAY_LISTED_BUCKETS` sorted sets."""
+        return f"{self.base}:log:{'l' if labeled else 'b'}:{day}:{campaign}:{bucket}"
+
+    def decider(self, bucket: int) -> str:
+        return f"{self.base}:log:d:{bucket}"
+
+    def log_writer(self, writer: str) -> str:
+        return f"{self.base}:log:w:{writer}"
+
+    def first_contact(self, bucket: int) -> str:
+        return f"{self.base}:fc:{bucket}"
+
+    # -- outcome watcher (callscreen.gateway.outcomes) ---------------------------------------------
+
+    def outcome_failures(self, digits: str) -> str:
+        return f"{self.base}:oc:n:{digits}"
+
+    def outcome_seen(self, uniqueid: str) -> str:
+        return f"{self.base}:oc:u:{uniqueid}"
+
+
+def bucket_of(number: int, buckets: int) -> tuple[int, int]:
+    """Where an exact number lives: ``(bucket, field)``.
+
+    The field is ``number // buckets``, a small integer that Redis stores in a
+    listpack as an integer (4-5 bytes) rather than as a string.
+    """
+    return number % buckets, number // buckets

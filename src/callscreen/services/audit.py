@@ -1,0 +1,134 @@
+"""The audit trail: who changed what, when and why.
+
+Each change is one record in a capped Redis stream: ``{cs}:hist:L`` for the changes
+to list ``L`` and its entries, ``{cs}:hist`` for lists created, renamed or deleted
+and for campaign assignments. A record names at most :data:`ENTRIES_PER_EVENT`
+entries; a bigger change (an import, ``approve --all-pending``) gives its count and
+its batch id, and every entry it wrote points at that batch, so the history of one
+entry still finds it. Streams are trimmed to about :data:`HISTORY_MAXLEN` records
+(``XADD MAXLEN ~``): the trail is bounded, its oldest records go first.
+
+The entry records themselves carry the batch (who, when, why) of the change that
+last set them and of their removal, atomically with the change; the stream is the
+longer memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+from callscreen.core.times import iso
+from callscreen.services import store
+from callscreen.services.table import Table
+
+HISTORY_MAXLEN = 10_000
+ENTRIES_PER_EVENT = 100
+_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change in the audit trail."""
+
+    id: str  # stream id, "ms-seq"
+    at: float  # epoch seconds
+    op: str  # create, update, delete, add, remove, restore, approve, ..., assign
+    by: str
+    list_name: str = ""
+    reason: str = ""
+    count: int = 0  # how many entries the change wrote
+    entries: tuple[str, ...] = ()  # the first ENTRIES_PER_EVENT of them
+    batch: int | None = None
+    detail: str = ""  # e.g. "action: block -> label", "permanent"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["entries"] = list(self.entries)
+        data["at"] = iso(self.at)
+        return data
+
+
+def record(
+    table: Table,
+    list_id: int | None,
+    op: str,
+    *,
+    by: str,
+    list_name: str = "",
+    reason: str = "",
+    count: int = 0,
+    entries: Sequence[str] = (),
+    batch: int | None = None,
+    detail: str = "",
+) -> str:
+    """Append one change to the list's trail (``list_id`` None: the admin trail)."""
+    key = table.keys.history(list_id) if list_id is not None else table.keys.admin_history
+    fields: dict[str, str] = {"op": op, "by": by}
+    if list_name:
+        fields["list"] = list_name
+    if reason:
+        fields["r"] = reason
+    if count:
+        fields["n"] = str(count)
+    if entries:
+        fields["e"] = " ".join(entries[:ENTRIES_PER_EVENT])
+    if batch is not None:
+        fields["b"] = str(batch)
+    if detail:
+        fields["d"] = detail
+    event_id = store.call(
+        lambda: table.r.xadd(key, fields, maxlen=HISTORY_MAXLEN, approximate=True)
+    )
+    return str(event_id)
+
+
+def read(
+    table: Table,
+    list_id: int | None,
+    *,
+    entry: str | None = None,
+    batches: Collection[int] = (),
+    limit: int = 50,
+) -> list[Event]:
+    """The most recent changes first, at most ``limit``.
+
+    With ``entry`` (as written: ``+33123456789`` or ``+33*``) only the changes that
+    name it, or that wrote one of ``batches`` (the batches the entry points at).
+    """
+    key = table.keys.history(list_id) if list_id is not None else table.keys.admin_history
+    wanted = {str(b) for b in batches}
+    out: list[Event] = []
+    upper = "+"
+    while len(out) < limit:
+        count = _PAGE if entry is not None else limit - len(out)
+        page = store.call(partial(table.r.xrevrange, key, max=upper, min="-", count=count))
+        if not page:
+            break
+        for event_id, fields in page:
+            event = _decode(str(event_id), fields)
+            if entry is None or entry in event.entries or fields.get("b") in wanted:
+                out.append(event)
+                if len(out) >= limit:
+                    break
+        if len(page) < count:
+            break
+        upper = "(" + str(page[-1][0])
+    return out
+
+
+def _decode(event_id: str, fields: dict[str, str]) -> Event:
+    return Event(
+        id=event_id,
+        at=int(event_id.split("-", 1)[0]) / 1000,
+        op=fields.get("op", ""),
+        by=fields.get("by", ""),
+        list_name=fields.get("list", ""),
+        reason=fields.get("r", ""),
+        count=int(fields.get("n", 0)),
+        entries=tuple(fields["e"].split(" ")) if fields.get("e") else (),
+        batch=int(fields["b"]) if fields.get("b") else None,
+        detail=fields.get("d", ""),
+    )

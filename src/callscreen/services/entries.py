@@ -1,0 +1,419 @@
+"""Entries of a list: exact numbers and prefixes, with their compact records.
+
+Every write goes through one Lua script (``entries.lua``), so that each change is
+atomic and the list's bookkeeping stays exact:
+
+- ``{cs}:cnt:L`` counts the entries by *stored* status: ``p`` pending, ``a`` active,
+  ``P`` permanent, ``d`` deleted (soft-deleted). Every write adjusts it in the same
+  script call; nothing else may write entry records.
+- ``{cs}:x:L`` indexes the active entries that carry an expiry (score: the expiry,
+  epoch seconds; member: where the entry lives, ``BUCKET:FIELD`` for an exact number
+  and ``p:DIGITS`` for a prefix — see :func:`expiry_member`). An expired entry is
+  still stored as ``a``: expiry is enforced at lookup time, so *expired* = members
+  of the index with a score at or before now, and *active* = ``a`` minus expired. No
+  job has to run for an entry to stop matching. The rule for every writer: after
+  writing a record, ``ZADD`` the member if the new record is ``a`` with an expiry,
+  else ``ZREM`` it if the old one was.
+
+Writers outside this module (the importer) use :func:`upsert_records` and
+:func:`entry_location`; they never write records themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from callscreen.core.errors import NotFound, Refused
+from callscreen.core.model import EntryRecord, Status
+from callscreen.core.numbers import EntryKey
+from callscreen.services import store
+from callscreen.services.table import Batch, ListInfo, Table
+
+ENTRIES_LUA = resources.files("callscreen.schema").joinpath("entries.lua").read_text()
+CHUNK = 1000  # entries per script call: bounds how long one call holds Redis
+SAMPLE = 100  # changed entries a summary keeps by name (for the audit trail)
+SCAN_COUNT = 1000
+
+STATUS_CODES = {"p": Status.PENDING, "a": Status.ACTIVE, "P": Status.PERMANENT, "d": Status.DELETED}
+
+# what the script reports when it refuses a whole change
+_WHY = {
+    "missing": "not in the list",
+    "permanent": "permanently approved (cannot be unapproved, removed or deleted)",
+    "deleted": "removed (restore it first)",
+}
+
+
+def entry_location(table: Table, list_id: int, key: EntryKey) -> tuple[str, str]:
+    """The hash key and field that hold ``key`` in list ``list_id``."""
+    if key.is_prefix:
+        return table.keys.prefixes(list_id), key.digits
+    buckets = table.buckets
+    number = int(key.digits)
+    return table.keys.exact(list_id, number % buckets), str(number // buckets)
+
+
+def expiry_member(table: Table, key: EntryKey) -> str:
+    """The entry's member in the list's expiry index: ``BUCKET:FIELD`` or ``p:DIGITS``."""
+    if key.is_prefix:
+        return "p:" + key.digits
+    buckets = table.buckets
+    number = int(key.digits)
+    return f"{number % buckets}:{number // buckets}"
+
+
+def _groups(table: Table, info: ListInfo, key: EntryKey) -> list[str]:
+    """The script's first three arguments for one entry: hash key, field, member."""
+    hkey, hfield = entry_location(table, info.id, key)
+    return [hkey, hfield, expiry_member(table, key)]
+
+
+@dataclass(slots=True)
+class WriteSummary:
+    """What a change did: how many entries had each outcome (``added``, ``updated``,
+    ``restored``, ``unchanged``, ``skipped``, ``removed``, ``approved``,
+    ``unapproved``, ``purged``), and the first :data:`SAMPLE` changed entries."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    sample: list[str] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)  # entry -> outcome, small changes
+
+    def __getitem__(self, outcome: str) -> int:
+        return self.counts.get(outcome, 0)
+
+    @property
+    def changed(self) -> int:
+        """How many entries the change wrote."""
+        return sum(n for outcome, n in self.counts.items() if outcome not in _NO_CHANGE)
+
+    def merge(self, other: WriteSummary) -> None:
+        """Add ``other``'s outcomes to these."""
+        self.counts.update(other.counts)
+        room = SAMPLE * 10 - len(self.outcomes)
+        self.outcomes.update(list(other.outcomes.items())[: max(room, 0)])
+        self.sample.extend(other.sample[: max(SAMPLE - len(self.sample), 0)])
+
+    def note(self, entry: str, outcome: str) -> None:
+        self.counts[outcome] += 1
+        if len(self.outcomes) < SAMPLE * 10:
+            self.outcomes[entry] = outcome
+        if outcome not in _NO_CHANGE and len(self.sample) < SAMPLE:
+            self.sample.append(entry)
+
+
+_NO_CHANGE = frozenset({"unchanged", "skipped"})
+
+
+class _Writer:
+    """Runs the entries script over chunks of one list's entries."""
+
+    def __init__(self, table: Table, info: ListInfo) -> None:
+        self.table = table
+        self.info = info
+        self.script = table.r.register_script(ENTRIES_LUA)
+        self.keys = [table.keys.counts(info.id), table.keys.expiring(info.id)]
+
+    def run(self, op: str, batch: str, flags: str, groups: list[str]) -> list[str]:
+        args = [op, self.table.keys.base, batch, flags, *groups]
+        reply: Any = store.call(lambda: self.script(keys=self.keys, args=args))
+        return [item.decode() if isinstance(item, bytes) else str(item) for item in reply]
+
+
+def _refusal(
+    info: ListInfo, reply: Sequence[str], names: dict[str, str] | None = None
+) -> Exception:
+    """The error for a ``refused`` reply (entries named by ``names``, member ->
+    entry): Refused if a rule forbids the change, NotFound if entries are missing."""
+    pairs = list(zip(reply[1::2], reply[2::2], strict=True))
+    by_why: dict[str, list[str]] = {}
+    for member, why in pairs:
+        entry = names.get(member, member) if names else member
+        by_why.setdefault(why, []).append(entry)
+    parts = []
+    for why, entries in by_why.items():
+        shown = ", ".join(entries[:10])
+        if len(entries) > 10:
+            shown += f" and {len(entries) - 10} more"
+        parts.append(f"{shown}: {_WHY.get(why, why)}")
+    message = f"nothing changed in list {info.name!r}; " + "; ".join(parts)
+    if set(by_why) == {"missing"}:
+        return NotFound(message)
+    return Refused(message)
+
+
+def upsert_records(
+    table: Table,
+    info: ListInfo,
+    items: Iterable[tuple[EntryKey, EntryRecord]],
+    *,
+    restore_deleted: bool = True,
+    never_demote: bool = False,
+    keep_unset: bool = False,
+) -> WriteSummary:
+    """Write entries with their records, chunk by chunk (constant memory).
+
+    - a new entry is ``added`` as given (a permanent one without expiry);
+    - a soft-deleted one is ``restored`` with the new record if ``restore_deleted``,
+      else ``skipped`` and left as it is;
+    - a permanent one stays permanent: only its details change;
+    - an existing entry keeps its creation batch (the record's ``created``, stored
+      only when it is not the entry's batch), whatever the new record says;
+    - with ``never_demote`` the status never goes down (pending < active < permanent):
+      importing a pending copy of an active entry keeps it active;
+    - with ``keep_unset`` an empty expiry or external id keeps the stored one, and a
+      record whose batch has no reason keeps the stored batch;
+    - if nothing would change (same status, expiry, external id, and a batch with the
+      same reason and source), the entry is ``unchanged`` and not written, so that
+      writing the same data twice is idempotent.
+
+    Keys repeated within one chunk are written once (the last record wins); callers
+    streaming huge inputs should merge duplicates themselves if order matters.
+    """
+    writer = _Writer(table, info)
+    flags = ("r" if restore_deleted else "") + ("m" if never_demote else "")
+    flags += "k" if keep_unset else ""
+    summary = WriteSummary()
+    chunk: dict[EntryKey, EntryRecord] = {}
+
+    def flush() -> None:
+        if not chunk:
+            return
+        groups: list[str] = []
+        for key, record in chunk.items():
+            groups += [*_groups(table, info, key), record.encode()]
+        reply = writer.run("upsert", "", flags, groups)
+        for key, outcome in zip(chunk, reply[1:], strict=True):
+            summary.note(key.display, outcome)
+        chunk.clear()
+
+    for key, record in items:
+        chunk.pop(key, None)
+        chunk[key] = record
+        if len(chunk) >= CHUNK:
+            flush()
+    flush()
+    return summary
+
+
+def add_entries(
+    table: Table,
+    info: ListInfo,
+    keys: Iterable[EntryKey],
+    batch: Batch,
+    *,
+    status: Status = Status.ACTIVE,
+    expires: int | None = None,
+    external_id: str = "",
+) -> WriteSummary:
+    """Add entries as an admin does: new ones are added with ``status``, existing ones
+    updated (a permanent one stays so; a removed one is restored); an expiry, external
+    id or reason not given keeps the stored one (for the reason: the entry keeps
+    pointing at its old batch)."""
+    record = EntryRecord(status, batch.id, expires, None, external_id)
+    return upsert_records(
+        table, info, ((key, record) for key in keys), restore_deleted=True, keep_unset=True
+    )
+
+
+def transition(
+    table: Table,
+    info: ListInfo,
+    op: str,
+    keys: Sequence[EntryKey],
+    *,
+    batch: Batch | None = None,
+    permanent: bool = False,
+    lenient: bool = False,
+) -> WriteSummary:
+    """Move entries between statuses: ``remove`` (soft delete, ``batch`` is the
+    removal), ``restore``, ``approve`` (``permanent`` for permanently), ``unapprove``.
+
+    All or nothing: if any entry is missing, permanent (remove, unapprove) or removed
+    (approve, unapprove), nothing is changed and :class:`Refused` (or
+    :class:`NotFound` when entries are only missing) says which and why. With
+    ``lenient`` those entries are ``skipped`` instead. Entries already in the target
+    state are ``unchanged``.
+    """
+    if op not in ("remove", "restore", "approve", "unapprove"):
+        raise ValueError(f"unknown transition {op!r}")
+    unique = list(dict.fromkeys(keys))
+    writer = _Writer(table, info)
+    flags = ("P" if permanent else "") + ("l" if lenient else "")
+    batch_id = str(batch.id) if batch is not None else ""
+    if len(unique) > CHUNK and not lenient:
+        precheck(table, info, op, unique)
+    summary = WriteSummary()
+    for start in range(0, len(unique), CHUNK):
+        part = unique[start : start + CHUNK]
+        groups: list[str] = []
+        names: dict[str, str] = {}
+        for key in part:
+            group = _groups(table, info, key)
+            names[group[2]] = key.display
+            groups += group
+        reply = writer.run(op, batch_id, flags, groups)
+        if reply[0] == "refused":
+            raise _refusal(info, reply, names)
+        for key, outcome in zip(part, reply[1:], strict=True):
+            summary.note(key.display, outcome)
+    return summary
+
+
+def precheck(table: Table, info: ListInfo, op: str, keys: Sequence[EntryKey]) -> None:
+    """Raise what :func:`transition` would refuse, without writing anything."""
+    refused: list[str] = ["refused"]
+    for start in range(0, len(keys), CHUNK):
+        part = keys[start : start + CHUNK]
+        for key, record in zip(part, read_records(table, info, part), strict=True):
+            why = ""
+            if record is None:
+                why = "missing"
+            elif record.status is Status.PERMANENT and op in ("remove", "unapprove"):
+                why = "permanent"
+            elif record.status is Status.DELETED and op in ("approve", "unapprove"):
+                why = "deleted"
+            if why:
+                refused += [key.display, why]
+    if len(refused) > 1:
+        raise _refusal(info, refused)
+
+
+def purge_records(
+    table: Table, info: ListInfo, items: Iterable[tuple[EntryKey, int | None]]
+) -> WriteSummary:
+    """Hard-delete soft-deleted entries, each only if it still carries the removal
+    batch given with it (an entry restored and removed again meanwhile is kept)."""
+    writer = _Writer(table, info)
+    summary = WriteSummary()
+    chunk: list[tuple[EntryKey, int | None]] = []
+
+    def flush() -> None:
+        if not chunk:
+            return
+        groups: list[str] = []
+        for key, removal in chunk:
+            groups += [*_groups(table, info, key), "" if removal is None else str(removal)]
+        reply = writer.run("purge", "", "", groups)
+        for (key, _removal), outcome in zip(chunk, reply[1:], strict=True):
+            summary.note(key.display, outcome)
+        chunk.clear()
+
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= CHUNK:
+            flush()
+    flush()
+    return summary
+
+
+def read_records(
+    table: Table, info: ListInfo, keys: Sequence[EntryKey]
+) -> list[EntryRecord | None]:
+    """The stored records of ``keys`` in a list (None where absent)."""
+
+    def read() -> list[object]:
+        pipe = table.r.pipeline(transaction=False)
+        for key in keys:
+            hkey, hfield = entry_location(table, info.id, key)
+            pipe.hget(hkey, hfield)
+        result: list[Any] = pipe.execute()
+        return result
+
+    raws = store.call(read)
+    return [EntryRecord.decode(str(raw)) if raw else None for raw in raws]
+
+
+def scan_entries(
+    table: Table, info: ListInfo, *, prefixes_only: bool = False, exact_only: bool = False
+) -> Iterator[tuple[EntryKey, EntryRecord]]:
+    """Every entry of a list with its record, in no particular order: prefixes first,
+    then exact numbers.
+
+    An admin-side scan (HSCAN of the prefixes, SCAN over the list's bucket keys and
+    HGETALL of each): it costs time in the size of the list, and is never used by
+    screening. Entries changed during the scan may be seen in either state.
+    """
+    buckets = table.buckets
+    r = table.r
+    with store.converted():
+        if not exact_only:
+            for hfield, raw in r.hscan_iter(table.keys.prefixes(info.id), count=SCAN_COUNT):
+                yield EntryKey(str(hfield), True), EntryRecord.decode(str(raw))
+        if prefixes_only:
+            return
+        pending: list[str] = []
+        for hkey in r.scan_iter(match=table.keys.exact_pattern(info.id), count=SCAN_COUNT):
+            pending.append(str(hkey))
+            if len(pending) >= 100:
+                yield from _read_buckets(r, pending, buckets)
+                pending = []
+        yield from _read_buckets(r, pending, buckets)
+
+
+def _read_buckets(r: Any, hkeys: list[str], buckets: int) -> Iterator[tuple[EntryKey, EntryRecord]]:
+    if not hkeys:
+        return
+    pipe = r.pipeline(transaction=False)
+    for hkey in hkeys:
+        pipe.hgetall(hkey)
+    for hkey, data in zip(hkeys, pipe.execute(), strict=True):
+        bucket = int(hkey.rsplit(":", 1)[1])
+        for hfield, raw in data.items():
+            number = int(hfield) * buckets + bucket
+            yield EntryKey(str(number), False), EntryRecord.decode(str(raw))
+
+
+def status_counts(table: Table, info: ListInfo, now: float | None = None) -> dict[str, int]:
+    """Entry counts of a list by status, every status named (``expired`` included).
+
+    ``active`` counts only the active entries that have not expired yet.
+    """
+    at = time.time() if now is None else now
+
+    def read() -> list[Any]:
+        pipe = table.r.pipeline(transaction=False)
+        pipe.hgetall(table.keys.counts(info.id))
+        pipe.zcount(table.keys.expiring(info.id), "-inf", at)
+        result: list[Any] = pipe.execute()
+        return result
+
+    raw, expired = store.call(read)
+    return counts_from(raw, int(expired))
+
+
+def counts_from(raw: dict[str, str], expired: int) -> dict[str, int]:
+    """Named counts from the stored ``p/a/P/d`` counts and the number expired."""
+    stored = {code: int(raw.get(code, 0)) for code in STATUS_CODES}
+    expired = min(expired, stored["a"])  # a stale index never makes a count negative
+    return {
+        Status.PENDING.value: stored["p"],
+        Status.ACTIVE.value: stored["a"] - expired,
+        Status.PERMANENT.value: stored["P"],
+        Status.DELETED.value: stored["d"],
+        Status.EXPIRED.value: expired,
+    }
+
+
+def all_status_counts(table: Table, infos: Sequence[ListInfo]) -> list[dict[str, int]]:
+    """:func:`status_counts` of many lists in one round trip."""
+    at = time.time()
+
+    def read() -> list[Any]:
+        pipe = table.r.pipeline(transaction=False)
+        for info in infos:
+            pipe.hgetall(table.keys.counts(info.id))
+            pipe.zcount(table.keys.expiring(info.id), "-inf", at)
+        result: list[Any] = pipe.execute()
+        return result
+
+    raws = store.call(read) if infos else []
+    return [counts_from(raws[i], int(raws[i + 1])) for i in range(0, len(raws), 2)]
+
+
+def now_s() -> int:
+    return int(time.time())

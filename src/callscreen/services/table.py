@@ -1,0 +1,417 @@
+"""Lists, campaigns and batch records in Redis: the schema's owner on the admin side.
+
+Entries live in :mod:`callscreen.services.entries`; key names in :mod:`callscreen.schema.keys`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import time
+import unicodedata
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from callscreen.core.config import Settings
+from callscreen.core.errors import Conflict, InvalidName, NotFound, Refused
+from callscreen.core.model import Action, Direction, Scope
+from callscreen.schema.keys import BATCH_BUCKET, DEFAULT_BUCKETS, SCHEMA_VERSION, Keys
+from callscreen.services import store
+
+MAX_LIST_NAME = 500
+MAX_DESCRIPTION = 2000
+MAX_CAMPAIGN_NAME = 200
+MAX_CAMPAIGN_LISTS = 100
+
+
+def default_actor() -> str:
+    """Who a change is recorded as when ``--by`` is not given: the OS user."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name on this system (containers)
+        return "unknown"
+
+
+def check_name(name: str, what: str, limit: int) -> str:
+    """A list or campaign name: 1..limit characters, no control characters."""
+    if not name or not name.strip():
+        raise InvalidName(f"{what} name must not be empty")
+    if len(name) > limit:
+        raise InvalidName(f"{what} name is longer than {limit} characters")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        raise InvalidName(f"{what} name must not contain control characters")
+    return name
+
+
+@dataclass(frozen=True, slots=True)
+class ListInfo:
+    """A named list and how it applies."""
+
+    id: int
+    name: str
+    action: Action
+    direction: Direction
+    scope: Scope
+    description: str = ""
+    created_at: float = 0.0
+    created_by: str = ""
+    updated_at: float = 0.0
+    updated_by: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_hash(cls, list_id: int, data: dict[str, str]) -> ListInfo:
+        return cls(
+            id=list_id,
+            name=data["name"],
+            action=Action(data["action"]),
+            direction=Direction(data["direction"]),
+            scope=Scope(data.get("scope", "global")),
+            description=data.get("description", ""),
+            created_at=float(data.get("created_at", 0)),
+            created_by=data.get("created_by", ""),
+            updated_at=float(data.get("updated_at", 0)),
+            updated_by=data.get("updated_by", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What many entries share: why, from where, by whom and when they were changed."""
+
+    id: int
+    op: str
+    reason: str = ""
+    source: str = ""
+    by: str = ""
+    at: float = 0.0
+
+    def encode(self) -> str:
+        return json.dumps(
+            {"op": self.op, "r": self.reason, "s": self.source, "by": self.by, "at": self.at},
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def decode(cls, batch_id: int, raw: str | bytes | None) -> Batch:
+        if not raw:
+            return cls(id=batch_id, op="")
+        data = json.loads(raw)
+        return cls(
+            id=batch_id,
+            op=data.get("op", ""),
+            reason=data.get("r", ""),
+            source=data.get("s", ""),
+            by=data.get("by", ""),
+            at=float(data.get("at", 0)),
+        )
+
+
+class Table:
+    """Lists, campaigns and batches over a redis-py client (sync, admin side)."""
+
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.key_tag)
+        # redis-py's sync/async union return types defeat mypy --strict; the admin
+        # side treats the client as untyped and converts its errors in store.call
+        self.r: Any = client if client is not None else store.connect(settings)
+        self._buckets: int | None = None
+
+    def close(self) -> None:
+        self.r.close()
+
+    # -- schema ----------------------------------------------------------------------------
+
+    @property
+    def buckets(self) -> int:
+        """The number of exact-entry buckets per list, fixed when the table is created."""
+        if self._buckets is None:
+
+            def init() -> int:
+                self.r.hsetnx(self.keys.meta, "buckets", DEFAULT_BUCKETS)
+                self.r.hsetnx(self.keys.meta, "schema", SCHEMA_VERSION)
+                return int(self.r.hget(self.keys.meta, "buckets") or DEFAULT_BUCKETS)
+
+            self._buckets = store.call(init)
+        return self._buckets
+
+    # -- batches ---------------------------------------------------------------------------
+
+    def new_batch(self, op: str, reason: str = "", source: str = "", by: str = "") -> Batch:
+        """Record a change shared by many entries; entries point at it by id."""
+
+        def make() -> Batch:
+            batch_id = int(self.r.incr(self.keys.batch_seq))
+            batch = Batch(batch_id, op, reason, source, by or default_actor(), time.time())
+            self.r.hset(self.keys.batch(batch_id), str(batch_id % BATCH_BUCKET), batch.encode())
+            return batch
+
+        return store.call(make)
+
+    def batches(self, ids: list[int]) -> dict[int, Batch]:
+        """Batch records by id (missing ones come back empty)."""
+        unique = sorted(set(ids))
+        if not unique:
+            return {}
+
+        def read() -> list[Any]:
+            pipe = self.r.pipeline(transaction=False)
+            for batch_id in unique:
+                pipe.hget(self.keys.batch(batch_id), str(batch_id % BATCH_BUCKET))
+            result: list[Any] = pipe.execute()
+            return result
+
+        raws = store.call(read)
+        return {bid: Batch.decode(bid, raw) for bid, raw in zip(unique, raws, strict=True)}
+
+    # -- lists -----------------------------------------------------------------------------
+
+    def create_list(
+        self,
+        name: str,
+        action: Action,
+        direction: Direction = Direction.BOTH,
+        scope: Scope = Scope.GLOBAL,
+        description: str = "",
+        by: str = "",
+    ) -> ListInfo:
+        """Create a list; its name must be free."""
+        check_name(name, "list", MAX_LIST_NAME)
+        if len(description) > MAX_DESCRIPTION:
+            raise InvalidName(f"description is longer than {MAX_DESCRIPTION} characters")
+        self.buckets  # noqa: B018 - fixes the schema before the first list
+        by = by or default_actor()
+
+        def create() -> ListInfo:
+            list_id = int(self.r.incr(self.keys.list_seq))
+            if not self.r.hsetnx(self.keys.lists, name, list_id):
+                raise Conflict(f"a list named {name!r} already exists")
+            now = time.time()
+            info = ListInfo(list_id, name, action, direction, scope, description, now, by, now, by)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(self.keys.list(list_id), mapping=_list_hash(info))
+            if scope is Scope.GLOBAL:
+                pipe.sadd(self.keys.global_lists, list_id)
+            pipe.execute()
+            return info
+
+        return store.call(create)
+
+    def list_id(self, name: str) -> int:
+        """The id of the list called ``name``."""
+        raw = store.call(lambda: self.r.hget(self.keys.lists, name))
+        if raw is None:
+            raise NotFound(f"no list named {name!r}")
+        return int(raw)
+
+    def get_list(self, name: str) -> ListInfo:
+        list_id = self.list_id(name)
+        data = store.call(lambda: self.r.hgetall(self.keys.list(list_id)))
+        if not data:
+            raise NotFound(f"no list named {name!r}")
+        return ListInfo.from_hash(list_id, data)
+
+    def get_list_by_id(self, list_id: int) -> ListInfo | None:
+        data = store.call(lambda: self.r.hgetall(self.keys.list(list_id)))
+        return ListInfo.from_hash(list_id, data) if data else None
+
+    def all_lists(self) -> list[ListInfo]:
+        """Every list, by name."""
+        ids = store.call(lambda: self.r.hgetall(self.keys.lists))
+
+        def read() -> list[Any]:
+            pipe = self.r.pipeline(transaction=False)
+            for list_id in ids.values():
+                pipe.hgetall(self.keys.list(int(list_id)))
+            result: list[Any] = pipe.execute()
+            return result
+
+        rows = store.call(read)
+        infos = [
+            ListInfo.from_hash(int(list_id), data)
+            for list_id, data in zip(ids.values(), rows, strict=True)
+            if data
+        ]
+        return sorted(infos, key=lambda info: info.name)
+
+    def update_list(
+        self,
+        name: str,
+        *,
+        new_name: str | None = None,
+        action: Action | None = None,
+        direction: Direction | None = None,
+        scope: Scope | None = None,
+        description: str | None = None,
+        by: str = "",
+    ) -> ListInfo:
+        """Change only what is given; a name can be changed but not emptied."""
+        info = self.get_list(name)
+        changes: dict[str, Any] = {}
+        if new_name is not None and new_name != info.name:
+            changes["name"] = check_name(new_name, "list", MAX_LIST_NAME)
+        if action is not None:
+            changes["action"] = action
+        if direction is not None:
+            changes["direction"] = direction
+        if scope is not None:
+            changes["scope"] = scope
+        if description is not None:
+            if len(description) > MAX_DESCRIPTION:
+                raise InvalidName(f"description is longer than {MAX_DESCRIPTION} characters")
+            changes["description"] = description
+        if not changes:
+            return info
+        changes["updated_at"] = time.time()
+        changes["updated_by"] = by or default_actor()
+        updated = ListInfo(**{**asdict(info), **changes})
+
+        def write() -> None:
+            if "name" in changes:
+                if not self.r.hsetnx(self.keys.lists, updated.name, info.id):
+                    raise Conflict(f"a list named {updated.name!r} already exists")
+                self.r.hdel(self.keys.lists, info.name)
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(self.keys.list(info.id), mapping=_list_hash(updated))
+            if updated.scope is Scope.GLOBAL:
+                pipe.sadd(self.keys.global_lists, info.id)
+            else:
+                pipe.srem(self.keys.global_lists, info.id)
+            pipe.execute()
+
+        store.call(write)
+        return updated
+
+    def drop_list(self, info: ListInfo) -> dict[str, int]:
+        """Delete a list, its entries, its history and its assignments, unless it holds
+        permanently approved entries (:class:`Refused`).
+
+        The check and the deletion are one transaction: the list's counts are watched,
+        so an entry approved permanently meanwhile makes it retry, and then refuse.
+        Returns the stored counts the list had (``p``, ``a``, ``P``, ``d``).
+        """
+        for _attempt in range(10):
+            with store.converted():
+                try:
+                    return self._drop_once(info)
+                except redis.WatchError:
+                    continue
+        raise Conflict(f"list {info.name!r} kept changing while being deleted; try again")
+
+    def _drop_once(self, info: ListInfo) -> dict[str, int]:
+        keys = self.keys
+        counts_key = keys.counts(info.id)
+        with self.r.pipeline(transaction=True) as pipe:
+            pipe.watch(counts_key, keys.lists, keys.campaigns)
+            if pipe.hget(keys.lists, info.name) != str(info.id):
+                raise NotFound(f"no list named {info.name!r}")
+            counts = {code: int(n) for code, n in pipe.hgetall(counts_key).items()}
+            if counts.get("P", 0) > 0:
+                raise Refused(
+                    f"list {info.name!r} holds {counts['P']} permanently approved "
+                    "entries and cannot be deleted"
+                )
+            buckets = list(pipe.scan_iter(match=keys.exact_pattern(info.id), count=1000))
+            assigned = []
+            for campaign in pipe.smembers(keys.campaigns):
+                members = pipe.smembers(keys.campaign(campaign))
+                if str(info.id) in members:
+                    assigned.append((campaign, len(members) == 1))
+            pipe.multi()
+            for start in range(0, len(buckets), 1000):
+                pipe.unlink(*buckets[start : start + 1000])
+            pipe.unlink(
+                keys.prefixes(info.id),
+                counts_key,
+                keys.expiring(info.id),
+                keys.list(info.id),
+                keys.history(info.id),
+            )
+            pipe.srem(keys.global_lists, info.id)
+            for campaign, was_only in assigned:
+                pipe.srem(keys.campaign(campaign), info.id)
+                if was_only:
+                    pipe.srem(keys.campaigns, campaign)
+            pipe.hdel(keys.lists, info.name)
+            pipe.execute()
+        return counts
+
+    # -- campaigns -------------------------------------------------------------------------
+
+    def assign(self, campaign: str, list_names: list[str]) -> list[str]:
+        """Replace the campaign's assigned lists (duplicates dropped, at most 100)."""
+        check_name(campaign, "campaign", MAX_CAMPAIGN_NAME)
+        names = list(dict.fromkeys(list_names))
+        if len(names) > MAX_CAMPAIGN_LISTS:
+            raise InvalidName(f"a campaign takes at most {MAX_CAMPAIGN_LISTS} lists")
+        ids = [self.list_id(name) for name in names]
+
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(self.keys.campaign(campaign))
+            if ids:
+                pipe.sadd(self.keys.campaign(campaign), *ids)
+                pipe.sadd(self.keys.campaigns, campaign)
+            else:
+                pipe.srem(self.keys.campaigns, campaign)
+            pipe.execute()
+
+        store.call(write)
+        return names
+
+    def campaign_lists(self, campaign: str) -> list[ListInfo]:
+        """The lists assigned to a campaign, by name."""
+        ids = store.call(lambda: self.r.smembers(self.keys.campaign(campaign)))
+        infos = [self.get_list_by_id(int(list_id)) for list_id in ids]
+        return sorted((info for info in infos if info), key=lambda info: info.name)
+
+    def campaigns_of(self, list_id: int) -> list[str]:
+        """The campaigns a list is assigned to, by name."""
+
+        def read() -> list[str]:
+            names = sorted(self.r.smembers(self.keys.campaigns))
+            pipe = self.r.pipeline(transaction=False)
+            for name in names:
+                pipe.sismember(self.keys.campaign(name), list_id)
+            return [name for name, hit in zip(names, pipe.execute(), strict=True) if hit]
+
+        return store.call(read)
+
+    def assignments(self) -> dict[int, list[str]]:
+        """For each list assigned to a campaign, the campaigns' names (sorted)."""
+
+        def read() -> dict[int, list[str]]:
+            names = sorted(self.r.smembers(self.keys.campaigns))
+            pipe = self.r.pipeline(transaction=False)
+            for name in names:
+                pipe.smembers(self.keys.campaign(name))
+            out: dict[int, list[str]] = {}
+            for name, ids in zip(names, pipe.execute(), strict=True):
+                for list_id in ids:
+                    out.setdefault(int(list_id), []).append(name)
+            return out
+
+        return store.call(read)
+
+    def campaign_names(self) -> list[str]:
+        return sorted(store.call(lambda: self.r.smembers(self.keys.campaigns)))
+
+
+def _list_hash(info: ListInfo) -> dict[str, str]:
+    return {
+        "name": info.name,
+        "action": info.action.value,
+        "direction": info.direction.value,
+        "scope": info.scope.value,
+        "description": info.description,
+        "created_at": repr(info.created_at),
+        "created_by": info.created_by,
+        "updated_at": repr(info.updated_at),
+        "updated_by": info.updated_by,
+    }
