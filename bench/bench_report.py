@@ -53,9 +53,10 @@ from callscreen.callpath.decision import Decision, ScreenRequest  # noqa: E402
 from callscreen.callpath.leanredis import LeanRedis  # noqa: E402
 from callscreen.core.config import Settings  # noqa: E402
 from callscreen.core.model import Action, Direction, EntryRecord, Result, Status  # noqa: E402
-from callscreen.gateway.attemptlog import (  # noqa: E402
+from callscreen.gateway.attemptlog import CallLog  # noqa: E402
+from callscreen.reports.report import build_report  # noqa: E402
+from callscreen.schema.attempts import (  # noqa: E402
     STREAM_FIELD,
-    CallLog,
     DayClock,
     LogSettings,
     Outcome,
@@ -67,7 +68,6 @@ from callscreen.gateway.attemptlog import (  # noqa: E402
     listed_location,
     pack_fields,
 )
-from callscreen.reports.report import build_report  # noqa: E402
 from callscreen.schema.keys import bucket_of  # noqa: E402
 from callscreen.services.table import Table  # noqa: E402
 

@@ -20,15 +20,13 @@ from callscreen.callpath.screener import Screener
 from callscreen.core.config import FailPolicy, Settings
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction, Result
-from callscreen.gateway.attemptlog import (
+from callscreen.gateway.attemptlog import CallLog, LoggedScreener, _Overflow
+from callscreen.schema.attempts import (
     DROPPED_FIELD,
     AttemptRecord,
-    CallLog,
     DayClock,
-    LoggedScreener,
     LogSettings,
     Outcome,
-    _Overflow,
     clean,
     counter_field,
     decider_location,

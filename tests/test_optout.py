@@ -39,7 +39,7 @@ def spool(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def start(redis_url: str, spool: Path) -> AsyncIterator[Callable[..., Any]]:
-    running: list[tuple[AgiServer, Screener]] = []
+    running: list[tuple[AgiServer, Screener, optout.OptoutRoute]] = []
 
     async def start_server(**overrides: Any) -> tuple[AgiServer, Settings]:
         values: dict[str, Any] = {
@@ -52,15 +52,17 @@ async def start(redis_url: str, spool: Path) -> AsyncIterator[Callable[..., Any]
         settings = make_settings(values.pop("redis_url", redis_url), **values)
         screener = Screener.from_settings(settings)
         server = AgiServer(settings, screener)
+        route = optout.OptoutRoute(server, screener.client)
+        server.routes["optout"] = route
         await server.start()
-        running.append((server, screener))
+        running.append((server, screener, route))
         return server, settings
 
     yield start_server
-    for server, screener in running:
+    for server, screener, route in running:
         await server.close(1.0)
         await screener.close()
-    await optout.drain(2.0)
+        await route.drain(2.0)
 
 
 @pytest.fixture
@@ -211,7 +213,9 @@ async def test_queued_calls_to_the_number_are_cancelled_off_the_call_path(
     assert await asyncio.to_thread(entered.wait, 5.0)
     assert "queued.call" in spool_names(spool)
     release.set()
-    await optout.drain(5.0)
+    route = server.routes["optout"]
+    assert isinstance(route, optout.OptoutRoute)
+    await route.drain(5.0)
     assert spool_names(spool) == {"this-call.call", "other.call"}
 
 

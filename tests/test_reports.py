@@ -32,7 +32,7 @@ from callscreen.callpath.server import AgiServer
 from callscreen.cli import app
 from callscreen.core.config import FailPolicy, Settings
 from callscreen.core.model import Action, Direction, Result
-from callscreen.gateway.attemptlog import CallLog, DayClock, LoggedScreener, LogSettings, Outcome
+from callscreen.gateway.attemptlog import CallLog, LoggedScreener
 from callscreen.reports.render import (
     csv_cell,
     report_csv,
@@ -51,6 +51,7 @@ from callscreen.reports.report import (
     recent_attempts,
     zero_counts,
 )
+from callscreen.schema.attempts import DayClock, LogSettings, Outcome
 from callscreen.services.admin import Admin
 from tests.agiclient import FakeAsterisk
 from tests.redisproc import free_port

@@ -31,11 +31,10 @@ from callscreen.callpath.protocol import (
     printable,
     screen_request,
 )
+from callscreen.callpath.stats import CallStats
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, PeerHangup, ProtocolError
 from callscreen.core.model import Result
-from callscreen.gateway import optout
-from callscreen.gateway.metrics import CallStats
 
 __all__ = [
     "AgiServer",
@@ -117,7 +116,8 @@ class AgiServer:
     ``settings.listen_host:listen_port`` (port 0: a free one, see :attr:`port`);
     ``await close(grace)`` stops accepting, lets calls in flight finish for up to
     ``grace`` seconds, then cancels the rest. Routes live in :attr:`routes`
-    (``{"screen": self.screen}``); add a handler to serve another script name.
+    (``{"screen": self.screen}``); add a handler to serve another script name (the
+    gateway adds ``optout``, :class:`callscreen.gateway.optout.OptoutRoute`).
 
     Settings are read from :attr:`settings` at each connection and each call;
     :meth:`reconfigure` swaps them (SIGHUP) for the calls that start afterwards.
@@ -127,7 +127,7 @@ class AgiServer:
     def __init__(self, settings: Settings, screener: ScreenerLike) -> None:
         self.settings = settings
         self.screener = screener
-        self.routes: dict[str, Handler] = {"screen": self.screen, "optout": self.optout}
+        self.routes: dict[str, Handler] = {"screen": self.screen}
         self.deadline = settings.deadline_ms / 1000
         self._networks = settings.client_networks()
         self._server: asyncio.Server | None = None
@@ -218,12 +218,6 @@ class AgiServer:
     async def screen(self, env: AgiEnv, call: CallInfo) -> Answer:
         """The ``screen`` route: see :func:`screen_answer`."""
         return await screen_answer(self.screener, env, self.deadline, overloaded=call.overloaded)
-
-    async def optout(self, env: AgiEnv, call: CallInfo) -> Answer:
-        """The ``optout`` route: see :mod:`callscreen.gateway.optout`."""
-        decision, fields = await optout.answer(self.settings, self.screener, env)
-        direction = dict(fields).get("direction", "")
-        return Answer(decision.variables(), fields, decision, direction)
 
 
 async def screen_answer(

@@ -7,6 +7,8 @@ variables and ``.env``, overridden by the global options.
 
 Exit codes: 0 ok; 1 refused, invalid input, not found, or Redis unavailable (one
 line on stderr, never a traceback); 2 usage error (bad option or argument).
+
+A front end: may import every other package; nothing imports it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from callscreen.cli.common import JsonOption, admin, console, settings
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction
 from callscreen.core.times import parse_before
-from callscreen.gateway.attemptlog import Outcome
 from callscreen.reports.render import (
     attempt_cells,
     attempt_json,
@@ -27,6 +26,7 @@ from callscreen.reports.render import (
     report_text,
 )
 from callscreen.reports.report import ReportService
+from callscreen.schema.attempts import Outcome
 
 
 class Format(StrEnum):

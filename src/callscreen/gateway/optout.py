@@ -29,12 +29,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from callscreen.asterisk import cascade
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis, Script
 from callscreen.callpath.protocol import AgiEnv, bad_request_decision, screen_request
+from callscreen.callpath.server import Answer, CallInfo
 from callscreen.core.config import Settings
 from callscreen.core.errors import CallscreenError, InvalidInput
 from callscreen.core.model import Action, EntryRecord, Result, Status
@@ -44,6 +47,9 @@ from callscreen.schema.keys import DEFAULT_BUCKETS, SCHEMA_VERSION, Keys, bucket
 from callscreen.services.audit import HISTORY_MAXLEN
 from callscreen.services.entries import ENTRIES_LUA
 from callscreen.services.table import Batch
+
+if TYPE_CHECKING:
+    from callscreen.callpath.server import AgiServer
 
 log = logging.getLogger("callscreen.optout")
 
@@ -55,8 +61,6 @@ SOURCE = "opt-out"
 LIST_DESCRIPTION = "opt-out requests (created by the first one)"
 
 LogFields = tuple[tuple[str, str], ...]
-
-_background: set[asyncio.Task[None]] = set()
 
 
 def _text(value: object) -> str:
@@ -73,12 +77,12 @@ async def opt_out(
     request: ScreenRequest,
     *,
     deadline: float | None = None,
-    cascade_queued: bool = True,
+    recorded: Callable[[Settings, str], None] | None = None,
 ) -> Decision:
     """Record ``request``'s number on the do-not-call list within ``deadline`` seconds
     (``settings.deadline_ms`` by default); the :class:`Decision` to answer with. Never
-    raises but for cancellation. ``cascade_queued``: cancel the number's queued calls
-    afterwards, in the background."""
+    raises but for cancellation. ``recorded(settings, digits)`` is called once the
+    number is on the list (the route cancels its queued calls from there)."""
     budget = settings.deadline_ms / 1000 if deadline is None else deadline
     try:
         key = parse_entry(request.number, settings.default_region)
@@ -97,8 +101,8 @@ async def opt_out(
     except Exception:
         log.exception("uniqueid=%s: opt-out failed", request.uniqueid or "-")
         return _failed("opt-out not recorded: internal error", number)
-    if cascade_queued and not decision.failed:
-        _cancel_queued_later(settings, key.digits)
+    if recorded is not None and not decision.failed:
+        recorded(settings, key.digits)
     return decision
 
 
@@ -192,60 +196,71 @@ async def _record(
     return Decision(Result.BLOCKED, number=number, list_name=list_name, match=number, reason=reason)
 
 
-def _cancel_queued_later(settings: Settings, digits: str) -> None:
-    """Cancel the number's queued calls in a worker thread, never delaying the answer."""
-    if not (settings.cascade_enabled and settings.spool_dir):
-        return
+class OptoutRoute:
+    """The ``optout`` AGI route. The gateway registers it on the FastAGI server with
+    the call path's Redis client (``server.routes["optout"] = OptoutRoute(server,
+    client)``); settings are the server's at each call (a reload applies). Queued
+    calls to a recorded number are cancelled by background tasks it keeps;
+    :meth:`drain` waits for them at shutdown."""
 
-    async def run() -> None:
-        targets = cascade.EntryTargets(exact=frozenset({digits}))
+    def __init__(self, server: AgiServer, client: LeanRedis) -> None:
+        self.server = server
+        self.client = client
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, env: AgiEnv, call: CallInfo) -> Answer:
+        decision, fields = await self.answer(env)
+        direction = dict(fields).get("direction", "")
+        return Answer(decision.variables(), fields, decision, direction)
+
+    async def answer(self, env: AgiEnv) -> tuple[Decision, LogFields]:
+        """The decision and the fields of the call's log line. Never raises but for
+        cancellation."""
+        settings = self.server.settings
         try:
-            scan = await asyncio.to_thread(
-                cascade.cancel_queued, settings.spool_dir, targets, settings.default_region
-            )
-        except Exception:
-            log.exception("cancelling the queued calls of +%s failed", digits)
+            request = screen_request(env)
+        except InvalidInput as exc:
+            log.error("uniqueid=%s: %s; answering UNSCREENED", env.uniqueid or "-", exc)
+            decision = bad_request_decision(f"bad request: {exc}")
+            return decision, (("direction", env.arg(1)), *decision.log_fields())
+        decision = await opt_out(settings, self.client, request, recorded=self._cancel_queued_later)
+        number = decision.number or request.number
+        fields: LogFields = (
+            ("direction", request.direction.value),
+            ("number", number),
+            *decision.log_fields(),
+        )
+        return decision, fields
+
+    def _cancel_queued_later(self, settings: Settings, digits: str) -> None:
+        """Cancel the number's queued calls in a worker thread, never delaying the answer."""
+        if not (settings.cascade_enabled and settings.spool_dir):
             return
-        for note in scan.notes:
-            log.warning("opt-out of +%s: %s", digits, note)
-        if scan.cancelled or scan.due:
-            log.info(
-                "opt-out of +%s: cancelled %d queued call(s); %d due left in place",
-                digits,
-                len(scan.cancelled),
-                len(scan.due),
-            )
+        task = asyncio.get_running_loop().create_task(_cancel_queued(settings, digits))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-    task = asyncio.get_running_loop().create_task(run())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    async def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the background cascades (at shutdown)."""
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout)
 
 
-async def drain(timeout: float) -> None:
-    """Wait up to ``timeout`` seconds for the background cascades (at shutdown)."""
-    if _background:
-        await asyncio.wait(set(_background), timeout=timeout)
-
-
-async def answer(settings: Settings, screener: object, env: AgiEnv) -> tuple[Decision, LogFields]:
-    """The ``optout`` AGI route: the decision and the fields of the call's log line.
-    Uses the Redis client of ``screener`` (the call path's). Never raises but for
-    cancellation."""
+async def _cancel_queued(settings: Settings, digits: str) -> None:
+    targets = cascade.EntryTargets(exact=frozenset({digits}))
     try:
-        request = screen_request(env)
-    except InvalidInput as exc:
-        log.error("uniqueid=%s: %s; answering UNSCREENED", env.uniqueid or "-", exc)
-        decision = bad_request_decision(f"bad request: {exc}")
-        return decision, (("direction", env.arg(1)), *decision.log_fields())
-    client = getattr(screener, "client", None)
-    if not isinstance(client, LeanRedis):
-        decision = _failed("opt-out not recorded: no Redis client")
-    else:
-        decision = await opt_out(settings, client, request)
-    number = decision.number or request.number
-    fields: LogFields = (
-        ("direction", request.direction.value),
-        ("number", number),
-        *decision.log_fields(),
-    )
-    return decision, fields
+        scan = await asyncio.to_thread(
+            cascade.cancel_queued, settings.spool_dir, targets, settings.default_region
+        )
+    except Exception:
+        log.exception("cancelling the queued calls of +%s failed", digits)
+        return
+    for note in scan.notes:
+        log.warning("opt-out of +%s: %s", digits, note)
+    if scan.cancelled or scan.due:
+        log.info(
+            "opt-out of +%s: cancelled %d queued call(s); %d due left in place",
+            digits,
+            len(scan.cancelled),
+            len(scan.due),
+        )

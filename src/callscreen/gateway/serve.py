@@ -42,11 +42,12 @@ import pydantic
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
-from callscreen.gateway import optout
-from callscreen.gateway.attemptlog import CallLog, LoggedScreener, LogSettings
+from callscreen.gateway.attemptlog import CallLog, LoggedScreener
 from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import Metrics, MetricsEndpoint
+from callscreen.gateway.optout import OptoutRoute
 from callscreen.gateway.outcomes import OutcomeWatcher
+from callscreen.schema.attempts import LogSettings
 
 log = logging.getLogger("callscreen.serve")
 
@@ -117,6 +118,8 @@ class Gateway:
             settings,
             LoggedScreener(self.screener, self.calllog) if self.calllog else self.screener,
         )
+        self.optout = OptoutRoute(self.server, self.screener.client)
+        self.server.routes["optout"] = self.optout
         self.metrics = Metrics(self.server)
         self.metrics.watch_redis("screening", self.screener.client)
         self.endpoint = MetricsEndpoint(settings, self.metrics)
@@ -129,7 +132,7 @@ class Gateway:
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
             Part("outcome watcher", start=self.watcher.start, close=self.watcher.close),
             # opt-outs cancel queued calls in the background: let those finish
-            Part("optout cascades", close=lambda: optout.drain(OPTOUT_DRAIN_S)),
+            Part("optout cascades", close=lambda: self.optout.drain(OPTOUT_DRAIN_S)),
             Part(
                 "agi",
                 start=self.server.start,

@@ -23,8 +23,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from callscreen.gateway.attemptlog import AttemptRecord, Outcome
 from callscreen.reports.report import OUTCOMES, NumberFate, Report, TopNumber
+from callscreen.schema.attempts import AttemptRecord, Outcome
 
 LABELS = {
     Outcome.ALLOWED.value: "allowed",

@@ -41,7 +41,7 @@ from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, InvalidNumber
 from callscreen.core.model import Direction, Result
 from callscreen.core.numbers import parse_entry
-from callscreen.gateway.attemptlog import (
+from callscreen.schema.attempts import (
     DROPPED_FIELD,
     STREAM_FIELD,
     UNCOUNTED_FIELD,

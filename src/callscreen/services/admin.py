@@ -31,7 +31,6 @@ from typing import IO, Any, Self, TextIO
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from callscreen.asterisk import cascade
 from callscreen.asterisk.cascade import CascadeReport
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.precedence import Match, rank, specificity
@@ -40,7 +39,7 @@ from callscreen.core.errors import InvalidInput, InvalidNumber, NeedsConfirmatio
 from callscreen.core.model import Action, Direction, EntryRecord, Scope, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.times import iso, parse_before, parse_expiry
-from callscreen.services import audit, entries, importer
+from callscreen.services import audit, cascading, entries, importer
 from callscreen.services.audit import Event
 from callscreen.services.entries import WriteSummary
 from callscreen.services.importer import ImportOptions, ImportSummary, Progress
@@ -585,7 +584,9 @@ class Admin:
             self.table, info, keys, batch, expires=expires_at, external_id=external_id
         )
         self._record(info, "add", by, summary, reason=reason, batch=batch.id)
-        report = cascade.for_entries(self.settings, self.table, info, keys, hangup_live=hangup_live)
+        report = cascading.for_entries(
+            self.settings, self.table, info, keys, hangup_live=hangup_live
+        )
         return ChangeResult.of(
             info, "add", by, summary, reason=reason, batch=batch.id, notes=notes, cascade=report
         )
@@ -626,7 +627,9 @@ class Admin:
         keys = self.parse_entries(raw_entries)
         summary = entries.transition(self.table, info, "restore", keys)
         self._record(info, "restore", by, summary, reason=reason)
-        report = cascade.for_entries(self.settings, self.table, info, keys, hangup_live=hangup_live)
+        report = cascading.for_entries(
+            self.settings, self.table, info, keys, hangup_live=hangup_live
+        )
         return ChangeResult.of(info, "restore", by, summary, reason=reason, cascade=report)
 
     def approve(
@@ -657,12 +660,12 @@ class Admin:
             if permanent and not confirm_broad:
                 self._confirm_broad(keys)
             summary = entries.transition(self.table, info, op, keys, permanent=permanent)
-            report = cascade.for_entries(
+            report = cascading.for_entries(
                 self.settings, self.table, info, keys, hangup_live=hangup_live
             )
         else:
             summary = self._approve_all_pending(info, permanent, confirm_broad)
-            report = cascade.for_list(
+            report = cascading.for_list(
                 self.settings, self.table, info, count=summary["approved"], hangup_live=hangup_live
             )
         self._record(info, op, by, summary, detail=detail)
@@ -753,7 +756,7 @@ class Admin:
             errors_out=errors_out,
             progress=progress,
         )
-        report = cascade.for_list(
+        report = cascading.for_list(
             self.settings, self.table, info, count=summary.enforced, hangup_live=hangup_live
         )
         return ImportResult(summary, report)
