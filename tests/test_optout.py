@@ -219,6 +219,23 @@ async def test_queued_calls_to_the_number_are_cancelled_off_the_call_path(
     assert spool_names(spool) == {"this-call.call", "other.call"}
 
 
+async def test_a_forged_caller_id_opt_out_cancels_no_other_customers_call(
+    start: Callable[..., Any], spool: Path, admin: Admin
+) -> None:
+    # a campaign's call to a customer, presenting the company's number
+    queue_call(spool, "customer.call", "PJSIP/+14155550100@trunk", callerid="+33140000000")
+    server, _ = await start()
+    route = server.routes["optout"]
+    assert isinstance(route, optout.OptoutRoute)
+    # someone calls in presenting the company's number and presses 9
+    result = await asterisk(server).call(
+        script="optout", args=("inbound", ""), callerid="+33140000000"
+    )
+    assert result.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+    await route.drain(5.0)
+    assert spool_names(spool) == {"customer.call"}
+
+
 async def test_opt_out_function_over_lean_redis(redis_url: str, spool: Path) -> None:
     settings = make_settings(redis_url, spool_dir=str(spool), optout_list="dnc")
     async with LeanRedis.from_settings(settings) as client:
