@@ -55,9 +55,14 @@ TAINTED_SETTLE_S = 0.010
 #: At most this many times a call is screened again because more of its
 #: environment arrived late (each time the env changed).
 MAX_RESCREENS = 3
-#: Past ``max_connections``, calls get the fail-policy answer without screening; past
-#: this many times ``max_connections``, connections are closed at once.
+#: Past ``max_connections`` (when no connection is still waiting for its environment to
+#: make room), calls get the fail-policy answer without screening; past this many
+#: times ``max_connections``, connections are closed at once.
 HARD_LIMIT_FACTOR = 2
+#: From this share of ``max_connections`` on, a connection that has not completed its
+#: environment within ``idle_close_ms`` of its accept is closed (Asterisk sends it at
+#: once): idle sockets cannot hold the slots that calls need.
+IDLE_CLOSE_SHARE = 0.8
 
 
 class ScreenerLike(Protocol):
@@ -131,7 +136,10 @@ class AgiServer:
         self.deadline = settings.deadline_ms / 1000
         self._networks = settings.client_networks()
         self._server: asyncio.Server | None = None
-        self._connections: set[_AgiConnection] = set()
+        # in accept order (a dict keeps it): the oldest connection still waiting for its
+        # environment is the first such one met
+        self._connections: dict[_AgiConnection, None] = {}
+        self._sweep: asyncio.TimerHandle | None = None
         self.calls = 0  # calls answered (one log line each)
         self.stats = CallStats()
         self.draining = False  # set by close(): connections still arriving are refused
@@ -173,11 +181,19 @@ class AgiServer:
     def active_connections(self) -> int:
         return len(self._connections)
 
+    @property
+    def waiting_connections(self) -> int:
+        """Open connections whose AGI environment has not ended yet (no call yet)."""
+        return sum(1 for c in self._connections if c.waiting_for_env)
+
     async def close(self, grace: float | None = None) -> None:
         """Stop accepting; let connections in flight finish for up to ``grace``
         seconds (``settings.shutdown_grace_s`` by default); cancel the rest."""
         grace = self.settings.shutdown_grace_s if grace is None else grace
         self.draining = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         server, self._server = self._server, None
         if server is not None:
             # The listening socket goes now: new connections are refused by the kernel
@@ -212,6 +228,40 @@ class AgiServer:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         return any(address in network for network in self._networks)
+
+    def make_room(self) -> bool:
+        """At the limit: close the oldest connection that has not completed its AGI
+        environment (it is no call yet) so that a newcomer takes its slot. False if
+        every open connection is a call past its environment."""
+        for connection in self._connections:
+            if connection.waiting_for_env:
+                connection.evict("evicted")
+                return True
+        return False
+
+    def watch_idle(self) -> None:
+        """Above :data:`IDLE_CLOSE_SHARE` of the limit, close (every ``idle_close_ms``
+        / 2) the connections that have not completed their environment within
+        ``idle_close_ms`` of their accept. Runs only while the server is that full."""
+        if self._sweep is None and not self.draining:
+            delay = self.settings.idle_close_ms / 2000
+            self._sweep = asyncio.get_running_loop().call_later(delay, self._close_idle)
+
+    def _close_idle(self) -> None:
+        self._sweep = None
+        settings = self.settings
+        if len(self._connections) < settings.max_connections * IDLE_CLOSE_SHARE:
+            return
+        oldest = time.perf_counter() - settings.idle_close_ms / 1000
+        idle = []
+        for connection in self._connections:  # accept order: stop at the first young one
+            if connection.started > oldest:
+                break
+            if connection.waiting_for_env:
+                idle.append(connection)
+        for connection in idle:
+            connection.evict("idle")
+        self.watch_idle()
 
     # ------------------------------------------------------------ the screen route
 
@@ -293,6 +343,7 @@ class _AgiConnection(asyncio.Protocol):
         self.amended = False
         self.replies: list[Reply] = []
         self.started = 0.0
+        self.evicted = ""
         self._waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ callbacks
@@ -315,15 +366,19 @@ class _AgiConnection(asyncio.Protocol):
             log.warning("refused connection from %s: not in allowed_clients", self.peer)
             transport.close()
             return
-        active = len(server._connections)
         limit = server.settings.max_connections
+        if len(server._connections) >= limit:
+            server.make_room()
+        active = len(server._connections)
         if active >= limit * HARD_LIMIT_FACTOR:
             server.stats.refuse("overload")
             log.warning("refused connection from %s: %d connections open", self.peer, active)
             transport.close()
             return
         self.overloaded = active >= limit
-        server._connections.add(self)
+        server._connections[self] = None
+        if active + 1 >= limit * IDLE_CLOSE_SHARE:
+            server.watch_idle()
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
@@ -350,12 +405,24 @@ class _AgiConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
-        self.server._connections.discard(self)
+        self.server._connections.pop(self, None)
         self._wake()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    @property
+    def waiting_for_env(self) -> bool:
+        """Not a call yet: its AGI environment has not ended (nor failed)."""
+        return self.session.phase is Phase.ENV and self.error is None and not self.eof
+
+    def evict(self, reason: str) -> None:
+        """Close a connection still waiting for its environment to free its slot:
+        ``evicted`` (room made for a newcomer) or ``idle`` (above the idle share)."""
+        self.evicted = reason
+        self.server._connections.pop(self, None)
+        self.abort()
 
     # ------------------------------------------------------------ waiting
 
@@ -386,8 +453,12 @@ class _AgiConnection(asyncio.Protocol):
         try:
             await self._serve()
         except PeerHangup as exc:
-            stats.unanswer("hangup")
-            log.debug("%s: %s", self.peer, exc)
+            if self.evicted:
+                stats.unanswer(self.evicted)
+                log.debug("%s: closed before its AGI environment (%s)", self.peer, self.evicted)
+            else:
+                stats.unanswer("hangup")
+                log.debug("%s: %s", self.peer, exc)
         except ProtocolError as exc:
             stats.unanswer("protocol_error")
             log.warning("%s: AGI protocol error: %s; closing", self.peer, exc)

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     )
     max_connections: int = Field(2000, ge=1)
     env_timeout_ms: int = Field(2000, ge=1, description="time allowed to read the AGI env block")
+    idle_close_ms: int = Field(
+        200,
+        ge=1,
+        description="above 80 % of max_connections, a connection whose AGI env has not "
+        "ended this long after its accept is closed",
+    )
     reply_timeout_ms: int = Field(2000, ge=1, description="time allowed for Asterisk's reply")
     max_line_bytes: int = Field(4096, ge=256)
     max_env_lines: int = Field(128, ge=8)
@@ -190,6 +196,7 @@ LIVE_SETTINGS = frozenset(
         "allowed_clients",
         "max_connections",
         "env_timeout_ms",
+        "idle_close_ms",
         "reply_timeout_ms",
         "max_line_bytes",
         "max_env_lines",
