@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from callscreen.cli import app
 from callscreen.core.config import Settings
 from callscreen.core.model import Action
-from callscreen.gateway.serve import Gateway, Part, raise_fd_limit
+from callscreen.gateway.serve import Gateway, Part, exposure_warnings, raise_fd_limit
 from callscreen.services.admin import Admin
 from tests.agiclient import FakeAsterisk, build_env, mset_variables
 from tests.redisproc import RedisProcess, free_port
@@ -582,3 +582,14 @@ def test_the_open_files_limit_is_raised_for_max_connections(
     limits["now"] = (1024, 2048)
     raise_fd_limit(Settings(_env_file=None, max_connections=3000))
     assert limits["now"] == (2048, 2048)  # as far as the hard limit allows (and a warning)
+
+
+def test_a_port_open_to_everyone_is_warned_about() -> None:
+    def warned(**values: Any) -> bool:
+        return bool(exposure_warnings(Settings(_env_file=None, **values)))
+
+    assert warned(listen_host="0.0.0.0")
+    assert warned(listen_host="192.0.2.10")
+    assert not warned(listen_host="0.0.0.0", allowed_clients="10.1.0.0/24")
+    assert not warned(listen_host="127.0.0.1") and not warned(listen_host="::1")
+    assert not warned(listen_host="localhost")

@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -35,6 +35,7 @@ from callscreen.callpath.stats import CallStats
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, PeerHangup, ProtocolError
 from callscreen.core.model import Result
+from callscreen.core.ratelog import LogLimiter
 
 __all__ = [
     "AgiServer",
@@ -42,6 +43,7 @@ __all__ = [
     "CallInfo",
     "Handler",
     "ScreenerLike",
+    "address_in",
     "format_call",
     "screen_answer",
 ]
@@ -63,6 +65,9 @@ HARD_LIMIT_FACTOR = 2
 #: environment within ``idle_close_ms`` of its accept is closed (Asterisk sends it at
 #: once): idle sockets cannot hold the slots that calls need.
 IDLE_CLOSE_SHARE = 0.8
+#: Lines a peer can cause (refused, garbage, unknown scripts, ...) are written once
+#: per cause per this many seconds; the rest are summed up in one line.
+NOTICE_INTERVAL_S = 10.0
 
 
 class ScreenerLike(Protocol):
@@ -83,6 +88,7 @@ class CallInfo:
 
     peer: str
     overloaded: bool = False
+    host: str = ""  # the peer's address, without its port
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +149,9 @@ class AgiServer:
         self.calls = 0  # calls answered (one log line each)
         self.stats = CallStats()
         self.draining = False  # set by close(): connections still arriving are refused
+        #: the lines peers can cause, rate-limited; its counts are in the metrics
+        self.notices = LogLimiter(log, NOTICE_INTERVAL_S)
+        self._notice_flush: asyncio.TimerHandle | None = None
 
     def reconfigure(self, settings: Settings) -> None:
         """Use ``settings`` from now on: calls already screening keep the old deadline;
@@ -191,9 +200,11 @@ class AgiServer:
         seconds (``settings.shutdown_grace_s`` by default); cancel the rest."""
         grace = self.settings.shutdown_grace_s if grace is None else grace
         self.draining = True
-        if self._sweep is not None:
-            self._sweep.cancel()
-            self._sweep = None
+        for timer in (self._sweep, self._notice_flush):
+            if timer is not None:
+                timer.cancel()
+        self._sweep = self._notice_flush = None
+        self.notices.flush()
         server, self._server = self._server, None
         if server is not None:
             # The listening socket goes now: new connections are refused by the kernel
@@ -221,13 +232,23 @@ class AgiServer:
         """Whether a client at ``host`` may connect (``allowed_clients``; empty: all)."""
         if not self._networks:
             return True
+        return address_in(host, self._networks)
+
+    def notice(self, cause: str, msg: str, *args: object, level: int = logging.WARNING) -> None:
+        """Log a line a peer caused (refused connection, garbage, ...), at most once per
+        ``cause`` per :data:`NOTICE_INTERVAL_S`; the others are summed up later.
+        Values from the peer must already be cleaned (:func:`printable`)."""
+        if self.notices.log(level, cause, msg, *args) or self._notice_flush is not None:
+            return
         try:
-            address = ipaddress.ip_address(host.partition("%")[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self._networks)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._notice_flush = loop.call_later(self.notices.interval, self._flush_notices)
+
+    def _flush_notices(self) -> None:
+        self._notice_flush = None
+        self.notices.flush()
 
     def make_room(self) -> bool:
         """At the limit: close the oldest connection that has not completed its AGI
@@ -316,6 +337,20 @@ async def screen_answer(
     )
 
 
+def address_in(
+    host: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Whether the address ``host`` is in one of ``networks`` (an IPv4-mapped IPv6
+    address is checked as IPv4; anything that is not an address is in none)."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
 def _fail(screener: ScreenerLike, request: ScreenRequest, reason: str) -> Decision:
     try:
         return screener.fail_decision(request, reason)
@@ -337,6 +372,7 @@ class _AgiConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self.peer = "?"
+        self.host = ""
         self.overloaded = False
         self.error: ProtocolError | None = None
         self.eof = False
@@ -355,6 +391,7 @@ class _AgiConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         self.peer = f"{host}:{peer[1]}" if isinstance(peer, tuple) and len(peer) > 1 else host
+        self.host = host
         if server.draining:
             # accepted by the loop just before the listener closed: refuse it too
             server.stats.refuse("draining")
@@ -363,7 +400,9 @@ class _AgiConnection(asyncio.Protocol):
             return
         if not server.allowed(host):
             server.stats.refuse("not_allowed")
-            log.warning("refused connection from %s: not in allowed_clients", self.peer)
+            server.notice(
+                "not_allowed", "refused connection from %s: not in allowed_clients", self.peer
+            )
             transport.close()
             return
         limit = server.settings.max_connections
@@ -372,7 +411,9 @@ class _AgiConnection(asyncio.Protocol):
         active = len(server._connections)
         if active >= limit * HARD_LIMIT_FACTOR:
             server.stats.refuse("overload")
-            log.warning("refused connection from %s: %d connections open", self.peer, active)
+            server.notice(
+                "overload", "refused connection from %s: %d connections open", self.peer, active
+            )
             transport.close()
             return
         self.overloaded = active >= limit
@@ -461,7 +502,12 @@ class _AgiConnection(asyncio.Protocol):
                 log.debug("%s: %s", self.peer, exc)
         except ProtocolError as exc:
             stats.unanswer("protocol_error")
-            log.warning("%s: AGI protocol error: %s; closing", self.peer, exc)
+            self.server.notice(
+                "protocol_error",
+                "%s: AGI protocol error: %s; closing",
+                self.peer,
+                printable(str(exc)),
+            )
         except Exception:
             stats.unanswer("error")
             log.exception("%s: AGI connection failed", self.peer)
@@ -477,16 +523,19 @@ class _AgiConnection(asyncio.Protocol):
                 await self._until(lambda: session.phase is not Phase.ENV)
         except TimeoutError:
             self.server.stats.unanswer("env_timeout")
-            log.info(
+            self.server.notice(
+                "env_timeout",
                 "%s: no complete AGI environment within %d ms; closing",
                 self.peer,
                 settings.env_timeout_ms,
+                level=logging.INFO,
             )
             return
         env = session.env
         assert env is not None
         if env.tainted:
-            log.warning(
+            self.server.notice(
+                "forged_env",
                 "uniqueid=%s channel=%s: forged-looking AGI environment (caller-ID name %r)",
                 _field(env.uniqueid),
                 _field(env.channel),
@@ -496,14 +545,15 @@ class _AgiConnection(asyncio.Protocol):
         handler = self.server.routes.get(env.script)
         if handler is None:
             self.server.stats.unanswer("unknown_script")
-            log.warning(
+            self.server.notice(
+                "unknown_script",
                 "%s uniqueid=%s: unknown AGI script %r; closing",
                 self.peer,
                 _field(env.uniqueid),
                 printable(env.script),
             )
             return
-        call = CallInfo(peer=self.peer, overloaded=self.overloaded)
+        call = CallInfo(peer=self.peer, overloaded=self.overloaded, host=self.host)
         self.amended = False
         env = session.env or env
         answer = await handler(env, call)

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
 
     # Opt-out requests (AGI optout route)
     optout_list: str = "do-not-call"
+    optout_clients: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1"],
+        description="the Asterisk hosts: addresses or networks whose optout requests "
+        "are accepted (default: loopback only)",
+    )
+    optout_rate: float = Field(20.0, gt=0, description="optout requests a second, per peer")
+    optout_burst: int = Field(100, ge=1, description="optout requests at once, per peer")
 
     # Attempt log (every screening decision, for reports)
     calllog_enabled: bool = True
@@ -144,7 +151,12 @@ class Settings(BaseSettings):
     calllog_flush_interval_ms: int = Field(50, ge=1)
 
     @field_validator(
-        "redis_sentinels", "allowed_clients", "outcome_causes", "outcome_channels", mode="before"
+        "redis_sentinels",
+        "allowed_clients",
+        "optout_clients",
+        "outcome_causes",
+        "outcome_channels",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -168,7 +180,7 @@ class Settings(BaseSettings):
         ZoneInfo(value)
         return value
 
-    @field_validator("allowed_clients")
+    @field_validator("allowed_clients", "optout_clients")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:
@@ -178,6 +190,10 @@ class Settings(BaseSettings):
     def client_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """The allowed client addresses as networks (empty: everyone)."""
         return [ipaddress.ip_network(item, strict=False) for item in self.allowed_clients]
+
+    def optout_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The addresses whose ``optout`` requests are accepted (empty: none)."""
+        return [ipaddress.ip_network(item, strict=False) for item in self.optout_clients]
 
     def safe_dump(self) -> dict[str, object]:
         """The settings with every secret masked, for logs and ``--json`` output."""
@@ -207,6 +223,9 @@ LIVE_SETTINGS = frozenset(
         "anonymous_policy",
         "log_level",
         "log_calls",
+        "optout_clients",
+        "optout_rate",
+        "optout_burst",
     }
 )
 

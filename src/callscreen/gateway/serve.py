@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ipaddress
 import logging
 import resource
 import signal
@@ -230,6 +231,23 @@ class Gateway:
         return live
 
 
+def exposure_warnings(settings: Settings) -> list[str]:
+    """What is open to more than the Asterisk hosts: the FastAGI port listening on a
+    non-loopback address with ``allowed_clients`` empty (anyone who reaches the port
+    can screen numbers, and fill the connection slots)."""
+    warnings = []
+    try:
+        loopback = ipaddress.ip_address(settings.listen_host).is_loopback
+    except ValueError:
+        loopback = settings.listen_host == "localhost"
+    if not loopback and not settings.allowed_clients:
+        warnings.append(
+            f"the FastAGI port listens on {settings.listen_host} and CALLSCREEN_ALLOWED_CLIENTS "
+            "is empty: anyone who reaches the port may use it; set it to the Asterisk hosts"
+        )
+    return warnings
+
+
 def raise_fd_limit(settings: Settings) -> None:
     """Raise the soft limit of open files to what ``max_connections`` needs (up to the
     hard limit): past it, accept() fails and asyncio stops accepting for a second."""
@@ -283,6 +301,8 @@ async def serve(settings: Settings, *, load_settings: Callable[[], Settings] | N
                 settings.deadline_ms,
                 settings.fail_policy.value,
             )
+            for warning in exposure_warnings(settings):
+                log.warning("%s", warning)
             await gateway.wait()
         log.info(
             "stopped: %d calls answered, %d Redis round trips",
