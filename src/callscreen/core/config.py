@@ -230,11 +230,23 @@ LIVE_SETTINGS = frozenset(
 )
 
 
-def mask_url(url: str) -> str:
-    """Hide the password of a redis URL (``redis://:secret@h`` -> ``redis://:***@h``)."""
+def split_userinfo(url: str) -> tuple[str, str | None, str]:
+    """``(scheme, user-info or None, the rest)`` of a URL. The user-info runs to the
+    **last** ``@`` (a password may hold ``/ ? # @ :`` unencoded; an ``@`` in the query
+    must then be written ``%40``)."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
+        return "", None, url
+    if "@" not in rest:
+        return scheme, None, rest
+    userinfo, _, host = rest.rpartition("@")
+    return scheme, userinfo, host
+
+
+def mask_url(url: str) -> str:
+    """A URL for messages: its whole user-info hidden (``redis://u:secret@h/0`` ->
+    ``redis://***@h/0``). No part of a user name or password is ever shown."""
+    scheme, userinfo, rest = split_userinfo(url)
+    if userinfo is None:
         return url
-    creds, _, host = rest.rpartition("@")
-    user, colon, _password = creds.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+    return f"{scheme}://***@{rest}"

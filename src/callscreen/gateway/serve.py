@@ -40,10 +40,13 @@ from typing import Any
 
 import pydantic
 
+from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
+from callscreen.core.errors import CallscreenError, StoreAuthError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
+from callscreen.gateway.health import redis_description
 from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import Metrics, MetricsEndpoint
 from callscreen.gateway.optout import OptoutRoute
@@ -248,6 +251,30 @@ def exposure_warnings(settings: Settings) -> list[str]:
     return warnings
 
 
+def credentials_problem(settings: Settings, timeout: float = 2.0) -> str:
+    """At start-up: ``""``, or why Redis refuses the gateway's credentials (a wrong
+    password must stop the start, not turn every call into a fail-policy answer).
+    Redis down or slow is not a problem here: calls get the fail policy until it is
+    back."""
+
+    async def check() -> str:
+        try:
+            client = LeanRedis.from_settings(settings, command_timeout=timeout)
+        except CallscreenError as exc:
+            return f"cannot use the Redis settings: {exc}"
+        try:
+            await client.call("PING", timeout=timeout)
+        except StoreAuthError as exc:
+            return f"{exc}; check CALLSCREEN_REDIS_PASSWORD (or the URL's user and password)"
+        except CallscreenError:
+            return ""
+        finally:
+            await client.close()
+        return ""
+
+    return asyncio.run(check())
+
+
 def raise_fd_limit(settings: Settings) -> None:
     """Raise the soft limit of open files to what ``max_connections`` needs (up to the
     hard limit): past it, accept() fails and asyncio stops accepting for a second."""
@@ -326,7 +353,11 @@ def run(
     local = LocalRedis(settings) if local_redis else None
     try:
         if local is not None and local.ensure():
-            log.info("using a local Redis at %s", settings.redis_url)
+            log.info("using a local Redis at %s", redis_description(settings))
+        problem = credentials_problem(settings)
+        if problem:
+            log.error("%s", problem)
+            return 1
         try:
             import uvloop
 
