@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from callscreen.callpath.decision import VARIABLES, Decision
 from callscreen.callpath.protocol import (
     MAX_COMMAND_BYTES,
+    AgiEnv,
     AgiSession,
     EnvAmended,
     EnvReceived,
@@ -592,3 +593,16 @@ def test_printable() -> None:
     assert printable("a\nb\x00c") == "a b c"
     assert printable("x" * 100, 10) == "x" * 9 + "…"
     assert sanitize_value("a\ud800b") == "a\ufffdb"
+
+
+def test_a_call_keeps_a_valid_campaign_and_marks_any_other_invalid() -> None:
+    def campaign(value: str) -> str:
+        env = AgiEnv(network_script="screen", args=("inbound", "+33123456789", value))
+        return screen_request(env).campaign
+
+    assert campaign(" spring ") == "spring"
+    assert campaign("") == ""
+    assert campaign("C" + "x" * 63) == "C" + "x" * 63
+    # 4,000 distinct 200-character campaigns are one campaign to the log and counters
+    assert {campaign(f"{i:04d}" + "y" * 196) for i in range(4000)} == {"~invalid"}
+    assert campaign("spring sale") == campaign("x" * 65) == "~invalid"

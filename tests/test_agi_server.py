@@ -26,6 +26,7 @@ from callscreen.services.entries import add_entries
 from callscreen.services.table import Table
 from tests.agiclient import FakeAsterisk, build_env, mset_variables, raw_exchange
 from tests.redisproc import free_port
+from tests.test_operations import until
 
 HOST = "127.0.0.1"
 ENV_TIMEOUT_MS = 300
@@ -429,29 +430,73 @@ async def test_clients_outside_allowed_networks_are_refused(
     assert (await asterisk(allowed).call(args=("inbound", "+1900"))).command_count == 1
 
 
+async def test_at_the_limit_a_connection_without_its_env_makes_room(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server(max_connections=2, env_timeout_ms=5000, idle_close_ms=60_000)
+    partial = build_env(port=server.port)[:50]
+    holds = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection(HOST, server.port)
+        writer.write(partial)
+        holds.append((reader, writer))
+    await until(lambda: server.active_connections == 2)
+    try:
+        # the newcomer is screened; the oldest connection still without its env goes
+        result = await asterisk(server).call(args=("inbound", "+19005550100"))
+        assert result.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+        assert await asyncio.wait_for(holds[0][0].read(), 5) == b""
+        assert server.stats.unanswered == {"evicted": 1}
+    finally:
+        for _, writer in holds:
+            writer.close()
+
+
+async def test_above_the_idle_share_silent_connections_are_closed(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server(max_connections=5, env_timeout_ms=60_000, idle_close_ms=100)
+    holds = [await asyncio.open_connection(HOST, server.port) for _ in range(4)]  # 80 %
+    try:
+        for reader, _ in holds:
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert server.stats.unanswered == {"idle": 4}
+        await assert_still_serving(server)
+    finally:
+        for _, writer in holds:
+            writer.close()
+    # below the share, a connection is given env_timeout_ms as before
+    reader, writer = await asyncio.open_connection(HOST, server.port)
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(), 0.5)
+    finally:
+        writer.close()
+
+
 async def test_over_max_connections_answers_the_fail_policy(
     start_server: ServerFactory,
 ) -> None:
-    server = await start_server(max_connections=1, env_timeout_ms=2000)
-    partial = build_env(port=server.port)[:50]
-    _, hold = await asyncio.open_connection(HOST, server.port)
-    hold.write(partial)
-    await hold.drain()
-    await asyncio.sleep(0.05)
+    # every slot is a call past its environment (Asterisk slow to reply): nothing to evict
+    screener = StubScreener()
+    server = await start_server(screener, max_connections=1, reply_timeout_ms=5000)
+    slow = FakeAsterisk(HOST, server.port, reply_delay=1.0)
+    held = asyncio.create_task(slow.call(args=("inbound", "+19005550100")))
+    await until(lambda: len(screener.requests) == 1)
     try:
         result = await asterisk(server).call(args=("inbound", "+19005550100"))
         assert result.command_count == 1
         assert result.variables["CALLSCREEN_RESULT"] == "UNSCREENED"
         assert "overloaded" in result.variables["CALLSCREEN_REASON"]
         # past twice the limit, connections are closed at once
-        _, hold2 = await asyncio.open_connection(HOST, server.port)
-        hold2.write(partial)
-        await asyncio.sleep(0.05)
+        held2 = asyncio.create_task(slow.call(args=("inbound", "+19005550100")))
+        await until(lambda: (server.active_connections, server.waiting_connections) == (2, 0))
         refused, took = await raw_exchange(HOST, server.port, build_env(port=server.port))
         assert refused == b"" and took < 1.0
-        hold2.close()
+        assert server.stats.refused == {"overload": 1}
+        assert (await held2).variables["CALLSCREEN_RESULT"] == "UNSCREENED"
     finally:
-        hold.close()
+        assert (await held).variables["CALLSCREEN_RESULT"] == "BLOCKED"
 
 
 # --------------------------------------------------------------------- shutdown

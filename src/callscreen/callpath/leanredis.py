@@ -65,8 +65,14 @@ from typing import Any, Final, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from callscreen.callpath.resp import NOTHING, RespError, RespParser, RespValue, encode_command
-from callscreen.core.config import Settings, mask_url
-from callscreen.core.errors import InvalidInput, StoreError, StoreProtocolError, StoreUnavailable
+from callscreen.core.config import Settings, mask_url, split_userinfo
+from callscreen.core.errors import (
+    InvalidInput,
+    StoreAuthError,
+    StoreError,
+    StoreProtocolError,
+    StoreUnavailable,
+)
 
 __all__ = ["LeanRedis", "RedisTarget", "Script", "parse_host_port"]
 
@@ -100,7 +106,7 @@ class RedisTarget:
     """A unix socket path; when set, ``host`` and ``port`` are not used."""
     tls: bool = False
     ssl_ca_certs: str | None = None
-    username: str | None = None
+    username: str | None = dataclasses.field(default=None, repr=False)
     password: str | None = dataclasses.field(default=None, repr=False)
     db: int = 0
 
@@ -113,8 +119,13 @@ class RedisTarget:
         silently ignored would be worse than a clear refusal).
         """
         shown = mask_url(url)
+        # The user-info is taken apart by hand, up to the last "@": urlsplit would end
+        # it at a "/", "?" or "#" inside the password and read the rest of the password
+        # as path or query, into the messages below. Only ``rest`` is parsed further.
+        scheme_name, userinfo, rest = split_userinfo(url)
+        user_text, colon, password_text = (userinfo or "").partition(":")
         try:
-            parts = urlsplit(url)
+            parts = urlsplit(f"{scheme_name}://{rest}" if scheme_name else url)
             port = parts.port
         except ValueError as exc:
             raise InvalidInput(f"invalid Redis URL {shown}: {exc}") from exc
@@ -141,14 +152,14 @@ class RedisTarget:
         if db < 0:
             raise InvalidInput(f"invalid Redis URL {shown}: bad database number {db_text!r}")
 
-        url_password = unquote(parts.password) if parts.password else None
+        url_password = unquote(password_text) if colon and password_text else None
         return cls(
             host=parts.hostname or "localhost",
             port=port or DEFAULT_PORT,
             path=path,
             tls=scheme == "rediss",
             ssl_ca_certs=query["ssl_ca_certs"][-1] if "ssl_ca_certs" in query else None,
-            username=unquote(parts.username) if parts.username else None,
+            username=unquote(user_text) if user_text else None,
             password=password if password is not None else url_password,
             db=db,
         )
@@ -625,7 +636,8 @@ class LeanRedis:
             for command, reply in zip(commands, replies, strict=True):
                 if isinstance(reply, RespError):
                     name = command[0].decode() if isinstance(command[0], bytes) else command[0]
-                    raise StoreError(f"Redis at {target.describe()} refused {name}: {reply}")
+                    error = StoreAuthError if name == "AUTH" else StoreError
+                    raise error(f"Redis at {target.describe()} refused {name}: {reply}")
             if self._sentinels:
                 role = replies[-1]
                 if not (isinstance(role, list) and role and role[0] == b"master"):

@@ -58,6 +58,7 @@ from enum import Enum
 from typing import Final
 
 from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.core.campaigns import call_campaign
 from callscreen.core.errors import InvalidInput, ProtocolError
 from callscreen.core.model import Direction, Result
 
@@ -422,7 +423,7 @@ def screen_request(env: AgiEnv) -> ScreenRequest:
     return ScreenRequest(
         number=number,
         direction=direction,
-        campaign=env.arg(3).strip(),
+        campaign=call_campaign(env.arg(3)),
         uniqueid=env.uniqueid,
         callerid_name=env.calleridname,
     )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ipaddress
 import logging
 import resource
 import signal
@@ -39,10 +40,13 @@ from typing import Any
 
 import pydantic
 
+from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
+from callscreen.core.errors import CallscreenError, StoreAuthError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
+from callscreen.gateway.health import redis_description
 from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import Metrics, MetricsEndpoint
 from callscreen.gateway.optout import OptoutRoute
@@ -230,6 +234,47 @@ class Gateway:
         return live
 
 
+def exposure_warnings(settings: Settings) -> list[str]:
+    """What is open to more than the Asterisk hosts: the FastAGI port listening on a
+    non-loopback address with ``allowed_clients`` empty (anyone who reaches the port
+    can screen numbers, and fill the connection slots)."""
+    warnings = []
+    try:
+        loopback = ipaddress.ip_address(settings.listen_host).is_loopback
+    except ValueError:
+        loopback = settings.listen_host == "localhost"
+    if not loopback and not settings.allowed_clients:
+        warnings.append(
+            f"the FastAGI port listens on {settings.listen_host} and CALLSCREEN_ALLOWED_CLIENTS "
+            "is empty: anyone who reaches the port may use it; set it to the Asterisk hosts"
+        )
+    return warnings
+
+
+def credentials_problem(settings: Settings, timeout: float = 2.0) -> str:
+    """At start-up: ``""``, or why Redis refuses the gateway's credentials (a wrong
+    password must stop the start, not turn every call into a fail-policy answer).
+    Redis down or slow is not a problem here: calls get the fail policy until it is
+    back."""
+
+    async def check() -> str:
+        try:
+            client = LeanRedis.from_settings(settings, command_timeout=timeout)
+        except CallscreenError as exc:
+            return f"cannot use the Redis settings: {exc}"
+        try:
+            await client.call("PING", timeout=timeout)
+        except StoreAuthError as exc:
+            return f"{exc}; check CALLSCREEN_REDIS_PASSWORD (or the URL's user and password)"
+        except CallscreenError:
+            return ""
+        finally:
+            await client.close()
+        return ""
+
+    return asyncio.run(check())
+
+
 def raise_fd_limit(settings: Settings) -> None:
     """Raise the soft limit of open files to what ``max_connections`` needs (up to the
     hard limit): past it, accept() fails and asyncio stops accepting for a second."""
@@ -283,6 +328,8 @@ async def serve(settings: Settings, *, load_settings: Callable[[], Settings] | N
                 settings.deadline_ms,
                 settings.fail_policy.value,
             )
+            for warning in exposure_warnings(settings):
+                log.warning("%s", warning)
             await gateway.wait()
         log.info(
             "stopped: %d calls answered, %d Redis round trips",
@@ -306,7 +353,11 @@ def run(
     local = LocalRedis(settings) if local_redis else None
     try:
         if local is not None and local.ensure():
-            log.info("using a local Redis at %s", settings.redis_url)
+            log.info("using a local Redis at %s", redis_description(settings))
+        problem = credentials_problem(settings)
+        if problem:
+            log.error("%s", problem)
+            return 1
         try:
             import uvloop
 

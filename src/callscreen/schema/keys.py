@@ -62,8 +62,8 @@ The outcome watcher (:mod:`callscreen.gateway.outcomes`; ``DIGITS`` a number's E
 ``{cs}:oc:u:U``          string call U was counted (SET NX EX, a day: one gateway
                                 counts it)
 
-(``optout.lua`` builds the ``lists``, ``lseq``, ``list``, ``global``, ``hist``, ``bseq``
-and ``b`` names from the base, as ``lookup.lua`` does.)
+(``optout.lua`` builds the ``lists``, ``lseq``, ``list``, ``global``, ``hist``, ``bseq``,
+``b`` and ``e`` names from the base, as ``lookup.lua`` does.)
 """
 
 from __future__ import annotations
