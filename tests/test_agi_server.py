@@ -120,6 +120,7 @@ async def test_a_call_sets_all_six_variables_in_one_command(server: AgiServer) -
         "CALLSCREEN_MATCH": "+1900*",
         "CALLSCREEN_REASON": "premium rate (inbound, spring)",
         "CALLSCREEN_NUMBER": "+19005550100",
+        "CDR(userfield)": "callscreen:BLOCKED:premium",
     }
     assert result.closed_by_server
 
@@ -572,9 +573,12 @@ async def test_real_screener_over_fastagi(redis_url: str, start_server: ServerFa
         fake = asterisk(server)
         blocked, labeled, allowed, emergency = await asyncio.gather(
             fake.call(args=("inbound", "01 23 45 67 89")),
-            fake.call(args=("inbound",), callerid="+33899123456"),
+            fake.call(args=("inbound",), callerid="+33899123456", calleridname='Bob "B" (x,y)'),
             fake.call(args=("outbound", "+33198765432", "spring")),
             fake.call(args=("outbound",), extension="112"),
+        )
+        nameless = await fake.call(
+            args=("inbound", "+33899123457"), callerid="+33899123457", calleridname="unknown"
         )
     finally:
         await screener.close()
@@ -586,9 +590,16 @@ async def test_real_screener_over_fastagi(redis_url: str, start_server: ServerFa
         "CALLSCREEN_MATCH": "+33123456789",
         "CALLSCREEN_REASON": 'asked us to stop, "twice" (a\\b)',
         "CALLSCREEN_NUMBER": "+33123456789",
+        "CDR(userfield)": "callscreen:BLOCKED:dnc",
     }
     assert labeled.variables["CALLSCREEN_RESULT"] == "LABELED"
     assert labeled.variables["CALLSCREEN_MATCH"] == "+33899*"
+    # what the dialplan used to do after the answer now comes with it
+    assert labeled.variables["CDR(userfield)"] == "callscreen:LABELED:premium"
+    assert labeled.variables["CALLERID(name)"] == 'Blacklisted: Bob "B" (x,y)'
+    assert nameless.variables["CALLERID(name)"] == "Blacklisted: +33899123457"
+    assert "CDR(userfield)" not in allowed.variables
+    assert "CALLERID(name)" not in allowed.variables
     assert allowed.variables["CALLSCREEN_RESULT"] == "ALLOWED"
     assert allowed.variables["CALLSCREEN_NUMBER"] == "+33198765432"
     assert emergency.variables["CALLSCREEN_RESULT"] == "ALLOWED"
@@ -617,7 +628,13 @@ async def test_real_screener_fails_closed_when_redis_is_down(
     assert inbound.variables["CALLSCREEN_RESULT"] == "BLOCKED"
     assert inbound.variables["CALLSCREEN_LABEL"] == ""
     assert inbound.variables["CALLSCREEN_REASON"].startswith("screening unavailable")
+    # one CDR form for both failure paths, no Redis address in it; the number read
+    assert inbound.variables["CDR(userfield)"] == "callscreen:BLOCKED:screening unavailable"
+    assert inbound.variables["CALLSCREEN_NUMBER"] == "+33123456789"
     assert emergency.variables["CALLSCREEN_RESULT"] != "BLOCKED"
+    # an emergency number is allowed before Redis is asked
+    assert "CDR(userfield)" not in emergency.variables
+    assert emergency.variables["CALLSCREEN_NUMBER"] == "112"
     assert inbound.elapsed < 2.0
 
 
@@ -693,6 +710,7 @@ async def test_classic_agi_answers_with_one_command(tmp_path: Path, redis_url: s
         "CALLSCREEN_MATCH": "+33123456789",
         "CALLSCREEN_REASON": "stop, please (really)",
         "CALLSCREEN_NUMBER": "+33123456789",
+        "CDR(userfield)": "callscreen:BLOCKED:dnc",
     }
     assert "uniqueid=42.1" in stderr and "result=BLOCKED" in stderr
 

@@ -31,7 +31,10 @@ reply. ``1xx`` lines are provisional and precede the real reply.
 
 What we send
 ------------
-Exactly one command per call: ``EXEC MSet "NAME=value,NAME=value,…"``.
+Exactly one command per call: ``EXEC MSet "NAME=value,NAME=value,…"``. A NAME
+may be a dialplan function (``CDR(userfield)``, ``CALLERID(name)``): Asterisk's
+``pbx_builtin_setvar_helper`` writes a name ending in ``)`` through the function, so
+the one command also does what the dialplan would otherwise do after the answer.
 Asterisk parses it twice:
 
 1. ``res_agi.c`` ``parse_args``: the line ends at ``\\n`` and is split on spaces and
@@ -134,7 +137,9 @@ _TAIL_RANK: dict[str, int | None] = (
     dict.fromkeys((*HEAD_KEYS, NAME_KEY)) | {key: i for i, key in enumerate(TAIL_KEYS)} | _ARG_KEYS
 )
 
-_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A variable name, or a dialplan function with a plain argument (``CDR(userfield)``,
+#: ``CALLERID(name)``): MSet writes a name ending in ``)`` through the function.
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9_-]*\))?")
 _CONTROL_TO_SPACE = dict.fromkeys([*range(32), 127], " ")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _REPLY_CODE = re.compile(r"(\d{3})(?:([ -])(.*))?", re.DOTALL)

@@ -305,7 +305,7 @@ async def screen_answer(
         log.error("uniqueid=%s: %s; answering UNSCREENED", _field(env.uniqueid), exc)
         decision = bad_request_decision(f"bad request: {exc}")
         return Answer(
-            decision.variables(),
+            decision.answer_variables(None),
             (("direction", env.arg(1)), *decision.log_fields()),
             decision,
             cause="bad_request",
@@ -329,7 +329,7 @@ async def screen_answer(
     number = decision.number or request.number
     direction = request.direction.value
     return Answer(
-        decision.variables(),
+        decision.answer_variables(request),
         (("direction", direction), ("number", number), *decision.log_fields()),
         decision,
         direction,
