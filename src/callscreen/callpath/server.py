@@ -135,6 +135,7 @@ class AgiServer:
         self.calls = 0  # calls answered (one log line each)
         self.stats = CallStats()
         self.draining = False  # set by close(): connections still arriving are refused
+        self.reuse_port = False  # SO_REUSEPORT: one of several worker processes on the port
 
     def reconfigure(self, settings: Settings) -> None:
         """Use ``settings`` from now on: calls already screening keep the old deadline;
@@ -154,6 +155,7 @@ class AgiServer:
             self.settings.listen_host,
             self.settings.listen_port,
             reuse_address=True,
+            reuse_port=self.reuse_port or None,
             backlog=min(self.settings.max_connections, 4096),
         )
 
