@@ -47,6 +47,14 @@ Behaviour:
   the connection is dropped as soon as it is another one. Until then, calls still
   go to the old primary.
 
+- **Redis Cluster.** A ``MOVED slot host:port`` reply makes the client connect to that
+  node from then on and send the call again within its deadline: a client whose calls
+  all touch one slot (the lookups: every key under ``{cs}``) ends up on the primary of
+  that slot, one round trip a call as before. Calls that touch slots on several nodes
+  need a client per node (the attempt log keeps one per shard node, with
+  ``follow_moved`` off: it routes each shard itself). ``ASK``
+  (a slot being migrated) is not followed: the call fails like any error reply.
+
 Not supported here, on purpose: RESP3, pub/sub, MULTI across calls, blocking
 commands with no deadline. Use redis-py for administration paths that need them.
 """
@@ -367,8 +375,10 @@ class LeanRedis:
         stall_timeout: float = 3.0,
         reconnect_backoff: float = 0.1,
         sentinel_check_interval: float = 1.0,
+        follow_moved: bool = True,
     ) -> None:
         self.target = target
+        self.follow_moved = follow_moved
         self.sentinel_check_interval = sentinel_check_interval
         self._watcher: asyncio.Task[None] | None = None
         self.sentinel_service = sentinel_service
@@ -382,6 +392,7 @@ class LeanRedis:
         if target.tls:
             self._ssl = ssl.create_default_context(cafile=target.ssl_ca_certs)
         self._conn: _Connection | None = None
+        self._retired: list[_Connection] = []  # left for another Cluster node (MOVED)
         self._connecting: asyncio.Task[_Connection] | None = None
         self._retry_at = 0.0
         self._last_failure: BaseException | None = None
@@ -393,6 +404,7 @@ class LeanRedis:
         self.error_replies = 0  # calls Redis answered with an error (NOSCRIPT retried: not one)
         self.noscript = 0  # NOSCRIPT replies answered by sending the script (after a restart)
         self.connects = 0  # connections opened (the first one, then each reconnect)
+        self.moved = 0  # Redis Cluster MOVED replies followed to another node
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> LeanRedis:
@@ -441,8 +453,12 @@ class LeanRedis:
         """
         loop = asyncio.get_running_loop()
         budget = self.command_timeout if timeout is None else timeout
+        payload = encode_command(*args)
+        deadline = loop.time() + budget
         try:
-            value = await self._send(encode_command(*args), loop.time() + budget, budget)
+            value = await self._send(payload, deadline, budget)
+            if type(value) is RespError and value.code == "MOVED" and self._moved(value):
+                value = await self._send(payload, deadline, budget)
         except StoreError:
             self.failures += 1
             raise
@@ -470,6 +486,8 @@ class LeanRedis:
         payload = encode_command(b"EVALSHA", script.sha1, len(keys), *keys, *args)
         try:
             value = await self._send(payload, deadline, budget)
+            if type(value) is RespError and value.code == "MOVED" and self._moved(value):
+                value = await self._send(payload, deadline, budget)
             if type(value) is RespError and value.code == "NOSCRIPT":
                 self.noscript += 1
                 payload = encode_command(b"EVAL", script.source, len(keys), *keys, *args)
@@ -492,6 +510,9 @@ class LeanRedis:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
+        retired, self._retired = self._retired, []
+        for old in retired:
+            await old.close()
 
     # the hot path
 
@@ -521,6 +542,31 @@ class LeanRedis:
         future.set_exception(StoreUnavailable(f"no reply from Redis within {budget * 1000:g} ms"))
         if conn.stalled(self.stall_timeout):
             conn.abort(f"no reply from Redis for {self.stall_timeout:g} s", None)
+
+    def _moved(self, value: RespError) -> bool:
+        """A Redis Cluster ``MOVED slot host:port`` reply: connect to that node from now
+        on (see the module's docstring). False when it names where we already are."""
+        parts = value.message.split()
+        host, _, port = parts[2].rpartition(":") if len(parts) >= 3 else ("", "", "")
+        if not self.follow_moved or self._sentinels or not host or not port.isdigit():
+            return False
+        target = dataclasses.replace(self.target, host=host, port=int(port), path=None)
+        if target == self.target:
+            return False
+        log.info("Redis Cluster: the slot is served by %s", target.describe())
+        self.target = target
+        self.moved += 1
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Calls still waiting on it get their replies (MOVED too: they follow); then go.
+            self._retired.append(conn)
+            asyncio.get_running_loop().call_later(self.command_timeout, self._retire, conn)
+        return True
+
+    def _retire(self, conn: _Connection) -> None:
+        if conn in self._retired:
+            self._retired.remove(conn)
+            conn.abort("moved to another Cluster node", None)
 
     def _error(self, value: RespError) -> StoreError:
         self.failures += 1

@@ -152,6 +152,7 @@ class AgiServer:
         #: the lines peers can cause, rate-limited; its counts are in the metrics
         self.notices = LogLimiter(log, NOTICE_INTERVAL_S)
         self._notice_flush: asyncio.TimerHandle | None = None
+        self.reuse_port = False  # SO_REUSEPORT: one of several worker processes on the port
 
     def reconfigure(self, settings: Settings) -> None:
         """Use ``settings`` from now on: calls already screening keep the old deadline;
@@ -171,6 +172,7 @@ class AgiServer:
             self.settings.listen_host,
             self.settings.listen_port,
             reuse_address=True,
+            reuse_port=self.reuse_port or None,
             backlog=min(self.settings.max_connections, 4096),
         )
 

@@ -108,9 +108,14 @@ class Gateway:
     """
 
     def __init__(
-        self, settings: Settings, *, load_settings: Callable[[], Settings] | None = None
+        self,
+        settings: Settings,
+        *,
+        load_settings: Callable[[], Settings] | None = None,
+        worker: int | None = None,
     ) -> None:
         self.settings = settings
+        self.worker = worker
         self.load_settings = load_settings or from_environment
         self._loaded = self._baseline()
         self.screener = Screener.from_settings(settings)
@@ -124,17 +129,24 @@ class Gateway:
         )
         self.optout = OptoutRoute(self.server, self.screener.client)
         self.server.routes["optout"] = self.optout
+        # one of several workers on one port (callscreen.gateway.workers)
+        self.server.reuse_port = worker is not None
         self.metrics = Metrics(self.server)
         self.metrics.watch_redis("screening", self.screener.client)
         self.endpoint = MetricsEndpoint(settings, self.metrics)
         self.watcher = OutcomeWatcher(settings)  # idle unless AMI is configured
+        watch = worker in (None, 0)  # with workers, worker 0 alone watches outcomes
         # Started in this order, closed in the reverse one: one line per component.
         # The FastAGI server stays last (first to close: calls drain while the rest
         # still works, and the attempt log then writes what they left queued).
         self.parts: list[Part] = [
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
-            Part("outcome watcher", start=self.watcher.start, close=self.watcher.close),
+            Part(
+                "outcome watcher",
+                start=self.watcher.start if watch else None,
+                close=self.watcher.close if watch else None,
+            ),
             # opt-outs cancel queued calls in the background: let those finish
             Part("optout cascades", close=lambda: self.optout.drain(OPTOUT_DRAIN_S)),
             Part(
@@ -294,10 +306,15 @@ def raise_fd_limit(settings: Settings) -> None:
         )
 
 
-async def serve(settings: Settings, *, load_settings: Callable[[], Settings] | None = None) -> None:
+async def serve(
+    settings: Settings,
+    *,
+    load_settings: Callable[[], Settings] | None = None,
+    worker: int | None = None,
+) -> None:
     """Serve FastAGI until SIGTERM or SIGINT; SIGHUP reloads (see the module doc)."""
     loop = asyncio.get_running_loop()
-    gateway = Gateway(settings, load_settings=load_settings)
+    gateway = Gateway(settings, load_settings=load_settings, worker=worker)
     signals = 0
 
     def on_stop() -> None:
@@ -332,7 +349,8 @@ async def serve(settings: Settings, *, load_settings: Callable[[], Settings] | N
                 log.warning("%s", warning)
             await gateway.wait()
         log.info(
-            "stopped: %d calls answered, %d Redis round trips",
+            "stopped%s: %d calls answered, %d Redis round trips",
+            "" if worker is None else f" (worker {worker})",
             gateway.server.calls,
             gateway.screener.client.requests,
         )
@@ -346,8 +364,10 @@ def run(
     *,
     local_redis: bool = False,
     load_settings: Callable[[], Settings] | None = None,
+    worker: int | None = None,
 ) -> int:
-    """Run the gateway in this process; returns the exit code."""
+    """Run the gateway in this process (as worker ``worker`` of
+    :mod:`callscreen.gateway.workers` when given); returns the exit code."""
     configure_logging(settings.log_level)
     raise_fd_limit(settings)
     local = LocalRedis(settings) if local_redis else None
@@ -361,9 +381,9 @@ def run(
         try:
             import uvloop
 
-            uvloop.run(serve(settings, load_settings=load_settings))
+            uvloop.run(serve(settings, load_settings=load_settings, worker=worker))
         except ImportError:
-            asyncio.run(serve(settings, load_settings=load_settings))
+            asyncio.run(serve(settings, load_settings=load_settings, worker=worker))
     except asyncio.CancelledError:
         return 1
     except OSError as exc:  # the FastAGI address is taken or not ours
