@@ -9,12 +9,12 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from callscreen.api.auth import Principal, scoped
 from callscreen.api.backend import Backend
-from callscreen.api.models import Health, HistoryOut
+from callscreen.api.models import ERRORS, Health, HistoryOut
 from callscreen.core.errors import InvalidInput
 from callscreen.services.apikeys import KeyScope
 
-router = APIRouter(tags=["evidence"])
-health = APIRouter(tags=["health"])
+router = APIRouter(tags=["evidence"], responses=ERRORS)
+health = APIRouter(tags=["health"], responses={503: ERRORS[503]})
 
 EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Response
 
 from callscreen.api.auth import Principal, scoped
-from callscreen.api.models import KeyCreate, KeyCreated, KeyOut
+from callscreen.api.models import ERRORS, KeyCreate, KeyCreated, KeyOut
 from callscreen.services.apikeys import KeyScope
 
-router = APIRouter(prefix="/keys", tags=["keys"])
+router = APIRouter(prefix="/keys", tags=["keys"], responses=ERRORS)
 
 Admin = Annotated[Principal, Depends(scoped(KeyScope.KEYS_ADMIN))]
 KeyName = Annotated[str, Path(min_length=1, max_length=64)]

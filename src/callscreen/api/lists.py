@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from callscreen.api.auth import Principal, scoped
 from callscreen.api.backend import Replay
 from callscreen.api.models import (
+    ERRORS,
     MAX_CHANGE,
     MAX_ENTRIES,
     ChangeOut,
@@ -35,7 +36,7 @@ from callscreen.core.times import parse_expiry
 from callscreen.services.admin import ChangeResult, EntryView
 from callscreen.services.apikeys import KeyScope
 
-router = APIRouter(prefix="/lists", tags=["lists"])
+router = APIRouter(prefix="/lists", tags=["lists"], responses=ERRORS)
 
 Reader = Annotated[Principal, Depends(scoped(KeyScope.LISTS_READ))]
 Writer = Annotated[Principal, Depends(scoped(KeyScope.LISTS_WRITE))]

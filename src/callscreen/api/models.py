@@ -258,3 +258,40 @@ class HistoryOut(BaseModel):
 class Health(BaseModel):
     status: str
     detail: dict[str, Any] = {}
+
+
+class ProblemOut(BaseModel):
+    """An error (RFC 9457 problem details, ``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="stable per error: urn:callscreen:problem:NAME")
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="422: every invalid field (loc, message, index in a list)"
+    )
+    scope: str | None = Field(None, description="403: the scope the key lacks")
+    retry_after: int | None = Field(None, description="429: seconds to wait")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": ProblemOut.model_json_schema()}},
+    }
+
+
+#: The errors every authenticated route may answer, documented once.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed JSON"),
+    401: _problem("No API key, or one unknown, revoked or expired"),
+    403: _problem("The key lacks the scope, or may not use the list"),
+    404: _problem("No such list, entry, campaign or key"),
+    409: _problem("A conflict, or a rule refuses the change (permanent entries)"),
+    413: _problem("The body or the request is too large"),
+    422: _problem("Invalid input: every invalid field, with its index"),
+    429: _problem("Too many failed authentications from this address"),
+    503: _problem("Redis unavailable"),
+}

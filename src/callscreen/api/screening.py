@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path
 
 from callscreen.api.auth import Principal, scoped
 from callscreen.api.models import (
+    ERRORS,
     MAX_CHECK,
     CampaignLists,
     CampaignOut,
@@ -21,7 +22,7 @@ from callscreen.core.errors import InvalidNumber, StoreUnavailable, TooLarge
 from callscreen.core.model import Direction, Result
 from callscreen.services.apikeys import KeyScope
 
-router = APIRouter(tags=["screening"])
+router = APIRouter(tags=["screening"], responses=ERRORS)
 
 Checker = Annotated[Principal, Depends(scoped(KeyScope.CHECK))]
 OptoutWriter = Annotated[Principal, Depends(scoped(KeyScope.OPTOUT_WRITE))]
