@@ -10,6 +10,7 @@ import redis
 import uvloop
 
 from callscreen.core.config import Settings
+from tests.apiserver import ApiServer
 from tests.redisproc import RedisProcess
 
 pytest_plugins = ["tests.listfixtures"]
@@ -63,3 +64,26 @@ def pytest_asyncio_loop_factories(
     if marker is not None and marker.kwargs.get("loop_factories"):
         return {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
     return {"asyncio": asyncio.new_event_loop}
+
+
+@pytest.fixture(scope="session")
+def api_server(redis_server: RedisProcess) -> Iterator[ApiServer]:
+    """One real uvicorn serving the HTTP API for the session, over the session's Redis."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=redis_server.url,
+        default_region="FR",
+        spool_dir="",
+        log_level="WARNING",
+    )
+    server = ApiServer(settings)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(api_server: ApiServer, redis_url: str) -> ApiServer:
+    """The API over an empty Redis, its failed-authentication counts reset."""
+    api_server.reset_limits()
+    return api_server

@@ -121,6 +121,7 @@ def main() -> None:
 
 
 # the commands register themselves on ``app``
+from callscreen.cli import apikeys as _apikeys  # noqa: E402, F401
 from callscreen.cli import campaigns as _campaigns  # noqa: E402, F401
 from callscreen.cli import check as _check  # noqa: E402, F401
 from callscreen.cli import entries as _entries  # noqa: E402, F401

@@ -138,6 +138,27 @@ class Settings(BaseSettings):
     optout_rate: float = Field(20.0, gt=0, description="optout requests a second, per peer")
     optout_burst: int = Field(100, ge=1, description="optout requests at once, per peer")
 
+    # HTTP API (`callscreen api`)
+    api_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
+    api_port: int = Field(8573, ge=0, le=65535)
+    api_forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="proxies trusted for X-Forwarded-For/-Proto (addresses or networks); "
+        "empty: client addresses are the peers'",
+    )
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="origins allowed by CORS; empty: no CORS headers"
+    )
+    api_ssl_certfile: str = Field("", description="TLS certificate (PEM); '' = plain HTTP")
+    api_ssl_keyfile: str = ""
+    api_data_dir: str = Field("var/api", description="where uploaded imports are written")
+    api_auth_failures_per_s: int = Field(
+        10, ge=1, description="failed authentications a second per client address, then 429"
+    )
+    api_max_body_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="largest JSON body accepted (413 past it)"
+    )
+
     # Attempt log (every screening decision, for reports)
     calllog_enabled: bool = True
     calllog_allowed: bool = Field(True, description="keep allowed calls in the log too")
@@ -156,6 +177,8 @@ class Settings(BaseSettings):
         "optout_clients",
         "outcome_causes",
         "outcome_channels",
+        "api_forwarded_allow_ips",
+        "api_cors_origins",
         mode="before",
     )
     @classmethod

@@ -5,7 +5,8 @@
     CallscreenError
     ├── InvalidInput            bad input from a user, a file or the dialplan
     │   ├── InvalidNumber       not a phone number or prefix we can screen
-    │   └── InvalidName         a list or campaign name out of bounds
+    │   ├── InvalidName         a list or campaign name out of bounds
+    │   └── TooLarge            a request or upload past a size limit
     ├── NotFound                a list, entry or campaign that does not exist
     ├── Conflict                a name already taken, or a change that would clash
     ├── Refused                 a rule forbids the change (permanent entries, ...)
@@ -15,6 +16,9 @@
     │   ├── StoreUnavailable    Redis could not be reached or did not answer in time
     │   └── StoreProtocolError  Redis sent bytes that are not RESP, or past our limits
     ├── AmiUnavailable          Asterisk's manager interface (AMI) could not be used
+    ├── Unauthenticated         no API key, or one unknown, revoked or expired
+    ├── Forbidden               the API key lacks a scope, or the list is not one of its lists
+    ├── RateLimited             too many attempts from one client: wait and retry
     └── ProtocolError           the AGI peer broke the protocol
         └── PeerHangup          the AGI peer closed the connection or sent HANGUP
 """
@@ -36,6 +40,10 @@ class InvalidNumber(InvalidInput):
 
 class InvalidName(InvalidInput):
     """Raised when a list or campaign name is empty, too long or otherwise unusable."""
+
+
+class TooLarge(InvalidInput):
+    """Raised when a request is past a size limit (a body, the entries of one request)."""
 
 
 class NotFound(CallscreenError):
@@ -76,6 +84,29 @@ class StoreProtocolError(StoreError):
 class AmiUnavailable(CallscreenError):
     """Raised when AMI is not configured, cannot be reached, refuses the login, or does
     not answer an action in time; the socket or panoramisk error is the cause."""
+
+
+class Unauthenticated(CallscreenError):
+    """Raised when an API request carries no key, or a key that is unknown, revoked or
+    expired. The message never contains the key."""
+
+
+class Forbidden(CallscreenError):
+    """Raised when an API key lacks the scope an operation needs (``scope`` names it),
+    or is restricted to lists that do not include the one asked for."""
+
+    def __init__(self, message: str, scope: str = "") -> None:
+        super().__init__(message)
+        self.scope = scope
+
+
+class RateLimited(CallscreenError):
+    """Raised when a client made too many attempts (failed authentications); it may
+    retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ProtocolError(CallscreenError):

@@ -92,11 +92,18 @@ async def opt_out(
     *,
     deadline: float | None = None,
     recorded: Callable[[Settings, str], None] | None = None,
+    by: str = "",
+    source: str = SOURCE,
+    note: str = "",
 ) -> Decision:
     """Record ``request``'s number on the do-not-call list within ``deadline`` seconds
     (``settings.deadline_ms`` by default); the :class:`Decision` to answer with. Never
     raises but for cancellation. ``recorded(settings, digits)`` is called once the
-    number is on the list (the route cancels its queued calls from there)."""
+    number is on the list (the route cancels its queued calls from there).
+
+    ``by`` names who records it (default: the call, by direction and uniqueid — the
+    HTTP API gives its key); ``source`` and ``note`` (added to the reason) say where
+    the request came from."""
     budget = settings.deadline_ms / 1000 if deadline is None else deadline
     try:
         key = parse_entry(request.number, settings.default_region)
@@ -107,7 +114,9 @@ async def opt_out(
     number = key.display
     try:
         async with asyncio.timeout(budget):
-            decision, changed = await _record(settings, client, request, key.digits)
+            decision, changed = await _record(
+                settings, client, request, key.digits, by, source, note
+            )
     except TimeoutError:
         return _failed("opt-out not recorded: Redis did not answer in time", number)
     except CallscreenError as exc:
@@ -121,16 +130,22 @@ async def opt_out(
 
 
 async def _record(
-    settings: Settings, client: LeanRedis, request: ScreenRequest, digits: str
+    settings: Settings,
+    client: LeanRedis,
+    request: ScreenRequest,
+    digits: str,
+    by: str = "",
+    source: str = SOURCE,
+    note: str = "",
 ) -> tuple[Decision, bool]:
     """The decision, and whether anything was written (False: already on the list)."""
     keys = Keys(settings.key_tag)
     now = time.time()
     stamp = iso(now) or ""
     details = f"campaign {request.campaign}, {stamp}" if request.campaign else stamp
-    reason = f"{REASON} ({details})"
-    by = f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
-    batch = Batch(0, "add", reason, SOURCE, by, now).encode()
+    reason = f"{REASON} ({details})" + (f": {note}" if note else "")
+    by = by or f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
+    batch = Batch(0, "add", reason, source or SOURCE, by, now).encode()
     list_name = settings.optout_list
     list_id, action, buckets, batch_id, created, existing = await client.evalsha(
         OPTOUT,
@@ -309,7 +324,7 @@ class OptoutRoute:
         """Cancel the number's queued calls in a worker thread, never delaying the answer."""
         if not (settings.cascade_enabled and settings.spool_dir):
             return
-        task = asyncio.get_running_loop().create_task(_cancel_queued(settings, digits))
+        task = asyncio.get_running_loop().create_task(cancel_queued(settings, digits))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -319,7 +334,8 @@ class OptoutRoute:
             await asyncio.wait(set(self._background), timeout=timeout)
 
 
-async def _cancel_queued(settings: Settings, digits: str) -> None:
+async def cancel_queued(settings: Settings, digits: str) -> None:
+    """Cancel the calls queued for +DIGITS (off the call path; failures are logged)."""
     targets = cascade.EntryTargets(exact=frozenset({digits}))
     try:
         scan = await asyncio.to_thread(

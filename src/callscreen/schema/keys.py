@@ -80,6 +80,14 @@ The outcome watcher (:mod:`callscreen.gateway.outcomes`; ``DIGITS`` a number's E
 
 (``optout.lua`` builds the ``lists``, ``lseq``, ``list``, ``global``, ``hist``, ``bseq``,
 ``b`` and ``e`` names from the base, as ``lookup.lua`` does.)
+
+The HTTP API (:mod:`callscreen.services.apikeys`, :mod:`callscreen.api`; ``NAME`` an API key's
+name, ``H`` the hex SHA-256 of a key, ``I`` a client's ``Idempotency-Key``):
+
+``{cs}:ak:names``        hash   API key name -> H (the names in use)
+``{cs}:ak:h:H``          hash   one API key: name, scopes, lists, created by/at, expires,
+                                last used (the key itself is never stored)
+``{cs}:idem:NAME:I``     string a bulk add's body hash and response, kept 24 h (SET NX EX)
 """
 
 from __future__ import annotations
@@ -231,6 +239,21 @@ class Keys:
     def old_log_patterns(self) -> tuple[str, ...]:
         """SCAN patterns of the old layout's log keys other than the stream."""
         return (f"{self.base}:log:*", f"{self.base}:fc:*")
+
+    # -- HTTP API keys (callscreen.services.apikeys) -------------------------------------------
+
+    @property
+    def api_key_names(self) -> str:
+        """API key name -> the hex SHA-256 of the key."""
+        return f"{self.base}:ak:names"
+
+    def api_key(self, digest: str) -> str:
+        """The record of the API key whose SHA-256 is ``digest`` (hex)."""
+        return f"{self.base}:ak:h:{digest}"
+
+    def idempotency(self, key_name: str, idempotency_key: str) -> str:
+        """A request replayed under ``Idempotency-Key`` by API key ``key_name``."""
+        return f"{self.base}:idem:{key_name}:{idempotency_key}"
 
     # -- outcome watcher (callscreen.gateway.outcomes) ---------------------------------------------
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import heapq
+import re
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,7 +36,7 @@ from callscreen.asterisk.cascade import CascadeReport
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.precedence import Match, rank, specificity
 from callscreen.core.config import Settings
-from callscreen.core.errors import InvalidInput, InvalidNumber, NeedsConfirmation
+from callscreen.core.errors import InvalidInput, InvalidNumber, NeedsConfirmation, NotFound
 from callscreen.core.model import Action, Direction, EntryRecord, Scope, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.times import iso, parse_before, parse_expiry
@@ -558,10 +559,12 @@ class Admin:
         by: str = "",
         source: str = DEFAULT_SOURCE,
         hangup_live: bool | None = None,
+        status: Status = Status.ACTIVE,
     ) -> ChangeResult:
-        """Add entries, active at once. An entry already there is updated (and said
-        so): a permanent one stays permanent, a removed one is restored, and what is
-        not given (reason, expiry, external id) keeps its stored value; an entry whose
+        """Add entries, active at once (``status`` pending: new ones wait for review).
+        An entry already there is updated (and said so): a permanent one stays
+        permanent, a removed one is restored, and what is not given (reason, expiry,
+        external id) keeps its stored value; an entry whose
         reason is kept also keeps the record of who gave it.
 
         ``expires`` is a duration (``30d``) or a date (``2027-01-31``, kept through
@@ -580,8 +583,16 @@ class Admin:
         if expires_at is not None and expires_at <= now:
             notes.append(f"the expiry {iso(expires_at)} is past: these entries do not match")
         batch = self.table.new_batch("add", reason, source, by)
+        if status not in (Status.ACTIVE, Status.PENDING):
+            raise InvalidInput("entries are added active or pending")
         summary = entries.add_entries(
-            self.table, info, keys, batch, expires=expires_at, external_id=external_id
+            self.table,
+            info,
+            keys,
+            batch,
+            status=status,
+            expires=expires_at,
+            external_id=external_id,
         )
         self._record(info, "add", by, summary, reason=reason, batch=batch.id)
         report = cascading.for_entries(
@@ -769,10 +780,13 @@ class Admin:
         search: str = "",
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
+        after: tuple[str, bool] | None = None,
     ) -> EntryPage:
         """A page of a list's entries sorted by entry, with the number matching the
         filter and the list's counts. ``search`` keeps entries starting with it
-        (``+3361``, or national digits read with the default region).
+        (``+3361``, or national digits read with the default region). ``after``
+        (digits, is_prefix) starts the page past that entry (a cursor that stays
+        right while entries are added or removed before it).
 
         This scans the whole list (admin side, never on the call path).
         """
@@ -795,6 +809,8 @@ class Admin:
                 if status is not None and record.effective_status(now) is not status:
                     continue
                 total += 1
+                if after is not None and (key.digits, key.is_prefix) <= after:
+                    continue
                 yield key, record
 
         page = heapq.nsmallest(
@@ -803,6 +819,15 @@ class Admin:
         counts = entries.status_counts(self.table, info, now)
         views = self._entry_views(page, now)
         return EntryPage(info.name, total, offset, limit, counts, views, status, search)
+
+    def show_entry(self, list_name: str, entry: str) -> EntryView:
+        """One entry of a list (NotFound if the list never held it)."""
+        info = self._info(list_name)
+        key = self.parse_entries([entry])[0]
+        record = entries.read_records(self.table, info, [key])[0]
+        if record is None:
+            raise NotFound(f"{key.display} is not in list {info.name!r}")
+        return self._entry_views([(key, record)], time.time())[0]
 
     def _entry_views(
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float
@@ -860,17 +885,25 @@ class Admin:
         return ChangeResult.of(info, "purge", by, summary, notes=(detail,))
 
     def history(
-        self, list_name: str | None = None, entry: str | None = None, *, limit: int = 50
+        self,
+        list_name: str | None = None,
+        entry: str | None = None,
+        *,
+        limit: int = 50,
+        before: str | None = None,
     ) -> list[Event]:
         """The most recent changes first: to one list (and, given ``entry``, to that
-        entry), or without a list to lists as a whole and to campaigns."""
+        entry), or without a list to lists as a whole and to campaigns. ``before`` (an
+        event id) pages back past that event."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"--limit must be between 1 and {MAX_PAGE}")
+        if before is not None and not re.fullmatch(r"\d{1,20}-\d{1,20}", before):
+            raise InvalidInput("not an event id")
         if list_name is None:
-            return audit.read(self.table, None, limit=limit)
+            return audit.read(self.table, None, limit=limit, before=before)
         info = self._info(list_name)
         if entry is None:
-            return audit.read(self.table, info.id, limit=limit)
+            return audit.read(self.table, info.id, limit=limit, before=before)
         key = self.parse_entries([entry])[0]
         record = entries.read_records(self.table, info, [key])[0]
         batches = [] if record is None else [record.batch]
@@ -878,7 +911,9 @@ class Admin:
             batches.append(record.created)
         if record is not None and record.removal:
             batches.append(record.removal)
-        return audit.read(self.table, info.id, entry=key.display, batches=batches, limit=limit)
+        return audit.read(
+            self.table, info.id, entry=key.display, batches=batches, limit=limit, before=before
+        )
 
     # -- campaigns ---------------------------------------------------------------------
 

@@ -92,8 +92,10 @@ def read(
     entry: str | None = None,
     batches: Collection[int] = (),
     limit: int = 50,
+    before: str | None = None,
 ) -> list[Event]:
-    """The most recent changes first, at most ``limit``.
+    """The most recent changes first, at most ``limit`` (``before``: older than that
+    event id, for paging).
 
     With ``entry`` (as written: ``+33123456789`` or ``+33*``) only the changes that
     name it, or that wrote one of ``batches`` (the batches the entry points at).
@@ -101,7 +103,7 @@ def read(
     key = table.keys.history(list_id) if list_id is not None else table.keys.admin_history
     wanted = {str(b) for b in batches}
     out: list[Event] = []
-    upper = "+"
+    upper = "(" + before if before else "+"
     while len(out) < limit:
         count = _PAGE if entry is not None else limit - len(out)
         page = store.call(partial(table.r.xrevrange, key, max=upper, min="-", count=count))

@@ -37,6 +37,7 @@ from callscreen.services.table import Batch, ListInfo, Table
 ENTRIES_LUA = resources.files("callscreen.schema").joinpath("entries.lua").read_text()
 CHUNK = 1000  # entries per script call: bounds how long one call holds Redis
 SAMPLE = 100  # changed entries a summary keeps by name (for the audit trail)
+OUTCOMES = 10_000  # entries a summary gives with their outcome (an API bulk add names each)
 SCAN_COUNT = 1000
 
 STATUS_CODES = {"p": Status.PENDING, "a": Status.ACTIVE, "P": Status.PERMANENT, "d": Status.DELETED}
@@ -94,13 +95,13 @@ class WriteSummary:
     def merge(self, other: WriteSummary) -> None:
         """Add ``other``'s outcomes to these."""
         self.counts.update(other.counts)
-        room = SAMPLE * 10 - len(self.outcomes)
+        room = OUTCOMES - len(self.outcomes)
         self.outcomes.update(list(other.outcomes.items())[: max(room, 0)])
         self.sample.extend(other.sample[: max(SAMPLE - len(self.sample), 0)])
 
     def note(self, entry: str, outcome: str) -> None:
         self.counts[outcome] += 1
-        if len(self.outcomes) < SAMPLE * 10:
+        if len(self.outcomes) < OUTCOMES:
             self.outcomes[entry] = outcome
         if outcome not in _NO_CHANGE and len(self.sample) < SAMPLE:
             self.sample.append(entry)

@@ -1,0 +1,440 @@
+"""The one door from the HTTP API into the services: an async method per operation.
+
+Routes never touch Redis or a service themselves; they call a :class:`Backend` bound
+to the caller (:meth:`Backend.acting_as`: the actor every change is recorded as, and
+the key whose list restriction applies). Today's admin service is synchronous, so
+each operation runs one :class:`~callscreen.services.admin.Admin` in a worker thread
+(``asyncio.to_thread``) over a shared redis-py connection pool; screening and opt-outs
+go through the call path's own code (the gateway's screener and opt-out route) on the
+API's lean Redis client, on the event loop. When the services become async, this
+module is what changes.
+
+List restrictions are applied here: a key restricted to lists reaches only those
+(:class:`~callscreen.core.errors.Forbidden` otherwise), and sees the other lists'
+matches in decisions as ``another list``, without name or reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import redis
+
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.precedence import Match
+from callscreen.callpath.screener import Screener
+from callscreen.core.config import Settings
+from callscreen.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callscreen.core.model import Action, Direction, Scope, Status
+from callscreen.gateway import optout
+from callscreen.services import apikeys, entries, store
+from callscreen.services.admin import (
+    Admin,
+    CampaignView,
+    ChangeResult,
+    DeleteResult,
+    EntryPage,
+    EntryView,
+    ListView,
+)
+from callscreen.services.apikeys import ApiKey
+from callscreen.services.audit import Event
+from callscreen.services.table import ListInfo, Table
+
+T = TypeVar("T")
+
+ANOTHER_LIST = "another list"
+IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """A response kept under an ``Idempotency-Key``."""
+
+    status: int
+    body: Any
+
+
+class Backend:
+    """The services as the API uses them. One per process (``connect``), bound to a
+    caller per request (``acting_as``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        lean: LeanRedis,
+        *,
+        actor: str = "",
+        key: ApiKey | None = None,
+    ) -> None:
+        self.settings = settings
+        # redis-py's sync/async union return types defeat mypy --strict (as in Table)
+        self.client: Any = client
+        self.lean = lean
+        self.actor = actor
+        self.key = key
+        self.screener = Screener(settings, lean)
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Backend:
+        return cls(settings, store.connect(settings), LeanRedis.from_settings(settings))
+
+    def acting_as(self, actor: str, key: ApiKey) -> Backend:
+        """The same connections, for one caller."""
+        bound = Backend.__new__(Backend)
+        bound.settings, bound.client, bound.lean = self.settings, self.client, self.lean
+        bound.actor, bound.key, bound.screener = actor, key, self.screener
+        return bound
+
+    async def close(self) -> None:
+        await self.lean.close()
+        await asyncio.to_thread(self.client.close)
+
+    # -- running the sync services --------------------------------------------------------
+
+    def _admin(self) -> Admin:
+        return Admin(self.settings, Table(self.settings, self.client))
+
+    async def _run(self, fn: Callable[[Admin], T]) -> T:
+        """``fn(admin)`` in a worker thread, with a fresh service over the shared pool."""
+        return await asyncio.to_thread(lambda: fn(self._admin()))
+
+    def _restricted(self) -> bool:
+        return self.key is not None and self.key.restricted
+
+    def _allowed(self, info: ListInfo) -> ListInfo:
+        if self.key is not None and not self.key.may_use_list(info.id):
+            raise Forbidden(f"this API key may not use list {info.id}")
+        return info
+
+    def _list(self, admin: Admin, list_id: int) -> ListInfo:
+        info = admin.table.get_list_by_id(list_id)
+        if info is None:
+            raise NotFound(f"no list with id {list_id}")
+        return self._allowed(info)
+
+    def _unrestricted(self, what: str) -> None:
+        if self._restricted():
+            raise Forbidden(f"a key restricted to lists cannot {what}")
+
+    # -- health -------------------------------------------------------------------------
+
+    async def ready(self) -> None:
+        """Raise :class:`~callscreen.core.errors.StoreUnavailable` if Redis does not answer."""
+        await self.lean.call("PING", timeout=self.settings.redis_connect_timeout_ms / 1000)
+
+    # -- keys ---------------------------------------------------------------------------
+
+    async def authenticate(self, secret: str) -> ApiKey:
+        return await asyncio.to_thread(
+            lambda: apikeys.authenticate(Table(self.settings, self.client), secret)
+        )
+
+    async def create_key(
+        self, name: str, scopes: Sequence[str], lists: Sequence[str], expires: str | None
+    ) -> tuple[ApiKey, str]:
+        self._unrestricted("manage keys")
+        return await self._run(
+            lambda a: apikeys.create(
+                a.table, name, scopes, lists=lists, expires=expires, by=self.actor
+            )
+        )
+
+    async def list_keys(self) -> list[ApiKey]:
+        self._unrestricted("manage keys")
+        return await self._run(lambda a: apikeys.list_keys(a.table))
+
+    async def revoke_key(self, name: str) -> ApiKey:
+        self._unrestricted("manage keys")
+        return await self._run(lambda a: apikeys.revoke(a.table, name, by=self.actor))
+
+    # -- lists --------------------------------------------------------------------------
+
+    async def create_list(
+        self,
+        name: str,
+        action: Action,
+        direction: Direction,
+        scope: Scope,
+        description: str,
+    ) -> ListView:
+        self._unrestricted("create lists")
+        return await self._run(
+            lambda a: a.create_list(
+                name,
+                action,
+                direction,
+                campaign_only=scope is Scope.CAMPAIGN,
+                description=description,
+                by=self.actor,
+            )
+        )
+
+    async def list_lists(self, name: str | None = None) -> list[ListView]:
+        def run(a: Admin) -> list[ListView]:
+            views = a.list_lists()
+            if name is not None:
+                views = [v for v in views if v.name == name]
+            if self.key is not None:
+                views = [v for v in views if self.key.may_use_list(v.id)]
+            return views
+
+        return await self._run(run)
+
+    async def show_list(self, list_id: int) -> ListView:
+        return await self._run(lambda a: a.show_list(self._list(a, list_id).name))
+
+    async def update_list(self, list_id: int, changes: dict[str, Any]) -> ListView:
+        def run(a: Admin) -> ListView:
+            info = self._list(a, list_id)
+            return a.update_list(
+                info.name,
+                new_name=changes.get("name"),
+                action=changes.get("action"),
+                direction=changes.get("direction"),
+                scope=changes.get("scope"),
+                description=changes.get("description"),
+                by=self.actor,
+            )
+
+        return await self._run(run)
+
+    async def delete_list(self, list_id: int) -> DeleteResult:
+        self._unrestricted("delete lists")
+        return await self._run(lambda a: a.delete_list(self._list(a, list_id).name, by=self.actor))
+
+    # -- entries ------------------------------------------------------------------------
+
+    async def add_entries(
+        self,
+        list_id: int,
+        entries: Sequence[str],
+        *,
+        reason: str,
+        external_id: str,
+        expires: str | None,
+        status: Status,
+    ) -> ChangeResult:
+        """One change (one batch): the entries with the same details."""
+        return await self._run(
+            lambda a: a.add(
+                self._list(a, list_id).name,
+                entries,
+                reason=reason,
+                external_id=external_id,
+                expires=expires,
+                by=self.actor,
+                source="api",
+                status=status,
+            )
+        )
+
+    async def list_entries(
+        self,
+        list_id: int,
+        *,
+        status: Status | None,
+        search: str,
+        limit: int,
+        after: tuple[str, bool] | None,
+    ) -> EntryPage:
+        return await self._run(
+            lambda a: a.list_entries(
+                self._list(a, list_id).name, status=status, search=search, limit=limit, after=after
+            )
+        )
+
+    async def show_entry(self, list_id: int, entry: str) -> tuple[EntryView, list[Event]]:
+        def run(a: Admin) -> tuple[EntryView, list[Event]]:
+            name = self._list(a, list_id).name
+            view = a.show_entry(name, entry)
+            return view, a.history(name, entry, limit=100)
+
+        return await self._run(run)
+
+    async def change_entries(
+        self,
+        list_id: int,
+        op: str,
+        entries: Sequence[str],
+        *,
+        reason: str = "",
+        permanent: bool = False,
+        confirm_broad: bool = False,
+    ) -> ChangeResult:
+        """``remove``, ``restore``, ``approve`` or ``unapprove`` entries."""
+
+        def run(a: Admin) -> ChangeResult:
+            name = self._list(a, list_id).name
+            if op == "remove":
+                return a.remove(name, entries, reason=reason, by=self.actor)
+            if op == "restore":
+                return a.restore(name, entries, reason=reason, by=self.actor)
+            if op == "approve":
+                return a.approve(
+                    name, entries, permanent=permanent, confirm_broad=confirm_broad, by=self.actor
+                )
+            if op == "unapprove":
+                return a.unapprove(name, entries, by=self.actor)
+            raise InvalidInput(f"unknown change {op!r}")
+
+        return await self._run(run)
+
+    async def peek_entries(self, list_id: int, raw_entries: Sequence[str]) -> dict[str, str]:
+        """The status of each entry now (``missing`` when the list does not hold it):
+        what a change would start from, for a dry run."""
+
+        def run(a: Admin) -> dict[str, str]:
+            info = self._list(a, list_id)
+            keys = a.parse_entries(raw_entries)
+            records = entries.read_records(a.table, info, keys)
+            now = time.time()
+            return {
+                key.display: record.effective_status(now).value if record else "missing"
+                for key, record in zip(keys, records, strict=True)
+            }
+
+        return await self._run(run)
+
+    # -- campaigns ----------------------------------------------------------------------
+
+    def _campaign_view(self, view: CampaignView) -> CampaignView:
+        if not self._restricted():
+            return view
+        allowed = set(self.key.list_names) if self.key else set()
+
+        def shown(names: Sequence[str]) -> tuple[str, ...]:
+            return tuple(n if n in allowed else ANOTHER_LIST for n in names)
+
+        return CampaignView(view.name, shown(view.lists), shown(view.global_lists))
+
+    async def assign(self, campaign: str, list_names: Sequence[str]) -> CampaignView:
+        self._unrestricted("assign lists to campaigns")
+        return await self._run(lambda a: a.assign(campaign, list_names, by=self.actor))
+
+    async def campaign(self, name: str) -> CampaignView:
+        return self._campaign_view(await self._run(lambda a: a.campaign(name)))
+
+    async def campaigns(self) -> list[CampaignView]:
+        return [self._campaign_view(v) for v in await self._run(lambda a: a.campaigns())]
+
+    # -- screening ------------------------------------------------------------------------
+
+    def _masked(self, decision: Decision) -> Decision:
+        """Other lists than the key's, as ``another list`` without a reason."""
+        if not self._restricted():
+            return decision
+        allowed = set(self.key.list_names) if self.key else set()
+
+        def mask(match: Match) -> Match:
+            if match.list_name in allowed:
+                return match
+            return replace(match, list_name=ANOTHER_LIST, reason="", source="")
+
+        shown = tuple(mask(m) for m in decision.matches)
+        if decision.list_name and decision.list_name not in allowed:
+            return replace(decision, list_name=ANOTHER_LIST, reason="", matches=shown)
+        return replace(decision, matches=shown)
+
+    async def check_numbers(
+        self, numbers: Sequence[str], direction: Direction, campaign: str
+    ) -> list[Decision]:
+        """The gateway's decision for each number, lookups pipelined on one connection."""
+        if direction is Direction.BOTH:
+            raise InvalidInput("a call is inbound or outbound")
+        decisions = await asyncio.gather(
+            *(self.screener.decide(ScreenRequest(n, direction, campaign)) for n in numbers)
+        )
+        return [self._masked(d) for d in decisions]
+
+    async def opt_out(
+        self, number: str, direction: Direction, campaign: str, source: str, note: str
+    ) -> Decision:
+        """Record an opt-out as the gateway's opt-out route does, then cancel the number's
+        queued calls (off the request)."""
+        request = ScreenRequest(number, direction, campaign)
+        budget = max(self.settings.deadline_ms / 1000, 5.0)
+        decision = await optout.opt_out(
+            self.settings,
+            self.lean,
+            request,
+            deadline=budget,
+            recorded=_cancel_later,
+            by=self.actor,
+            source=source,
+            note=note,
+        )
+        return self._masked(decision)
+
+    # -- evidence -------------------------------------------------------------------------
+
+    async def history(self, list_id: int | None, *, limit: int, before: str | None) -> list[Event]:
+        def run(a: Admin) -> list[Event]:
+            if list_id is None:
+                self._unrestricted("read the admin trail")
+                return a.history(None, limit=limit, before=before)
+            return a.history(self._list(a, list_id).name, limit=limit, before=before)
+
+        return await self._run(run)
+
+    # -- idempotency ----------------------------------------------------------------------
+
+    def _replay_key(self, idempotency_key: str) -> str:
+        name = self.key.name if self.key else "-"
+        hashed = hashlib.sha256(idempotency_key.encode()).hexdigest()
+        return Table(self.settings, self.client).keys.idempotency(name, hashed)
+
+    async def replay_begin(self, idempotency_key: str, body_hash: str) -> Replay | None:
+        """Claim ``idempotency_key`` for a request with this body: None (go on), or the
+        response kept for it. 422 for the same key with another body, 409 while the
+        first request is still running."""
+        redis_key = self._replay_key(idempotency_key)
+
+        def run() -> Replay | None:
+            claim = json.dumps({"body": body_hash, "state": "running"})
+            if self.client.set(redis_key, claim, nx=True, ex=IDEMPOTENCY_TTL_S):
+                return None
+            raw = self.client.get(redis_key)
+            if raw is None:  # expired in between: claim again
+                self.client.set(redis_key, claim, ex=IDEMPOTENCY_TTL_S)
+                return None
+            kept = json.loads(raw)
+            if kept.get("body") != body_hash:
+                raise InvalidInput("this Idempotency-Key was used with another body")
+            if kept.get("state") == "running":
+                raise Conflict("a request with this Idempotency-Key is still running")
+            return Replay(int(kept["status"]), kept["response"])
+
+        return await asyncio.to_thread(lambda: store.call(run))
+
+    async def replay_store(self, idempotency_key: str, body_hash: str, replay: Replay) -> None:
+        redis_key = self._replay_key(idempotency_key)
+        value = json.dumps(
+            {"body": body_hash, "state": "done", "status": replay.status, "response": replay.body}
+        )
+        await asyncio.to_thread(
+            lambda: store.call(lambda: self.client.set(redis_key, value, ex=IDEMPOTENCY_TTL_S))
+        )
+
+    async def replay_abort(self, idempotency_key: str) -> None:
+        redis_key = self._replay_key(idempotency_key)
+        await asyncio.to_thread(lambda: store.call(lambda: self.client.delete(redis_key)))
+
+
+def _cancel_later(settings: Settings, digits: str) -> None:
+    if not (settings.cascade_enabled and settings.spool_dir):
+        return
+    task = asyncio.get_running_loop().create_task(optout.cancel_queued(settings, digits))
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()

@@ -1,0 +1,297 @@
+"""Every body and response of the API as a pydantic model: they are its documentation
+(OpenAPI). Limits here are the services' own (names, reasons, page sizes), stated so
+that a client learns them from the schema; the services check them again."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callscreen.core.model import Action, Direction, Result, Scope, Status
+from callscreen.services.apikeys import KeyScope
+
+MAX_ENTRIES = 10_000
+MAX_CHECK = 10_000
+MAX_CHANGE = 1_000
+
+Text = Field(max_length=500)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- lists -----------------------------------------------------------------------------
+
+
+class ListCreate(Strict):
+    name: str = Field(min_length=1, max_length=500)
+    description: str = Field("", max_length=2000)
+    action: Action
+    direction: Direction = Direction.BOTH
+    scope: Scope = Scope.GLOBAL
+
+
+class ListPatch(Strict):
+    """Only what is given changes; ``description: null`` clears it."""
+
+    name: str | None = Field(None, min_length=1, max_length=500)
+    description: str | None = Field(None, max_length=2000)
+    action: Action | None = None
+    direction: Direction | None = None
+    scope: Scope | None = None
+
+
+class ListOut(BaseModel):
+    id: int
+    name: str
+    action: Action
+    direction: Direction
+    scope: Scope
+    description: str
+    created_at: str | None
+    created_by: str
+    updated_at: str | None
+    updated_by: str
+    counts: dict[str, int] = Field(description="entries by status, and total")
+    campaigns: list[str]
+
+
+# -- entries ---------------------------------------------------------------------------
+
+
+class EntryIn(Strict):
+    number: str = Field(min_length=1, max_length=100, description="a number or a prefix (`+33*`)")
+    reason: str | None = Field(None, max_length=500, description="default: the request's")
+    external_id: str | None = Field(None, max_length=64)
+    expires: str | None = Field(
+        None, max_length=40, description="a duration (`30d`) or a date (`2027-01-31`)"
+    )
+
+
+class EntriesAdd(Strict):
+    entries: list[EntryIn] = Field(min_length=1, description=f"at most {MAX_ENTRIES}")
+    reason: str = Field("", max_length=500)
+    external_id: str = Field("", max_length=64)
+    expires: str | None = Field(None, max_length=40)
+    status: Literal["active", "pending"] = "active"
+
+
+class EntryOutcome(BaseModel):
+    index: int
+    entry: str | None = Field(description="as stored (`+33123456789`), null when invalid")
+    outcome: str = Field(description="added, updated, restored, unchanged, skipped or invalid")
+    message: str | None = None
+
+
+class EntriesAdded(BaseModel):
+    list_id: int
+    batches: list[int]
+    counts: dict[str, int]
+    outcomes: list[EntryOutcome]
+
+
+class EntryOut(BaseModel):
+    entry: str
+    kind: Literal["number", "prefix"]
+    status: Status
+    reason: str
+    source: str
+    external_id: str
+    expires: str | None
+    op: str
+    created_by: str
+    created_at: str | None
+    updated_by: str
+    updated_at: str | None
+    removed_by: str
+    removed_at: str | None
+    removal_reason: str
+
+
+class EntryPageOut(BaseModel):
+    list_id: int
+    total: int = Field(description="entries matching the filter")
+    counts: dict[str, int]
+    entries: list[EntryOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
+class EventOut(BaseModel):
+    id: str
+    at: str | None
+    op: str
+    by: str
+    list_name: str
+    reason: str
+    count: int
+    entries: list[str]
+    batch: int | None
+    detail: str
+
+
+class EntryDetail(EntryOut):
+    history: list[EventOut]
+
+
+class EntryFilter(Strict):
+    status: Status | None = None
+    search: str = Field("", max_length=100, description="entries starting with this")
+
+
+class EntriesChange(Strict):
+    """The entries to change: ``numbers``, or a ``filter`` (not both)."""
+
+    numbers: list[str] | None = Field(
+        None, min_length=1, max_length=MAX_CHANGE, description=f"at most {MAX_CHANGE}"
+    )
+    filter: EntryFilter | None = None
+    reason: str = Field("", max_length=500, description="required to remove")
+    permanent: bool = Field(
+        False, description="approve permanently (scope entries:approve-permanent)"
+    )
+    confirm_broad: bool = Field(False, description="confirm a permanent whole-country prefix")
+    dry_run: bool = False
+
+
+class ChangeOut(BaseModel):
+    list_id: int
+    op: str
+    by: str
+    dry_run: bool = False
+    changed: int
+    counts: dict[str, int]
+    entries: dict[str, str] = Field(description="entry -> outcome (or status, in a dry run)")
+    batch: int | None = None
+    notes: list[str] = []
+
+
+# -- campaigns -------------------------------------------------------------------------
+
+
+class CampaignLists(Strict):
+    lists: list[str] = Field(max_length=100, description="list names; empty clears")
+
+
+class CampaignOut(BaseModel):
+    name: str
+    lists: list[str]
+    global_lists: list[str]
+
+
+# -- screening -------------------------------------------------------------------------
+
+
+class CheckIn(Strict):
+    numbers: list[str] = Field(min_length=1, description=f"at most {MAX_CHECK}")
+    direction: Literal["inbound", "outbound"] = "outbound"
+    campaign: str = Field("", max_length=200)
+
+
+class DecisionOut(BaseModel):
+    input: str
+    result: Result
+    label: str
+    number: str = Field(description="E.164 as screened")
+    list: str
+    entry: str = Field(description="the entry that decided")
+    reason: str
+
+
+class CheckOut(BaseModel):
+    direction: Direction
+    campaign: str
+    counts: dict[str, int] = Field(description="decisions by result")
+    decisions: list[DecisionOut]
+
+
+class OptoutIn(Strict):
+    number: str = Field(min_length=1, max_length=100)
+    campaign: str = Field("", max_length=200)
+    source: str = Field("api", min_length=1, max_length=100)
+    note: str = Field("", max_length=500)
+    direction: Literal["inbound", "outbound"] = "outbound"
+
+
+class OptoutOut(BaseModel):
+    number: str
+    list: str
+    result: Result
+    recorded: bool
+    reason: str
+
+
+# -- keys ------------------------------------------------------------------------------
+
+
+class KeyCreate(Strict):
+    name: str = Field(min_length=1, max_length=64)
+    scopes: list[KeyScope] = Field(min_length=1)
+    lists: list[str] = Field([], max_length=100)
+    expires: str | None = Field(None, max_length=40)
+
+
+class KeyOut(BaseModel):
+    name: str
+    scopes: list[str]
+    lists: list[str]
+    list_ids: list[int]
+    created_by: str
+    created_at: str | None
+    expires_at: str | None
+    last_used_at: str | None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="shown once: only its hash is kept")
+
+
+# -- evidence & health -----------------------------------------------------------------
+
+
+class HistoryOut(BaseModel):
+    events: list[EventOut]
+    next_cursor: str | None
+
+
+class Health(BaseModel):
+    status: str
+    detail: dict[str, Any] = {}
+
+
+class ProblemOut(BaseModel):
+    """An error (RFC 9457 problem details, ``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="stable per error: urn:callscreen:problem:NAME")
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="422: every invalid field (loc, message, index in a list)"
+    )
+    scope: str | None = Field(None, description="403: the scope the key lacks")
+    retry_after: int | None = Field(None, description="429: seconds to wait")
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/problem+json": {"schema": ProblemOut.model_json_schema()}},
+    }
+
+
+#: The errors every authenticated route may answer, documented once.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _problem("Malformed JSON"),
+    401: _problem("No API key, or one unknown, revoked or expired"),
+    403: _problem("The key lacks the scope, or may not use the list"),
+    404: _problem("No such list, entry, campaign or key"),
+    409: _problem("A conflict, or a rule refuses the change (permanent entries)"),
+    413: _problem("The body or the request is too large"),
+    422: _problem("Invalid input: every invalid field, with its index"),
+    429: _problem("Too many failed authentications from this address"),
+    503: _problem("Redis unavailable"),
+}

@@ -1,0 +1,544 @@
+"""The HTTP API over real HTTP: a real uvicorn (uvloop, httptools) on a free port, a
+real redis-server. Keys and scopes, every error status, every endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from callscreen.api import problems
+from callscreen.api.models import MAX_ENTRIES
+from callscreen.cli import app as cli_app
+from callscreen.core import errors
+from callscreen.core.config import Settings
+from callscreen.core.model import Direction
+from callscreen.services import apikeys
+from callscreen.services.admin import Admin
+from callscreen.services.table import Table
+from tests.apiserver import ApiServer, wait_until
+from tests.redisproc import free_port
+
+NUM = "+33612345678"
+PROBLEM = "application/problem+json"
+
+
+def problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["type"] == problems.TYPE_BASE + slug, body
+    assert body["status"] == status
+    return body
+
+
+def new_list(c: httpx.Client, name: str = "dnc", **fields: Any) -> int:
+    r = c.post("/lists", json={"name": name, "action": "block", **fields})
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+@pytest.fixture
+def key(api: ApiServer) -> str:
+    return api.make_key("crm")
+
+
+@pytest.fixture
+def c(api: ApiServer, key: str) -> Iterator[httpx.Client]:
+    with api.client(key) as client:
+        yield client
+
+
+# -- keys and authentication -------------------------------------------------------------
+
+
+def test_cli_key_is_shown_once_stored_hashed_and_revoked_everywhere(
+    api: ApiServer, redis_url: str
+) -> None:
+    runner = CliRunner()
+    env = {"CALLSCREEN_REDIS_URL": redis_url}
+    out = runner.invoke(
+        cli_app,
+        ["apikeys", "create", "dialer", "--scope", "check,lists:read", "--quiet", "--by", "ops"],
+        env=env,
+    )
+    assert out.exit_code == 0, out.output
+    secret = out.stdout.strip()
+    assert re.fullmatch(r"cs_[a-z2-7]{52}", secret), secret  # 32 bytes, base32
+
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    dump = {k: r.type(k) for k in r.keys("*")}
+    for name, kind in dump.items():
+        assert secret not in name
+        if kind == "hash":
+            assert secret not in json.dumps(r.hgetall(name))
+        if kind == "stream":
+            assert secret not in json.dumps(r.xrange(name))
+    record = r.hgetall(f"{{cs}}:ak:h:{hashlib.sha256(secret.encode()).hexdigest()}")
+    r.close()
+    assert record["name"] == "dialer" and record["scopes"] == "check lists:read"
+    assert record["created_by"] == "ops"
+
+    with api.client(secret) as c:
+        assert c.get("/lists").status_code == 200
+    listed = runner.invoke(cli_app, ["apikeys", "ls", "--json"], env=env)
+    [shown] = json.loads(listed.stdout)
+    assert shown["name"] == "dialer" and shown["last_used_at"] is not None
+    assert "key" not in shown and secret not in listed.stdout
+
+    again = runner.invoke(cli_app, ["apikeys", "create", "dialer", "--scope", "check"], env=env)
+    assert again.exit_code == 1 and "exists" in again.output
+    bad = runner.invoke(cli_app, ["apikeys", "create", "x", "--scope", "nope"], env=env)
+    assert bad.exit_code == 1 and "unknown scope nope" in bad.output
+
+    assert runner.invoke(cli_app, ["apikeys", "revoke", "dialer"], env=env).exit_code == 0
+    with api.client(secret) as c:
+        body = problem(c.get("/lists"), 401, "unauthenticated")
+    assert secret not in json.dumps(body)
+
+
+def test_missing_unknown_malformed_and_expired_keys_get_401(api: ApiServer) -> None:
+    expired = api.make_key("old", expires="30d")
+    table = Table(api.settings)
+    try:
+        _key, past = apikeys.create(
+            table, "past", ["lists:read"], expires="10s", by="t", now=time.time() - 100
+        )
+    finally:
+        table.close()
+    assert expired
+    cases = [
+        api.client(),
+        api.client("cs_" + "a" * 52),
+        api.client(past),
+        api.client(None, Authorization="Basic dXNlcjpwYXNz"),
+    ]
+    for client in cases:
+        with client:
+            r = client.get("/lists")
+            body = problem(r, 401, "unauthenticated")
+            assert r.headers["www-authenticate"].startswith("Bearer")
+            assert "cs_" not in body["detail"]
+    with api.client(past) as client:
+        assert "expired" in client.get("/lists").json()["detail"]
+
+
+def test_failed_authentications_are_limited_per_address(api: ApiServer, key: str) -> None:
+    with api.client("cs_wrong") as bad, api.client(key) as good:
+        for _ in range(api.settings.api_auth_failures_per_s):
+            assert bad.get("/lists").status_code == 401
+        r = bad.get("/lists")
+        body = problem(r, 429, "rate-limited")
+        assert int(r.headers["retry-after"]) >= 1 and body["retry_after"] >= 1
+        # the address is held back whatever key it sends, until the second is over
+        assert good.get("/lists").status_code == 429
+        wait_until(lambda: good.get("/lists").status_code == 200, timeout=3, step=0.1)
+
+
+SCOPED = [
+    ("lists:read", "GET", "/lists", None),
+    ("lists:write", "POST", "/lists", {"name": "x", "action": "block"}),
+    ("entries:approve", "POST", "/lists/{id}/entries:approve", {"numbers": [NUM]}),
+    (
+        "entries:approve-permanent",
+        "POST",
+        "/lists/{id}/entries:approve",
+        {"numbers": [NUM], "permanent": True},
+    ),
+    ("check", "POST", "/check", {"numbers": [NUM]}),
+    ("optout:write", "POST", "/optouts", {"number": NUM}),
+    ("keys:admin", "GET", "/keys", None),
+]
+
+
+@pytest.mark.parametrize(("scope", "method", "path", "body"), SCOPED)
+def test_each_scope_is_required(
+    api: ApiServer, c: httpx.Client, scope: str, method: str, path: str, body: Any
+) -> None:
+    list_id = new_list(c)
+    others = [s.value for s in apikeys.KeyScope if s.value != scope]
+    lacking = api.make_key("lacking", others)
+    with api.client(lacking) as limited:
+        r = limited.request(method, path.format(id=list_id), json=body)
+    out = problem(r, 403, "forbidden")
+    assert out["scope"] == scope and scope in out["detail"]
+
+
+def test_a_key_restricted_to_lists_sees_only_those(api: ApiServer, c: httpx.Client) -> None:
+    mine = new_list(c, "crm-dnc")
+    other = new_list(c, "secret-list")
+    c.post(f"/lists/{other}/entries", json={"entries": [{"number": NUM}], "reason": "private"})
+    c.post(f"/lists/{mine}/entries", json={"entries": [{"number": "+33612345679"}]})
+    restricted = api.make_key("crm2", ["lists:read", "lists:write", "check"], lists=["crm-dnc"])
+    with api.client(restricted) as r:
+        assert [x["name"] for x in r.get("/lists").json()] == ["crm-dnc"]
+        assert r.get(f"/lists/{mine}").status_code == 200
+        problem(r.get(f"/lists/{other}"), 403, "forbidden")
+        problem(r.get(f"/lists/{other}/entries"), 403, "forbidden")
+        problem(
+            r.post(f"/lists/{other}/entries", json={"entries": [{"number": NUM}]}),
+            403,
+            "forbidden",
+        )
+        problem(r.post("/lists", json={"name": "new", "action": "block"}), 403, "forbidden")
+        decisions = r.post("/check", json={"numbers": [NUM, "+33612345679"]}).json()["decisions"]
+    assert decisions[0]["result"] == "BLOCKED"
+    assert decisions[0]["list"] == "another list" and decisions[0]["reason"] == ""
+    assert decisions[1]["list"] == "crm-dnc"
+
+
+def test_changes_are_recorded_as_the_key_and_its_actor(api: ApiServer, key: str) -> None:
+    with api.client(key, **{"X-Actor": "agent 4411"}) as c:
+        list_id = new_list(c)
+        c.post(f"/lists/{list_id}/entries", json={"entries": [{"number": NUM}]})
+        events = c.get("/history", params={"list_id": list_id}).json()["events"]
+        assert {e["by"] for e in events} == {"key:crm (agent 4411)"}
+        entry = c.get(f"/lists/{list_id}/entries/{NUM}").json()
+        assert entry["created_by"] == "key:crm (agent 4411)"
+    with api.client(key, **{"X-Actor": "x" * 101}) as c:
+        problem(c.get("/lists"), 422, "invalid-input")
+
+
+def test_keys_over_the_api(api: ApiServer, c: httpx.Client) -> None:
+    new_list(c)
+    r = c.post("/keys", json={"name": "bot", "scopes": ["check"], "lists": ["dnc"]})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert made["key"].startswith("cs_") and made["lists"] == ["dnc"]
+    assert [k["name"] for k in c.get("/keys").json()] == ["bot", "crm"]
+    assert all("key" not in k for k in c.get("/keys").json())
+    problem(c.post("/keys", json={"name": "bot", "scopes": ["check"]}), 409, "conflict")
+    problem(c.post("/keys", json={"name": "b", "scopes": ["nope"]}), 422, "validation")
+    with api.client(made["key"]) as bot:
+        assert bot.post("/check", json={"numbers": [NUM]}).status_code == 200
+        assert c.delete("/keys/bot").status_code == 204
+        problem(bot.post("/check", json={"numbers": [NUM]}), 401, "unauthenticated")
+    problem(c.delete("/keys/bot"), 404, "not-found")
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def _all_errors(cls: type[errors.CallscreenError]) -> set[type[errors.CallscreenError]]:
+    found = {cls}
+    for sub in cls.__subclasses__():
+        found |= _all_errors(sub)
+    return found
+
+
+def test_every_error_class_has_its_row_in_the_table() -> None:
+    classes = _all_errors(errors.CallscreenError)
+    assert len(classes) >= 15
+    assert classes - set(problems.TABLE) == set()
+    types = [p.type for p in problems.TABLE.values()]
+    assert len(types) == len(set(types)), "each error has its own type"
+    assert problems.TABLE[errors.StoreUnavailable].status == 503
+
+
+def test_error_statuses(api: ApiServer, c: httpx.Client) -> None:
+    problem(
+        c.post("/lists", content=b'{"name": ', headers={"content-type": "application/json"}),
+        400,
+        "malformed-json",
+    )
+    problem(c.get("/lists/999"), 404, "not-found")
+    problem(c.get("/nowhere"), 404, "no-route")
+    list_id = new_list(c)
+    body = problem(c.post("/lists", json={"name": "dnc", "action": "block"}), 409, "conflict")
+    assert "dnc" in body["detail"]
+    c.post(f"/lists/{list_id}/entries", json={"entries": [{"number": NUM}]})
+    r = c.post(f"/lists/{list_id}/entries:approve", json={"numbers": [NUM], "permanent": True})
+    assert r.status_code == 200, r.text
+    problem(c.delete(f"/lists/{list_id}"), 409, "refused")
+    problem(
+        c.post(f"/lists/{list_id}/entries:remove", json={"numbers": [NUM], "reason": "x"}),
+        409,
+        "refused",
+    )
+    # 422 names every invalid field, with the index of each bad entry
+    entries = [{"number": NUM}, {"number": NUM, "reason": "r" * 501}, {"nope": 1}]
+    body = problem(
+        c.post(f"/lists/{list_id}/entries", json={"entries": entries}), 422, "validation"
+    )
+    assert sorted({e["index"] for e in body["errors"]}) == [1, 2]
+    # 413: too many entries, or a body past the limit
+    many = [{"number": f"+3361{i:07d}"} for i in range(MAX_ENTRIES + 1)]
+    problem(c.post(f"/lists/{list_id}/entries", json={"entries": many}), 413, "too-large")
+    huge = b'{"numbers": ["' + b"1" * api.settings.api_max_body_bytes + b'"]}'
+    problem(
+        c.post("/check", content=huge, headers={"content-type": "application/json"}),
+        413,
+        "too-large",
+    )
+
+
+def test_redis_unavailable_is_503(redis_url: str) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=f"redis://127.0.0.1:{free_port()}/0",
+        log_level="WARNING",
+        redis_connect_timeout_ms=200,
+    )
+    server = ApiServer(settings)
+    server.start()
+    try:
+        with server.client("cs_whatever") as c:
+            problem(c.get("/lists"), 503, "store-unavailable")
+            problem(c.get("/readyz"), 503, "store-unavailable")
+            assert c.get("/healthz").status_code == 200
+    finally:
+        server.stop()
+
+
+# -- lists -----------------------------------------------------------------------------------
+
+
+def test_lists_crud(c: httpx.Client) -> None:
+    r = c.post(
+        "/lists",
+        json={"name": "vip", "action": "allow", "direction": "inbound", "description": "d"},
+    )
+    assert r.status_code == 201
+    made = r.json()
+    assert (made["action"], made["direction"], made["scope"]) == ("allow", "inbound", "global")
+    camp = new_list(c, "camp", scope="campaign")
+    assert c.get("/lists", params={"name": "camp"}).json()[0]["id"] == camp
+    assert c.get("/lists", params={"name": "none"}).json() == []
+    r = c.patch(f"/lists/{made['id']}", json={"description": None, "name": "vip2"})
+    assert r.status_code == 200 and r.json()["description"] == "" and r.json()["name"] == "vip2"
+    problem(c.patch(f"/lists/{made['id']}", json={"action": None}), 422, "invalid-input")
+    assert c.put("/campaigns/spring/lists", json={"lists": ["camp", "camp"]}).json()["lists"] == [
+        "camp"
+    ]
+    shown = c.get(f"/lists/{camp}").json()
+    assert shown["campaigns"] == ["spring"] and shown["counts"]["total"] == 0
+    assert c.get("/campaigns/spring").json()["global_lists"] == ["vip2"]
+    assert [x["name"] for x in c.get("/campaigns").json()] == ["spring"]
+    assert c.put("/campaigns/spring/lists", json={"lists": []}).json()["lists"] == []
+    problem(c.put("/campaigns/x/lists", json={"lists": ["missing"]}), 404, "not-found")
+    assert c.delete(f"/lists/{camp}").status_code == 204
+    problem(c.get(f"/lists/{camp}"), 404, "not-found")
+
+
+# -- entries ---------------------------------------------------------------------------------
+
+
+def test_bulk_add_outcomes_per_entry(c: httpx.Client) -> None:
+    list_id = new_list(c)
+    first = c.post(
+        f"/lists/{list_id}/entries",
+        json={"entries": [{"number": NUM}, {"number": "06 12 34 56 79"}], "reason": "asked"},
+    ).json()
+    assert [o["outcome"] for o in first["outcomes"]] == ["added", "added"]
+    assert first["outcomes"][1]["entry"] == "+33612345679" and len(first["batches"]) == 1
+    second = c.post(
+        f"/lists/{list_id}/entries",
+        json={
+            "entries": [
+                {"number": NUM},
+                {"number": "+33612345679", "external_id": "CRM-7"},
+                {"number": "not a number"},
+                {"number": "+3389*", "expires": "30d"},
+                {"number": "+33612345670", "expires": "someday"},
+            ],
+            "reason": "asked",
+        },
+    ).json()
+    got = [(o["index"], o["outcome"]) for o in second["outcomes"]]
+    assert got == [(0, "unchanged"), (1, "updated"), (2, "invalid"), (3, "added"), (4, "invalid")]
+    assert second["counts"]["invalid"] == 2 and "not a phone number" in str(second)
+    pending = c.post(
+        f"/lists/{list_id}/entries",
+        json={"entries": [{"number": "+33612000000"}], "status": "pending"},
+    ).json()
+    assert pending["outcomes"][0]["outcome"] == "added"
+    assert c.get(f"/lists/{list_id}/entries/+33612000000").json()["status"] == "pending"
+
+
+def test_idempotency_key(c: httpx.Client, api: ApiServer) -> None:
+    list_id = new_list(c)
+    body = {"entries": [{"number": NUM}], "reason": "r"}
+    headers = {"Idempotency-Key": "req-1"}
+    first = c.post(f"/lists/{list_id}/entries", json=body, headers=headers)
+    again = c.post(f"/lists/{list_id}/entries", json=body, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json() and again.json()["outcomes"][0]["outcome"] == "added"
+    adds = [e for e in c.get("/history", params={"list_id": list_id}).json()["events"]]
+    assert [e["op"] for e in adds] == ["add", "create"]  # added once
+    other = {"entries": [{"number": NUM}], "reason": "other"}
+    problem(c.post(f"/lists/{list_id}/entries", json=other, headers=headers), 422, "invalid-input")
+    # per key: another key may use the same Idempotency-Key
+    with api.client(api.make_key("second")) as c2:
+        r = c2.post(f"/lists/{list_id}/entries", json=other, headers=headers)
+        assert r.json()["outcomes"][0]["outcome"] == "updated"
+
+
+def test_entries_pages_by_cursor_stay_right_while_entries_change(c: httpx.Client) -> None:
+    list_id = new_list(c)
+    numbers = [f"+3361234560{i}" for i in range(0, 10, 2)]  # 0, 2, 4, 6, 8
+    c.post(f"/lists/{list_id}/entries", json={"entries": [{"number": n} for n in numbers]})
+    page1 = c.get(f"/lists/{list_id}/entries", params={"limit": 2}).json()
+    assert [e["entry"] for e in page1["entries"]] == numbers[:2] and page1["total"] == 5
+    # an entry added before the cursor neither repeats nor shifts the next page
+    c.post(f"/lists/{list_id}/entries", json={"entries": [{"number": "+33612345601"}]})
+    page2 = c.get(
+        f"/lists/{list_id}/entries", params={"limit": 2, "cursor": page1["next_cursor"]}
+    ).json()
+    assert [e["entry"] for e in page2["entries"]] == numbers[2:4]
+    page3 = c.get(
+        f"/lists/{list_id}/entries", params={"limit": 2, "cursor": page2["next_cursor"]}
+    ).json()
+    assert [e["entry"] for e in page3["entries"]] == numbers[4:] and page3["next_cursor"] is None
+    problem(
+        c.get(f"/lists/{list_id}/entries", params={"cursor": page1["next_cursor"], "search": "+1"}),
+        422,
+        "invalid-input",
+    )
+    problem(c.get(f"/lists/{list_id}/entries", params={"cursor": "garbage!"}), 422, "invalid-input")
+    problem(c.get(f"/lists/{list_id}/entries", params={"limit": 201}), 422, "validation")
+    filtered = c.get(f"/lists/{list_id}/entries", params={"search": "+336123456", "limit": 200})
+    assert filtered.json()["total"] == 6
+
+
+def test_entry_changes_numbers_filter_and_dry_run(api: ApiServer, c: httpx.Client) -> None:
+    list_id = new_list(c)
+    pending = ["+33612000001", "+33612000002"]
+    c.post(
+        f"/lists/{list_id}/entries",
+        json={"entries": [{"number": n} for n in pending], "status": "pending"},
+    )
+    c.post(f"/lists/{list_id}/entries", json={"entries": [{"number": NUM}]})
+    dry = c.post(
+        f"/lists/{list_id}/entries:approve", json={"filter": {"status": "pending"}, "dry_run": True}
+    ).json()
+    assert dry["dry_run"] is True and dry["entries"] == {n: "pending" for n in pending}
+    assert c.get(f"/lists/{list_id}").json()["counts"]["pending"] == 2
+    done = c.post(f"/lists/{list_id}/entries:approve", json={"filter": {"status": "pending"}})
+    assert done.json()["counts"] == {"approved": 2}
+    problem(
+        c.post(f"/lists/{list_id}/entries:remove", json={"numbers": [NUM]}), 422, "invalid-input"
+    )
+    removed = c.post(
+        f"/lists/{list_id}/entries:remove", json={"numbers": [NUM], "reason": "customer asked"}
+    ).json()
+    assert removed["counts"] == {"removed": 1} and removed["by"] == "key:crm"
+    entry = c.get(f"/lists/{list_id}/entries/{NUM}").json()
+    assert entry["status"] == "deleted" and entry["removal_reason"] == "customer asked"
+    assert [h["op"] for h in entry["history"]][:2] == ["remove", "add"]
+    restored = c.post(f"/lists/{list_id}/entries:restore", json={"numbers": [NUM]}).json()
+    assert restored["counts"] == {"restored": 1}
+    unapproved = c.post(f"/lists/{list_id}/entries:unapprove", json={"numbers": [NUM]}).json()
+    assert unapproved["counts"] == {"unapproved": 1}
+    problem(
+        c.post(f"/lists/{list_id}/entries:approve", json={"numbers": ["+339*"]}), 404, "not-found"
+    )
+    c.post(f"/lists/{list_id}/entries", json={"entries": [{"number": "+33*"}]})
+    broad = {"numbers": ["+33*"], "permanent": True}
+    problem(c.post(f"/lists/{list_id}/entries:approve", json=broad), 409, "needs-confirmation")
+    sure = c.post(f"/lists/{list_id}/entries:approve", json={**broad, "confirm_broad": True})
+    assert sure.json()["counts"] == {"approved": 1}
+    assert c.get(f"/lists/{list_id}/entries/+33*").json()["status"] == "permanent"
+    problem(
+        c.post(f"/lists/{list_id}/entries:approve", json={"numbers": [NUM], "filter": {}}),
+        422,
+        "invalid-input",
+    )
+    problem(c.get(f"/lists/{list_id}/entries/+33699999999"), 404, "not-found")
+    problem(c.get(f"/lists/{list_id}/entries/garbage"), 422, "invalid-number")
+
+
+# -- screening -------------------------------------------------------------------------------
+
+
+async def test_check_gives_the_gateways_decision(api: ApiServer, c: httpx.Client) -> None:
+    block = new_list(c)
+    allow = new_list(c, "vip")
+    c.patch(f"/lists/{allow}", json={"action": "allow"})
+    c.post(f"/lists/{block}/entries", json={"entries": [{"number": "+3389*"}], "reason": "premium"})
+    c.post(f"/lists/{allow}/entries", json={"entries": [{"number": "+33891234567"}]})
+    label = new_list(c, "spam", scope="campaign")
+    c.patch(f"/lists/{label}", json={"action": "label"})
+    c.post(f"/lists/{label}/entries", json={"entries": [{"number": NUM}]})
+    c.put("/campaigns/spring/lists", json={"lists": ["spam"]})
+    numbers = ["+33891234567", "0891234568", NUM, "112", "anonymous", "15", "+33 6 12 34 56 78"]
+    admin = Admin(api.settings)
+    try:
+        for direction in ("inbound", "outbound"):
+            for campaign in ("", "spring"):
+                r = c.post(
+                    "/check",
+                    json={"numbers": numbers, "direction": direction, "campaign": campaign},
+                )
+                assert r.status_code == 200, r.text
+                for raw, got in zip(numbers, r.json()["decisions"], strict=True):
+                    want = await admin.check_async(raw, Direction(direction), campaign)
+                    assert (got["result"], got["list"], got["entry"], got["reason"]) == (
+                        want.result,
+                        want.list_name,
+                        want.match,
+                        want.reason,
+                    ), (raw, direction, campaign)
+    finally:
+        admin.close()
+    out = c.post("/check", json={"numbers": ["0891234568"], "direction": "outbound"}).json()
+    assert out["decisions"][0]["result"] == "BLOCKED" and out["counts"] == {"BLOCKED": 1}
+    problem(c.post("/check", json={"numbers": []}), 422, "validation")
+    problem(c.post("/check", json={"numbers": ["1"] * 10_001}), 413, "too-large")
+
+
+def test_optout_is_idempotent_and_blocks_at_once(api: ApiServer, key: str) -> None:
+    with api.client(key, **{"X-Actor": "agent 7"}) as c:
+        body = {"number": "06 12 34 56 78", "campaign": "spring", "source": "crm", "note": "call 9"}
+        first = c.post("/optouts", json=body)
+        assert first.status_code == 200, first.text
+        got = first.json()
+        assert (got["number"], got["list"], got["result"], got["recorded"]) == (
+            NUM,
+            "do-not-call",
+            "BLOCKED",
+            True,
+        )
+        assert "campaign spring" in got["reason"] and got["reason"].endswith(": call 9")
+        assert c.post("/optouts", json=body).json()["recorded"] is True
+        [dnc] = c.get("/lists", params={"name": "do-not-call"}).json()
+        assert (dnc["action"], dnc["scope"], dnc["counts"]["active"]) == ("block", "global", 1)
+        events = c.get("/history", params={"list_id": dnc["id"]}).json()["events"]
+        adds = [e for e in events if e["op"] == "add"]
+        assert len(adds) == 1 and adds[0]["by"] == "key:crm (agent 7)"
+        entry = c.get(f"/lists/{dnc['id']}/entries/{NUM}").json()
+        assert entry["source"] == "crm"
+        decision = c.post("/check", json={"numbers": [NUM], "direction": "inbound"}).json()
+        assert decision["decisions"][0]["result"] == "BLOCKED"
+        problem(c.post("/optouts", json={"number": "+33*"}), 422, "invalid-number")
+        problem(c.post("/optouts", json={"number": "hello"}), 422, "invalid-number")
+
+
+# -- evidence and health ---------------------------------------------------------------------
+
+
+def test_history_pages_and_health(c: httpx.Client) -> None:
+    for name in ("a", "b", "c"):
+        new_list(c, name)
+    page1 = c.get("/history", params={"limit": 2}).json()
+    assert [e["list_name"] for e in page1["events"]] == ["c", "b"]
+    page2 = c.get("/history", params={"limit": 2, "cursor": page1["next_cursor"]}).json()
+    assert [e["list_name"] for e in page2["events"]][:1] == ["a"]
+    problem(c.get("/history", params={"cursor": "x"}), 422, "invalid-input")
+    assert c.get("/healthz").json() == {"status": "ok", "detail": {}}
+    assert c.get("/readyz").json()["status"] == "ready"
+
+
+def test_openapi_and_docs_are_served(api: ApiServer) -> None:
+    with httpx.Client(base_url=api.url) as c:
+        schema = c.get("/api/v1/openapi.json").json()
+        assert "/api/v1/lists/{list_id}/entries" in schema["paths"]
+        assert c.get("/api/docs").status_code == 200
+        assert c.get("/healthz").status_code == 200
