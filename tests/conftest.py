@@ -10,7 +10,7 @@ import redis
 import uvloop
 
 from callscreen.core.config import Settings
-from tests.redisproc import RedisProcess
+from tests.support.redisproc import RedisProcess
 
 pytest_plugins = ["tests.listfixtures"]
 

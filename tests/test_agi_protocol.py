@@ -31,7 +31,7 @@ from callscreen.callpath.protocol import (
 )
 from callscreen.core.errors import InvalidInput, ProtocolError
 from callscreen.core.model import Direction, Result
-from tests.agiclient import (
+from tests.support.agiclient import (
     _asterisk_lines,
     agi_parse_args,
     build_env,

@@ -38,7 +38,7 @@ from callscreen.schema.attempts import (
     parse_decider,
 )
 from callscreen.schema.keys import Keys
-from tests.redisproc import RedisProcess
+from tests.support.redisproc import RedisProcess
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
 KEYS = Keys("cs")

@@ -29,10 +29,10 @@ from callscreen.cli import app
 from callscreen.core.config import Settings
 from callscreen.core.model import Action
 from callscreen.gateway.serve import Gateway, Part, raise_fd_limit
-from callscreen.services.admin import Admin
-from tests.agiclient import FakeAsterisk, build_env, mset_variables
-from tests.redisproc import RedisProcess, free_port
-from tests.sentinelproc import SentinelSet
+from tests.support.agiclient import FakeAsterisk, build_env, mset_variables
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.redisproc import RedisProcess, free_port
+from tests.support.sentinelproc import SentinelSet
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent

@@ -49,14 +49,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Protocol
 
 from callscreen.callpath.decision import Decision, ScreenRequest
-from callscreen.callpath.leanredis import LeanRedis, Script
+from callscreen.callpath.leanredis import LeanRedis
 from callscreen.core.config import Settings
 from callscreen.core.errors import StoreError
 from callscreen.core.model import Direction, Result
+from callscreen.schema import scripts
 from callscreen.schema.attempts import (
     CONTACT_RESULTS,
     DROPPED_FIELD,
@@ -83,7 +83,7 @@ from callscreen.schema.keys import DAY_LISTED_BUCKETS, Keys
 
 log = logging.getLogger("callscreen.calllog")
 
-LOGWRITE = Script(resources.files("callscreen.schema").joinpath("logwrite.lua").read_text())
+LOGWRITE = scripts.LOGWRITE
 
 OVERFLOW_KEYS = 10_000  # aggregated counters and marks kept while the queue is full
 SLOT_S = 900  # overflow time slots: every timezone offset is a multiple of 15 minutes

@@ -48,6 +48,7 @@ from callscreen.gateway.metrics import Metrics, MetricsEndpoint
 from callscreen.gateway.optout import OptoutRoute
 from callscreen.gateway.outcomes import OutcomeWatcher
 from callscreen.schema.attempts import LogSettings
+from callscreen.services.cascading import RunnerTask
 
 log = logging.getLogger("callscreen.serve")
 
@@ -124,6 +125,7 @@ class Gateway:
         self.metrics.watch_redis("screening", self.screener.client)
         self.endpoint = MetricsEndpoint(settings, self.metrics)
         self.watcher = OutcomeWatcher(settings)  # idle unless AMI is configured
+        self.cascades = RunnerTask(settings)  # runs the cascade queue of this host
         # Started in this order, closed in the reverse one: one line per component.
         # The FastAGI server stays last (first to close: calls drain while the rest
         # still works, and the attempt log then writes what they left queued).
@@ -131,6 +133,7 @@ class Gateway:
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
             Part("outcome watcher", start=self.watcher.start, close=self.watcher.close),
+            Part("cascade runner", start=self.cascades.start, close=self.cascades.close),
             # opt-outs cancel queued calls in the background: let those finish
             Part("optout cascades", close=lambda: self.optout.drain(OPTOUT_DRAIN_S)),
             Part(

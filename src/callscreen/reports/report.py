@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import partial
-from importlib import resources
 from typing import Any
 
 from callscreen.core.config import Settings
@@ -54,6 +52,7 @@ from callscreen.schema.attempts import (
     parse_decider,
 )
 from callscreen.schema.keys import DAY_LISTED_BUCKETS, FIRST_CONTACT_BUCKETS
+from callscreen.schema.scripts import REPORT_FATES, Script
 from callscreen.services import store
 from callscreen.services.table import Table
 
@@ -204,34 +203,34 @@ def report_days(
     return since, end
 
 
-def _pipelined(table: Table, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+async def _pipelined(table: Table, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     """Run read commands in pipelines of :data:`CHUNK`, replies in order."""
     out: list[Any] = []
-
-    def run(chunk: Sequence[tuple[Any, ...]]) -> list[Any]:
-        pipe = table.r.pipeline(transaction=False)
-        for command in chunk:
-            pipe.execute_command(*command)
-        result: list[Any] = pipe.execute()
-        return result
-
     for start in range(0, len(commands), CHUNK):
-        out.extend(store.call(partial(run, commands[start : start + CHUNK])))
+        pipe = table.r.pipeline(transaction=False)
+        for command in commands[start : start + CHUNK]:
+            pipe.execute_command(*command)
+        out.extend(await store.wait(pipe.execute()))
     return out
 
 
-REPORT_FATES = resources.files("callscreen.schema").joinpath("reportfates.lua").read_text()
 NUMBERS_PER_CALL = 2000  # numbers resolved by one script call: a few milliseconds of Redis
 
 
-def _scripted(table: Table, source: str, chunks: Sequence[Sequence[str | int]]) -> list[Any]:
-    """One ``EVALSHA`` of ``source`` per chunk of arguments, pipelined; the replies."""
-    sha = store.call(partial(table.r.script_load, source))
+async def _scripted(
+    table: Table, script: Script, chunks: Sequence[Sequence[str | int]]
+) -> list[Any]:
+    """One ``EVALSHA`` of ``script`` per chunk of arguments, pipelined; the replies."""
+    if not chunks:
+        return []
     meta = table.keys.meta  # declared so the scripts' slot is known (Redis Cluster)
-    return _pipelined(table, [("EVALSHA", sha, 1, meta, *chunk) for chunk in chunks])
+    # the first call loads the script if Redis does not know it; the rest pipelined
+    first = await store.run_script(table.r, script, [meta], chunks[0])
+    rest = await _pipelined(table, [("EVALSHA", script.sha1, 1, meta, *c) for c in chunks[1:]])
+    return [first, *rest]
 
 
-def build_report(
+async def build_report(
     table: Table,
     log: LogSettings,
     since: date,
@@ -254,7 +253,7 @@ def build_report(
         raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
     keys = table.keys
     days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
-    rows = _pipelined(table, [("HGETALL", keys.day_counters(day_key(d))) for d in days])
+    rows = await _pipelined(table, [("HGETALL", keys.day_counters(day_key(d))) for d in days])
 
     totals = zero_counts()
     by_direction = {d.value: zero_counts() for d in (Direction.INBOUND, Direction.OUTBOUND)}
@@ -297,8 +296,8 @@ def build_report(
                 listed_campaigns.add((camp, outcome is Outcome.LABELED))
         listed_sets += [(dkey, camp, labeled) for camp, labeled in sorted(listed_campaigns)]
 
-    listed = _read_listed(table, listed_sets)
-    _resolve(table, listed)
+    listed = await _read_listed(table, listed_sets)
+    await _resolve(table, listed)
     top_blocked = _top(listed, False, top)
     top_labeled = _top(listed, True, top)
     fates = _fates(listed, max_numbers)
@@ -355,7 +354,7 @@ class _Listed:
     first_contact: float | None = None
 
 
-def _read_listed(table: Table, sets: Sequence[tuple[str, str, bool]]) -> dict[str, _Listed]:
+async def _read_listed(table: Table, sets: Sequence[tuple[str, str, bool]]) -> dict[str, _Listed]:
     """The days' blocked and labeled numbers of the range, summed by number: one
     ``ZUNION`` per bucket and kind over the days and campaigns (Redis does the sums,
     a few milliseconds a call; only the distinct numbers come back)."""
@@ -371,7 +370,7 @@ def _read_listed(table: Table, sets: Sequence[tuple[str, str, bool]]) -> dict[st
             commands.append(("ZUNION", len(names), *names, "WITHSCORES"))
             kinds.append(labeled)
     listed: dict[str, _Listed] = {}
-    for labeled, reply in zip(kinds, _pipelined(table, commands), strict=True):
+    for labeled, reply in zip(kinds, await _pipelined(table, commands), strict=True):
         it = iter(reply or ())
         for digits, score in zip(it, it, strict=True):
             n = _score(score)
@@ -392,12 +391,12 @@ def _score(text: str) -> int:
         return int(float(text))
 
 
-def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
+async def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
     """Fill in each number's first contact, deciding entry and its blacklisting time:
     ``reportfates.lua`` over chunks of numbers, then the few batch records."""
     numbers = list(listed)
     chunks = [numbers[i : i + NUMBERS_PER_CALL] for i in range(0, len(numbers), NUMBERS_PER_CALL)]
-    buckets = table.buckets
+    buckets = await table.buckets()
     calls: list[list[str | int]] = []
     for chunk in chunks:
         args: list[str | int] = [table.keys.base]
@@ -410,7 +409,7 @@ def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
                 number // buckets,
             ]
         calls.append(args)
-    replies = _scripted(table, REPORT_FATES, calls)
+    replies = await _scripted(table, REPORT_FATES, calls)
     batch_of: dict[str, int] = {}
     for chunk, reply in zip(chunks, replies, strict=True):
         for i, digits in enumerate(chunk):
@@ -425,7 +424,7 @@ def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
                 batch_id = record.partition(";")[2].partition(";")[0]
                 if batch_id.isdigit():
                     batch_of[digits] = int(batch_id)
-    batches = table.batches(list(set(batch_of.values())))
+    batches = await table.batches(list(set(batch_of.values())))
     for digits, batch_id in batch_of.items():
         batch = batches.get(batch_id)
         if batch is not None and batch.at:
@@ -547,7 +546,7 @@ def _record(entry_id: str, data: dict[str, str]) -> AttemptRecord:
     return AttemptRecord.unpack(entry_id, data.get(STREAM_FIELD, ""))
 
 
-def recent_attempts(
+async def recent_attempts(
     table: Table, query: LogQuery, limit: int = 50
 ) -> tuple[list[AttemptRecord], str]:
     """The last ``limit`` attempts matching ``query``, oldest first, and the id of
@@ -562,8 +561,8 @@ def recent_attempts(
     top = "+"
     newest = "0-0"
     while len(found) < limit:
-        chunk = store.call(
-            partial(table.r.xrevrange, stream, max=top, min=floor, count=LOG_SCAN_CHUNK)
+        chunk = await store.wait(
+            table.r.xrevrange(stream, max=top, min=floor, count=LOG_SCAN_CHUNK)
         )
         if not chunk:
             break
@@ -579,28 +578,28 @@ def recent_attempts(
             break
         top = "(" + chunk[-1][0]
     if newest == "0-0":
-        last = store.call(lambda: table.r.xrevrange(stream, count=1))
+        last = await store.wait(table.r.xrevrange(stream, count=1))
         if last:
             newest = last[0][0]
     found.reverse()
     return found, newest
 
 
-def follow_attempts(
+async def follow_attempts(
     table: Table,
     query: LogQuery,
     after: str,
     *,
     block_ms: int = 1000,
     stop: Callable[[], bool] | None = None,
-) -> Iterator[AttemptRecord]:
+) -> AsyncIterator[AttemptRecord]:
     """Attempts matching ``query`` logged after stream id ``after``, as they come
     (blocking reads of up to ``block_ms``), until ``stop()`` says so (forever
     without it)."""
     stream = table.keys.attempt_log
     last = after
     while stop is None or not stop():
-        reply = store.call(partial(table.r.xread, {stream: last}, count=500, block=block_ms))
+        reply = await store.wait(table.r.xread({stream: last}, count=500, block=block_ms))
         for _name, entries in reply or ():
             for entry_id, data in entries:
                 last = entry_id
@@ -618,7 +617,7 @@ class ReportService:
         self.log = LogSettings.from_settings(settings)
         self.table = table
 
-    def report(
+    async def report(
         self,
         *,
         since: date | None = None,
@@ -629,9 +628,9 @@ class ReportService:
         max_numbers: int = 1000,
     ) -> Report:
         """The report of a range of days (default: the last 7, today included)."""
-        now = time.time()
+        now = self.table.clock()
         first, last = report_days(self.log, since=since, until=until, days=days, now=now)
-        return build_report(
+        return await build_report(
             self.table,
             self.log,
             first,
@@ -657,10 +656,10 @@ class ReportService:
             number = LogQuery.parse_number(number, self.settings.default_region)
         return LogQuery(campaign, number, outcome, direction, since, until)
 
-    def recent(self, query: LogQuery, limit: int = 50) -> tuple[list[AttemptRecord], str]:
-        return recent_attempts(self.table, query, limit)
+    async def recent(self, query: LogQuery, limit: int = 50) -> tuple[list[AttemptRecord], str]:
+        return await recent_attempts(self.table, query, limit)
 
     def follow(
         self, query: LogQuery, after: str, stop: Callable[[], bool] | None = None
-    ) -> Iterator[AttemptRecord]:
+    ) -> AsyncIterator[AttemptRecord]:
         return follow_attempts(self.table, query, after, stop=stop)

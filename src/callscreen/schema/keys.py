@@ -62,6 +62,12 @@ The outcome watcher (:mod:`callscreen.gateway.outcomes`; ``DIGITS`` a number's E
 ``{cs}:oc:u:U``          string call U was counted (SET NX EX, a day: one gateway
                                 counts it)
 
+The cascade queue (:mod:`callscreen.services.cascading`; ``J`` a job id, ``H`` a host name):
+
+``{cs}:cq``              stream cascade jobs (a plan each); one consumer group per host
+``{cs}:cq:r:J``          hash   host -> the cascade's report (JSON); expires after a day
+``{cs}:cq:lock:H``       string the runner of host H (SET NX PX, renewed while it runs)
+
 (``optout.lua`` builds the ``lists``, ``lseq``, ``list``, ``global``, ``hist``, ``bseq``
 and ``b`` names from the base, as ``lookup.lua`` does.)
 """
@@ -145,6 +151,18 @@ class Keys:
     @property
     def admin_history(self) -> str:
         return f"{self.base}:hist"
+
+    # -- the cascade queue (callscreen.services.cascading) ----------------------------------
+
+    @property
+    def cascade_queue(self) -> str:
+        return f"{self.base}:cq"
+
+    def cascade_result(self, job: str) -> str:
+        return f"{self.base}:cq:r:{job}"
+
+    def cascade_lock(self, host: str) -> str:
+        return f"{self.base}:cq:lock:{host}"
 
     # -- imports in progress (callscreen.services.importer) ----------------------------------------
 

@@ -91,11 +91,9 @@ import sys
 import tempfile
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from importlib import resources
 from typing import IO, Any, Protocol, TextIO
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
@@ -104,11 +102,12 @@ from callscreen.core import times
 from callscreen.core.errors import CallscreenError, InvalidInput, InvalidNumber, StoreError
 from callscreen.core.model import Status
 from callscreen.core.numbers import parse_entry_fast
-from callscreen.services import audit, store
+from callscreen.core.text import free_text
+from callscreen.schema.scripts import IMPORT
+from callscreen.services import store
+from callscreen.services.bulk import Bulk
 from callscreen.services.exporter import EXPORT_COLUMNS, protect, unprotect
-from callscreen.services.table import ListInfo, Table, default_actor
-
-IMPORT_LUA = resources.files("callscreen.schema").joinpath("import.lua").read_text()
+from callscreen.services.table import Batch, ListInfo
 
 BLOCK = 128 * 1024  # bytes a parse job reads (about 10k rows of E.164 numbers)
 MAX_BLOCK = 16 * 1024 * 1024  # a quoted cell left open cannot hold more than this
@@ -221,12 +220,7 @@ def parse_file_expiry(text: str) -> int:
     return times.parse_expiry(text, 0.0)
 
 
-def _check_text(value: str, what: str, limit: int) -> str:
-    if len(value) > limit:
-        raise InvalidInput(f"{what} is longer than {limit} characters")
-    if not value.isprintable() and any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise InvalidInput(f"{what} must not contain control characters")
-    return value
+_check_text = free_text
 
 
 # -- parsing blocks (in a worker process when the input is large) --------------------
@@ -658,7 +652,7 @@ class ImportOptions:
     approve: Status = Status.PENDING  # PENDING, ACTIVE or PERMANENT
     reason: str | None = None  # for rows without one (None: they keep the entry's)
     source: str | None = None  # default ``import:NAME``
-    by: str = ""  # default: the OS user
+    by: str = ""  # who imports (the service sets it from its actor)
     restore_deleted: bool = False
     replace: bool = False
     strict: bool = False
@@ -697,6 +691,13 @@ class ImportSummary:
     notes: list[str] = field(default_factory=list)
     first_errors: list[RowError] = field(default_factory=list)
     seconds: float = 0.0
+    batch: int | None = None  # the one batch the import made, if it made one
+    removal: Batch | None = None  # the removal batch of --replace
+
+    @property
+    def changed(self) -> int:
+        """Entries the import wrote (added, updated or restored)."""
+        return self.added + self.updated + self.restored
 
     @property
     def skipped(self) -> int:
@@ -705,7 +706,8 @@ class ImportSummary:
         return self.unchanged + self.deleted_kept + self.duplicates
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "first_errors"}
+        hidden = ("first_errors", "batch", "removal")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
         data["skipped"] = self.skipped
         data["first_errors"] = [
             {"line": e.line, "raw": e.raw, "error": e.error} for e in self.first_errors
@@ -728,10 +730,9 @@ _OUTCOMES = (
 class _Merger:
     """Sends parsed rows to ``import.lua`` and keeps the tallies."""
 
-    def __init__(self, table: Table, info: ListInfo, token: str, cfg: ParseConfig, restore: bool):
+    def __init__(self, table: Bulk, info: ListInfo, token: str, cfg: ParseConfig, restore: bool):
         self.table = table
         self.info = info
-        self.script = table.r.register_script(IMPORT_LUA)
         keys = table.keys
         self.merge_keys = [
             keys.counts(info.id),
@@ -779,7 +780,7 @@ class _Merger:
         store.call(pipe.execute)
 
     def _call(self, keys: list[str], args: list[str]) -> list[Any]:
-        reply: list[Any] = store.call(lambda: self.script(keys=keys, args=args))
+        reply: list[Any] = store.run_script_sync(self.table.r, IMPORT, keys, args)
         return reply
 
     def merge(self, specs: list[str], rows: list[str], arity: int, summary: ImportSummary) -> None:
@@ -861,7 +862,7 @@ def _first_line(stream: _Reader) -> tuple[str, bytes]:
 
 
 def import_stream(
-    table: Table,
+    table: Bulk,
     info: ListInfo,
     stream: IO[bytes],
     *,
@@ -886,7 +887,7 @@ def import_stream(
         default_status=_APPROVE_CODE[options.approve],
         default_reason=options.reason,
         source=source,
-        by=options.by or default_actor(),
+        by=options.by,
         at=repr(time.time()),
         keep_status=options.keep_status,
         confirm_broad=options.confirm_broad,
@@ -985,32 +986,8 @@ def import_stream(
                 )
                 merger.sweep(removal.id, summary)
                 summary.replaced = True
-                if summary.removed:
-                    audit.record(
-                        table,
-                        info.id,
-                        "remove",
-                        by=cfg.by,
-                        list_name=info.name,
-                        reason=removal.reason,
-                        count=summary.removed,
-                        batch=removal.id,
-                        detail="import --replace",
-                    )
-        changed = summary.added + summary.updated + summary.restored
-        if changed:
-            audit.record(
-                table,
-                info.id,
-                "import",
-                by=cfg.by,
-                list_name=info.name,
-                reason=options.reason or "",
-                count=changed,
-                batch=merger.only_batch(),
-                detail=f"{source}: {summary.added} added, {summary.updated} updated, "
-                f"{summary.restored} restored, {summary.pending} pending",
-            )
+                summary.removal = removal
+        summary.batch = merger.only_batch()
     finally:
         merger.cleanup()
         if spool is not None:
@@ -1035,7 +1012,7 @@ def _layout_notes(layout: Layout, options: ImportOptions) -> list[str]:
 
 
 def import_file(
-    table: Table,
+    table: Bulk,
     list_name: str,
     path: str,
     options: ImportOptions,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from tests.redisproc import RedisProcess, free_port, redis_server_binary, terminate
+from tests.support.redisproc import RedisProcess, free_port, redis_server_binary, terminate
 
 SERVICE = "callscreen"
 
