@@ -14,8 +14,8 @@
 -- Key names as in keys.py.
 
 local base = ARGV[1]
-local marks, deciders = base .. ':fc:', base .. ':log:d:'
-local lists = base .. ':lists'
+local marks, deciders = base .. K_FIRST_CONTACT, base .. K_DECIDER
+local lists = base .. K_LISTS
 local ids = {}
 local out = {}
 local n = 0
@@ -36,10 +36,10 @@ for i = 2, #ARGV, 4 do
       end
       if id then
         if tab == #decider then
-          record = redis.call('HGET', base .. ':e:' .. id .. ':' .. ARGV[i + 2], ARGV[i + 3])
+          record = redis.call('HGET', base .. K_EXACT .. id .. ':' .. ARGV[i + 2], ARGV[i + 3])
         else
           local digits = string.gsub(string.sub(decider, tab + 1), '[^0-9]', '')
-          record = redis.call('HGET', base .. ':p:' .. id, digits)
+          record = redis.call('HGET', base .. K_PREFIXES .. id, digits)
         end
       end
     end

@@ -13,6 +13,8 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
+from callscreen.schema.keys import FRAGMENTS, NUMBERS
+
 
 @dataclass(frozen=True)
 class Script:
@@ -26,9 +28,24 @@ class Script:
         object.__setattr__(self, "sha1", digest)
 
 
+def prelude() -> str:
+    """The Lua lines put before every script: the key fragments and sizes of
+    :mod:`callscreen.schema.keys`, as locals (``K_LIST``, ``BATCH_BUCKET``...). Loaded
+    once with the script, so a call's ``EVALSHA`` stays as small as before."""
+    lines = ["-- generated from callscreen.schema.keys: the layout's one source"]
+    lines += [f"local K_{name} = '{fragment}'" for name, fragment in FRAGMENTS.items()]
+    lines += [f"local {name} = {value}" for name, value in NUMBERS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def body(name: str) -> str:
+    """The text of ``NAME.lua`` as written (without the prelude)."""
+    return resources.files(__package__).joinpath(f"{name}.lua").read_text()
+
+
 def load(name: str) -> Script:
-    """The script ``NAME.lua`` of this package."""
-    return Script(resources.files(__package__).joinpath(f"{name}.lua").read_text())
+    """The script ``NAME.lua`` of this package, after the :func:`prelude`."""
+    return Script(prelude() + body(name))
 
 
 ENTRIES = load("entries")

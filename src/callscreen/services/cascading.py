@@ -75,8 +75,14 @@ class CascadePlan:
     campaigns: tuple[str, ...] | None = None
     hangup_live: bool = False
 
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["targets"] = list(self.targets)
+        data["campaigns"] = None if self.campaigns is None else list(self.campaigns)
+        return data
+
     def encode(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(self.to_json(), separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def decode(cls, raw: str) -> CascadePlan:
@@ -259,10 +265,10 @@ class CascadeRunner:
         until ``stop`` is set."""
         while not stop.is_set():
             try:
+                await self._ensure_group()  # before the lock: a held lock means a group
                 if not await self._acquire():
                     await _wait_event(stop, LOCK_TTL_MS / 3000)
                     continue
-                await self._ensure_group()
                 while not stop.is_set():
                     await self._renew()
                     batch = await self._read(block_ms=1000)

@@ -177,6 +177,7 @@ class ChangeResult:
         data["notes"] = list(self.notes)
         data["changed"] = self.changed
         data["cascade"] = self.cascade.to_json() if self.cascade is not None else None
+        data["cascade_plan"] = self.cascade_plan.to_json() if self.cascade_plan else None
         return data
 
 
@@ -194,7 +195,7 @@ class ImportResult:
         data = self.summary.to_json()
         data["cascade"] = self.cascade.to_json() if self.cascade is not None else None
         data["cascade_job"] = self.cascade_job
-        data["cascade_plan"] = asdict(self.cascade_plan) if self.cascade_plan else None
+        data["cascade_plan"] = self.cascade_plan.to_json() if self.cascade_plan else None
         return data
 
 
