@@ -63,15 +63,26 @@ def state(ctx: typer.Context) -> State:
     return obj
 
 
-def call(ctx: typer.Context, work: Callable[[Services], Awaitable[T]], *, by: str = "") -> T:
+def call(
+    ctx: typer.Context,
+    work: Callable[[Services], Awaitable[T]],
+    *,
+    by: str = "",
+    check_schema: bool = True,
+) -> T:
     """Run ``work`` over the services, in this command's one event loop, as the actor
-    ``--by`` (the OS user when empty) via this OS user at this host."""
-    settings_ = state(ctx).settings
+    ``--by`` (the OS user when empty) via this OS user at this host; first refuse to
+    run on data of another schema version (but for ``migrate``)."""
+    root = state(ctx)
     actor = Actor.cli(by)
 
     async def main() -> T:
-        services = Services(Context.connect(settings_, actor))
+        services = Services(Context.connect(root.settings, actor))
         try:
+            if check_schema:
+                # "lists create", whatever the program is called
+                command = " ".join(ctx.command_path.split()[1:]) or root.command
+                await services.schema.check(command)
             return await work(services)
         finally:
             await services.close()

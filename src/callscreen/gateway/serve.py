@@ -42,6 +42,7 @@ import pydantic
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
+from callscreen.core.errors import StoreError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
 from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import Metrics, MetricsEndpoint
@@ -49,6 +50,9 @@ from callscreen.gateway.optout import OptoutRoute
 from callscreen.gateway.outcomes import OutcomeWatcher
 from callscreen.schema.attempts import LogSettings
 from callscreen.services.cascading import RunnerTask
+from callscreen.services.context import Actor, Context
+from callscreen.services.migrations import SchemaService
+from callscreen.services.table import Table
 
 log = logging.getLogger("callscreen.serve")
 
@@ -130,6 +134,7 @@ class Gateway:
         # The FastAGI server stays last (first to close: calls drain while the rest
         # still works, and the attempt log then writes what they left queued).
         self.parts: list[Part] = [
+            Part("schema check", start=self._check_schema),
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
             Part("outcome watcher", start=self.watcher.start, close=self.watcher.close),
@@ -159,6 +164,18 @@ class Gateway:
             return self.settings
 
     # -- lifecycle
+
+    async def _check_schema(self) -> None:
+        """Refuse to serve data of another schema version; Redis down is no reason not
+        to start (calls get the fail policy's answer until it is back)."""
+        table = Table(self.settings)
+        try:
+            ctx = Context(self.settings, table, Actor("gateway", "serve"))
+            await SchemaService(ctx).check("serve")
+        except StoreError as exc:
+            log.warning("schema version not checked: %s", exc)
+        finally:
+            await table.close()
 
     async def __aenter__(self) -> Gateway:
         async with contextlib.AsyncExitStack() as stack:

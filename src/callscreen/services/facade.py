@@ -9,13 +9,15 @@ from callscreen.services.checking import CheckService
 from callscreen.services.context import Context
 from callscreen.services.history import HistoryService
 from callscreen.services.lists import ListService
+from callscreen.services.migrations import SchemaService
 from callscreen.services.transfer import TransferService
 
 
 class Services:
     """The services by concern, sharing one :class:`Context`: ``lists``, ``entries``
     (and approvals), ``campaigns``, ``checks``, ``history``, ``transfer`` (import and
-    export), ``cascades`` (the queue of cascade plans). The reports reader is a layer
+    export), ``cascades`` (the queue of cascade plans), ``schema`` (the stored
+    layout's version, migrations). The reports reader is a layer
     up (:class:`callscreen.reports.report.Reports`), over the same context's table."""
 
     def __init__(self, ctx: Context) -> None:
@@ -27,6 +29,7 @@ class Services:
         self.history = HistoryService(ctx)
         self.transfer = TransferService(ctx)
         self.cascades = CascadeQueue(ctx.table)
+        self.schema = SchemaService(ctx)
 
     async def close(self) -> None:
         await self.ctx.close()
