@@ -592,3 +592,21 @@ def test_printable() -> None:
     assert printable("a\nb\x00c") == "a b c"
     assert printable("x" * 100, 10) == "x" * 9 + "…"
     assert sanitize_value("a\ud800b") == "a\ufffdb"
+
+
+def test_one_reply_check_for_classic_and_fastagi() -> None:
+    from callscreen.callpath.protocol import reply_outcome
+
+    ok = Reply(200, "1", lines=("200 result=1",))
+    assert reply_outcome(ok, hungup=False, corrected=False) == ("ok", "")
+    assert reply_outcome(ok, hungup=False, corrected=True) == ("corrected", "")
+    assert reply_outcome(ok, hungup=True, corrected=False) == ("hangup", "")
+    gone = Reply(511, lines=("511 Command Not Permitted on a dead channel",))
+    assert reply_outcome(gone, hungup=False, corrected=False)[0] == "hangup"
+    refused = Reply(
+        510, data="Invalid or unknown command", lines=("510 Invalid or unknown command",)
+    )
+    assert reply_outcome(refused, hungup=False, corrected=False) == (
+        "reply 510",
+        "Asterisk refused the answer: 510 Invalid or unknown command",
+    )
