@@ -32,21 +32,36 @@ def duration(text: str) -> int | None:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def _datetime(text: str, what: str) -> tuple[datetime, bool]:
-    """The moment ``text`` names, and whether it was a bare date."""
+def parse_datetime(text: str, what: str) -> datetime:
+    """The moment an ISO 8601 date or date-time names (``2027-01-31``,
+    ``2027-01-31T18:00``, ``…Z``, ``…+01:00``, with or without fractions of a second);
+    a time without an offset is UTC. The one date parser: admins' options and the
+    times of an imported file (old and new formats alike) go through it."""
     value = text.strip()
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(
-            f"{what} must be a duration like 30d or a date like 2027-01-31: {text!r}"
+            f"{what} is not a date or date-time: {value[:40]!r} (e.g. 2027-01-31 or "
+            "2027-01-31T18:00:00Z)"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment, False
+    return moment
+
+
+def _datetime(text: str, what: str) -> tuple[datetime, bool]:
+    """The moment ``text`` names, and whether it was a bare date; a duration's
+    spelling is suggested when it is neither."""
+    try:
+        return parse_datetime(text, what), len(text.strip()) == 10
+    except InvalidInput:
+        raise InvalidInput(
+            f"{what} must be a duration like 30d or a date like 2027-01-31: {text!r}"
+        ) from None
 
 
 def parse_expiry(text: str, now: float) -> int:

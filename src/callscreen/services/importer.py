@@ -93,7 +93,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from typing import IO, Any, Protocol, TextIO
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
@@ -195,18 +194,9 @@ def sniff(first_line: str) -> Layout:
 
 
 def parse_time(text: str, what: str) -> float:
-    """Epoch seconds (microseconds kept) from an ISO 8601 date-time (no zone = UTC);
-    :class:`InvalidInput` names ``what`` otherwise."""
-    value = text.strip()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(
-            f"{what} is not a date-time: {value[:40]!r} (e.g. 2026-01-31T12:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    """Epoch seconds (microseconds kept) from an ISO 8601 date-time (no zone = UTC;
+    :func:`callscreen.core.times.parse_datetime`)."""
+    return times.parse_datetime(text, what).timestamp()
 
 
 def parse_file_expiry(text: str) -> int:
