@@ -355,105 +355,118 @@ class CallLog:
         return self._build(self._seq, items, over)
 
     def _build(self, seq: int, items: Iterable[_Item], over: _Overflow) -> _Batch:
-        """The script arguments of one batch: the packed records to append, then the
-        counter, blocked-number and first-contact commands, aggregated."""
-        s = self.settings
-        keys = self.keys
-        days = self._days
-        node = self.node
-        records: list[str | int] = []
-        counters: dict[tuple[str, str], int] = {}
-        listed: dict[tuple[str, str, bool, str], int] = {}  # (day, campaign, labeled, digits)
-        deciders: dict[str, str] = {}  # digits -> list TAB entry
-        marks: dict[str, int] = dict(over.marks)
-        log_allowed = s.log_allowed
-        calls = 0
-        # Inlined AttemptRecord.from_call + pack: this loop is most of the writer's CPU.
-        for at, request, decision, elapsed in items:
-            calls += 1
-            result = decision.result
-            failed = decision.failed
-            number = clean(decision.number, MAX_NUMBER)
-            campaign = clean(request.campaign, MAX_CAMPAIGN)
-            list_name = decision.list_name
-            direction = request.direction
-            day = days.day(at)
-            outcome = Outcome.UNAVAILABLE if failed and result is Result.BLOCKED else result
-            key = (day, f"{outcome.value}\t{direction.value}\t{list_name}\t{campaign}")
-            counters[key] = counters.get(key, 0) + 1
-            if result in LISTED_RESULTS:
-                digits = e164_digits(number) if list_name and not failed else None
-                if digits is not None:
-                    lkey = (day, campaign, result is Result.LABELED, digits)
-                    listed[lkey] = listed.get(lkey, 0) + 1
-                    deciders[digits] = decider_value(list_name, decision.match, number)
-            elif result in CONTACT_RESULTS:
-                digits = e164_digits(number)
-                if digits is not None:
-                    ms = int(at * 1000)
-                    old = marks.get(digits)
-                    if old is None or ms < old:
-                        marks[digits] = ms
-            if log_allowed or result is not Result.ALLOWED:
-                records.append(
-                    pack_fields(
-                        at,
-                        direction,
-                        number,
-                        campaign,
-                        result,
-                        failed,
-                        list_name,
-                        decision.match,
-                        clean(decision.reason, MAX_REASON),
-                        clean(request.uniqueid, MAX_UNIQUEID),
-                        clean(request.callerid_name, MAX_CALLERID_NAME),
-                        node,
-                        max(0, int(elapsed * 1_000_000)),
-                        "" if number else clean(request.number.strip(), MAX_NUMBER),
-                    )
-                )
-
-        for (slot, result, failed, direction, list_name, campaign), n in over.counts.items():
-            day = days.day(slot * SLOT_S)
-            cfield = counter_field(
-                outcome_of(result, failed), direction, list_name, clean(campaign, MAX_CAMPAIGN)
-            )
-            counters[(day, cfield)] = counters.get((day, cfield), 0) + n
-        for slot, n in over.dropped.items():
-            key = (days.day(slot * SLOT_S), DROPPED_FIELD)
-            counters[key] = counters.get(key, 0) + n
-        for slot, n in over.uncounted.items():
-            key = (days.day(slot * SLOT_S), UNCOUNTED_FIELD)
-            counters[key] = counters.get(key, 0) + n
-
-        min_id = ""
-        if s.max_age_s:
-            min_id = f"{max(0, int((self.clock() - s.max_age_s) * 1000))}-0"
-        args: list[str | int] = [len(records), s.max_records, min_id, *records]
-        counter_ttl = s.counter_days * 86400
-        touched_days: set[str] = set()
-        for (day, cfield), n in counters.items():
-            args += [4, "HINCRBY", keys.day_counters(day), cfield, n]
-            touched_days.add(day)
-        if counter_ttl:
-            for day in touched_days:
-                args += [3, "EXPIRE", keys.day_counters(day), counter_ttl]
-        touched_sets: set[str] = set()
-        for (day, campaign, labeled, digits), n in listed.items():
-            hkey = keys.day_listed(day, campaign, labeled, int(digits) % DAY_LISTED_BUCKETS)
-            args += [4, "ZINCRBY", hkey, n, digits]
-            touched_sets.add(hkey)
-        if s.blocked_days:
-            for hkey in touched_sets:
-                args += [3, "EXPIRE", hkey, s.blocked_days * 86400]
-        for digits, value in deciders.items():
-            hkey, hfield = decider_location(keys, digits)
-            args += [4, "HSET", hkey, hfield, value]
-        for digits, ms in marks.items():
-            hkey, hfield = first_contact_location(keys, digits)
-            args += [4, "HSETNX", hkey, hfield, ms]
+        args, calls = encode_batch(
+            self.settings, self.keys, self._days, self.node, self.clock(), items, over
+        )
         return _Batch(seq, args, calls)
+
+
+def encode_batch(
+    s: LogSettings,
+    keys: Keys,
+    days: DayClock,
+    node: str,
+    now: float,
+    items: Iterable[_Item],
+    over: _Overflow,
+) -> tuple[list[str | int], int]:
+    """The ``logwrite.lua`` arguments of one batch (after its sequence number and TTL):
+    the packed records to append, then the counter, blocked-number and first-contact
+    commands, aggregated; and how many queued calls it carries. Pure: ``now`` is the
+    writer's clock, for the age bound. Tested without Redis."""
+    records: list[str | int] = []
+    counters: dict[tuple[str, str], int] = {}
+    listed: dict[tuple[str, str, bool, str], int] = {}  # (day, campaign, labeled, digits)
+    deciders: dict[str, str] = {}  # digits -> list TAB entry
+    marks: dict[str, int] = dict(over.marks)
+    log_allowed = s.log_allowed
+    calls = 0
+    # Inlined AttemptRecord.from_call + pack: this loop is most of the writer's CPU.
+    for at, request, decision, elapsed in items:
+        calls += 1
+        result = decision.result
+        failed = decision.failed
+        number = clean(decision.number, MAX_NUMBER)
+        campaign = clean(request.campaign, MAX_CAMPAIGN)
+        list_name = decision.list_name
+        direction = request.direction
+        day = days.day(at)
+        outcome = Outcome.UNAVAILABLE if failed and result is Result.BLOCKED else result
+        key = (day, f"{outcome.value}\t{direction.value}\t{list_name}\t{campaign}")
+        counters[key] = counters.get(key, 0) + 1
+        if result in LISTED_RESULTS:
+            digits = e164_digits(number) if list_name and not failed else None
+            if digits is not None:
+                lkey = (day, campaign, result is Result.LABELED, digits)
+                listed[lkey] = listed.get(lkey, 0) + 1
+                deciders[digits] = decider_value(list_name, decision.match, number)
+        elif result in CONTACT_RESULTS:
+            digits = e164_digits(number)
+            if digits is not None:
+                ms = int(at * 1000)
+                old = marks.get(digits)
+                if old is None or ms < old:
+                    marks[digits] = ms
+        if log_allowed or result is not Result.ALLOWED:
+            records.append(
+                pack_fields(
+                    at,
+                    direction,
+                    number,
+                    campaign,
+                    result,
+                    failed,
+                    list_name,
+                    decision.match,
+                    clean(decision.reason, MAX_REASON),
+                    clean(request.uniqueid, MAX_UNIQUEID),
+                    clean(request.callerid_name, MAX_CALLERID_NAME),
+                    node,
+                    max(0, int(elapsed * 1_000_000)),
+                    "" if number else clean(request.number.strip(), MAX_NUMBER),
+                )
+            )
+
+    for (slot, result, failed, direction, list_name, campaign), n in over.counts.items():
+        day = days.day(slot * SLOT_S)
+        cfield = counter_field(
+            outcome_of(result, failed), direction, list_name, clean(campaign, MAX_CAMPAIGN)
+        )
+        counters[(day, cfield)] = counters.get((day, cfield), 0) + n
+    for slot, n in over.dropped.items():
+        key = (days.day(slot * SLOT_S), DROPPED_FIELD)
+        counters[key] = counters.get(key, 0) + n
+    for slot, n in over.uncounted.items():
+        key = (days.day(slot * SLOT_S), UNCOUNTED_FIELD)
+        counters[key] = counters.get(key, 0) + n
+
+    min_id = ""
+    if s.max_age_s:
+        min_id = f"{max(0, int((now - s.max_age_s) * 1000))}-0"
+    args: list[str | int] = [len(records), s.max_records, min_id, *records]
+    counter_ttl = s.counter_days * 86400
+    touched_days: set[str] = set()
+    for (day, cfield), n in counters.items():
+        args += [4, "HINCRBY", keys.day_counters(day), cfield, n]
+        touched_days.add(day)
+    if counter_ttl:
+        for day in touched_days:
+            args += [3, "EXPIRE", keys.day_counters(day), counter_ttl]
+    touched_sets: set[str] = set()
+    for (day, campaign, labeled, digits), n in listed.items():
+        hkey = keys.day_listed(day, campaign, labeled, int(digits) % DAY_LISTED_BUCKETS)
+        args += [4, "ZINCRBY", hkey, n, digits]
+        touched_sets.add(hkey)
+    if s.blocked_days:
+        for hkey in touched_sets:
+            args += [3, "EXPIRE", hkey, s.blocked_days * 86400]
+    for digits, value in deciders.items():
+        hkey, hfield = decider_location(keys, digits)
+        args += [4, "HSET", hkey, hfield, value]
+    for digits, ms in marks.items():
+        hkey, hfield = first_contact_location(keys, digits)
+        args += [4, "HSETNX", hkey, hfield, ms]
+    return args, calls
 
 
 # -- wiring into the gateway -----------------------------------------------------------------
