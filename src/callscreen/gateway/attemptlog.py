@@ -355,8 +355,9 @@ class CallLog:
         return self._build(self._seq, items, over)
 
     def _build(self, seq: int, items: Iterable[_Item], over: _Overflow) -> _Batch:
+        now = self.clock() if self.settings.max_age_s else 0.0  # only the age bound needs it
         args, calls = encode_batch(
-            self.settings, self.keys, self._days, self.node, self.clock(), items, over
+            self.settings, self.keys, self._days, self.node, now, items, over
         )
         return _Batch(seq, args, calls)
 
