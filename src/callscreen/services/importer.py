@@ -851,6 +851,85 @@ def _first_line(stream: _Reader) -> tuple[str, bytes]:
     return text.rstrip("\r\n"), raw
 
 
+class _ErrorSink:
+    """Bad rows: counted into the summary, the first ``shown`` kept there, every one
+    written to ``out`` as CSV ``line,raw,error`` (free text protected)."""
+
+    def __init__(self, summary: ImportSummary, shown: int, out: TextIO | None) -> None:
+        self.summary = summary
+        self.shown = shown
+        self.writer = csv.writer(out, lineterminator="\n") if out else None
+        if self.writer is not None:
+            self.writer.writerow(["line", "raw", "error"])
+
+    def note(self, parsed: Parsed) -> None:
+        summary = self.summary
+        for err in parsed.errors:
+            summary.errors += 1
+            if len(summary.first_errors) < self.shown:
+                summary.first_errors.append(err)
+            if self.writer is not None:
+                self.writer.writerow([err.line, protect(err.raw), protect(err.error)])
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What one pass over the input found: how it is laid out (the configuration the
+    rows were parsed with) and how many rows were marked deleted."""
+
+    cfg: ParseConfig
+    deleted_rows: int
+
+
+def _read_pass(
+    reader: _Reader,
+    cfg: ParseConfig,
+    workers: int,
+    summary: ImportSummary,
+    errors: _ErrorSink,
+    *,
+    phase: str,
+    merger: _Merger | None,
+    strict: bool,
+    progress: Progress | None,
+) -> _Pass:
+    """One pass over the input: sniff the layout from the first line, parse the blocks
+    (in ``workers`` processes), and, with a ``merger``, merge the parsed rows into the
+    list (else only validate). Counts rows into ``summary``."""
+    first, first_raw = _first_line(reader)
+    layout = sniff(first)
+    validate = merger is None
+    cfg = dataclasses.replace(cfg, layout=layout, validate_only=validate)
+    pending_bytes = b"" if layout.header else first_raw
+    summary.rows = rows = deleted_rows = 0
+    done = len(first_raw) if layout.header else 0
+    start_line = 2 if layout.header else 1
+    for parsed in _parsed_blocks(cfg, _blocks(reader, pending_bytes, start_line), workers):
+        rows += parsed.good + len(parsed.errors) + parsed.deleted_rows
+        deleted_rows += parsed.deleted_rows
+        done += parsed.nbytes
+        if merger is None:
+            errors.note(parsed)
+        else:
+            if not strict:
+                errors.note(parsed)
+            for specs, call_rows in parsed.calls:
+                merger.merge(specs, call_rows, cfg.arity, summary)
+        summary.rows = rows
+        if progress is not None:
+            progress(phase, done, rows)
+    return _Pass(cfg, deleted_rows)
+
+
+def _worker_count(options: ImportOptions, size: int | None) -> int:
+    """Parse processes: as asked, else one for large input (or of unknown size) on a
+    machine of two cores or more, none (parse here) otherwise."""
+    if options.workers is not None:
+        return options.workers
+    big = size is None or size >= PARALLEL_FROM
+    return 1 if big and (os.cpu_count() or 1) >= 2 else 0
+
+
 def import_stream(
     table: Bulk,
     info: ListInfo,
@@ -863,10 +942,13 @@ def import_stream(
     size: int | None = None,
     spool_dir: str | None = None,
 ) -> ImportSummary:
-    """Import a CSV byte stream into a list. ``name`` names the file (for the default
+    """Import a CSV byte stream into a list: parse (:func:`parse_block`, in worker
+    processes for large input), merge (``import.lua``, :class:`_Merger`), and, with
+    ``--replace``, sweep what the file lacks. ``name`` names the file (for the default
     source and the replace reason); ``size``, if known, decides on parallel parsing;
     ``errors_out`` receives every bad row as CSV ``line,raw,error``. See the module
-    docstring for the rules."""
+    docstring for the rules. The audit records are the caller's (the service's): the
+    summary carries the batches they name."""
     started = time.monotonic()
     source = options.source or f"import:{name}"
     summary = ImportSummary(info.name, source)
@@ -878,55 +960,19 @@ def import_stream(
         default_reason=options.reason,
         source=source,
         by=options.by,
-        at=repr(time.time()),
+        at=repr(table.clock()),
         keep_status=options.keep_status,
         confirm_broad=options.confirm_broad,
         rows_per_call=options.rows_per_call,
     )
-    workers = options.workers
-    if workers is None:
-        big = size is None or size >= PARALLEL_FROM
-        workers = 1 if big and (os.cpu_count() or 1) >= 2 else 0
-    error_writer = csv.writer(errors_out, lineterminator="\n") if errors_out else None
-    if error_writer is not None:
-        error_writer.writerow(["line", "raw", "error"])
+    workers = _worker_count(options, size)
+    errors = _ErrorSink(summary, options.shown_errors, errors_out)
 
-    def note_errors(parsed: Parsed) -> None:
-        for err in parsed.errors:
-            summary.errors += 1
-            if len(summary.first_errors) < options.shown_errors:
-                summary.first_errors.append(err)
-            if error_writer is not None:
-                error_writer.writerow([err.line, protect(err.raw), protect(err.error)])
-
-    deleted_rows = 0
-
-    def run(reader: _Reader, validate: bool, phase: str, merger: _Merger | None = None) -> Layout:
-        """One pass over the input; counts rows into the summary."""
-        first, first_raw = _first_line(reader)
-        layout = sniff(first)
-        nonlocal cfg
-        cfg = dataclasses.replace(cfg, layout=layout, validate_only=validate)
-        pending_bytes = b"" if layout.header else first_raw
-        nonlocal deleted_rows
-        summary.rows = rows = deleted_rows = 0
-        done = len(first_raw) if layout.header else 0
-        start_line = 2 if layout.header else 1
-        for parsed in _parsed_blocks(cfg, _blocks(reader, pending_bytes, start_line), workers):
-            rows += parsed.good + len(parsed.errors) + parsed.deleted_rows
-            deleted_rows += parsed.deleted_rows
-            done += parsed.nbytes
-            if validate or merger is None:
-                note_errors(parsed)
-            else:
-                if not options.strict:
-                    note_errors(parsed)
-                for specs, call_rows in parsed.calls:
-                    merger.merge(specs, call_rows, cfg.arity, summary)
-            summary.rows = rows
-            if progress is not None:
-                progress(phase, done, rows)
-        return layout
+    def run(reader: _Reader, phase: str, merger: _Merger | None = None) -> _Pass:
+        return _read_pass(
+            reader, cfg, workers, summary, errors, phase=phase, merger=merger,
+            strict=options.strict, progress=progress,
+        )  # fmt: skip
 
     token = secrets.token_hex(8)
     merger = _Merger(table, info, token, cfg, options.restore_deleted)
@@ -941,10 +987,10 @@ def import_stream(
                 reader = _Spool(stream, spool)
             else:
                 origin = stream.tell()
-            layout = run(reader, True, "check")
+            checked = run(reader, "check")
             if summary.errors:
                 summary.written = False
-                summary.notes = _layout_notes(layout, options)
+                summary.notes = _layout_notes(checked.cfg.layout, options)
                 summary.seconds = time.monotonic() - started
                 return summary
             if spool is not None:
@@ -952,10 +998,11 @@ def import_stream(
                 reader = spool
             else:
                 stream.seek(origin)
-            layout = run(reader, False, "import", merger)
+            done = run(reader, "import", merger)
         else:
-            layout = run(stream, False, "import", merger)
-        summary.notes = _layout_notes(layout, options)
+            done = run(stream, "import", merger)
+        summary.notes = _layout_notes(done.cfg.layout, options)
+        deleted_rows = done.deleted_rows
         if deleted_rows:
             summary.deleted_kept += deleted_rows
             summary.notes.append(
