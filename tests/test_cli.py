@@ -116,7 +116,7 @@ def test_remove_restore_and_purge(cli: Cli) -> None:
     assert removed["outcomes"] == {"removed": 1} and removed["reason"] == "court order"
     assert cli.json("check", NUM)["result"] == "ALLOWED"
     entry = cli.json("entries", "dnc", "--status", "deleted")["entries"][0]
-    assert entry["removal_reason"] == "court order" and entry["removed_at"]
+    assert entry["removed_reason"] == "court order" and entry["removed_at"]
     assert "restored" in cli("restore", "dnc", NUM).stdout
     assert cli.json("check", NUM)["result"] == "BLOCKED"
     assert "nothing to do" in cli("purge", "dnc", "--before", "2100-01-01").stdout
@@ -204,3 +204,25 @@ def test_console_script_end_to_end(redis_url: str) -> None:
     assert refused.stderr == "error: no list named 'nope'\n"
     usage = call("lists", "create", "x", "--action", "maybe")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_json_has_one_name_per_field_and_one_time_format(cli: Cli) -> None:
+    """``list_name`` everywhere a list is named by an output, and every time in ISO 8601
+    UTC with milliseconds."""
+    import re
+
+    moment = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("add", "dnc", NUM, "--expires", "2031-01-31")
+    cli("remove", "dnc", NUM, "--reason", "gone")
+    shown = cli.json("lists", "show", "dnc")
+    page = cli.json("entries", "dnc")
+    [entry] = page["entries"]
+    [event, *_] = cli.json("history", "dnc")
+    assert page["list_name"] == "dnc" and "list" not in page
+    assert event["list_name"] == "dnc" and "list" not in event
+    assert cli.json("check", NUM)["list_name"] == ""
+    times = [shown["created_at"], shown["updated_at"], event["at"]]
+    times += [entry[k] for k in ("expires", "created_at", "updated_at", "removed_at")]
+    assert all(moment.match(t) for t in times), times
+    assert entry["removed_reason"] == "gone" and "removal_reason" not in entry

@@ -283,7 +283,7 @@ def test_removed_entry_stops_matching_at_once_and_can_be_restored(admin: Admin) 
     assert screen(admin, "+33891234567").result is Result.ALLOWED
 
     view = admin.list_entries("dnc", status=Status.DELETED).entries[0]
-    assert (view.removed_by, view.removal_reason) == ("bob", "court order")
+    assert (view.removed_by, view.removed_reason) == ("bob", "court order")
     assert view.removed_at is not None and view.reason == "complaint"
     assert admin.show_list("dnc").counts["deleted"] == 2
     # removing again changes nothing

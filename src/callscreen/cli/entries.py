@@ -269,7 +269,7 @@ def list_entries(
         for view in page.entries:
             reason, by, at = view.reason, view.updated_by, view.updated_at or ""
             if view.status is Status.DELETED:
-                reason = f"removed: {view.removal_reason}"
+                reason = f"removed: {view.removed_reason}"
                 by, at = view.removed_by, view.removed_at or ""
             table.add_row(
                 view.entry, view.status, reason, by, at, view.expires or "", view.external_id

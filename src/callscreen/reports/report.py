@@ -32,13 +32,14 @@ import heapq
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, InvalidNumber
 from callscreen.core.model import Direction, Result
 from callscreen.core.numbers import parse_entry
+from callscreen.core.times import iso_ms
 from callscreen.schema.attempts import (
     DROPPED_FIELD,
     STREAM_FIELD,
@@ -72,12 +73,6 @@ class Fate:
 def zero_counts() -> dict[str, int]:
     """Every outcome at zero, in display order."""
     return {outcome.value: 0 for outcome in OUTCOMES}
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +110,10 @@ class NumberFate:
             "number": self.number,
             "fate": self.fate,
             "attempts": self.attempts,
-            "list": self.list_name,
+            "list_name": self.list_name,
             "entry": self.entry,
-            "blacklisted_at": _iso(self.blacklisted_at),
-            "first_contact": _iso(self.first_contact),
+            "blacklisted_at": iso_ms(self.blacklisted_at),
+            "first_contact": iso_ms(self.first_contact),
         }
 
 
@@ -165,7 +160,7 @@ class Report:
             "until": self.until.isoformat(),
             "timezone": self.timezone,
             "campaign": self.campaign,
-            "generated_at": _iso(self.generated_at),
+            "generated_at": iso_ms(self.generated_at),
             "total": self.total,
             "totals": self.totals,
             "by_direction": self.by_direction,

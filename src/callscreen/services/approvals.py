@@ -22,7 +22,7 @@ from callscreen.core.errors import InvalidInput
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.text import free_text
-from callscreen.core.times import iso, parse_before, parse_expiry
+from callscreen.core.times import iso, iso_ms, parse_before, parse_expiry
 from callscreen.services import entries
 from callscreen.services.cascading import CascadePlan, CascadeQueue, plan_for_entries, plan_for_list
 from callscreen.services.context import Context
@@ -282,15 +282,15 @@ class EntryService:
                     reason=batch.reason,
                     source=batch.source,
                     external_id=record.external_id,
-                    expires=iso(record.expires),
+                    expires=iso_ms(record.expires),
                     op=batch.op,
                     created_by=created.by,
-                    created_at=iso(created.at) if created.at else None,
+                    created_at=iso_ms(created.at) if created.at else None,
                     updated_by=batch.by,
-                    updated_at=iso(batch.at) if batch.at else None,
+                    updated_at=iso_ms(batch.at) if batch.at else None,
                     removed_by=removal.by if removal else "",
-                    removed_at=iso(removal.at) if removal and removal.at else None,
-                    removal_reason=removal.reason if removal else "",
+                    removed_at=iso_ms(removal.at) if removal and removal.at else None,
+                    removed_reason=removal.reason if removal else "",
                 )
             )
         return tuple(views)

@@ -19,7 +19,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from callscreen.core.times import iso
+from callscreen.core.times import iso_ms
 from callscreen.services import store
 from callscreen.services.table import Table
 
@@ -47,7 +47,7 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["entries"] = list(self.entries)
-        data["at"] = iso(self.at)
+        data["at"] = iso_ms(self.at)
         return data
 
 

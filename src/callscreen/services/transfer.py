@@ -45,7 +45,7 @@ class ExportResult:
     seconds: float
 
     def to_json(self) -> dict[str, Any]:
-        return {"list": self.list_name, "file": self.file, "rows": self.rows, **self.by_status}
+        return {"list_name": self.list_name, "file": self.file, "rows": self.rows, **self.by_status}
 
 
 class TransferService:

@@ -12,7 +12,7 @@ from typing import Any
 
 from callscreen.asterisk.cascade import CascadeReport
 from callscreen.core.model import Action, Direction, Scope, Status
-from callscreen.core.times import iso
+from callscreen.core.times import iso_ms
 from callscreen.services.cascading import CascadePlan
 from callscreen.services.entries import WriteSummary
 from callscreen.services.importer import ImportSummary
@@ -54,9 +54,9 @@ class ListView:
             direction=info.direction,
             scope=info.scope,
             description=info.description,
-            created_at=iso(info.created_at),
+            created_at=iso_ms(info.created_at),
             created_by=info.created_by,
-            updated_at=iso(info.updated_at),
+            updated_at=iso_ms(info.updated_at),
             updated_by=info.updated_by,
             counts=dict(counts),
             campaigns=tuple(campaigns),
@@ -88,7 +88,7 @@ class EntryView:
     updated_at: str | None
     removed_by: str = ""
     removed_at: str | None = None
-    removal_reason: str = ""
+    removed_reason: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,7 +109,7 @@ class EntryPage:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "list": self.list_name,
+            "list_name": self.list_name,
             "status": self.status,
             "search": self.search,
             "total": self.total,
