@@ -38,6 +38,7 @@ from callscreen.schema.attempts import (
     parse_decider,
 )
 from callscreen.schema.keys import Keys
+from tests.support.polling import until_async
 from tests.support.redisproc import RedisProcess
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
@@ -449,7 +450,7 @@ async def test_redis_down_queues_then_drops_and_counts_never_blocking(
         number = f"+336140{i:05d}"
         decision = blocked(number) if i % 2 else allowed(number)
         log.record(ScreenRequest(number, IN, "a"), decision, 0)
-    await asyncio.sleep(0.3)  # the writer tries, fails, waits
+    await until_async(lambda: log.stats().flush_failures >= 1, "the writer to try and fail")
     stats = log.stats()
     assert stats.flush_failures >= 1 and stats.last_error
     assert stats.dropped > 0

@@ -478,8 +478,7 @@ async def test_recent_attempts_filters_and_follow(direct: Rig) -> None:
         async for rec in follow_attempts(table, query, last, block_ms=100, stop=stop):
             seen.append(rec)
 
-    reader = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    reader = asyncio.create_task(consume())  # follows from ``last``: no head start needed
     for i, campaign in enumerate(["Y", "Z", "Y", "Z"]):
         direct.log.record(
             ScreenRequest(f"+3361234009{i}", OUT, campaign), _allowed(f"+3361234009{i}"), 0

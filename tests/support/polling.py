@@ -14,11 +14,21 @@ T = TypeVar("T")
 POLL_S = 0.01
 
 
-def until(condition: Callable[[], T], what: str = "the condition", *, timeout: float = 10.0) -> T:
-    """Poll ``condition()`` until it returns something true; that value."""
+def until(
+    condition: Callable[[], T],
+    what: str = "the condition",
+    *,
+    timeout: float = 10.0,
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """Poll ``condition()`` until it returns something true; that value. Errors of the
+    ``ignore`` types count as "not yet" (a server still starting)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except ignore:
+            value = None  # type: ignore[assignment]
         if value:
             return value
         if time.monotonic() >= deadline:
@@ -31,6 +41,7 @@ async def until_async(
     what: str = "the condition",
     *,
     timeout: float = 10.0,
+    step: float = POLL_S,
 ) -> T:
     """:func:`until` in a coroutine; ``condition`` may be async."""
     loop = asyncio.get_running_loop()
@@ -43,4 +54,4 @@ async def until_async(
             return value  # type: ignore[return-value]
         if loop.time() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(POLL_S)
+        await asyncio.sleep(step)

@@ -3,13 +3,14 @@ and ``callscreen migrate`` (upgrade the data in Redis to this release's layout).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
 
 from callscreen.cli import app
 from callscreen.cli.common import ByOption, JsonOption, call, console, emit_json, settings
-from callscreen.gateway.health import run_health
+from callscreen.gateway.health import check_health
 
 
 @app.command("health")
@@ -23,7 +24,7 @@ def health(
     """Check that Redis answers PING (through the gateway's connection settings) and
     that the FastAGI port (CALLSCREEN_LISTEN_HOST/PORT) accepts a connection. Exit 0
     when both do, 1 when either does not."""
-    report = run_health(settings(ctx), timeout)
+    report = asyncio.run(check_health(settings(ctx), timeout))  # the command's one loop
     if json_out:
         emit_json(report.to_json())
     else:
