@@ -143,3 +143,20 @@ async def _exists(settings: Settings, key: str) -> bool:
         return bool(await table.r.exists(key))
     finally:
         await table.close()
+
+
+async def test_jobs_a_dead_runner_took_are_run_by_the_next(settings: Settings, spool: Path) -> None:
+    write_call_file(spool, "a.call", f"PJSIP/{NUM}@trunk")
+    table = Table(settings)
+    try:
+        queue = CascadeQueue(table)
+        dead = CascadeRunner(settings, table)
+        await dead._ensure_group("0")
+        job = await queue.enqueue(CascadePlan(1, "dnc", 1, (NUM,)))
+        assert [j for j, _plan in await dead._read(block_ms=None)] == [job]  # then it died
+        report = await queue.wait(job, settings)  # no lock held: this process runs it
+        assert report is not None and [c.file for c in report.cancelled] == ["a.call"]
+        pending = await table.r.xpending(table.keys.cascade_queue, dead.group)
+        assert pending["pending"] == 0
+    finally:
+        await table.close()

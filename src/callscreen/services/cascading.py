@@ -254,7 +254,7 @@ class CascadeRunner:
             if not held:
                 return 0
             await self._ensure_group(since)
-            done = 0
+            done = await self._run_orphans()
             while batch := await self._read(block_ms=None):
                 await self._run(batch)
                 done += len(batch)
@@ -269,6 +269,7 @@ class CascadeRunner:
                 if not await self._acquire():
                     await _wait_event(stop, LOCK_TTL_MS / 3000)
                     continue
+                await self._run_orphans()
                 while not stop.is_set():
                     await self._renew()
                     batch = await self._read(block_ms=1000)
@@ -279,6 +280,40 @@ class CascadeRunner:
                 await _wait_event(stop, 1.0)
         with contextlib.suppress(Exception):
             await self._release()
+
+    async def _run_orphans(self) -> int:
+        """Run the jobs a runner of this host took and never finished (it died): with
+        the lock held, no other runner of the host is alive, so every job pending in
+        the host's group is an orphan. How many were run."""
+        done = 0
+        start = "0-0"
+        while True:
+            reply = await store.wait(
+                self.table.r.xautoclaim(
+                    self.keys.cascade_queue,
+                    self.group,
+                    self.token,
+                    min_idle_time=0,
+                    start_id=start,
+                    count=READ_BATCH,
+                )
+            )
+            start, items = str(reply[0]), reply[1]
+            batch = self._decode([(job, fields) for job, fields in items if fields])
+            if batch:
+                await self._run(batch)
+                done += len(batch)
+            if start == "0-0":
+                return done
+
+    def _decode(self, items: Any) -> list[tuple[str, CascadePlan]]:
+        out: list[tuple[str, CascadePlan]] = []
+        for job, fields in items:
+            try:
+                out.append((str(job), CascadePlan.decode(fields["plan"])))
+            except (KeyError, ValueError, TypeError):
+                log.warning("cascade job %s unreadable; skipped", job)
+        return out
 
     async def _read(self, block_ms: int | None) -> list[tuple[str, CascadePlan]]:
         reply = await store.wait(
@@ -292,11 +327,7 @@ class CascadeRunner:
         )
         out: list[tuple[str, CascadePlan]] = []
         for _stream, items in reply or ():
-            for job, fields in items:
-                try:
-                    out.append((str(job), CascadePlan.decode(fields["plan"])))
-                except (KeyError, ValueError, TypeError):
-                    log.warning("cascade job %s unreadable; skipped", job)
+            out += self._decode(items)
         return out
 
     async def _run(self, jobs: list[tuple[str, CascadePlan]]) -> None:
