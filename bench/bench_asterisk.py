@@ -64,7 +64,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_gateway import HOST, REGION, GatewayProcess, Loaded, load_table  # noqa: E402
-from tests.redisproc import RedisProcess, free_port  # noqa: E402
+from tests.support.redisproc import RedisProcess, free_port  # noqa: E402
 
 from callscreen.core.config import Settings  # noqa: E402
 

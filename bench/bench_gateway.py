@@ -10,7 +10,7 @@ What it does, all on loopback:
    and for entries that each have their own;
 2. starts ``callscreen serve`` in its own process (uvloop; the per-call log line off
    unless ``--call-log``), twice: with the attempt log off, then on (the default), and
-   drives each with concurrent fake-Asterisk sessions (``tests/agiclient.py``):
+   drives each with concurrent fake-Asterisk sessions (``tests/support/agiclient.py``):
    sessions/s at 64 concurrent — the attempt log's cost is their ratio — then, with
    the attempt log on, latency at a paced 500 sessions/s;
 3. counts, for each decision, the Redis round trips (the gateway's own counter,
@@ -50,14 +50,15 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.agiclient import FakeAsterisk, build_env  # noqa: E402
-from tests.redisproc import RedisProcess, free_port  # noqa: E402
+from bench.services import with_services  # noqa: E402
+from tests.support.agiclient import FakeAsterisk, build_env  # noqa: E402
+from tests.support.redisproc import RedisProcess, free_port  # noqa: E402
 
 from callscreen.core.config import Settings  # noqa: E402
 from callscreen.core.model import Action, Direction, Status  # noqa: E402
-from callscreen.services.admin import Admin  # noqa: E402
+from callscreen.services.bulk import Bulk  # noqa: E402
+from callscreen.services.facade import Services  # noqa: E402
 from callscreen.services.importer import ImportOptions, import_file  # noqa: E402
-from callscreen.services.table import Table  # noqa: E402
 
 HOST = "127.0.0.1"
 REGION = "FR"
@@ -101,15 +102,18 @@ def load_table(settings: Settings, client: redis.Redis, entries: int, tmp: Path)
     }
     split["vip"] = exact - sum(split.values())
     loaded = Loaded()
-    with Admin(settings) as admin:
-        admin.create_list("dnc", Action.BLOCK, Direction.BOTH)
-        admin.create_list("suspects", Action.LABEL, Direction.INBOUND)
-        admin.create_list("spring-dnc", Action.BLOCK, campaign_only=True)
-        admin.create_list("vip", Action.ALLOW)
-        admin.create_list("premium", Action.BLOCK)
-        admin.create_list("tickets", Action.BLOCK)
-        admin.assign("spring", ["spring-dnc"])
-    table = Table(settings)
+
+    async def create(s: Services) -> None:
+        await s.lists.create_list("dnc", Action.BLOCK, Direction.BOTH)
+        await s.lists.create_list("suspects", Action.LABEL, Direction.INBOUND)
+        await s.lists.create_list("spring-dnc", Action.BLOCK, campaign_only=True)
+        await s.lists.create_list("vip", Action.ALLOW)
+        await s.lists.create_list("premium", Action.BLOCK)
+        await s.lists.create_list("tickets", Action.BLOCK)
+        await s.campaigns.assign("spring", ["spring-dnc"])
+
+    with_services(settings, create)
+    table = Bulk(settings)
     options = ImportOptions(approve=Status.ACTIVE, reason="bulk load", by="bench")
     before = used_memory(client)
     offset = 0

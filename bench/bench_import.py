@@ -38,12 +38,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
-from tests.redisproc import RedisProcess  # noqa: E402
+from bench.services import with_services  # noqa: E402
+from tests.support.redisproc import RedisProcess  # noqa: E402
 
 from callscreen.core.config import Settings  # noqa: E402
 from callscreen.core.model import Action, Status  # noqa: E402
 from callscreen.services import importer  # noqa: E402
-from callscreen.services.table import Table  # noqa: E402
+from callscreen.services.bulk import Bulk  # noqa: E402
 
 REGION = "FR"
 
@@ -159,10 +160,11 @@ def child(args: argparse.Namespace) -> None:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    table = Table(Settings(redis_url=args.url, default_region=REGION))
+    table = Bulk(Settings(redis_url=args.url, default_region=REGION))
     options = importer.ImportOptions(
         approve=Status.ACTIVE if args.approve else Status.PENDING,
         reason=args.reason,
+        by="bench",
         workers=None if args.workers < 0 else args.workers,
     )
     started = time.perf_counter()
@@ -262,7 +264,7 @@ def main() -> None:
         server.start()
         client = redis.Redis.from_url(server.url)
         try:
-            table = Table(Settings(redis_url=server.url, default_region=REGION))
+            settings = Settings(redis_url=server.url, default_region=REGION)
             header = (
                 f"{'file':<12}{'run':>4}{'rows':>10}{'MB':>7}{'s':>7}{'rows/s':>10}"
                 f"{'main MiB':>10}{'worker MiB':>11}{'added':>9}{'updated':>8}{'skipped':>9}"
@@ -271,7 +273,9 @@ def main() -> None:
             print(header)
             for label, path, rows, reason, approve, runs in plan:
                 name = f"bench {label}"
-                table.create_list(name, Action.BLOCK)
+                with_services(
+                    settings, lambda s, name=name: s.lists.create_list(name, Action.BLOCK)
+                )
                 for run in range(1, runs + 1):
                     before = used_memory(client)
                     result = run_import(server.url, path, name, args.workers, reason, approve)
@@ -290,7 +294,6 @@ def main() -> None:
             leftovers = list(client.scan_iter(match="{cs}:imp:*", count=10_000))
             print(f"temporary import keys left in Redis: {len(leftovers)}")
             print(f"total {time.perf_counter() - started:.0f} s")
-            table.close()
         finally:
             client.close()
             server.stop()

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # for tests.redisproc
+sys.path.insert(0, str(ROOT))  # for tests.support.redisproc
 sys.path.insert(0, str(ROOT / "src"))
 
 import redis  # noqa: E402
 import redis.asyncio  # noqa: E402
 import uvloop  # noqa: E402
-from tests.redisproc import RedisProcess, redis_server_binary  # noqa: E402
+from tests.support.redisproc import RedisProcess, redis_server_binary  # noqa: E402
 
 from callscreen.callpath.leanredis import LeanRedis, Script  # noqa: E402
 

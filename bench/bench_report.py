@@ -47,7 +47,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
-from tests.redisproc import RedisProcess  # noqa: E402
+from bench.services import with_services  # noqa: E402
+from tests.support.redisproc import RedisProcess  # noqa: E402
 
 from callscreen.callpath.decision import Decision, ScreenRequest  # noqa: E402
 from callscreen.callpath.leanredis import LeanRedis  # noqa: E402
@@ -69,6 +70,8 @@ from callscreen.schema.attempts import (  # noqa: E402
     pack_fields,
 )
 from callscreen.schema.keys import bucket_of, log_shard  # noqa: E402
+from callscreen.services.bulk import Bulk  # noqa: E402
+from callscreen.services.facade import Services  # noqa: E402
 from callscreen.services.table import Table  # noqa: E402
 
 # share of calls by outcome (the rest, after these, is ALLOWED)
@@ -101,7 +104,7 @@ def split(total: int, weights: list[float]) -> list[int]:
 
 
 class Loader:
-    def __init__(self, r: redis.Redis, table: Table, args: argparse.Namespace) -> None:
+    def __init__(self, r: redis.Redis, table: Bulk, args: argparse.Namespace) -> None:
         self.r = r
         self.table = table
         self.keys = table.keys
@@ -125,13 +128,20 @@ class Loader:
         args = self.args
         self.blacklisted = [mobile(50_000_000 + i) for i in range(args.blacklisted)]
         names = BLOCK_LISTS + LABEL_LISTS
-        infos = {}
-        for name in names:
-            action = Action.BLOCK if name in BLOCK_LISTS else Action.LABEL
-            infos[name] = self.table.create_list(name, action, Direction.BOTH)
-        for name in ALLOW_LISTS:
-            self.table.create_list(name, Action.ALLOW, Direction.BOTH)
-        batch = {name: self.table.new_batch("add", f"bench {name}", "bench") for name in names}
+
+        async def create(s: Services) -> dict[str, Any]:
+            infos = {}
+            for name in names:
+                action = Action.BLOCK if name in BLOCK_LISTS else Action.LABEL
+                infos[name] = await s.lists.create_list(name, action, Direction.BOTH)
+            for name in ALLOW_LISTS:
+                await s.lists.create_list(name, Action.ALLOW, Direction.BOTH)
+            return infos
+
+        infos = with_services(self.table.settings, create)
+        batch = {
+            name: self.table.new_batch("add", f"bench {name}", "bench", "bench") for name in names
+        }
         self.batch_at = min(b.at for b in batch.values())
         pipe = self.pipe()
         per_key: dict[str, dict[str, str]] = {}
@@ -265,15 +275,24 @@ def _cumulative(weights: list[float]) -> list[float]:
 
 
 def time_report(
-    table: Table, log: LogSettings, loader: Loader, campaign: str | None, repeat: int
+    settings: Settings, log: LogSettings, loader: Loader, campaign: str | None, repeat: int
 ) -> tuple[float, Any]:
-    best = float("inf")
-    report = None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        report = build_report(table, log, loader.days[0], loader.days[-1], campaign=campaign)
-        best = min(best, time.perf_counter() - started)
-    return best, report
+    async def timed() -> tuple[float, Any]:
+        table = Table(settings)
+        best = float("inf")
+        report = None
+        try:
+            for _ in range(repeat):
+                started = time.perf_counter()
+                report = await build_report(
+                    table, log, loader.days[0], loader.days[-1], campaign=campaign
+                )
+                best = min(best, time.perf_counter() - started)
+        finally:
+            await table.close()
+        return best, report
+
+    return asyncio.run(timed())
 
 
 async def bench_writer(url: str, records: int) -> dict[str, float]:
@@ -340,7 +359,7 @@ def main() -> None:
 def run(url: str, args: argparse.Namespace) -> None:
     settings = Settings(_env_file=None, redis_url=url)  # type: ignore[call-arg]
     r = redis.Redis.from_url(url, decode_responses=True)
-    table = Table(settings)
+    table = Bulk(settings)
     loader = Loader(r, table, args)
     log = LogSettings()
 
@@ -368,7 +387,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     )
 
     for campaign in (None, loader.campaigns[0]):
-        seconds, report = time_report(table, log, loader, campaign, args.repeat)
+        seconds, report = time_report(settings, log, loader, campaign, args.repeat)
         scope = "all campaigns" if campaign is None else f"campaign {campaign}"
         print(
             f"report, {scope}, {args.days} days: {seconds:.3f} s (best of {args.repeat}); "

@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.apifuzz import fuzz  # noqa: E402
-from tests.apiserver import ApiServer  # noqa: E402
-from tests.redisproc import RedisProcess  # noqa: E402
+from tests.support.apifuzz import fuzz  # noqa: E402
+from tests.support.apiserver import ApiServer  # noqa: E402
+from tests.support.redisproc import RedisProcess  # noqa: E402
 
 from callscreen.core.config import Settings  # noqa: E402
 

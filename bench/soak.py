@@ -6,7 +6,7 @@
 Each phase starts ``callscreen serve`` in a process of its own (uvloop, per-call log
 line off, metrics on a free loopback port) over real redis-servers it starts, loads
 a table through the admin service, and drives the gateway with fake-Asterisk
-sessions (``tests/agiclient.py``'s faithful MSet parser reads every answer):
+sessions (``tests/support/agiclient.py``'s faithful MSet parser reads every answer):
 
 a. **steady**: ``--sessions`` (200,000) sessions at a steady ``--rate`` (1,000/s);
    the gateway's resident memory is read after the warm-up, half-way and at the end;
@@ -54,14 +54,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.services import with_services  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
-from tests.agiclient import build_env, mset_variables  # noqa: E402
-from tests.redisproc import RedisProcess, free_port  # noqa: E402
-from tests.sentinelproc import SentinelSet  # noqa: E402
+from tests.support.agiclient import build_env, mset_variables  # noqa: E402
+from tests.support.redisproc import RedisProcess, free_port  # noqa: E402
+from tests.support.sentinelproc import SentinelSet  # noqa: E402
 
 from callscreen.core.config import Settings  # noqa: E402
 from callscreen.core.model import Action, Direction  # noqa: E402
-from callscreen.services.admin import Admin  # noqa: E402
+from callscreen.services.facade import Services  # noqa: E402
 
 HOST = "127.0.0.1"
 REGION = "FR"
@@ -120,12 +121,12 @@ class Table:
         self.rng = rng
 
     def load(self, settings: Settings) -> None:
-        with Admin(settings) as admin:
-            admin.create_list("dnc", Action.BLOCK)
-            admin.create_list("suspects", Action.LABEL)
-            admin.create_list("inbound-spam", Action.BLOCK, Direction.INBOUND)
-            admin.create_list("premium", Action.BLOCK)
-            admin.create_list("partners", Action.ALLOW)
+        async def load(s: Services) -> None:
+            await s.lists.create_list("dnc", Action.BLOCK)
+            await s.lists.create_list("suspects", Action.LABEL)
+            await s.lists.create_list("inbound-spam", Action.BLOCK, Direction.INBOUND)
+            await s.lists.create_list("premium", Action.BLOCK)
+            await s.lists.create_list("partners", Action.ALLOW)
             for name, entries in (
                 ("dnc", self.dnc),
                 ("suspects", self.suspects),
@@ -134,7 +135,9 @@ class Table:
                 ("partners", ["+33899123*"]),
             ):
                 for i in range(0, len(entries), 1000):
-                    admin.add(name, entries[i : i + 1000], reason=f"soak {name}", by="soak")
+                    await s.entries.add(name, entries[i : i + 1000], reason=f"soak {name}")
+
+        with_services(settings, load)
 
     def spec(self) -> Spec:
         rng = self.rng

@@ -10,8 +10,8 @@ import redis
 import uvloop
 
 from callscreen.core.config import Settings
-from tests.apiserver import ApiServer
-from tests.redisproc import RedisProcess
+from tests.support.apiserver import ApiServer
+from tests.support.redisproc import RedisProcess
 
 pytest_plugins = ["tests.listfixtures"]
 

@@ -1,5 +1,6 @@
 """Fixtures shared by the import and export tests: settings (region FR) for the test's
-Redis, a :class:`Table` and an :class:`Admin` over it. Registered from conftest.py."""
+Redis, the services driven synchronously (:class:`SyncAdmin`) and their table
+(:class:`SyncTable`). Registered from conftest.py."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from callscreen.core.config import Settings
-from callscreen.services.admin import Admin
-from callscreen.services.table import Table
+from tests.support.blocking import SyncAdmin, SyncTable
 
 REGION = "FR"
 
@@ -20,12 +20,12 @@ def settings(redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def table(settings: Settings) -> Iterator[Table]:
-    t = Table(settings)
-    yield t
-    t.close()
+def admin(settings: Settings) -> Iterator[SyncAdmin]:
+    service = SyncAdmin(settings)
+    yield service
+    service.close()
 
 
 @pytest.fixture
-def admin(settings: Settings, table: Table) -> Admin:
-    return Admin(settings, table)
+def table(admin: SyncAdmin) -> SyncTable:
+    return admin.table

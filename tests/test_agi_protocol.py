@@ -33,7 +33,7 @@ from callscreen.callpath.protocol import (
 )
 from callscreen.core.errors import InvalidInput, ProtocolError
 from callscreen.core.model import Direction, Result
-from tests.agiclient import (
+from tests.support.agiclient import (
     _asterisk_lines,
     agi_parse_args,
     build_env,
@@ -687,3 +687,21 @@ def test_mset_accepts_variables_and_plain_functions(name: str) -> None:
 def test_mset_refuses_other_names(name: str) -> None:
     with pytest.raises(ValueError, match="not a dialplan variable name"):
         mset_command({name: "x"})
+
+
+def test_one_reply_check_for_classic_and_fastagi() -> None:
+    from callscreen.callpath.protocol import reply_outcome
+
+    ok = Reply(200, "1", lines=("200 result=1",))
+    assert reply_outcome(ok, hungup=False, corrected=False) == ("ok", "")
+    assert reply_outcome(ok, hungup=False, corrected=True) == ("corrected", "")
+    assert reply_outcome(ok, hungup=True, corrected=False) == ("hangup", "")
+    gone = Reply(511, lines=("511 Command Not Permitted on a dead channel",))
+    assert reply_outcome(gone, hungup=False, corrected=False)[0] == "hangup"
+    refused = Reply(
+        510, data="Invalid or unknown command", lines=("510 Invalid or unknown command",)
+    )
+    assert reply_outcome(refused, hungup=False, corrected=False) == (
+        "reply 510",
+        "Asterisk refused the answer: 510 Invalid or unknown command",
+    )

@@ -24,9 +24,9 @@ from callscreen.core.model import Action, Direction, Result, Scope
 from callscreen.core.numbers import parse_entry
 from callscreen.services.entries import add_entries
 from callscreen.services.table import Table
-from tests.agiclient import FakeAsterisk, build_env, mset_variables, raw_exchange
-from tests.redisproc import free_port
-from tests.test_operations import until
+from tests.support.agiclient import FakeAsterisk, build_env, mset_variables, raw_exchange
+from tests.support.polling import until_async as until
+from tests.support.redisproc import free_port
 
 HOST = "127.0.0.1"
 ENV_TIMEOUT_MS = 300
@@ -551,22 +551,24 @@ async def test_runs_on_uvloop_too() -> None:
 # --------------------------------------------------------------------- the real screener
 
 
-def fill(settings: Settings, name: str, action: Action, entries: list[str], reason: str) -> None:
+async def fill(
+    settings: Settings, name: str, action: Action, entries: list[str], reason: str
+) -> None:
     table = Table(settings)
     try:
-        info = table.create_list(name, action, Direction.BOTH, Scope.GLOBAL)
-        batch = table.new_batch("add", reason=reason, source="test", by="tester")
+        info = await table.create_list(name, action, Direction.BOTH, Scope.GLOBAL, "", "tester")
+        batch = await table.new_batch("add", reason=reason, source="test", by="tester")
         keys = [parse_entry(e, settings.default_region) for e in entries]
-        add_entries(table, info, keys, batch)
+        await add_entries(table, info, keys, batch)
     finally:
-        table.close()
+        await table.close()
 
 
 async def test_real_screener_over_fastagi(redis_url: str, start_server: ServerFactory) -> None:
     overrides = {"redis_url": redis_url, "default_region": "FR", "deadline_ms": 1000}
     settings = make_settings(**overrides)
-    fill(settings, "dnc", Action.BLOCK, ["+33123456789"], 'asked us to stop, "twice" (a\\b)')
-    fill(settings, "premium", Action.LABEL, ["+33899*"], "premium rate")
+    await fill(settings, "dnc", Action.BLOCK, ["+33123456789"], 'asked us to stop, "twice" (a\\b)')
+    await fill(settings, "premium", Action.LABEL, ["+33899*"], "premium rate")
     screener = Screener.from_settings(settings)
     try:
         server = await start_server(screener, **overrides)
@@ -697,7 +699,7 @@ CLASSIC = "callscreen.callpath.classic"
 @pytest.mark.slow
 async def test_classic_agi_answers_with_one_command(tmp_path: Path, redis_url: str) -> None:
     settings = make_settings(redis_url=redis_url, default_region="FR")
-    fill(settings, "dnc", Action.BLOCK, ["+33123456789"], "stop, please (really)")
+    await fill(settings, "dnc", Action.BLOCK, ["+33123456789"], "stop, please (really)")
     argv = ["inbound", "01 23 45 67 89", "spring"]
     env = build_env(network=False, script="callscreen-agi", args=argv, uniqueid="42.1")
     code, commands, stderr = await run_classic(tmp_path, redis_url, argv, env, sighup=True)
@@ -718,7 +720,7 @@ async def test_classic_agi_answers_with_one_command(tmp_path: Path, redis_url: s
 @pytest.mark.slow
 async def test_classic_agi_ignores_a_forged_env(tmp_path: Path, redis_url: str) -> None:
     settings = make_settings(redis_url=redis_url, default_region="FR")
-    fill(settings, "dnc", Action.BLOCK, ["+33123456789"], "dnc")
+    await fill(settings, "dnc", Action.BLOCK, ["+33123456789"], "dnc")
     argv = ["inbound"]
     env = build_env(
         network=False,

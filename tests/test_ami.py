@@ -15,10 +15,10 @@ from callscreen.asterisk.ami import AmiClient
 from callscreen.core.errors import AmiUnavailable, NotFound
 from callscreen.core.model import Action, Direction, Status
 from callscreen.gateway.outcomes import OutcomeTracker, OutcomeWatcher
-from callscreen.services.admin import Admin
-from tests.amihelpers import ami_overrides, make_settings
-from tests.amipeer import AmiPeer, LiveChannel
-from tests.redisproc import free_port
+from tests.support.amihelpers import ami_overrides, make_settings
+from tests.support.amipeer import AmiPeer, LiveChannel
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.redisproc import free_port
 
 NUM = "+33612345678"
 NATIONAL = "0612345678"
@@ -301,7 +301,7 @@ async def test_three_unallocated_outcomes_put_the_number_on_the_system_list(
     assert "3 failed calls within 7d" in entry.reason
     listed = admin.show_list("unreachable-numbers")
     assert (listed.action, listed.direction) == (Action.LABEL, Direction.OUTBOUND)
-    check = await admin.check_async(NUM, Direction.OUTBOUND)
+    check = admin.check(NUM, Direction.OUTBOUND)
     assert (check.result, check.list_name) == ("LABELED", "unreachable-numbers")
 
 
@@ -327,8 +327,8 @@ async def test_answered_calls_reset_the_count_and_change_nothing(
     [entry] = entries_of(admin, "unreachable-numbers")
     assert entry.entry == NUM and "3 failed calls" in entry.reason
     assert admin.show_list("unreachable-numbers").action is Action.BLOCK
-    assert (await admin.check_async(NUM, Direction.OUTBOUND)).result == "BLOCKED"
-    assert (await admin.check_async(OTHER, Direction.OUTBOUND)).result == "ALLOWED"
+    assert (admin.check(NUM, Direction.OUTBOUND)).result == "BLOCKED"
+    assert (admin.check(OTHER, Direction.OUTBOUND)).result == "ALLOWED"
 
 
 async def test_each_call_is_counted_once_by_several_gateways(

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from callscreen.services.admin import Admin
 from typer.testing import CliRunner
 
 from callscreen.api import problems
@@ -22,10 +23,9 @@ from callscreen.core import errors
 from callscreen.core.config import Settings
 from callscreen.core.model import Direction
 from callscreen.services import apikeys
-from callscreen.services.admin import Admin
 from callscreen.services.table import Table
-from tests.apiserver import ApiServer, wait_until
-from tests.redisproc import free_port
+from tests.support.apiserver import ApiServer, wait_until
+from tests.support.redisproc import free_port
 
 NUM = "+33612345678"
 PROBLEM = "application/problem+json"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.apifuzz import fuzz
-from tests.apiserver import ApiServer
+from tests.support.apifuzz import fuzz
+from tests.support.apiserver import ApiServer
 
 SEED = 14
 BUDGET_S = 40.0

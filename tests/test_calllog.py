@@ -39,7 +39,8 @@ from callscreen.schema.attempts import (
 )
 from callscreen.schema.keys import DAY_LISTED_BUCKETS, LOG_SHARDS, Keys, key_slot, log_shard
 from callscreen.services.logshards import stream_id
-from tests.redisproc import RedisProcess
+from tests.support.polling import until_async
+from tests.support.redisproc import RedisProcess
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
 KEYS = Keys("cs")
@@ -500,7 +501,7 @@ async def test_redis_down_queues_then_drops_and_counts_never_blocking(
         number = f"+336140{i:05d}"
         decision = blocked(number) if i % 2 else allowed(number)
         log.record(ScreenRequest(number, IN, "a"), decision, 0)
-    await asyncio.sleep(0.3)  # the writer tries, fails, waits
+    await until_async(lambda: log.stats().flush_failures >= 1, "the writer to try and fail")
     stats = log.stats()
     assert stats.flush_failures >= 1 and stats.last_error
     assert stats.dropped > 0
@@ -559,3 +560,41 @@ async def test_logged_screener_records_screened_and_fail_policy_decisions(
         ("u2", Outcome.UNAVAILABLE),
     ]
     assert recs[0].elapsed_us > 0
+
+
+def test_the_batch_encoder_is_pure() -> None:
+    """The script arguments of a batch, without Redis: records, then the aggregated
+    counter, blocked-number, decider and first-contact commands."""
+    from callscreen.gateway.attemptlog import encode_batch
+
+    log_settings = LogSettings(max_records=500, max_age_s=3600, counter_days=30, node="n1")
+    keys = Keys()
+    at = 1_800_000_000.0  # 2027-01-15 08:00 UTC
+    blocked = Decision(Result.BLOCKED, number="+33612345678", list_name="dnc", match="+3361*")
+    allowed = Decision(Result.ALLOWED, number="+33698765432")
+    items = [
+        (at, ScreenRequest("+33612345678", Direction.OUTBOUND, "A", "u1"), blocked, 0.001),
+        (at + 1, ScreenRequest("+33612345678", Direction.OUTBOUND, "A", "u2"), blocked, 0.001),
+        (at + 2, ScreenRequest("+33698765432", Direction.INBOUND, "", "u3"), allowed, 0.001),
+    ]
+    args, calls = encode_batch(
+        log_settings, keys, DayClock("UTC"), "n1", at + 7200, items, _Overflow()
+    )
+    assert calls == 3
+    assert args[:3] == [3, 500, f"{int((at + 7200 - 3600) * 1000)}-0"]
+    records = args[3:6]
+    assert all(isinstance(r, str) for r in records) and "33612345678" in str(records[0])
+    rest = args[6:]
+    commands = []
+    while rest:
+        n = int(rest[0])
+        commands.append(rest[1 : n + 1])
+        rest = rest[n + 1 :]
+    day = "20270115"
+    assert [keys.day_counters(day), "BLOCKED\toutbound\tdnc\tA"] in [c[1:3] for c in commands]
+    counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
+    assert counted == {"BLOCKED\toutbound\tdnc\tA": 2, "ALLOWED\tinbound\t\t": 1}
+    assert ["EXPIRE", keys.day_counters(day), 30 * 86400] in commands
+    [zincr] = [c for c in commands if c[0] == "ZINCRBY"]
+    assert zincr[2:] == [2, "33612345678"] and zincr[1].startswith(keys.base + ":log:b:" + day)
+    assert [c[0] for c in commands if c[0] in ("HSET", "HSETNX")] == ["HSET", "HSETNX"]

@@ -29,9 +29,8 @@ from callscreen.asterisk.cascade import EntryTargets
 from callscreen.core.model import Action, Direction, Status
 from callscreen.core.numbers import parse_entry
 from callscreen.services import entries
-from callscreen.services.admin import Admin
 from callscreen.services.importer import ImportOptions
-from tests.amihelpers import (
+from tests.support.amihelpers import (
     ami_overrides,
     make_settings,
     mark_attempt_failed,
@@ -39,7 +38,8 @@ from tests.amihelpers import (
     spool_names,
     write_call_file,
 )
-from tests.amipeer import AmiPeer, LiveChannel
+from tests.support.amipeer import AmiPeer, LiveChannel
+from tests.support.blocking import SyncAdmin as Admin
 
 NUM = "+33612345678"
 OTHER = "+33698765432"
@@ -267,7 +267,7 @@ def test_approve_and_restore_cascade(admin: Admin, spool: Path) -> None:
     info = admin.table.get_list("dnc")
     batch = admin.table.new_batch("import", "from the CRM", "import:crm.csv", "bob")
     pending = [parse_entry(n, "FR") for n in (NUM, OTHER, "+33611223344")]
-    entries.add_entries(admin.table, info, pending, batch, status=Status.PENDING)
+    admin.run(entries.add_entries(admin.ctx.table, info, pending, batch, status=Status.PENDING))
     write_call_file(spool, "1.call", f"PJSIP/{NUM}@trunk")
     write_call_file(spool, "2.call", f"PJSIP/{OTHER}@trunk")
     write_call_file(spool, "3.call", "PJSIP/+33611223344@trunk")
@@ -492,7 +492,7 @@ async def test_hangup_live_without_ami_or_with_ami_down_is_said(
         report = (await asyncio.to_thread(service.add, "dnc", [NUM], hangup_live=True)).cascade
         assert report is not None and report.hung_up == ()
         assert any("AMI not configured" in note for note in report.notes)
-    from tests.redisproc import free_port
+    from tests.support.redisproc import free_port
 
     down = make_settings(
         redis_url, spool_dir=str(spool), **ami_overrides(free_port(), ami_timeout_s=0.5)

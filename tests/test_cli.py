@@ -12,7 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from callscreen.cli import app
-from tests.redisproc import free_port
+from callscreen.cli.exits import (
+    EXIT_CONFLICT,
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+)
+from tests.support.redisproc import free_port
 
 NUM = "+33612345678"
 
@@ -82,19 +89,20 @@ def test_read_commands_have_json(cli: Cli) -> None:
     assert cli.json("history")[0]["op"] == "assign"
 
 
-def test_permanent_entries_are_refused_with_exit_1(cli: Cli) -> None:
+def test_permanent_entries_are_refused(cli: Cli) -> None:
     cli("lists", "create", "dnc", "--action", "block")
     cli("add", "dnc", NUM, "+33*")
     cli("approve", "dnc", NUM, "--permanent")
-    result = cli("remove", "dnc", NUM, "--reason", "x", code=1)
+    result = cli("remove", "dnc", NUM, "--reason", "x", code=EXIT_REFUSED)
     assert result.stdout == ""
     assert result.stderr.startswith("error: ") and "permanently approved" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
-    cli("unapprove", "dnc", NUM, code=1)
-    assert "needs --yes" in cli("lists", "delete", "dnc", code=1).stderr
-    assert "permanently approved" in cli("lists", "delete", "dnc", "--yes", code=1).stderr
+    cli("unapprove", "dnc", NUM, code=EXIT_REFUSED)
+    assert "needs --yes" in cli("lists", "delete", "dnc", code=EXIT_REFUSED).stderr
+    deleted = cli("lists", "delete", "dnc", "--yes", code=EXIT_REFUSED)
+    assert "permanently approved" in deleted.stderr
     # a whole country code needs explicit confirmation (no terminal to ask)
-    refused = cli("approve", "dnc", "+33*", "--permanent", code=1)
+    refused = cli("approve", "dnc", "+33*", "--permanent", code=EXIT_REFUSED)
     assert "--confirm-country" in refused.stderr
     assert cli.json("entries", "dnc", "--status", "permanent")["total"] == 1
     cli("approve", "dnc", "+33*", "--permanent", "--confirm-country")
@@ -108,16 +116,16 @@ def test_remove_restore_and_purge(cli: Cli) -> None:
     assert removed["outcomes"] == {"removed": 1} and removed["reason"] == "court order"
     assert cli.json("check", NUM)["result"] == "ALLOWED"
     entry = cli.json("entries", "dnc", "--status", "deleted")["entries"][0]
-    assert entry["removal_reason"] == "court order" and entry["removed_at"]
+    assert entry["removed_reason"] == "court order" and entry["removed_at"]
     assert "restored" in cli("restore", "dnc", NUM).stdout
     assert cli.json("check", NUM)["result"] == "BLOCKED"
     assert "nothing to do" in cli("purge", "dnc", "--before", "2100-01-01").stdout
-    cli("purge", "dnc", "--before", "someday", code=1)
+    cli("purge", "dnc", "--before", "someday", code=EXIT_INVALID)
 
 
 def test_pending_entries_show_in_check(cli: Cli, redis_url: str) -> None:
     from callscreen.core.config import Settings
-    from callscreen.services.admin import Admin
+    from tests.support.blocking import SyncAdmin as Admin
     from tests.test_services import add_pending
 
     cli("lists", "create", "dnc", "--action", "block")
@@ -133,16 +141,21 @@ def test_pending_entries_show_in_check(cli: Cli, redis_url: str) -> None:
     assert cli.json("check", NUM)["result"] == "BLOCKED"
 
 
-def test_not_found_and_invalid_input_exit_1(cli: Cli) -> None:
-    assert cli("lists", "show", "nope", code=1).stderr == "error: no list named 'nope'\n"
+def test_not_found_invalid_input_conflict_and_refusal_have_their_codes(cli: Cli) -> None:
+    missing = cli("lists", "show", "nope", code=EXIT_NOT_FOUND)
+    assert missing.stderr == "error: no list named 'nope'\n"
     cli("lists", "create", "dnc", "--action", "block")
-    cli("lists", "create", "dnc", "--action", "block", code=1)
-    bad = cli("add", "dnc", "not-a-number", code=1)
+    cli("lists", "create", "dnc", "--action", "block", code=EXIT_CONFLICT)
+    bad = cli("add", "dnc", "not-a-number", code=EXIT_INVALID)
     assert "not a phone number" in bad.stderr and bad.stdout == ""
-    cli("add", "dnc", NUM, "--expires", "soon", code=1)
-    cli("lists", "create", "x" * 501, "--action", "block", code=1)
-    cli("campaigns", "assign", "sales", "nope", code=1)
-    cli("history", "nope", code=1)
+    cli("add", "dnc", NUM, "--expires", "soon", code=EXIT_INVALID)
+    cli("lists", "create", "x" * 501, "--action", "block", code=EXIT_INVALID)
+    cli("campaigns", "assign", "sales", "nope", code=EXIT_NOT_FOUND)
+    cli("history", "nope", code=EXIT_NOT_FOUND)
+    cli("add", "dnc", NUM)
+    cli("approve", "dnc", NUM, "--permanent")
+    cli("remove", "dnc", NUM, "--reason", "x", code=EXIT_REFUSED)
+    cli("approve", "dnc", "+33*", "--permanent", code=EXIT_REFUSED)  # needs confirmation
 
 
 def test_usage_errors_exit_2(cli: Cli) -> None:
@@ -157,20 +170,22 @@ def test_usage_errors_exit_2(cli: Cli) -> None:
 
 def test_help_documents_exit_codes(cli: Cli) -> None:
     out = cli("--help").stdout
-    assert "Exit codes: 0 ok; 1 refused" in out and "2 usage error" in out
+    assert "Exit codes: 0 ok; 1 failed; 2 usage error; 3 invalid input" in out
+    assert "75 Redis unavailable, retry later" in out
 
 
 def test_global_options_override_the_environment(cli: Cli, redis_url: str) -> None:
     dead = f"redis://127.0.0.1:{free_port()}/0"
-    result = cli("--redis-url", dead, "lists", "ls", code=1)
+    result = cli("--redis-url", dead, "lists", "ls", code=EXIT_UNAVAILABLE)
     assert result.stderr.startswith("error: Redis unavailable") and "Traceback" not in result.stderr
-    checked = cli("--redis-url", dead, "check", NUM, code=1)
+    checked = cli("--redis-url", dead, "check", NUM, code=EXIT_UNAVAILABLE)
     assert checked.stderr.startswith("error: ") and checked.stderr.count("\n") == 1
     assert cli("--redis-url", redis_url, "lists", "ls").stdout == "no lists\n"
     cli("lists", "create", "dnc", "--action", "block")
     cli("--region", "US", "add", "dnc", "(202) 555-0100")
     assert cli.json("entries", "dnc")["entries"][0]["entry"] == "+12025550100"
-    assert "invalid settings" in cli("--region", "France", "lists", "ls", code=1).stderr
+    invalid = cli("--region", "France", "lists", "ls", code=EXIT_INVALID)
+    assert "invalid settings" in invalid.stderr
 
 
 def test_console_script_end_to_end(redis_url: str) -> None:
@@ -185,7 +200,29 @@ def test_console_script_end_to_end(redis_url: str) -> None:
     checked = call("check", NUM, "--json")
     assert checked.returncode == 0 and json.loads(checked.stdout)["result"] == "BLOCKED"
     refused = call("lists", "show", "nope")
-    assert (refused.returncode, refused.stdout) == (1, "")
+    assert (refused.returncode, refused.stdout) == (EXIT_NOT_FOUND, "")
     assert refused.stderr == "error: no list named 'nope'\n"
     usage = call("lists", "create", "x", "--action", "maybe")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_json_has_one_name_per_field_and_one_time_format(cli: Cli) -> None:
+    """``list_name`` everywhere a list is named by an output, and every time in ISO 8601
+    UTC with milliseconds."""
+    import re
+
+    moment = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("add", "dnc", NUM, "--expires", "2031-01-31")
+    cli("remove", "dnc", NUM, "--reason", "gone")
+    shown = cli.json("lists", "show", "dnc")
+    page = cli.json("entries", "dnc")
+    [entry] = page["entries"]
+    [event, *_] = cli.json("history", "dnc")
+    assert page["list_name"] == "dnc" and "list" not in page
+    assert event["list_name"] == "dnc" and "list" not in event
+    assert cli.json("check", NUM)["list_name"] == ""
+    times = [shown["created_at"], shown["updated_at"], event["at"]]
+    times += [entry[k] for k in ("expires", "created_at", "updated_at", "removed_at")]
+    assert all(moment.match(t) for t in times), times
+    assert entry["removed_reason"] == "gone" and "removal_reason" not in entry

@@ -15,12 +15,14 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from callscreen.cli import app
+from callscreen.cli.exits import EXIT_NOT_FOUND
 from callscreen.core.model import Action, Status
 from callscreen.services import exporter, importer
-from callscreen.services.admin import Admin
 from callscreen.services.exporter import EXPORT_COLUMNS, protect, unprotect
 from callscreen.services.importer import ImportOptions
-from callscreen.services.table import ListInfo, Table
+from callscreen.services.table import ListInfo
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.blocking import SyncTable as Table
 
 REGION = "FR"
 TRIGGERS = "=+-@\t\r"
@@ -314,4 +316,4 @@ def test_cli_export(redis_url: str, tmp_path: Path, table: Table, populated: Lis
     bad = runner.invoke(app, [*base, "export", "src", "--status", "nope"])
     assert bad.exit_code == 2
     missing = runner.invoke(app, [*base, "export", "nope"])
-    assert missing.exit_code == 1 and "no list named" in missing.stderr
+    assert missing.exit_code == EXIT_NOT_FOUND and "no list named" in missing.stderr

@@ -14,9 +14,9 @@ from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import AgiServer
 from callscreen.core.config import Settings
 from callscreen.core.model import Action, Direction
-from callscreen.services.admin import Admin
-from tests.agiclient import FakeAsterisk, build_env
-from tests.redisproc import RedisProcess
+from tests.support.agiclient import FakeAsterisk, build_env
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.redisproc import RedisProcess
 
 HOST = "127.0.0.1"
 

@@ -17,15 +17,17 @@ import redis
 from typer.testing import CliRunner
 
 from callscreen.cli import app
+from callscreen.cli.exits import EXIT_INVALID, EXIT_NOT_FOUND
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Action, EntryRecord, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.services import importer
-from callscreen.services.admin import Admin
 from callscreen.services.entries import expiry_member
 from callscreen.services.importer import ImportOptions, ImportSummary, sniff
-from callscreen.services.table import ListInfo, Table
+from callscreen.services.table import ListInfo
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.blocking import SyncTable as Table
 
 REGION = "FR"
 
@@ -111,7 +113,7 @@ def check_bookkeeping(table: Table, info: ListInfo) -> Counter[str]:
                 entry = EntryKey(field, True)
             else:
                 entry = EntryKey(str(int(field) * buckets + int(key.rsplit(":", 1)[1])), False)
-            member = expiry_member(table, entry)
+            member = expiry_member(buckets, entry)
             if code == "a" and rec.expires is not None:
                 expiring[member] = float(rec.expires)
             if code == "P":
@@ -654,7 +656,8 @@ def test_bytes_per_entry_with_a_shared_reason(redis_url: str) -> None:
     # 1,024 buckets and 50k entries: ~49 entries a bucket, as 1.6M entries in 32,768
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     client.hset("{cs}:meta", "buckets", 1024)
-    table = Table(Settings(redis_url=redis_url, default_region=REGION), client)
+    admin = Admin(Settings(redis_url=redis_url, default_region=REGION))
+    table = admin.table
     info = table.create_list("mem", Action.BLOCK)
     used = int(client.info("memory")["used_memory"])
     summary = importer.import_stream(
@@ -662,12 +665,15 @@ def test_bytes_per_entry_with_a_shared_reason(redis_url: str) -> None:
         info,
         io.BytesIO(("\n".join(_numbers(50_000)) + "\n").encode()),
         name="m.csv",
-        options=ImportOptions(workers=0, reason="registry 2025", approve=Status.ACTIVE),
+        options=ImportOptions(
+            workers=0, reason="registry 2025", approve=Status.ACTIVE, by="tester"
+        ),
     )
     assert summary.added == 50_000
     per_entry = (int(client.info("memory")["used_memory"]) - used) / 50_000
     assert per_entry <= 40, per_entry
-    table.close()
+    admin.close()
+    client.close()
 
 
 # -- the command line ----------------------------------------------------------------
@@ -708,6 +714,6 @@ def test_cli_import_usage_errors(redis_url: str, table: Table, dnc: ListInfo) ->
     both = cli(redis_url, "import", "dnc", "-", "--approve", "--approve-permanently", stdin=b"")
     assert both.exit_code == 2
     missing = cli(redis_url, "import", "dnc", os.path.join("no", "such.csv"))
-    assert missing.exit_code == 1 and "cannot read" in missing.stderr
+    assert missing.exit_code == EXIT_INVALID and "cannot read" in missing.stderr
     no_list = cli(redis_url, "import", "nope", "-", stdin=b"+33123456789\n")
-    assert no_list.exit_code == 1 and "no list named" in no_list.stderr
+    assert no_list.exit_code == EXIT_NOT_FOUND and "no list named" in no_list.stderr

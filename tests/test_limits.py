@@ -17,7 +17,7 @@ from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import AgiServer
 from callscreen.core.config import Settings
 from callscreen.core.model import Action
-from tests.agiclient import FakeAsterisk
+from tests.support.agiclient import FakeAsterisk
 from tests.test_agi_server import fill
 
 HOST = "127.0.0.1"
@@ -55,7 +55,7 @@ async def screening(redis_url: str) -> AsyncIterator[tuple[Settings, Screener]]:
 async def flood(*args: str) -> asyncio.subprocess.Process:
     """Start ``tests/flood.py`` and wait until all of its connections are open."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.flood", *args, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "tests.support.flood", *args, stdout=asyncio.subprocess.PIPE
     )
     assert process.stdout is not None
     line = await asyncio.wait_for(process.stdout.readline(), 30)

@@ -196,7 +196,11 @@ def test_call_path_never_raises(raw: str, region: str) -> None:
         assert number.digits == ""
         assert number.reason
         assert "\n" not in number.reason
-    assert is_never_blocked_outbound(raw, region) in (True, False)
+    # never raises either; and what it exempts is a short number of the region: at most
+    # 12 national digits (+ and the country code may come first), never anything else
+    if is_never_blocked_outbound(raw, region):
+        digits = "".join(ch for ch in raw if ch.isdigit())
+        assert digits and len(digits) <= 12 + 3
 
 
 _PHONEY = st.text(alphabet="+0123456789 -().*/#xtelsip:@;=", max_size=30)

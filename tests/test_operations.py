@@ -6,7 +6,6 @@ Sentinel, the gateway over TCP — in this process or as ``callscreen serve``.""
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
 import os
 import resource
@@ -17,7 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +28,11 @@ from callscreen.cli import app
 from callscreen.core.config import Settings
 from callscreen.core.model import Action
 from callscreen.gateway.serve import Gateway, Part, exposure_warnings, raise_fd_limit
-from callscreen.services.admin import Admin
-from tests.agiclient import FakeAsterisk, build_env, mset_variables
-from tests.redisproc import RedisProcess, free_port
-from tests.sentinelproc import SentinelSet
+from tests.support.agiclient import FakeAsterisk, build_env, mset_variables
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.polling import until_async as until
+from tests.support.redisproc import RedisProcess, free_port
+from tests.support.sentinelproc import SentinelSet
 
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,19 +132,6 @@ def parse_metrics(text: str) -> Samples:
 
 def metric(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 5.0, step: float = 0.02) -> None:
-    """Until ``predicate()`` (sync or async) is true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done = predicate()
-        if inspect.isawaitable(done):
-            done = await done
-        if done:
-            return
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(step)
 
 
 # ----------------------------------------------------------------- load and metrics

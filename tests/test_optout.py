@@ -21,11 +21,11 @@ from callscreen.callpath.server import AgiServer, CallInfo
 from callscreen.core.config import Settings
 from callscreen.core.model import Action, Direction, Result, Scope, Status
 from callscreen.gateway import optout
-from callscreen.services.admin import Admin
-from tests.agiclient import FakeAsterisk
-from tests.amihelpers import make_settings, mark_dialing, spool_names
-from tests.amihelpers import write_call_file as queue_call
-from tests.redisproc import RedisProcess
+from tests.support.agiclient import FakeAsterisk
+from tests.support.amihelpers import make_settings, mark_dialing, spool_names
+from tests.support.amihelpers import write_call_file as queue_call
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.redisproc import RedisProcess
 
 HOST = "127.0.0.1"
 NUM = "+33612345678"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from callscreen.callpath.decision import Decision
 from callscreen.callpath.precedence import Match, decide, rank
 from callscreen.core.model import Action, Result, Status
-from callscreen.services.admin import explain
+from callscreen.services.checking import explain
 
 NUMBER = "33612345678"
 ACTION_ORDER = [Action.BLOCK, Action.LABEL, Action.ALLOW]  # strongest first

@@ -19,7 +19,7 @@ import redis
 from callscreen.callpath.leanredis import LeanRedis, RedisTarget, Script, parse_host_port
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, StoreError, StoreProtocolError, StoreUnavailable
-from tests.redisproc import RedisProcess, free_port, redis_server_binary
+from tests.support.redisproc import RedisProcess, free_port, redis_server_binary
 
 # The connection code must work on both: run those tests on each.
 both_loops = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])

@@ -30,6 +30,7 @@ from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import AgiServer
 from callscreen.cli import app
+from callscreen.cli.exits import EXIT_INVALID
 from callscreen.core.config import FailPolicy, Settings
 from callscreen.core.model import Action, Direction, Result
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
@@ -52,10 +53,11 @@ from callscreen.reports.report import (
     zero_counts,
 )
 from callscreen.schema.attempts import DayClock, LogSettings, Outcome
-from callscreen.services.admin import Admin
 from callscreen.services.logshards import stream_id
-from tests.agiclient import FakeAsterisk
-from tests.redisproc import free_port
+from callscreen.services.table import Table
+from tests.support.agiclient import FakeAsterisk
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.redisproc import free_port
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
 DAY = 86400.0
@@ -344,7 +346,7 @@ async def test_report_matches_the_scripted_calls_in_every_format(rig: Rig, redis
     await run_script(rig.dial, rig.admin, rig.log)
     assert rig.log.stats().dropped == 0
     since, until = three_days()
-    report = build_report(rig.admin.table, LOG, since, until)
+    report = rig.admin.run(build_report(rig.admin.ctx.table, LOG, since, until))
     totals, by_day, by_list = expected_counts(SCRIPT)
 
     assert report.total == len(SCRIPT)
@@ -387,7 +389,9 @@ async def test_report_matches_the_scripted_calls_in_every_format(rig: Rig, redis
     assert html_totals == totals and html_days == by_day
 
     # and so does the CLI
-    result = CliRunner().invoke(
+    # in a thread of its own: the command runs its own event loop, as from a shell
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
         app,
         ["--redis-url", redis_url, "report", "--since", since.isoformat(), "--format", "json"],
     )
@@ -398,13 +402,13 @@ async def test_report_matches_the_scripted_calls_in_every_format(rig: Rig, redis
 async def test_campaign_report_counts_that_campaign_only(direct: Rig) -> None:
     await run_script(direct.dial, direct.admin, direct.log)
     since, until = three_days()
-    report = build_report(direct.admin.table, LOG, since, until, campaign="A")
+    report = direct.admin.run(build_report(direct.admin.ctx.table, LOG, since, until, campaign="A"))
     totals, by_day, by_list = expected_counts(SCRIPT, "A")
     assert report.totals == totals and report.by_day == by_day and report.by_list == by_list
     assert list(report.by_campaign) == ["A"]
     assert {f.number for f in report.lost} == {LOST_1, LOST_2}
     assert {f.number for f in report.never_contacted} == {NEVER_1, NEVER_2}
-    none = build_report(direct.admin.table, LOG, since, until, campaign="")
+    none = direct.admin.run(build_report(direct.admin.ctx.table, LOG, since, until, campaign=""))
     assert none.total == sum(1 for c in SCRIPT if c.campaign == "")
     assert {f.number for f in none.never_contacted} == {SPAM, PREFIXED}
     assert {f.number for f in none.lost} == {LOST_1}  # called inbound once after its block
@@ -415,7 +419,7 @@ async def test_counters_outlive_the_records(direct: Rig) -> None:
     for name in direct.admin.table.keys.attempt_logs():
         direct.admin.table.r.xtrim(name, maxlen=0)
     since, until = three_days()
-    report = build_report(direct.admin.table, LOG, since, until)
+    report = direct.admin.run(build_report(direct.admin.ctx.table, LOG, since, until))
     assert report.total == len(SCRIPT)
     assert {f.number for f in report.lost} == {LOST_1, LOST_2}
 
@@ -424,7 +428,7 @@ async def test_number_whose_list_is_gone_is_unknown_if_it_was_contacted(direct: 
     await run_script(direct.dial, direct.admin, direct.log)
     direct.admin.delete_list("camp-a")
     since, until = three_days()
-    report = build_report(direct.admin.table, LOG, since, until)
+    report = direct.admin.run(build_report(direct.admin.ctx.table, LOG, since, until))
     assert {f.number for f in report.unknown} == {LOST_2, NEVER_2}  # both had a contact
     assert {f.number for f in report.lost} == {LOST_1}
     assert report.unknown[0].blacklisted_at is None
@@ -432,45 +436,45 @@ async def test_number_whose_list_is_gone_is_unknown_if_it_was_contacted(direct: 
 
 async def test_report_service_ranges_and_caps(direct: Rig) -> None:
     await run_script(direct.dial, direct.admin, direct.log)
-    svc = ReportService(direct.settings, direct.admin.table)
-    report = svc.report(days=3, top=1, max_numbers=1)
+    svc = ReportService(direct.settings, direct.admin.ctx.table)
+    report = direct.admin.run(svc.report(days=3, top=1, max_numbers=1))
     assert report.total == len(SCRIPT)
     assert len(report.top_blocked) == 1 and len(report.never_contacted) == 1
     assert report.never_contacted_count == 4
-    assert svc.report(days=1).total == len(AFTER)
+    assert direct.admin.run(svc.report(days=1)).total == len(AFTER)
 
 
 async def test_recent_attempts_filters_and_follow(direct: Rig) -> None:
     await run_script(direct.dial, direct.admin, direct.log)
-    table = direct.admin.table
+    table = Table(direct.settings)
     svc = ReportService(direct.settings, table)
-    records, last = recent_attempts(table, svc.query(), limit=100)
+    records, last = await recent_attempts(table, svc.query(), limit=100)
     # in call time order (the script's calls are spread over three days)
     assert sorted(r.uniqueid for r in records) == sorted(
         f"1700000000.{i}" for i in range(1, len(SCRIPT) + 1)
     )
     assert [r.time for r in records] == sorted(r.time for r in records)
-    heads = [table.r.xrevrange(name, count=1) for name in table.keys.attempt_logs()]
+    heads = [await table.r.xrevrange(name, count=1) for name in table.keys.attempt_logs()]
     assert last == max((h[0][0] for h in heads if h), key=stream_id)
-    blocked_a, _ = recent_attempts(
+    blocked_a, _ = await recent_attempts(
         table, svc.query(campaign="A", outcome=Outcome.BLOCKED, direction=OUT), limit=100
     )
     assert [r.number for r in blocked_a] == [LOST_1, LOST_1, NEVER_1, LOST_2, NEVER_2]
-    national, _ = recent_attempts(table, svc.query(number="06 12 34 00 01"), limit=100)
+    national, _ = await recent_attempts(table, svc.query(number="06 12 34 00 01"), limit=100)
     assert {r.number for r in national} == {LOST_1} and len(national) == 4
-    prefix, _ = recent_attempts(table, svc.query(number="+3361299*"), limit=100)
+    prefix, _ = await recent_attempts(table, svc.query(number="+3361299*"), limit=100)
     assert {r.number for r in prefix} == {PREFIXED, EXCEPTION}
-    unavailable, _ = recent_attempts(table, svc.query(outcome=Outcome.UNAVAILABLE), limit=100)
+    unavailable, _ = await recent_attempts(table, svc.query(outcome=Outcome.UNAVAILABLE), limit=100)
     # fail-policy answers carry the number that was read (CALLSCREEN_NUMBER, the log)
     assert [r.number for r in unavailable] == ["+33612340051", "+33612340052"]
-    two, _ = recent_attempts(table, svc.query(), limit=2)
+    two, _ = await recent_attempts(table, svc.query(), limit=2)
     assert [r.uniqueid for r in two] == [
         f"1700000000.{len(SCRIPT) - 1}",
         f"1700000000.{len(SCRIPT)}",
     ]
-    old, _ = recent_attempts(table, svc.query(until=time.time() - DAY / 2), limit=100)
+    old, _ = await recent_attempts(table, svc.query(until=time.time() - DAY / 2), limit=100)
     assert len(old) == len(BEFORE)
-    recent, _ = recent_attempts(table, svc.query(since=time.time() - 3600), limit=100)
+    recent, _ = await recent_attempts(table, svc.query(since=time.time() - 3600), limit=100)
     assert len(recent) == len(AFTER)
 
     # follow: new records only, filtered
@@ -479,12 +483,12 @@ async def test_recent_attempts_filters_and_follow(direct: Rig) -> None:
     def stop() -> bool:
         return len(seen) >= 2
 
-    def consume() -> None:
-        for rec in follow_attempts(table, svc.query(campaign="Z"), last, block_ms=100, stop=stop):
+    async def consume() -> None:
+        query = svc.query(campaign="Z")
+        async for rec in follow_attempts(table, query, last, block_ms=100, stop=stop):
             seen.append(rec)
 
-    reader = asyncio.get_running_loop().run_in_executor(None, consume)
-    await asyncio.sleep(0.05)
+    reader = asyncio.create_task(consume())  # follows from ``last``: no head start needed
     for i, campaign in enumerate(["Y", "Z", "Y", "Z"]):
         direct.log.record(
             ScreenRequest(f"+3361234009{i}", OUT, campaign), _allowed(f"+3361234009{i}"), 0
@@ -492,6 +496,7 @@ async def test_recent_attempts_filters_and_follow(direct: Rig) -> None:
     assert await direct.log.flush()
     await asyncio.wait_for(reader, 5)
     assert [r.campaign for r in seen] == ["Z", "Z"]
+    await table.close()
 
 
 def _allowed(number: str) -> Decision:
@@ -521,7 +526,7 @@ def test_cli_log_and_report_formats(redis_url: str, tmp_path: Path) -> None:
     result = runner.invoke(app, [*base, "log", "--campaign", "A", "--result", "blocked"])
     assert result.exit_code == 0 and "no attempts match" in result.output
     result = runner.invoke(app, [*base, "log", "--result", "nope"])
-    assert result.exit_code == 1 and "--result must be one of" in result.output
+    assert result.exit_code == EXIT_INVALID and "--result must be one of" in result.output
     result = runner.invoke(app, [*base, "log", "-n", "5"])
     assert result.exit_code == 0 and result.output.count("+3361234010") == 5
 
@@ -535,7 +540,7 @@ def test_cli_log_and_report_formats(redis_url: str, tmp_path: Path) -> None:
     rows = list(csv.DictReader(io.StringIO((tmp_path / "report.csv").read_text())))
     assert {(r["key"], r["value"]) for r in rows if r["section"] == "total"} >= {("ALLOWED", "5")}
     result = runner.invoke(app, [*base, "report", "--days", "2", "--since", "2027-01-01"])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_INVALID
 
 
 def test_outputs_escape_what_users_and_callers_typed() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,7 +15,7 @@ from callscreen.core.model import LABEL, Action, Direction, Result, Scope, Statu
 from callscreen.core.numbers import parse_entry
 from callscreen.services.entries import add_entries
 from callscreen.services.table import Table
-from tests.redisproc import RedisProcess
+from tests.support.redisproc import RedisProcess
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
 
@@ -27,10 +27,10 @@ def make_settings(url: str, **overrides: object) -> Settings:
 
 
 @pytest.fixture
-def table(redis_url: str) -> Iterator[Table]:
+async def table(redis_url: str) -> AsyncIterator[Table]:
     t = Table(make_settings(redis_url))
     yield t
-    t.close()
+    await t.close()
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ async def screener(redis_url: str) -> AsyncIterator[Screener]:
     await s.close()
 
 
-def fill(
+async def fill(
     table: Table,
     name: str,
     action: Action,
@@ -53,12 +53,12 @@ def fill(
     expires: int | None = None,
 ) -> None:
     try:
-        info = table.get_list(name)
+        info = await table.get_list(name)
     except Exception:
-        info = table.create_list(name, action, direction, scope)
-    batch = table.new_batch("add", reason=reason, source="test", by="tester")
+        info = await table.create_list(name, action, direction, scope, "", "tester")
+    batch = await table.new_batch("add", reason=reason, source="test", by="tester")
     keys = [parse_entry(e, "FR") for e in entries]
-    add_entries(table, info, keys, batch, status=status, expires=expires)
+    await add_entries(table, info, keys, batch, status=status, expires=expires)
 
 
 async def ask(
@@ -71,7 +71,7 @@ async def ask(
 async def test_exact_number_blocks_with_list_match_and_reason(
     table: Table, screener: Screener
 ) -> None:
-    fill(table, "dnc", Action.BLOCK, ["+33123456789"], reason="asked us to stop")
+    await fill(table, "dnc", Action.BLOCK, ["+33123456789"], reason="asked us to stop")
     d = await screener.screen(ScreenRequest("+33123456789", IN))
     assert d.result is Result.BLOCKED
     assert d.variables() == {
@@ -87,7 +87,7 @@ async def test_exact_number_blocks_with_list_match_and_reason(
 async def test_unlisted_number_is_allowed_with_empty_variables(
     table: Table, screener: Screener
 ) -> None:
-    fill(table, "dnc", Action.BLOCK, ["+33123456789"])
+    await fill(table, "dnc", Action.BLOCK, ["+33123456789"])
     d = await screener.screen(ScreenRequest("+33123456780", IN))
     assert d.variables() == {
         "CALLSCREEN_RESULT": "ALLOWED",
@@ -100,8 +100,8 @@ async def test_unlisted_number_is_allowed_with_empty_variables(
 
 
 async def test_prefix_blocks_and_longer_allow_entry_wins(table: Table, screener: Screener) -> None:
-    fill(table, "premium", Action.BLOCK, ["+3389*"], reason="premium rate")
-    fill(table, "partners", Action.ALLOW, ["+33899123*"])
+    await fill(table, "premium", Action.BLOCK, ["+3389*"], reason="premium rate")
+    await fill(table, "partners", Action.ALLOW, ["+33899123*"])
     assert await ask(screener, "+33 8 99 00 00 00") == (
         Result.BLOCKED, "premium", "+3389*", "premium rate",
     )  # fmt: skip
@@ -111,22 +111,22 @@ async def test_prefix_blocks_and_longer_allow_entry_wins(table: Table, screener:
 async def test_exact_beats_prefix_and_block_beats_label_at_equal_specificity(
     table: Table, screener: Screener
 ) -> None:
-    fill(table, "france", Action.BLOCK, ["+33*"])
-    fill(table, "vip", Action.ALLOW, ["+33123456789"])
-    fill(table, "watch", Action.LABEL, ["+3361*"])
-    fill(table, "stop", Action.BLOCK, ["+3361*"])
+    await fill(table, "france", Action.BLOCK, ["+33*"])
+    await fill(table, "vip", Action.ALLOW, ["+33123456789"])
+    await fill(table, "watch", Action.LABEL, ["+3361*"])
+    await fill(table, "stop", Action.BLOCK, ["+3361*"])
     assert (await ask(screener, "+33123456789"))[0] is Result.ALLOWED
     assert (await ask(screener, "+33612345678"))[:2] == (Result.BLOCKED, "stop")
 
 
 async def test_label_list_labels(table: Table, screener: Screener) -> None:
-    fill(table, "suspect", Action.LABEL, ["+33611111111"], reason="complaints")
+    await fill(table, "suspect", Action.LABEL, ["+33611111111"], reason="complaints")
     d = await screener.screen(ScreenRequest("+33611111111", IN))
     assert (d.result, d.label, d.list_name) == (Result.LABELED, LABEL, "suspect")
 
 
 async def test_direction_filters_lists(table: Table, screener: Screener) -> None:
-    fill(table, "inbound-only", Action.BLOCK, ["+33611111111"], direction=IN)
+    await fill(table, "inbound-only", Action.BLOCK, ["+33611111111"], direction=IN)
     assert (await ask(screener, "+33611111111", IN))[0] is Result.BLOCKED
     assert (await ask(screener, "+33611111111", OUT))[0] is Result.ALLOWED
 
@@ -134,9 +134,9 @@ async def test_direction_filters_lists(table: Table, screener: Screener) -> None
 async def test_campaign_list_applies_to_its_campaigns_only(
     table: Table, screener: Screener
 ) -> None:
-    fill(table, "camp-dnc", Action.BLOCK, ["+33611111111"], scope=Scope.CAMPAIGN)
-    fill(table, "global-dnc", Action.BLOCK, ["+33622222222"])
-    table.assign("spring", ["camp-dnc", "global-dnc"])
+    await fill(table, "camp-dnc", Action.BLOCK, ["+33611111111"], scope=Scope.CAMPAIGN)
+    await fill(table, "global-dnc", Action.BLOCK, ["+33622222222"])
+    await table.assign("spring", ["camp-dnc", "global-dnc"])
     assert (await ask(screener, "+33611111111", OUT, "spring"))[0] is Result.BLOCKED
     assert (await ask(screener, "+33611111111", OUT, "autumn"))[0] is Result.ALLOWED
     assert (await ask(screener, "+33611111111", OUT))[0] is Result.ALLOWED
@@ -145,14 +145,14 @@ async def test_campaign_list_applies_to_its_campaigns_only(
 
 
 async def test_national_format_matches_e164_entry(table: Table, screener: Screener) -> None:
-    fill(table, "dnc", Action.BLOCK, ["+33123456789"])
+    await fill(table, "dnc", Action.BLOCK, ["+33123456789"])
     for raw in ("01 23 45 67 89", "0033123456789", "tel:+33-1-23-45-67-89", "sip:0123456789@pbx"):
         assert (await ask(screener, raw))[0] is Result.BLOCKED, raw
 
 
 async def test_emergency_number_is_never_blocked_outbound(redis_url: str, table: Table) -> None:
-    fill(table, "france", Action.BLOCK, ["+33*", "+331*"])
-    fill(table, "short", Action.BLOCK, ["+33112*", "+3315*", "+3317*", "+3318*"])
+    await fill(table, "france", Action.BLOCK, ["+33*", "+331*"])
+    await fill(table, "short", Action.BLOCK, ["+33112*", "+3315*", "+3317*", "+3318*"])
     for policy in FailPolicy:
         s = Screener.from_settings(make_settings(redis_url, fail_policy=policy))
         try:
@@ -194,9 +194,9 @@ async def test_anonymous_caller_follows_policy(
 async def test_pending_and_expired_entries_are_not_enforced(
     table: Table, screener: Screener
 ) -> None:
-    fill(table, "dnc", Action.BLOCK, ["+33611111111"], status=Status.PENDING)
-    fill(table, "old", Action.BLOCK, ["+33622222222"], expires=int(time.time()) - 1)
-    fill(table, "new", Action.BLOCK, ["+33633333333"], expires=int(time.time()) + 3600)
+    await fill(table, "dnc", Action.BLOCK, ["+33611111111"], status=Status.PENDING)
+    await fill(table, "old", Action.BLOCK, ["+33622222222"], expires=int(time.time()) - 1)
+    await fill(table, "new", Action.BLOCK, ["+33633333333"], expires=int(time.time()) + 3600)
     assert (await ask(screener, "+33611111111"))[0] is Result.ALLOWED
     assert (await ask(screener, "+33622222222"))[0] is Result.ALLOWED
     assert (await ask(screener, "+33633333333"))[0] is Result.BLOCKED
@@ -209,7 +209,7 @@ async def test_one_round_trip_per_decision_whatever_the_number_of_lists(
     table: Table, redis_url: str
 ) -> None:
     for i in range(30):
-        fill(table, f"list{i}", Action.BLOCK, [f"+336{i:02d}*"])
+        await fill(table, f"list{i}", Action.BLOCK, [f"+336{i:02d}*"])
     client = LeanRedis.from_settings(make_settings(redis_url))
     s = Screener(make_settings(redis_url), client)
     try:
@@ -239,8 +239,8 @@ async def test_redis_down_gives_fail_policy_answer_within_deadline(
 ) -> None:
     settings = make_settings(private_redis.url, fail_policy=policy, deadline_ms=150)
     table = Table(settings)
-    fill(table, "dnc", Action.BLOCK, ["+33123456789"])
-    table.close()
+    await fill(table, "dnc", Action.BLOCK, ["+33123456789"])
+    await table.close()
     s = Screener.from_settings(settings)
     try:
         assert (await s.screen(ScreenRequest("+33123456789", IN))).result is Result.BLOCKED
@@ -254,8 +254,8 @@ async def test_redis_down_gives_fail_policy_answer_within_deadline(
             assert d.result is expected
         private_redis.start()  # a new, empty server on the same port: refill it
         table = Table(settings)
-        fill(table, "dnc", Action.BLOCK, ["+33123456789"])
-        table.close()
+        await fill(table, "dnc", Action.BLOCK, ["+33123456789"])
+        await table.close()
         d = await s.screen(ScreenRequest("+33123456789", IN))
         assert (d.result, d.failed, d.list_name) == (Result.BLOCKED, False, "dnc")
     finally:

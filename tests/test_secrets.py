@@ -20,7 +20,7 @@ from callscreen.core.config import Settings, mask_url
 from callscreen.core.errors import InvalidInput, StoreAuthError
 from callscreen.gateway import serve
 from callscreen.gateway.health import redis_description
-from tests.redisproc import RedisProcess
+from tests.support.redisproc import RedisProcess
 
 #: every character that ends a URL's user-info early in a naive parser; "Pw" and the
 #: user name "alice" must appear in nothing that is printed

@@ -5,7 +5,6 @@ LeanRedis, as on a real call)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -29,7 +28,8 @@ from callscreen.core.errors import (
 )
 from callscreen.core.model import Action, Direction, Result, Scope, Status
 from callscreen.services import entries
-from callscreen.services.admin import Admin
+from tests.support.blocking import SyncAdmin as Admin
+from tests.support.clock import Clock
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
 NUM = "+33612345678"
@@ -42,8 +42,13 @@ def make_settings(redis_url: str) -> Settings:
 
 
 @pytest.fixture
-def admin(redis_url: str) -> Iterator[Admin]:
-    service = Admin(make_settings(redis_url))
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def admin(redis_url: str, clock: Clock) -> Iterator[Admin]:
+    service = Admin(make_settings(redis_url), clock=clock)
     yield service
     service.close()
 
@@ -55,7 +60,7 @@ def screen(admin: Admin, number: str, direction: Direction = IN, campaign: str =
     async def run() -> Decision:
         client = LeanRedis.from_settings(admin.settings)
         try:
-            screener = Screener(admin.settings, client)
+            screener = Screener(admin.settings, client, clock=admin.ctx.clock)
             return await screener.screen(ScreenRequest(number, direction, campaign))
         finally:
             await client.close()
@@ -71,11 +76,9 @@ def statuses(admin: Admin, list_name: str) -> dict[str, Status]:
 def recount(admin: Admin, list_name: str) -> dict[str, int]:
     """Counts by effective status, from a full scan (the slow truth)."""
     info = admin.table.get_list(list_name)
-    now = time.time()
-    found = Counter(
-        record.effective_status(now).value
-        for _key, record in entries.scan_entries(admin.table, info)
-    )
+    now = admin.ctx.clock()
+    scanned = admin.portal.collect(entries.scan_entries(admin.ctx.table, info))
+    found = Counter(record.effective_status(now).value for _key, record in scanned)
     return {status.value: found.get(status.value, 0) for status in Status}
 
 
@@ -83,7 +86,8 @@ def add_pending(admin: Admin, list_name: str, *raw: str) -> None:
     """Entries pending review, as an import without --approve leaves them."""
     info = admin.table.get_list(list_name)
     batch = admin.table.new_batch("import", reason="registry", source="file.csv", by="importer")
-    entries.add_entries(admin.table, info, admin.parse_entries(raw), batch, status=Status.PENDING)
+    keys = admin.parse_entries(raw)
+    admin.run(entries.add_entries(admin.ctx.table, info, keys, batch, status=Status.PENDING))
 
 
 # -- lists -----------------------------------------------------------------------------
@@ -279,7 +283,7 @@ def test_removed_entry_stops_matching_at_once_and_can_be_restored(admin: Admin) 
     assert screen(admin, "+33891234567").result is Result.ALLOWED
 
     view = admin.list_entries("dnc", status=Status.DELETED).entries[0]
-    assert (view.removed_by, view.removal_reason) == ("bob", "court order")
+    assert (view.removed_by, view.removed_reason) == ("bob", "court order")
     assert view.removed_at is not None and view.reason == "complaint"
     assert admin.show_list("dnc").counts["deleted"] == 2
     # removing again changes nothing
@@ -302,13 +306,13 @@ def test_add_restores_a_removed_entry(admin: Admin) -> None:
     assert screen(admin, NUM).result is Result.BLOCKED
 
 
-def test_purge_deletes_only_entries_removed_before_the_date(admin: Admin) -> None:
+def test_purge_deletes_only_entries_removed_before_the_date(admin: Admin, clock: Clock) -> None:
     admin.create_list("dnc", Action.BLOCK)
     admin.add("dnc", [NUM, OTHER, "+3389*"])
     admin.remove("dnc", [NUM, "+3389*"], reason="old")
     assert admin.purge("dnc", "2000-01-01").changed == 0
     assert admin.purge("dnc", "1d").changed == 0  # removed less than a day ago
-    time.sleep(1.05)
+    clock.advance(2)
     result = admin.purge("dnc", "1s")
     assert result.outcomes == {"purged": 2}
     assert statuses(admin, "dnc") == {OTHER: Status.ACTIVE}
@@ -319,7 +323,8 @@ def test_purge_deletes_only_entries_removed_before_the_date(admin: Admin) -> Non
 
 def raw_record(admin: Admin, list_name: str, entry: str) -> str:
     info = admin.table.get_list(list_name)
-    hkey, hfield = entries.entry_location(admin.table, info.id, admin.parse_entries([entry])[0])
+    key = admin.parse_entries([entry])[0]
+    hkey, hfield = entries.entry_location(admin.table.keys, admin.table.buckets, info.id, key)
     return str(admin.table.r.hget(hkey, hfield))
 
 
@@ -363,9 +368,8 @@ def test_records_of_the_earlier_five_field_format_are_read_and_kept(admin: Admin
     info = admin.table.get_list("dnc")
     batch = int(raw_record(admin, "dnc", NUM).split(";")[1])
     for number in (NUM, OTHER):
-        hkey, hfield = entries.entry_location(
-            admin.table, info.id, admin.parse_entries([number])[0]
-        )
+        key = admin.parse_entries([number])[0]
+        hkey, hfield = entries.entry_location(admin.table.keys, admin.table.buckets, info.id, key)
         admin.table.r.hset(hkey, hfield, f"a;{batch};;;CRM-7")  # s;batch;expires;removal;extid
     view = next(v for v in admin.list_entries("dnc").entries if v.entry == NUM)
     assert (view.external_id, view.created_by) == ("CRM-7", "alice")
@@ -391,7 +395,7 @@ def test_lookup_reads_the_expiry_of_an_entry_with_a_creation_batch(admin: Admin)
 # -- expiry ----------------------------------------------------------------------------
 
 
-def test_expired_entries_stop_matching_on_time(admin: Admin) -> None:
+def test_expired_entries_stop_matching_on_time(admin: Admin, clock: Clock) -> None:
     admin.create_list("dnc", Action.BLOCK)
     short = admin.add("dnc", [NUM], expires="1s")
     assert short.notes == ()
@@ -399,7 +403,7 @@ def test_expired_entries_stop_matching_on_time(admin: Admin) -> None:
     assert "past" in past.notes[0]
     assert screen(admin, OTHER).result is Result.ALLOWED
     assert screen(admin, NUM).result is Result.BLOCKED
-    time.sleep(1.1)
+    clock.advance(1.1)
     assert screen(admin, NUM).result is Result.ALLOWED  # no job ran
     counts = admin.show_list("dnc").counts
     assert (counts["active"], counts["expired"]) == (0, 2)

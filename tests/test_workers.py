@@ -18,8 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from callscreen.gateway.serve import Gateway
-from tests.agiclient import FakeAsterisk
-from tests.redisproc import free_port
+from tests.support.agiclient import FakeAsterisk
+from tests.support.redisproc import free_port
 from tests.test_operations import HOST, load_lists, ops_settings, until
 
 

@@ -53,12 +53,11 @@ cascade running in those 2 s would delay such a file until Asterisk restarts —
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import stat as statmod
 import time
-from collections.abc import Callable, Collection, Coroutine, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -201,6 +200,20 @@ class CascadeReport:
             ],
             "notes": list(self.notes),
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CascadeReport:
+        """The report :meth:`to_json` gave (a queued cascade's result, read back)."""
+        return cls(
+            entries=int(data["entries"]),
+            spool_dir=str(data["spool_dir"]),
+            spool_checked=bool(data["spool_checked"]),
+            cancelled=tuple(QueuedCall(**c) for c in data["cancelled"]),
+            left_due=tuple(QueuedCall(**c) for c in data["left_due"]),
+            hangup_requested=bool(data["hangup_requested"]),
+            hung_up=tuple(LiveCall(**c) for c in data["hung_up"]),
+            notes=tuple(data["notes"]),
+        )
 
 
 def _qjson(call: QueuedCall) -> dict[str, str]:
@@ -407,7 +420,8 @@ async def hangup_matching(settings: Settings, targets: Targets, region: str) -> 
         await client.connect()
         channels = await client.channels()
         numbers = {ch.name: channel_numbers(ch, region) for ch in channels}
-        matched = targets.match({d for found in numbers.values() for d in found})
+        wanted = {d for found in numbers.values() for d in found}
+        matched = await asyncio.to_thread(targets.match, wanted)  # may read Redis
         hung: list[LiveCall] = []
         for ch in channels:
             hit = next((d for d in numbers[ch.name] if d in matched), None)
@@ -424,18 +438,7 @@ async def hangup_matching(settings: Settings, targets: Targets, region: str) -> 
 # -- the whole cascade -------------------------------------------------------------
 
 
-def _run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion from synchronous code: in this thread, or, when
-    this thread already runs an event loop (a sync call from async code), in another."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="cascade") as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
-def run(
+async def run(
     settings: Settings,
     targets: Targets,
     *,
@@ -447,8 +450,8 @@ def run(
     """Cancel the queued and (``hangup_live``; default: the setting) live calls that
     ``targets`` match. ``outbound``: whether the list blocks outbound calls (call files
     are looked at only then); ``campaigns``: the campaigns of a campaign-only list.
-    Synchronous (admin side): the AMI part runs its own event loop (in another thread
-    if this one already runs a loop)."""
+    The spool's file work runs in a worker thread (``targets.match`` may read Redis
+    synchronously there); the AMI part on this loop."""
     region = settings.default_region
     hangup = settings.cascade_hangup_live if hangup_live is None else hangup_live
     notes: list[str] = []
@@ -458,7 +461,9 @@ def run(
     elif not outbound:
         notes.append("an inbound-only list: queued (outbound) calls not checked")
     else:
-        scan = cancel_queued(settings.spool_dir, targets, region, campaigns=campaigns)
+        scan = await asyncio.to_thread(
+            cancel_queued, settings.spool_dir, targets, region, campaigns=campaigns
+        )
     notes.extend(scan.notes)
     cancelled, due = list(scan.cancelled), list(scan.due)
     hung: list[LiveCall] = []
@@ -469,11 +474,13 @@ def run(
             notes.append("AMI not configured (CALLSCREEN_AMI_HOST): live calls not hung up")
         else:
             try:
-                hung = _run_sync(lambda: hangup_matching(settings, targets, region))
+                hung = await hangup_matching(settings, targets, region)
             except AmiUnavailable as exc:
                 notes.append(f"live calls not hung up: {exc}")
         if hung and due:
-            settled, due = settle_due(settings.spool_dir, due, settings.cascade_settle_s)
+            settled, due = await asyncio.to_thread(
+                settle_due, settings.spool_dir, due, settings.cascade_settle_s
+            )
             cancelled += settled
     if due:
         notes.append(

@@ -40,6 +40,7 @@ from callscreen.callpath.protocol import (
     ReplyReceived,
     mset_command,
     printable,
+    reply_outcome,
 )
 from callscreen.callpath.server import (
     MAX_RESCREENS,
@@ -202,13 +203,10 @@ async def answer_call(
         return env, answer, "no reply"
     except PeerHangup:
         return env, answer, "hangup before reply"
-    reply = reader.replies[-1]
-    if reply.code == 511 or session.hungup:
-        return env, answer, "hangup"
-    if reply.code != 200:
-        log.warning("Asterisk refused the answer: %s", printable(reply.lines[0]))
-        return env, answer, f"reply {reply.code}"
-    return env, answer, "corrected" if corrected else "ok"
+    outcome, warning = reply_outcome(reader.replies[-1], session.hungup, corrected)
+    if warning:
+        log.warning("%s", warning)
+    return env, answer, outcome
 
 
 async def _run(settings: Settings, reader: PipeReader, env: AgiEnv, args: Sequence[str]) -> str:

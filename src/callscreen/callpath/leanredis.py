@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 import ssl
 from collections import deque
@@ -81,6 +80,7 @@ from callscreen.core.errors import (
     StoreProtocolError,
     StoreUnavailable,
 )
+from callscreen.schema.scripts import Script
 
 __all__ = ["LeanRedis", "RedisTarget", "Script", "parse_host_port"]
 
@@ -90,18 +90,6 @@ Arg = bytes | str | int
 
 DEFAULT_PORT: Final = 6379
 DEFAULT_SENTINEL_PORT: Final = 26379
-
-
-@dataclass(frozen=True)
-class Script:
-    """A Lua script and its SHA1, for :meth:`LeanRedis.evalsha`."""
-
-    source: str
-    sha1: str = dataclasses.field(init=False)
-
-    def __post_init__(self) -> None:
-        digest = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
-        object.__setattr__(self, "sha1", digest)
 
 
 @dataclass(frozen=True)

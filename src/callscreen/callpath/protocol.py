@@ -824,3 +824,14 @@ class AgiSession:
         self.phase = Phase.COMMANDED
         self.pending_replies += 1
         return command
+
+
+def reply_outcome(reply: Reply, hungup: bool, corrected: bool) -> tuple[str, str]:
+    """How a call ended after the answer's last reply (classic AGI and FastAGI alike):
+    the outcome for the call's log line (``ok``, ``corrected``, ``hangup``, ``reply
+    CODE``) and, when Asterisk refused the answer, a warning to log (else ``""``)."""
+    if reply.code == 511 or hungup:
+        return "hangup", ""
+    if reply.code != 200:
+        return f"reply {reply.code}", f"Asterisk refused the answer: {printable(reply.lines[0])}"
+    return ("corrected" if corrected else "ok"), ""

@@ -11,21 +11,22 @@ from __future__ import annotations
 import json
 import logging
 import time
-from importlib import resources
+from collections.abc import Callable
 from typing import Any
 
 from callscreen.callpath.decision import Decision, ScreenRequest
-from callscreen.callpath.leanredis import LeanRedis, Script
+from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.precedence import Match, decide
 from callscreen.core.config import AnonymousPolicy, FailPolicy, Settings
 from callscreen.core.errors import CallscreenError
 from callscreen.core.model import Action, Direction, EntryRecord, Result
 from callscreen.core.numbers import NumberKind, is_never_blocked_outbound, read_call_number
+from callscreen.schema import scripts
 from callscreen.schema.keys import Keys
 
 log = logging.getLogger("callscreen.screening")
 
-LOOKUP = Script(resources.files("callscreen.schema").joinpath("lookup.lua").read_text())
+LOOKUP = scripts.LOOKUP
 
 _RESULT_OF = {
     Action.BLOCK: Result.BLOCKED,
@@ -47,9 +48,16 @@ class Screener:
     gets the fail-policy answer.
     """
 
-    def __init__(self, settings: Settings, client: LeanRedis) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: LeanRedis,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.client = client
+        self.clock = clock  # "now" for expiries (epoch seconds); tests pass their own
         self.keys = Keys(settings.key_tag)
         self.deadline = settings.deadline_ms / 1000
 
@@ -127,7 +135,7 @@ class Screener:
         timeout: float | None = None,
     ) -> tuple[Match, ...]:
         """Every entry matching ``digits`` in the lists applying to the call: one round trip."""
-        now = time.time()
+        now = self.clock()
         raw = await self.client.evalsha(
             LOOKUP,
             [self.keys.meta],

@@ -29,6 +29,7 @@ from callscreen.callpath.protocol import (
     bad_request_decision,
     mset_command,
     printable,
+    reply_outcome,
     screen_request,
 )
 from callscreen.callpath.stats import CallStats
@@ -630,17 +631,10 @@ class _AgiConnection(asyncio.Protocol):
             return env, answer, "no reply"
         except PeerHangup:
             return env, answer, "hangup before reply"
-        reply = self.replies[-1]
-        if reply.code == 511 or session.hungup:
-            return env, answer, "hangup"
-        if reply.code != 200:
-            log.warning(
-                "uniqueid=%s: Asterisk refused the answer: %s",
-                _field(env.uniqueid),
-                printable(reply.lines[0]),
-            )
-            return env, answer, f"reply {reply.code}"
-        return env, answer, "corrected" if corrected else "ok"
+        outcome, warning = reply_outcome(self.replies[-1], session.hungup, corrected)
+        if warning:
+            log.warning("uniqueid=%s: %s", _field(env.uniqueid), warning)
+        return env, answer, outcome
 
     def _log_call(
         self, env: AgiEnv, answer: Answer, outcome: str, elapsed_ms: float | None = None

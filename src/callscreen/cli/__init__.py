@@ -1,12 +1,12 @@
 """The ``callscreen`` command line: a thin skin over :mod:`callscreen.services.admin`.
 
-Each command parses its arguments, calls one service method and renders the result
-(text, or JSON with ``--json``). No Redis call is made here. One
+Each command parses its arguments, calls the services through
+:func:`callscreen.cli.common.call` (one ``asyncio.run`` per command) and renders the
+result (text, or JSON with ``--json``). No Redis call is made here. One
 :class:`~callscreen.core.config.Settings` is built per invocation, from ``CALLSCREEN_*``
 variables and ``.env``, overridden by the global options.
 
-Exit codes: 0 ok; 1 refused, invalid input, not found, or Redis unavailable (one
-line on stderr, never a traceback); 2 usage error (bad option or argument).
+Exit codes: :mod:`callscreen.cli.exits` (one line on stderr, never a traceback).
 
 A front end: may import every other package; nothing imports it.
 """
@@ -21,36 +21,34 @@ import pydantic
 import typer
 from typer.core import TyperGroup
 
-from callscreen.cli.common import State, state
+from callscreen.cli.common import State
+from callscreen.cli.exits import EXIT_FAILED, exit_code
 from callscreen.core.config import Settings
 from callscreen.core.errors import CallscreenError, InvalidInput
 
-EXIT_OK = 0
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
-
 EPILOG = (
-    "Exit codes: 0 ok; 1 refused, invalid input, not found or Redis unavailable "
-    "(one line on stderr); 2 usage error. Settings come from CALLSCREEN_* variables "
-    "and .env; --redis-url and --region override them."
+    "Exit codes: 0 ok; 1 failed; 2 usage error; 3 invalid input; 4 not found; "
+    "5 refused; 6 conflict; 7 Redis error; 8 AMI unavailable; 9 run callscreen migrate; "
+    "75 Redis unavailable, retry later (one line on stderr). Settings come from "
+    "CALLSCREEN_* variables and .env; --redis-url and --region override them."
 )
 
 
-def fail(message: str) -> typer.Exit:
-    """Print ``error: message`` on stderr; return the exit to raise (code 1)."""
+def fail(message: str, code: int = EXIT_FAILED) -> typer.Exit:
+    """Print ``error: message`` on stderr; return the exit to raise."""
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(EXIT_REFUSED)
+    return typer.Exit(code)
 
 
 class _Root(TyperGroup):
     """The root group: every callscreen error of any command becomes one line on
-    stderr and exit code 1."""
+    stderr and its exit code (:data:`~callscreen.cli.exits.EXIT_CODES`)."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except CallscreenError as exc:
-            raise fail(str(exc)) from None
+            raise fail(str(exc), exit_code(exc)) from None
 
 
 app = typer.Typer(
@@ -98,8 +96,7 @@ def root(
         )
         raise InvalidInput(f"invalid settings: {problems}") from None
     _quiet_library_logs()
-    ctx.obj = State(settings)
-    ctx.call_on_close(state(ctx).close)
+    ctx.obj = State(settings, ctx.invoked_subcommand or "")
 
 
 def _quiet_library_logs() -> None:
@@ -117,7 +114,7 @@ def main() -> None:
         app()
     except Exception as exc:  # a bug: still one line, never a traceback
         typer.echo(f"error: internal error ({type(exc).__name__}): {exc}", err=True)
-        sys.exit(EXIT_REFUSED)
+        sys.exit(EXIT_FAILED)
 
 
 # the commands register themselves on ``app``

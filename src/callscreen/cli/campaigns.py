@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from callscreen.cli import app
-from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json
-from callscreen.services.admin import CampaignView
+from callscreen.cli.common import ByOption, JsonOption, call, console, emit_json
+from callscreen.services.views import CampaignView
 
 campaigns_app = typer.Typer(
     help="Assign lists to campaigns (a campaign's calls are screened against its lists "
@@ -46,7 +46,7 @@ def assign(
     json_out: JsonOption = False,
 ) -> None:
     """Replace the lists assigned to a campaign (duplicates dropped, at most 100)."""
-    view = admin(ctx).assign(campaign, lists or [], by=by)
+    view = call(ctx, lambda s: s.campaigns.assign(campaign, lists or []), by=by)
     if json_out:
         emit_json(view.to_json())
     else:
@@ -56,7 +56,7 @@ def assign(
 @campaigns_app.command("show")
 def show(ctx: typer.Context, campaign: CampaignArg, json_out: JsonOption = False) -> None:
     """The lists a campaign's calls are screened against."""
-    view = admin(ctx).campaign(campaign)
+    view = call(ctx, lambda s: s.campaigns.campaign(campaign))
     if json_out:
         emit_json(view.to_json())
     else:
@@ -66,7 +66,7 @@ def show(ctx: typer.Context, campaign: CampaignArg, json_out: JsonOption = False
 @campaigns_app.command("ls")
 def list_campaigns(ctx: typer.Context, json_out: JsonOption = False) -> None:
     """Every campaign that has lists assigned."""
-    views = admin(ctx).campaigns()
+    views = call(ctx, lambda s: s.campaigns.campaigns())
     if json_out:
         emit_json([view.to_json() for view in views])
         return

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table as RichTable
 
 from callscreen.cli import app
-from callscreen.cli.common import JsonOption, admin, console, emit_json, settings
+from callscreen.cli.common import JsonOption, call, console, emit_json, settings
 from callscreen.core.model import Direction
 
 
@@ -27,7 +27,7 @@ def check(
 ) -> None:
     """What a call would get: every entry that matches in every list that applies
     (pending, removed and expired ones shown as not enforced), which one decides and why."""
-    result = admin(ctx).check(number, direction, campaign)
+    result = call(ctx, lambda s: s.checks.check(number, direction, campaign))
     if json_out:
         emit_json(result.to_json())
         return

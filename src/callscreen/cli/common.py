@@ -1,23 +1,33 @@
-"""What every command shares: the per-invocation state, common options, output.
+"""What every command shares: the per-invocation state, common options, output, and
+:func:`call`, the one place a command reaches the services.
 
-Commands get the :class:`~callscreen.services.admin.Admin` service from the context
-(:func:`admin`), print JSON with :func:`emit_json` or text with :data:`console`, and
-let :class:`~callscreen.core.errors.CallscreenError` propagate: the root group turns it
-into one line on stderr and exit code 1.
+A command parses its arguments, hands :func:`call` one coroutine function over the
+:class:`~callscreen.services.facade.Services` (its only event loop: ``asyncio.run``
+once per command), and renders what comes back with :func:`emit_json` or
+:data:`console`. :class:`~callscreen.core.errors.CallscreenError` propagates: the root
+group maps it to an exit code (:mod:`callscreen.cli.exits`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from callscreen.core.config import Settings
-from callscreen.services.admin import Admin
+from callscreen.services.context import Actor, Context
+from callscreen.services.facade import Services
+from callscreen.services.views import ChangeResult, ImportResult
+
+T = TypeVar("T")
+R = TypeVar("R", ChangeResult, ImportResult)
 
 # markup off: list names, reasons and entries are shown as they are, never as rich markup
 # not on a terminal (a pipe, a file, a test), tables take the width they need
@@ -27,27 +37,22 @@ console = Console(
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 ByOption = Annotated[
-    str, typer.Option("--by", help="Who makes the change, for the audit trail [default: OS user].")
+    str,
+    typer.Option(
+        "--by",
+        help="Who makes the change, for the audit trail [default: OS user]; the OS user "
+        "and host are recorded too.",
+    ),
 ]
 
 
 @dataclass
 class State:
-    """Built once per invocation by the root callback: the settings, and the service
-    (connected on first use)."""
+    """Built once per invocation by the root callback: the settings and the command's
+    name (for messages)."""
 
     settings: Settings
-    _admin: Admin | None = None
-
-    def admin(self) -> Admin:
-        if self._admin is None:
-            self._admin = Admin(self.settings)
-        return self._admin
-
-    def close(self) -> None:
-        if self._admin is not None:
-            self._admin.close()
-            self._admin = None
+    command: str = ""
 
 
 def state(ctx: typer.Context) -> State:
@@ -58,9 +63,41 @@ def state(ctx: typer.Context) -> State:
     return obj
 
 
-def admin(ctx: typer.Context) -> Admin:
-    """The admin service for this invocation."""
-    return state(ctx).admin()
+def call(
+    ctx: typer.Context,
+    work: Callable[[Services], Awaitable[T]],
+    *,
+    by: str = "",
+    check_schema: bool = True,
+) -> T:
+    """Run ``work`` over the services, in this command's one event loop, as the actor
+    ``--by`` (the OS user when empty) via this OS user at this host; first refuse to
+    run on data of another schema version (but for ``migrate``)."""
+    root = state(ctx)
+    actor = Actor.cli(by)
+
+    async def main() -> T:
+        services = Services(Context.connect(root.settings, actor))
+        try:
+            if check_schema:
+                # "lists create", whatever the program is called
+                command = " ".join(ctx.command_path.split()[1:]) or root.command
+                await services.schema.check(command)
+            return await work(services)
+        finally:
+            await services.close()
+
+    return asyncio.run(main())
+
+
+async def settled(services: Services, change: Awaitable[R]) -> R:
+    """``change``'s result with its cascade's report once run (by the gateway of this
+    host, or here when none runs), as the commands print it."""
+    result = await change
+    if result.cascade_job is None:
+        return result
+    report = await services.cascades.wait(result.cascade_job, services.ctx.settings)
+    return dataclasses.replace(result, cascade=report)
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -3,24 +3,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated
 
 import typer
 from rich.table import Table as RichTable
 
+from callscreen.asterisk.cascade import CascadeReport
 from callscreen.cli import app, fail
 from callscreen.cli.common import (
     ByOption,
     JsonOption,
-    admin,
+    call,
     console,
     emit_json,
     interactive,
     outcome_line,
+    settled,
 )
+from callscreen.cli.exits import EXIT_REFUSED
 from callscreen.core.errors import NeedsConfirmation
 from callscreen.core.model import Status
-from callscreen.services.admin import DEFAULT_PAGE, ChangeResult
+from callscreen.services.facade import Services
+from callscreen.services.rules import DEFAULT_PAGE
+from callscreen.services.views import ChangeResult
 
 ListArg = Annotated[
     str, typer.Argument(help="The list's name.", metavar="LIST", show_default=False)
@@ -66,10 +72,20 @@ def render_change(result: ChangeResult, json_out: bool) -> None:
     console.print(f"{result.list_name}: {outcome_line(result.outcomes)}")
     for note in result.notes:
         console.print(f"note: {note}")
-    if result.cascade is not None:
-        console.print(result.cascade.line(_VERB.get(result.op, result.op)))
-        for note in result.cascade.notes:
+    render_cascade(result.cascade, result.cascade_job, _VERB.get(result.op, result.op))
+
+
+def render_cascade(report: CascadeReport | None, job: str | None, verb: str) -> None:
+    """What the cascade did, or that it is queued and the gateway has not said yet."""
+    if report is not None:
+        console.print(report.line(verb))
+        for note in report.notes:
             console.print(f"note: {note}")
+    elif job is not None:
+        console.print(
+            f"cascade queued (job {job}): the gateway has not reported yet; its log says "
+            "what it cancels"
+        )
 
 
 _VERB = {"add": "added", "approve": "approved", "restore": "restored"}
@@ -98,14 +114,20 @@ def add(
 ) -> None:
     """Add entries, enforced at once. An entry already there is updated (and said so).
     On a block list, calls queued for them (Asterisk call files) are cancelled."""
-    result = admin(ctx).add(
-        list_name,
-        entries,
-        reason=reason,
-        external_id=external_id,
-        expires=expires,
+    result = call(
+        ctx,
+        lambda s: settled(
+            s,
+            s.entries.add(
+                list_name,
+                entries,
+                reason=reason,
+                external_id=external_id,
+                expires=expires,
+                hangup_live=hangup_live,
+            ),
+        ),
         by=by,
-        hangup_live=hangup_live,
     )
     render_change(result, json_out)
 
@@ -123,7 +145,8 @@ def remove(
 ) -> None:
     """Soft-delete entries: they stop matching at once, and are kept with who removed
     them, when and why. Permanent entries cannot be removed."""
-    render_change(admin(ctx).remove(list_name, entries, reason=reason, by=by), json_out)
+    result = call(ctx, lambda s: s.entries.remove(list_name, entries, reason=reason), by=by)
+    render_change(result, json_out)
 
 
 @app.command("restore")
@@ -138,7 +161,13 @@ def restore(
 ) -> None:
     """Bring removed entries back (active again). On a block list, calls queued for
     them are cancelled."""
-    result = admin(ctx).restore(list_name, entries, reason=reason, by=by, hangup_live=hangup_live)
+    result = call(
+        ctx,
+        lambda s: settled(
+            s, s.entries.restore(list_name, entries, reason=reason, hangup_live=hangup_live)
+        ),
+        by=by,
+    )
     render_change(result, json_out)
 
 
@@ -174,28 +203,28 @@ def approve(
 ) -> None:
     """Approve pending entries: they are enforced from now on. On a block list, calls
     queued for them are cancelled."""
-    service = admin(ctx)
 
-    def approve(confirm_broad: bool) -> ChangeResult:
-        return service.approve(
-            list_name,
-            entries or [],
-            all_pending=all_pending,
-            permanent=permanent,
-            confirm_broad=confirm_broad,
-            by=by,
-            hangup_live=hangup_live,
-        )
+    async def work(s: Services) -> ChangeResult:
+        def approve(confirm_broad: bool) -> Awaitable[ChangeResult]:
+            return s.entries.approve(
+                list_name,
+                entries or [],
+                all_pending=all_pending,
+                permanent=permanent,
+                confirm_broad=confirm_broad,
+                hangup_live=hangup_live,
+            )
 
-    try:
-        result = approve(confirm_country)
-    except NeedsConfirmation as exc:
-        if not interactive():
-            raise fail(f"{exc} with --confirm-country") from None
-        if not typer.confirm(f"{exc}. Approve permanently?"):
-            raise fail("nothing approved") from None
-        result = approve(True)
-    render_change(result, json_out)
+        try:
+            return await settled(s, approve(confirm_country))
+        except NeedsConfirmation as exc:
+            if not interactive():
+                raise fail(f"{exc} with --confirm-country", EXIT_REFUSED) from None
+            if not typer.confirm(f"{exc}. Approve permanently?"):
+                raise fail("nothing approved") from None
+            return await settled(s, approve(True))
+
+    render_change(call(ctx, work, by=by), json_out)
 
 
 @app.command("unapprove")
@@ -208,7 +237,7 @@ def unapprove(
 ) -> None:
     """Send active entries back to pending review (no longer enforced). Permanent
     entries cannot be unapproved."""
-    render_change(admin(ctx).unapprove(list_name, entries, by=by), json_out)
+    render_change(call(ctx, lambda s: s.entries.unapprove(list_name, entries), by=by), json_out)
 
 
 @app.command("entries")
@@ -224,8 +253,11 @@ def list_entries(
     json_out: JsonOption = False,
 ) -> None:
     """A list's entries, sorted, with who set them, when and why, and totals."""
-    page = admin(ctx).list_entries(
-        list_name, status=status, search=search, limit=limit, offset=offset
+    page = call(
+        ctx,
+        lambda s: s.entries.list_entries(
+            list_name, status=status, search=search, limit=limit, offset=offset
+        ),
     )
     if json_out:
         emit_json(page.to_json())
@@ -237,7 +269,7 @@ def list_entries(
         for view in page.entries:
             reason, by, at = view.reason, view.updated_by, view.updated_at or ""
             if view.status is Status.DELETED:
-                reason = f"removed: {view.removal_reason}"
+                reason = f"removed: {view.removed_reason}"
                 by, at = view.removed_by, view.removed_at or ""
             table.add_row(
                 view.entry, view.status, reason, by, at, view.expires or "", view.external_id
@@ -274,7 +306,7 @@ def purge(
     json_out: JsonOption = False,
 ) -> None:
     """Delete for good the entries removed before a date."""
-    render_change(admin(ctx).purge(list_name, before, by=by), json_out)
+    render_change(call(ctx, lambda s: s.entries.purge(list_name, before), by=by), json_out)
 
 
 @app.command("history")
@@ -294,7 +326,7 @@ def history(
     json_out: JsonOption = False,
 ) -> None:
     """The changes to a list (or one entry of it), most recent first."""
-    events = admin(ctx).history(list_name, entry, limit=limit)
+    events = call(ctx, lambda s: s.history.history(list_name, entry, limit=limit))
     if json_out:
         emit_json([event.to_json() for event in events])
         return

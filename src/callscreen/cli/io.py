@@ -1,7 +1,7 @@
 """``callscreen import`` and ``callscreen export``: CSV into and out of a list.
 
-The work is in :meth:`callscreen.services.admin.Admin.import_file` and
-:mod:`callscreen.services.exporter`; this module parses options, shows a progress bar on stderr
+The work is in :class:`callscreen.services.transfer.TransferService`; this module
+parses options, shows a progress bar on stderr
 (when it is a terminal) and renders the summary (and, on a block list, what was done
 to the calls queued for the entries the import made enforced). ``import`` exits 1
 when any row was bad (the good ones went in, unless ``--strict``), so that scripts
@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from typing import Annotated, TextIO
 
@@ -34,12 +32,12 @@ from rich.progress import (
 )
 
 from callscreen.cli import app, fail
-from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json
-from callscreen.cli.entries import HangupLiveOption
+from callscreen.cli.common import ByOption, JsonOption, call, console, emit_json, settled
+from callscreen.cli.entries import HangupLiveOption, render_cascade
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Status
-from callscreen.services import exporter, importer
-from callscreen.services.admin import ImportResult
+from callscreen.services import importer
+from callscreen.services.views import ImportResult
 
 err_console = Console(stderr=True, markup=False, highlight=False)
 
@@ -142,10 +140,7 @@ def render_import(result: ImportResult, errors_path: str | None) -> None:
             console.print(f"  line {err.line}: {err.error}")
     for note in s.notes:
         console.print(f"note: {note}")
-    if result.cascade is not None:
-        console.print(result.cascade.line("enforced"))
-        for note in result.cascade.notes:
-            console.print(f"note: {note}")
+    render_cascade(result.cascade, result.cascade_job, "enforced")
 
 
 @app.command("import")
@@ -265,7 +260,6 @@ def import_(
             size = os.stat(file).st_size
         except OSError as exc:
             raise InvalidInput(f"cannot read {file}: {exc.strerror or exc}") from None
-    service = admin(ctx)
     with contextlib.ExitStack() as stack:
         errors_out: TextIO | None = None
         if errors is not None:
@@ -274,14 +268,21 @@ def import_(
             except OSError as exc:
                 raise InvalidInput(f"cannot write {errors}: {exc.strerror or exc}") from None
         bar = stack.enter_context(_progress_bar(size, progress and not json_out))
-        result = service.import_file(
-            list_name,
-            file,
-            options,
-            stdin=sys.stdin.buffer if file == "-" else None,
-            errors_out=errors_out,
-            progress=bar,
-            hangup_live=hangup_live,
+        result = call(
+            ctx,
+            lambda s: settled(
+                s,
+                s.transfer.import_file(
+                    list_name,
+                    file,
+                    options,
+                    stdin=sys.stdin.buffer if file == "-" else None,
+                    errors_out=errors_out,
+                    progress=bar,
+                    hangup_live=hangup_live,
+                ),
+            ),
+            by=by,
         )
     summary = result.summary
     if json_out:
@@ -338,58 +339,39 @@ def export(
     reads back into another list unchanged. Free text that a spreadsheet would run as a
     formula gets a leading ' (import takes it off)."""
     statuses = _statuses(status or [])
-    service = admin(ctx)
-    info = service.table.get_list(list_name)
     to_stdout = file is None or file == "-"
     if to_stdout and json_out:
         raise typer.BadParameter("--json needs a FILE for the CSV")
-    started = time.monotonic()
     if to_stdout:
-        exporter.export_list(service.table, info, sys.stdout, statuses=statuses, now=time.time())
+        call(ctx, lambda s: s.transfer.export_list(list_name, sys.stdout, statuses=statuses))
         sys.stdout.flush()
         return
     assert file is not None
-    folder = os.path.dirname(os.path.abspath(file))
-    try:
-        # written beside FILE, then renamed: a failed export leaves no half file
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed by the with below
-            "w", encoding="utf-8", newline="", dir=folder, prefix=".export-", delete=False
-        )
-    except OSError as exc:
-        raise InvalidInput(f"cannot write in {folder}: {exc.strerror or exc}") from None
-    done = False
-    try:
-        bar = Progress(
-            TextColumn("exporting"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TimeRemainingColumn(),
-            console=err_console,
-            transient=True,
-            disable=not (progress and not json_out and err_console.is_terminal),
-        )
-        with handle, bar:
-            task = bar.add_task("export", total=service.table.buckets)
-            summary = exporter.export_list(
-                service.table,
-                info,
-                handle,
+    bar = Progress(
+        TextColumn("exporting"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=not (progress and not json_out and err_console.is_terminal),
+    )
+    with bar:
+        task = bar.add_task("export", total=None)
+        result = call(
+            ctx,
+            lambda s: s.transfer.export_file(
+                list_name,
+                file,
                 statuses=statuses,
-                now=time.time(),
                 progress=lambda n, total: bar.update(task, completed=n, total=total),
-            )
-        os.replace(handle.name, file)
-        done = True
-    finally:
-        if not done:
-            with contextlib.suppress(OSError):
-                os.unlink(handle.name)
-    seconds = time.monotonic() - started
+            ),
+        )
     if json_out:
-        emit_json({"list": info.name, "file": file, "rows": summary.rows, **summary.by_status})
+        emit_json(result.to_json())
         return
-    shown = ", ".join(f"{n:,} {name}" for name, n in sorted(summary.by_status.items()))
+    shown = ", ".join(f"{n:,} {name}" for name, n in sorted(result.by_status.items()))
     console.print(
-        f"exported {summary.rows:,} entries of {info.name} to {file} in {seconds:.1f} s"
-        + (f" ({shown})" if shown else "")
+        f"exported {result.rows:,} entries of {result.list_name} to {file} in "
+        f"{result.seconds:.1f} s" + (f" ({shown})" if shown else "")
     )

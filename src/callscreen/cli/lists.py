@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from callscreen.cli import EXIT_REFUSED, app, fail
-from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json, interactive
+from callscreen.cli import app, fail
+from callscreen.cli.common import ByOption, JsonOption, call, console, emit_json, interactive
+from callscreen.cli.exits import EXIT_FAILED, EXIT_REFUSED
 from callscreen.core.model import Action, Direction, Scope
-from callscreen.services.admin import ListView
+from callscreen.services.facade import Services
+from callscreen.services.views import DeleteResult, ListView
 
 lists_app = typer.Typer(
     help="Create, show, change and delete lists.", no_args_is_help=True, rich_markup_mode=None
@@ -64,8 +66,12 @@ def create(
     json_out: JsonOption = False,
 ) -> None:
     """Create a list (global unless --campaign-only)."""
-    view = admin(ctx).create_list(
-        name, action, direction, campaign_only=campaign_only, description=description, by=by
+    view = call(
+        ctx,
+        lambda s: s.lists.create_list(
+            name, action, direction, campaign_only=campaign_only, description=description
+        ),
+        by=by,
     )
     if json_out:
         emit_json(view.to_json())
@@ -76,7 +82,7 @@ def create(
 @lists_app.command("ls")
 def list_lists(ctx: typer.Context, json_out: JsonOption = False) -> None:
     """Every list with its entry counts."""
-    views = admin(ctx).list_lists()
+    views = call(ctx, lambda s: s.lists.list_lists())
     if json_out:
         emit_json([view.to_json() for view in views])
         return
@@ -105,7 +111,7 @@ def list_lists(ctx: typer.Context, json_out: JsonOption = False) -> None:
 @lists_app.command("show")
 def show(ctx: typer.Context, name: NameArg, json_out: JsonOption = False) -> None:
     """A list's settings, audit fields and entry counts by status."""
-    view = admin(ctx).show_list(name)
+    view = call(ctx, lambda s: s.lists.show_list(name))
     if json_out:
         emit_json(view.to_json())
     else:
@@ -132,13 +138,16 @@ def update(
     json_out: JsonOption = False,
 ) -> None:
     """Change only what is given."""
-    view = admin(ctx).update_list(
-        name,
-        new_name=new_name,
-        action=action,
-        direction=direction,
-        scope=scope,
-        description=description,
+    view = call(
+        ctx,
+        lambda s: s.lists.update_list(
+            name,
+            new_name=new_name,
+            action=action,
+            direction=direction,
+            scope=scope,
+            description=description,
+        ),
         by=by,
     )
     if json_out:
@@ -156,15 +165,20 @@ def delete(
     json_out: JsonOption = False,
 ) -> None:
     """Delete a list and all its entries (refused while it holds permanent entries)."""
-    service = admin(ctx)
-    if not yes:
-        view = service.show_list(name)
-        if not interactive():
-            raise fail(f"deleting list {name!r} ({view.total} entries) needs --yes")
-        if not typer.confirm(f"Delete list {name!r} and its {view.total} entries?"):
-            typer.echo("not deleted", err=True)
-            raise typer.Exit(EXIT_REFUSED)
-    result = service.delete_list(name, by=by)
+
+    async def work(s: Services) -> DeleteResult:
+        if not yes:
+            view = await s.lists.show_list(name)
+            if not interactive():
+                raise fail(
+                    f"deleting list {name!r} ({view.total} entries) needs --yes", EXIT_REFUSED
+                )
+            if not typer.confirm(f"Delete list {name!r} and its {view.total} entries?"):
+                typer.echo("not deleted", err=True)
+                raise typer.Exit(EXIT_FAILED)
+        return await s.lists.delete_list(name)
+
+    result = call(ctx, work, by=by)
     if json_out:
         emit_json(result.to_json())
     else:

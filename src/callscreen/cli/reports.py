@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Annotated
 import typer
 
 from callscreen.cli import app
-from callscreen.cli.common import JsonOption, admin, console, settings
+from callscreen.cli.common import JsonOption, call, console
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction
 from callscreen.core.times import parse_before
@@ -27,6 +26,7 @@ from callscreen.reports.render import (
 )
 from callscreen.reports.report import ReportService
 from callscreen.schema.attempts import Outcome
+from callscreen.services.facade import Services
 
 
 class Format(StrEnum):
@@ -41,8 +41,9 @@ class CallDirection(StrEnum):
     OUTBOUND = "outbound"
 
 
-def service(ctx: typer.Context) -> ReportService:
-    return ReportService(settings(ctx), admin(ctx).table)
+def reports(services: Services) -> ReportService:
+    """The reports reader over the command's context."""
+    return ReportService(services.ctx.settings, services.ctx.table)
 
 
 def _outcome(text: str | None) -> Outcome | None:
@@ -100,31 +101,35 @@ def log_command(
     json_out: JsonOption = False,
 ) -> None:
     """Recent screened calls from the attempt log, oldest first (JSON: one object a line)."""
-    svc = service(ctx)
-    now = time.time()
-    query = svc.query(
-        campaign=campaign,
-        number=number,
-        outcome=_outcome(result),
-        direction=Direction(direction.value) if direction is not None else None,
-        since=parse_before(since, now) if since else None,
-        until=parse_before(until, now) if until else None,
-    )
-    records, last_id = svc.recent(query, limit)
-    tz = svc.log.timezone
-    if json_out:
-        for rec in records:
-            typer.echo(attempt_json(rec))
-    elif records or not follow:
-        console.print(attempts_table(records, tz) if records else "no attempts match")
-    if not follow:
-        return
-    try:
-        for rec in svc.follow(query, last_id):
+
+    async def work(services: Services) -> None:
+        svc = reports(services)
+        now = services.ctx.clock()
+        query = svc.query(
+            campaign=campaign,
+            number=number,
+            outcome=_outcome(result),
+            direction=Direction(direction.value) if direction is not None else None,
+            since=parse_before(since, now) if since else None,
+            until=parse_before(until, now) if until else None,
+        )
+        records, last_id = await svc.recent(query, limit)
+        tz = svc.log.timezone
+        if json_out:
+            for rec in records:
+                typer.echo(attempt_json(rec))
+        elif records or not follow:
+            console.print(attempts_table(records, tz) if records else "no attempts match")
+        if not follow:
+            return
+        async for rec in svc.follow(query, last_id):
             if json_out:
                 typer.echo(attempt_json(rec))
             else:
                 console.print(*attempt_cells(rec, tz), sep="  ")
+
+    try:
+        call(ctx, work)
     except KeyboardInterrupt:
         return
 
@@ -159,13 +164,16 @@ def report_command(
     blacklisted numbers that had been contacted before (lost) or never were."""
     if since is not None and days is not None:
         raise InvalidInput("give --since or --days, not both")
-    report = service(ctx).report(
-        since=_day(since, "--since"),
-        until=_day(until, "--until"),
-        days=days,
-        campaign=campaign,
-        top=top,
-        max_numbers=numbers,
+    report = call(
+        ctx,
+        lambda s: reports(s).report(
+            since=_day(since, "--since"),
+            until=_day(until, "--until"),
+            days=days,
+            campaign=campaign,
+            top=top,
+            max_numbers=numbers,
+        ),
     )
     if json_out:
         fmt = Format.JSON

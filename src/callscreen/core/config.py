@@ -103,6 +103,9 @@ class Settings(BaseSettings):
         "/var/spool/asterisk/outgoing", description="Asterisk's outgoing spool; '' = never touch"
     )
     cascade_hangup_live: bool = Field(False, description="hang up live calls too")
+    cascade_wait_s: float = Field(
+        30.0, ge=0, description="how long a command waits for the gateway's cascade report"
+    )
     cascade_settle_s: float = Field(
         3.0, ge=0, description="after a hang-up, wait this long for Asterisk to reschedule"
     )

@@ -11,6 +11,7 @@
     ├── Conflict                a name already taken, or a change that would clash
     ├── Refused                 a rule forbids the change (permanent entries, ...)
     │   └── NeedsConfirmation   a change that cannot be undone was not confirmed
+    ├── SchemaTooOld            the stored data predates this release: migrate first
     ├── StoreError              the Redis store failed (converted at the boundary)
     │   ├── StoreAuthError      Redis refused the credentials (AUTH)
     │   ├── StoreUnavailable    Redis could not be reached or did not answer in time
@@ -61,6 +62,11 @@ class Refused(CallscreenError):
 class NeedsConfirmation(Refused):
     """Raised when a change that cannot be undone and reaches far (approving a whole
     country code permanently) was not explicitly confirmed; confirm and repeat it."""
+
+
+class SchemaTooOld(CallscreenError):
+    """Raised when Redis holds data in a format older than this release reads; the
+    message names the command and says to run ``callscreen migrate``."""
 
 
 class StoreError(CallscreenError):

@@ -1,8 +1,8 @@
 """Times as admins write and read them. Pure functions, no I/O.
 
-Stored times are epoch seconds. Shown times are ISO 8601 in UTC
-(``2027-01-31T00:00:00Z``). Input is either a duration (``90s``, ``15m``, ``12h``,
-``30d``, ``2w``) or a date or date-time in ISO 8601 (``2027-01-31``,
+Stored times are epoch seconds. Shown times are ISO 8601 in UTC, with milliseconds
+in JSON (``2027-01-31T00:00:00.000Z``, :func:`iso_ms`). Input is either a duration
+(``90s``, ``15m``, ``12h``, ``30d``, ``2w``) or a date or date-time in ISO 8601 (``2027-01-31``,
 ``2027-01-31T18:00``, ``2027-01-31T18:00:00+01:00``); a time without an offset is UTC.
 """
 
@@ -18,10 +18,21 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def iso(ts: float | None) -> str | None:
-    """``2027-01-31T00:00:00Z`` for an epoch time (None for None)."""
+    """``2027-01-31T00:00:00Z`` for an epoch time (None for None), to the second: for
+    times written into text (a reason, a note)."""
     if ts is None:
         return None
     return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_ms(ts: float | None) -> str | None:
+    """``2027-01-31T00:00:00.000Z`` for an epoch time (None for None): every time in
+    the JSON of the services, the CLI and the HTTP API (ISO 8601, UTC, milliseconds)."""
+    if ts is None:
+        return None
+    whole = int(ts)
+    ms = int((ts - whole) * 1000)  # truncated, as the stored milliseconds are
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ms:03d}Z"
 
 
 def duration(text: str) -> int | None:
@@ -32,21 +43,36 @@ def duration(text: str) -> int | None:
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
-def _datetime(text: str, what: str) -> tuple[datetime, bool]:
-    """The moment ``text`` names, and whether it was a bare date."""
+def parse_datetime(text: str, what: str) -> datetime:
+    """The moment an ISO 8601 date or date-time names (``2027-01-31``,
+    ``2027-01-31T18:00``, ``…Z``, ``…+01:00``, with or without fractions of a second);
+    a time without an offset is UTC. The one date parser: admins' options and the
+    times of an imported file (old and new formats alike) go through it."""
     value = text.strip()
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC), True
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise InvalidInput(
-            f"{what} must be a duration like 30d or a date like 2027-01-31: {text!r}"
+            f"{what} is not a date or date-time: {value[:40]!r} (e.g. 2027-01-31 or "
+            "2027-01-31T18:00:00Z)"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment, False
+    return moment
+
+
+def _datetime(text: str, what: str) -> tuple[datetime, bool]:
+    """The moment ``text`` names, and whether it was a bare date; a duration's
+    spelling is suggested when it is neither."""
+    try:
+        return parse_datetime(text, what), len(text.strip()) == 10
+    except InvalidInput:
+        raise InvalidInput(
+            f"{what} must be a duration like 30d or a date like 2027-01-31: {text!r}"
+        ) from None
 
 
 def parse_expiry(text: str, now: float) -> int:

@@ -57,14 +57,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Protocol
 
 from callscreen.callpath.decision import Decision, ScreenRequest
-from callscreen.callpath.leanredis import LeanRedis, Script
+from callscreen.callpath.leanredis import LeanRedis
 from callscreen.core.config import Settings
 from callscreen.core.errors import StoreError
 from callscreen.core.model import Direction, Result
+from callscreen.schema import scripts
 from callscreen.schema.attempts import (
     CONTACT_RESULTS,
     DROPPED_FIELD,
@@ -91,7 +91,7 @@ from callscreen.schema.keys import DAY_LISTED_BUCKETS, LOG_SHARDS, Keys, log_sha
 
 log = logging.getLogger("callscreen.calllog")
 
-LOGWRITE = Script(resources.files("callscreen.schema").joinpath("logwrite.lua").read_text())
+LOGWRITE = scripts.LOGWRITE
 
 OVERFLOW_KEYS = 10_000  # aggregated counters and marks kept while the queue is full
 SLOT_S = 900  # overflow time slots: every timezone offset is a multiple of 15 minutes
@@ -441,137 +441,154 @@ class CallLog:
         return self._build(self._seq, items, over)
 
     def _build(self, seq: int, items: Iterable[_Item], over: _Overflow) -> _Batch:
-        """The script arguments of one batch, by shard: the packed records to append,
-        then the counter, blocked-number and first-contact commands, aggregated. A call
-        goes to its number's shard; one without a number (and the aggregated counts of an
-        overflow) to the batch's round-robin shard."""
-        s = self.settings
-        keys = self.keys
-        days = self._days
-        node = self.node
-        spare = seq % LOG_SHARDS
-        records: dict[int, list[str | int]] = {}
-        counters: dict[tuple[int, str, str], int] = {}  # (shard, day, field)
-        listed: dict[tuple[str, str, bool, str], int] = {}  # (day, campaign, labeled, digits)
-        deciders: dict[str, str] = {}  # digits -> list TAB entry
-        marks: dict[str, int] = dict(over.marks)
-        log_allowed = s.log_allowed
-        calls = 0
-        # Inlined AttemptRecord.from_call + pack: this loop is most of the writer's CPU.
-        for at, request, decision, elapsed in items:
-            calls += 1
-            result = decision.result
-            failed = decision.failed
-            number = clean(decision.number, MAX_NUMBER)
-            campaign = clean(request.campaign, MAX_CAMPAIGN)
-            list_name = decision.list_name
-            direction = request.direction
-            day = days.day(at)
-            digits = e164_digits(number)
-            shard = spare if digits is None else log_shard(digits)
-            outcome = Outcome.UNAVAILABLE if failed and result is Result.BLOCKED else result
-            key = (shard, day, f"{outcome.value}\t{direction.value}\t{list_name}\t{campaign}")
-            counters[key] = counters.get(key, 0) + 1
-            if digits is not None:
-                if result in LISTED_RESULTS:
-                    if list_name and not failed:
-                        lkey = (day, campaign, result is Result.LABELED, digits)
-                        listed[lkey] = listed.get(lkey, 0) + 1
-                        deciders[digits] = decider_value(list_name, decision.match, number)
-                elif result in CONTACT_RESULTS:
-                    ms = int(at * 1000)
-                    old = marks.get(digits)
-                    if old is None or ms < old:
-                        marks[digits] = ms
-            if log_allowed or result is not Result.ALLOWED:
-                packed = pack_fields(
-                    at,
-                    direction,
-                    number,
-                    campaign,
-                    result,
-                    failed,
-                    list_name,
-                    decision.match,
-                    clean(decision.reason, MAX_REASON),
-                    clean(request.uniqueid, MAX_UNIQUEID),
-                    clean(request.callerid_name, MAX_CALLERID_NAME),
-                    node,
-                    max(0, int(elapsed * 1_000_000)),
-                    "" if number else clean(request.number.strip(), MAX_NUMBER),
-                )
-                shard_records = records.get(shard)
-                if shard_records is None:
-                    records[shard] = [packed]
-                else:
-                    shard_records.append(packed)
-
-        for (slot, result, failed, direction, list_name, campaign), n in over.counts.items():
-            day = days.day(slot * SLOT_S)
-            cfield = counter_field(
-                outcome_of(result, failed), direction, list_name, clean(campaign, MAX_CAMPAIGN)
-            )
-            ckey = (spare, day, cfield)
-            counters[ckey] = counters.get(ckey, 0) + n
-        for slot, n in over.dropped.items():
-            ckey = (spare, days.day(slot * SLOT_S), DROPPED_FIELD)
-            counters[ckey] = counters.get(ckey, 0) + n
-        for slot, n in over.uncounted.items():
-            ckey = (spare, days.day(slot * SLOT_S), UNCOUNTED_FIELD)
-            counters[ckey] = counters.get(ckey, 0) + n
-
-        commands: dict[int, list[str | int]] = {}
-
-        def add(shard: int, *command: str | int) -> None:
-            found = commands.get(shard)
-            if found is None:
-                found = commands[shard] = []
-            found.append(len(command))
-            found.extend(command)
-
-        counter_ttl = s.counter_days * 86400
-        touched_days: set[tuple[int, str]] = set()
-        for (shard, day, cfield), n in counters.items():
-            add(shard, "HINCRBY", keys.day_counters(day, shard), cfield, n)
-            touched_days.add((shard, day))
-        if counter_ttl:
-            for shard, day in touched_days:
-                add(shard, "EXPIRE", keys.day_counters(day, shard), counter_ttl)
-        touched_sets: dict[str, int] = {}
-        for (day, campaign, labeled, digits), n in listed.items():
-            numeric = int(digits)
-            shard = log_shard(numeric)
-            hkey = keys.day_listed(day, campaign, labeled, numeric % DAY_LISTED_BUCKETS, shard)
-            add(shard, "ZINCRBY", hkey, n, digits)
-            touched_sets[hkey] = shard
-        if s.blocked_days:
-            for hkey, shard in touched_sets.items():
-                add(shard, "EXPIRE", hkey, s.blocked_days * 86400)
-        for digits, value in deciders.items():
-            hkey, hfield = decider_location(keys, digits)
-            add(log_shard(digits), "HSET", hkey, hfield, value)
-        for digits, ms in marks.items():
-            hkey, hfield = first_contact_location(keys, digits)
-            add(log_shard(digits), "HSETNX", hkey, hfield, ms)
-
-        min_id = ""
-        if s.max_age_s:
-            min_id = f"{max(0, int((self.clock() - s.max_age_s) * 1000))}-0"
-        per_shard = -(-s.max_records // LOG_SHARDS)  # ceil: 0 stays 0 (no bound)
-        args: dict[int, list[str | int]] = {}
-        touched = set(records) | set(commands)
-        if min_id:
-            touched.add(spare)  # the age bound reaches every shard, one a batch in turn
-        for shard in touched:
-            shard_records = records.get(shard, [])
-            args[shard] = [
-                len(shard_records),
-                per_shard,
-                min_id,
-                *shard_records,
-                *commands.get(shard, ()),
-            ]
+        """One batch, encoded by :func:`encode_batch`."""
+        now = self.clock() if self.settings.max_age_s else 0.0  # only the age bound needs it
+        args, calls = encode_batch(
+            self.settings, self.keys, self._days, self.node, now, seq, items, over
+        )
         return _Batch(seq, args, calls, set(args))
+
+
+def encode_batch(
+    s: LogSettings,
+    keys: Keys,
+    days: DayClock,
+    node: str,
+    now: float,
+    seq: int,
+    items: Iterable[_Item],
+    over: _Overflow,
+) -> tuple[dict[int, list[str | int]], int]:
+    """The ``logwrite.lua`` arguments of batch ``seq``, by log shard: the packed records
+    to append, then the counter, blocked-number and first-contact commands, aggregated;
+    and how many queued calls the batch carries. A call goes to its number's shard; one
+    without a number (and the aggregated counts of an overflow) to the batch's
+    round-robin shard. Pure: ``now`` is the writer's clock, for the age bound. Tested
+    without Redis."""
+
+    spare = seq % LOG_SHARDS
+    records: dict[int, list[str | int]] = {}
+    counters: dict[tuple[int, str, str], int] = {}  # (shard, day, field)
+    listed: dict[tuple[str, str, bool, str], int] = {}  # (day, campaign, labeled, digits)
+    deciders: dict[str, str] = {}  # digits -> list TAB entry
+    marks: dict[str, int] = dict(over.marks)
+    log_allowed = s.log_allowed
+    calls = 0
+    # Inlined AttemptRecord.from_call + pack: this loop is most of the writer's CPU.
+    for at, request, decision, elapsed in items:
+        calls += 1
+        result = decision.result
+        failed = decision.failed
+        number = clean(decision.number, MAX_NUMBER)
+        campaign = clean(request.campaign, MAX_CAMPAIGN)
+        list_name = decision.list_name
+        direction = request.direction
+        day = days.day(at)
+        digits = e164_digits(number)
+        shard = spare if digits is None else log_shard(digits)
+        outcome = Outcome.UNAVAILABLE if failed and result is Result.BLOCKED else result
+        key = (shard, day, f"{outcome.value}\t{direction.value}\t{list_name}\t{campaign}")
+        counters[key] = counters.get(key, 0) + 1
+        if digits is not None:
+            if result in LISTED_RESULTS:
+                if list_name and not failed:
+                    lkey = (day, campaign, result is Result.LABELED, digits)
+                    listed[lkey] = listed.get(lkey, 0) + 1
+                    deciders[digits] = decider_value(list_name, decision.match, number)
+            elif result in CONTACT_RESULTS:
+                ms = int(at * 1000)
+                old = marks.get(digits)
+                if old is None or ms < old:
+                    marks[digits] = ms
+        if log_allowed or result is not Result.ALLOWED:
+            packed = pack_fields(
+                at,
+                direction,
+                number,
+                campaign,
+                result,
+                failed,
+                list_name,
+                decision.match,
+                clean(decision.reason, MAX_REASON),
+                clean(request.uniqueid, MAX_UNIQUEID),
+                clean(request.callerid_name, MAX_CALLERID_NAME),
+                node,
+                max(0, int(elapsed * 1_000_000)),
+                "" if number else clean(request.number.strip(), MAX_NUMBER),
+            )
+            shard_records = records.get(shard)
+            if shard_records is None:
+                records[shard] = [packed]
+            else:
+                shard_records.append(packed)
+
+    for (slot, result, failed, direction, list_name, campaign), n in over.counts.items():
+        day = days.day(slot * SLOT_S)
+        cfield = counter_field(
+            outcome_of(result, failed), direction, list_name, clean(campaign, MAX_CAMPAIGN)
+        )
+        ckey = (spare, day, cfield)
+        counters[ckey] = counters.get(ckey, 0) + n
+    for slot, n in over.dropped.items():
+        ckey = (spare, days.day(slot * SLOT_S), DROPPED_FIELD)
+        counters[ckey] = counters.get(ckey, 0) + n
+    for slot, n in over.uncounted.items():
+        ckey = (spare, days.day(slot * SLOT_S), UNCOUNTED_FIELD)
+        counters[ckey] = counters.get(ckey, 0) + n
+
+    commands: dict[int, list[str | int]] = {}
+
+    def add(shard: int, *command: str | int) -> None:
+        found = commands.get(shard)
+        if found is None:
+            found = commands[shard] = []
+        found.append(len(command))
+        found.extend(command)
+
+    counter_ttl = s.counter_days * 86400
+    touched_days: set[tuple[int, str]] = set()
+    for (shard, day, cfield), n in counters.items():
+        add(shard, "HINCRBY", keys.day_counters(day, shard), cfield, n)
+        touched_days.add((shard, day))
+    if counter_ttl:
+        for shard, day in touched_days:
+            add(shard, "EXPIRE", keys.day_counters(day, shard), counter_ttl)
+    touched_sets: dict[str, int] = {}
+    for (day, campaign, labeled, digits), n in listed.items():
+        numeric = int(digits)
+        shard = log_shard(numeric)
+        hkey = keys.day_listed(day, campaign, labeled, numeric % DAY_LISTED_BUCKETS, shard)
+        add(shard, "ZINCRBY", hkey, n, digits)
+        touched_sets[hkey] = shard
+    if s.blocked_days:
+        for hkey, shard in touched_sets.items():
+            add(shard, "EXPIRE", hkey, s.blocked_days * 86400)
+    for digits, value in deciders.items():
+        hkey, hfield = decider_location(keys, digits)
+        add(log_shard(digits), "HSET", hkey, hfield, value)
+    for digits, ms in marks.items():
+        hkey, hfield = first_contact_location(keys, digits)
+        add(log_shard(digits), "HSETNX", hkey, hfield, ms)
+
+    min_id = ""
+    if s.max_age_s:
+        min_id = f"{max(0, int((now - s.max_age_s) * 1000))}-0"
+    per_shard = -(-s.max_records // LOG_SHARDS)  # ceil: 0 stays 0 (no bound)
+    args: dict[int, list[str | int]] = {}
+    touched = set(records) | set(commands)
+    if min_id:
+        touched.add(spare)  # the age bound reaches every shard, one a batch in turn
+    for shard in touched:
+        shard_records = records.get(shard, [])
+        args[shard] = [
+            len(shard_records),
+            per_shard,
+            min_id,
+            *shard_records,
+            *commands.get(shard, ()),
+        ]
+    return args, calls
 
 
 # -- wiring into the gateway -----------------------------------------------------------------

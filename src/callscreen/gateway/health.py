@@ -23,7 +23,7 @@ from callscreen.callpath.leanredis import LeanRedis, RedisTarget
 from callscreen.core.config import Settings
 from callscreen.core.errors import CallscreenError
 
-__all__ = ["Check", "Health", "check_agi", "check_health", "check_redis", "run_health"]
+__all__ = ["Check", "Health", "check_agi", "check_health", "check_redis"]
 
 #: Where to reach a gateway that listens on every address.
 _WILDCARD = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}
@@ -122,8 +122,3 @@ async def check_health(settings: Settings, timeout: float = 2.0) -> Health:
         check_agi(settings.listen_host, settings.listen_port, timeout),
     )
     return Health(tuple(checks))
-
-
-def run_health(settings: Settings, timeout: float = 2.0) -> Health:
-    """:func:`check_health` from synchronous code (the CLI)."""
-    return asyncio.run(check_health(settings, timeout))

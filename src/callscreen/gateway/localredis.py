@@ -45,7 +45,7 @@ class LocalRedis:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def _reachable(self) -> bool:
-        client = store.connect(self.settings)
+        client = store.connect_sync(self.settings)
         try:
             client.ping()
             return True

@@ -41,12 +41,11 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from importlib import resources
 from typing import TYPE_CHECKING
 
 from callscreen.asterisk import cascade
 from callscreen.callpath.decision import Decision, ScreenRequest
-from callscreen.callpath.leanredis import LeanRedis, Script
+from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.protocol import AgiEnv, bad_request_decision, printable, screen_request
 from callscreen.callpath.server import Answer, CallInfo, address_in
 from callscreen.core.config import Settings
@@ -54,9 +53,9 @@ from callscreen.core.errors import CallscreenError, InvalidInput
 from callscreen.core.model import Action, EntryRecord, Result, Status
 from callscreen.core.numbers import parse_entry
 from callscreen.core.times import iso
+from callscreen.schema import scripts
 from callscreen.schema.keys import DEFAULT_BUCKETS, SCHEMA_VERSION, Keys, bucket_of
 from callscreen.services.audit import HISTORY_MAXLEN
-from callscreen.services.entries import ENTRIES_LUA
 from callscreen.services.table import Batch
 
 if TYPE_CHECKING:
@@ -64,8 +63,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("callscreen.optout")
 
-OPTOUT = Script(resources.files("callscreen.schema").joinpath("optout.lua").read_text())
-ENTRIES = Script(ENTRIES_LUA)
+OPTOUT = scripts.OPTOUT
+ENTRIES = scripts.ENTRIES
 
 REASON = "opt-out request"
 SOURCE = "opt-out"

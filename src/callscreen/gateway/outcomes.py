@@ -46,21 +46,22 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 
 from callscreen.asterisk.ami import AmiClient, AmiMessage, ami_configured, field
 from callscreen.asterisk.callfiles import dial_number, valid_number
-from callscreen.callpath.leanredis import LeanRedis, Script
+from callscreen.callpath.leanredis import LeanRedis
 from callscreen.core.config import Settings
 from callscreen.core.errors import CallscreenError, Conflict, NotFound
 from callscreen.core.model import Direction
 from callscreen.core.times import iso
+from callscreen.schema import scripts
 from callscreen.schema.keys import Keys
-from callscreen.services.admin import Admin
+from callscreen.services.context import Actor, Context
+from callscreen.services.facade import Services
 
 log = logging.getLogger("callscreen.outcomes")
 
-OUTCOME = Script(resources.files("callscreen.schema").joinpath("outcome.lua").read_text())
+OUTCOME = scripts.OUTCOME
 
 QUEUE_LIMIT = 10_000
 MAX_LEGS = 100_000  # outbound legs remembered between DialBegin and Hangup
@@ -213,7 +214,7 @@ class OutcomeWatcher:
         self.redis: LeanRedis | None = None
         self._queue: asyncio.Queue[AmiMessage] = asyncio.Queue(QUEUE_LIMIT)
         self._worker: asyncio.Task[None] | None = None
-        self._admin: Admin | None = None
+        self._services: Services | None = None
         self.listed: list[tuple[str, str]] = []  # (number, reason) put on the list
         self.handled = 0  # events handled
         self._dropped = 0
@@ -266,9 +267,9 @@ class OutcomeWatcher:
         if self.redis is not None:
             await self.redis.close()
             self.redis = None
-        admin, self._admin = self._admin, None
-        if admin is not None:
-            await asyncio.to_thread(admin.close)
+        services, self._services = self._services, None
+        if services is not None:
+            await services.close()
 
     # ------------------------------------------------------------ events
 
@@ -341,29 +342,29 @@ class OutcomeWatcher:
     async def _list(self, digits: str, reason: str) -> None:
         number = "+" + digits
         try:
-            await asyncio.to_thread(self._add, number, reason)
+            await self._add(number, reason)
         except CallscreenError as exc:
             log.error("could not put %s on list %r: %s", number, self.settings.outcome_list, exc)
             return
         self.listed.append((number, reason))
         log.warning("put %s on list %r: %s", number, self.settings.outcome_list, reason)
 
-    def _add(self, number: str, reason: str) -> None:
-        """In a worker thread: create the list if missing, add the number (the
-        cascade of a block list cancels its queued calls; no live hang-up)."""
-        if self._admin is None:
-            self._admin = Admin(self.settings)
-        admin = self._admin
+    async def _add(self, number: str, reason: str) -> None:
+        """Create the list if missing, add the number (on a block list, the cascade's
+        plan is queued for the gateway's runner; no live hang-up)."""
+        if self._services is None:
+            actor = Actor(ACTOR, "gateway:outcomes")
+            self._services = Services(Context.connect(self.settings, actor))
+        services = self._services
         name = self.settings.outcome_list
         try:
-            admin.table.get_list(name)
+            await services.lists.show_list(name)
         except NotFound:
             with contextlib.suppress(Conflict):  # another gateway may create it meanwhile
-                admin.create_list(
+                await services.lists.create_list(
                     name,
                     self.settings.outcome_action,
                     Direction.OUTBOUND,
                     description="numbers the network reports as not existing (outcome watcher)",
-                    by=ACTOR,
                 )
-        admin.add(name, [number], reason=reason, source=SOURCE, by=ACTOR, hangup_live=False)
+        await services.entries.add(name, [number], reason=reason, source=SOURCE, hangup_live=False)

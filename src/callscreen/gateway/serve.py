@@ -44,7 +44,7 @@ from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
-from callscreen.core.errors import CallscreenError, StoreAuthError
+from callscreen.core.errors import CallscreenError, StoreAuthError, StoreError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
 from callscreen.gateway.health import redis_description
 from callscreen.gateway.localredis import LocalRedis
@@ -52,6 +52,10 @@ from callscreen.gateway.metrics import Metrics, MetricsEndpoint
 from callscreen.gateway.optout import OptoutRoute
 from callscreen.gateway.outcomes import OutcomeWatcher
 from callscreen.schema.attempts import LogSettings
+from callscreen.services.cascading import RunnerTask
+from callscreen.services.context import Actor, Context
+from callscreen.services.migrations import SchemaService
+from callscreen.services.table import Table
 
 log = logging.getLogger("callscreen.serve")
 
@@ -136,16 +140,23 @@ class Gateway:
         self.endpoint = MetricsEndpoint(settings, self.metrics)
         self.watcher = OutcomeWatcher(settings)  # idle unless AMI is configured
         watch = worker in (None, 0)  # with workers, worker 0 alone watches outcomes
+        self.cascades = RunnerTask(settings)  # runs the cascade queue of this host
         # Started in this order, closed in the reverse one: one line per component.
         # The FastAGI server stays last (first to close: calls drain while the rest
         # still works, and the attempt log then writes what they left queued).
         self.parts: list[Part] = [
+            Part("schema check", start=self._check_schema),
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
             Part(
                 "outcome watcher",
                 start=self.watcher.start if watch else None,
                 close=self.watcher.close if watch else None,
+            ),
+            Part(
+                "cascade runner",
+                start=self.cascades.start if watch else None,
+                close=self.cascades.close if watch else None,
             ),
             # opt-outs cancel queued calls in the background: let those finish
             Part("optout cascades", close=lambda: self.optout.drain(OPTOUT_DRAIN_S)),
@@ -172,6 +183,18 @@ class Gateway:
             return self.settings
 
     # -- lifecycle
+
+    async def _check_schema(self) -> None:
+        """Refuse to serve data of another schema version; Redis down is no reason not
+        to start (calls get the fail policy's answer until it is back)."""
+        table = Table(self.settings)
+        try:
+            ctx = Context(self.settings, table, Actor("gateway", "serve"))
+            await SchemaService(ctx).check("serve")
+        except StoreError as exc:
+            log.warning("schema version not checked: %s", exc)
+        finally:
+            await table.close()
 
     async def __aenter__(self) -> Gateway:
         async with contextlib.AsyncExitStack() as stack:

@@ -32,16 +32,17 @@ from __future__ import annotations
 
 import heapq
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from functools import partial
+from datetime import date, timedelta
 from typing import Any
 
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, InvalidNumber
 from callscreen.core.model import Direction, Result
 from callscreen.core.numbers import parse_entry
+from callscreen.core.times import iso_ms
 from callscreen.schema.attempts import (
     DROPPED_FIELD,
     STREAM_FIELD,
@@ -54,13 +55,12 @@ from callscreen.schema.attempts import (
     parse_counter_field,
     parse_decider,
 )
+from callscreen.schema.scripts import REPORT_ENTRIES, REPORT_MARKS, Script
 from callscreen.services import store
 from callscreen.services.logshards import (
-    REPORT_ENTRIES,
-    REPORT_MARKS,
     LogReader,
-    merge_newest_first,
     newest_id,
+    record_order,
 )
 from callscreen.services.table import Table
 
@@ -80,12 +80,6 @@ class Fate:
 def zero_counts() -> dict[str, int]:
     """Every outcome at zero, in display order."""
     return {outcome.value: 0 for outcome in OUTCOMES}
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,10 +117,10 @@ class NumberFate:
             "number": self.number,
             "fate": self.fate,
             "attempts": self.attempts,
-            "list": self.list_name,
+            "list_name": self.list_name,
             "entry": self.entry,
-            "blacklisted_at": _iso(self.blacklisted_at),
-            "first_contact": _iso(self.first_contact),
+            "blacklisted_at": iso_ms(self.blacklisted_at),
+            "first_contact": iso_ms(self.first_contact),
         }
 
 
@@ -173,7 +167,7 @@ class Report:
             "until": self.until.isoformat(),
             "timezone": self.timezone,
             "campaign": self.campaign,
-            "generated_at": _iso(self.generated_at),
+            "generated_at": iso_ms(self.generated_at),
             "total": self.total,
             "totals": self.totals,
             "by_direction": self.by_direction,
@@ -211,32 +205,32 @@ def report_days(
     return since, end
 
 
-def _pipelined(table: Table, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+async def _pipelined(table: Table, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     """Run read commands in pipelines of :data:`CHUNK`, replies in order."""
     out: list[Any] = []
-
-    def run(chunk: Sequence[tuple[Any, ...]]) -> list[Any]:
-        pipe = table.r.pipeline(transaction=False)
-        for command in chunk:
-            pipe.execute_command(*command)
-        result: list[Any] = pipe.execute()
-        return result
-
     for start in range(0, len(commands), CHUNK):
-        out.extend(store.call(partial(run, commands[start : start + CHUNK])))
+        pipe = table.r.pipeline(transaction=False)
+        for command in commands[start : start + CHUNK]:
+            pipe.execute_command(*command)
+        out.extend(await store.wait(pipe.execute()))
     return out
 
 
-def _scripted(
-    table: Table, source: str, calls: Sequence[tuple[str, Sequence[str | int], Any]]
+async def _scripted(
+    table: Table, script: Script, calls: Sequence[tuple[str, Sequence[str | int], Any]]
 ) -> list[Any]:
-    """One ``EVALSHA`` of ``source`` per ``(declared key, arguments, _)``, pipelined; the
-    replies. The declared key says the script's slot (Redis Cluster)."""
-    sha = store.call(partial(table.r.script_load, source))
-    return _pipelined(table, [("EVALSHA", sha, 1, key, *args) for key, args, _ in calls])
+    """One ``EVALSHA`` of ``script`` per ``(declared key, arguments, _)``, pipelined; the
+    replies. The declared key says the script's slot (Redis Cluster); the first call
+    loads the script where Redis does not know it yet."""
+    if not calls:
+        return []
+    key, args, _ = calls[0]
+    first = await store.run_script(table.r, script, [key], args)
+    rest = await _pipelined(table, [("EVALSHA", script.sha1, 1, k, *a) for k, a, _ in calls[1:]])
+    return [first, *rest]
 
 
-def build_report(
+async def build_report(
     table: Table,
     log: LogSettings,
     since: date,
@@ -260,7 +254,7 @@ def build_report(
     reader = LogReader(table.keys)
     days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
     day_keys = [day_key(d) for d in days]
-    rows = reader.sum_counters(day_keys, _pipelined(table, reader.counter_reads(day_keys)))
+    rows = reader.sum_counters(day_keys, await _pipelined(table, reader.counter_reads(day_keys)))
 
     totals = zero_counts()
     by_direction = {d.value: zero_counts() for d in (Direction.INBOUND, Direction.OUTBOUND)}
@@ -302,8 +296,8 @@ def build_report(
                 listed_campaigns.add((camp, outcome is Outcome.LABELED))
         listed_sets += [(dkey, camp, labeled) for camp, labeled in sorted(listed_campaigns)]
 
-    listed = _read_listed(table, listed_sets)
-    _resolve(table, listed)
+    listed = await _read_listed(table, listed_sets)
+    await _resolve(table, listed)
     top_blocked = _top(listed, False, top)
     top_labeled = _top(listed, True, top)
     fates = _fates(listed, max_numbers)
@@ -360,13 +354,13 @@ class _Listed:
     first_contact: float | None = None
 
 
-def _read_listed(table: Table, sets: Sequence[tuple[str, str, bool]]) -> dict[str, _Listed]:
+async def _read_listed(table: Table, sets: Sequence[tuple[str, str, bool]]) -> dict[str, _Listed]:
     """The days' blocked and labeled numbers of the range, summed by number: one
     ``ZUNION`` per bucket and kind over the days and campaigns (Redis does the sums,
     a few milliseconds a call; only the distinct numbers come back)."""
     commands, kinds = LogReader(table.keys).listed_reads(sets)
     listed: dict[str, _Listed] = {}
-    for labeled, reply in zip(kinds, _pipelined(table, commands), strict=True):
+    for labeled, reply in zip(kinds, await _pipelined(table, commands), strict=True):
         it = iter(reply or ())
         for digits, score in zip(it, it, strict=True):
             n = _score(score)
@@ -387,16 +381,15 @@ def _score(text: str) -> int:
         return int(float(text))
 
 
-def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
+async def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
     """Fill in each number's first contact, deciding entry and its blacklisting time:
     ``reportmarks.lua`` over each log shard's numbers, then ``reportentries.lua`` over
     the deciders (under ``{cs}``), then the few batch records."""
     reader = LogReader(table.keys)
     calls = reader.mark_calls(list(listed))
     deciders: list[tuple[str, str, str]] = []
-    for (_key, _args, chunk), reply in zip(
-        calls, _scripted(table, REPORT_MARKS, calls), strict=True
-    ):
+    marks = await _scripted(table, REPORT_MARKS, calls)
+    for (_key, _args, chunk), reply in zip(calls, marks, strict=True):
         for i, digits in enumerate(chunk):
             mark, decider = reply[2 * i : 2 * i + 2]
             row = listed[digits]
@@ -405,9 +398,9 @@ def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
             if decider:
                 row.list_name, row.entry = parse_decider(decider, "+" + digits)
                 deciders.append((digits, row.list_name, row.entry))
-    entry_calls = reader.entry_calls(deciders, table.buckets)
+    entry_calls = reader.entry_calls(deciders, await table.buckets())
     batch_of: dict[str, int] = {}
-    replies = _scripted(table, REPORT_ENTRIES, entry_calls)
+    replies = await _scripted(table, REPORT_ENTRIES, entry_calls)
     for (_key, _args, chunk), reply in zip(entry_calls, replies, strict=True):
         for digits, record in zip(chunk, reply, strict=True):
             if record:
@@ -415,7 +408,7 @@ def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
                 batch_id = record.partition(";")[2].partition(";")[0]
                 if batch_id.isdigit():
                     batch_of[digits] = int(batch_id)
-    batches = table.batches(list(set(batch_of.values())))
+    batches = await table.batches(list(set(batch_of.values())))
     for digits, batch_id in batch_of.items():
         batch = batches.get(batch_id)
         if batch is not None and batch.at:
@@ -537,7 +530,7 @@ def _record(entry_id: str, data: dict[str, str]) -> AttemptRecord:
     return AttemptRecord.unpack(entry_id, data.get(STREAM_FIELD, ""))
 
 
-def recent_attempts(
+async def recent_attempts(
     table: Table, query: LogQuery, limit: int = 50
 ) -> tuple[list[AttemptRecord], str]:
     """The last ``limit`` attempts matching ``query``, oldest first, and the id of
@@ -550,52 +543,64 @@ def recent_attempts(
         floor = str(max(0, int(query.since * 1000) - CLOCK_SLACK_MS))
     streams = LogReader(table.keys).streams()
     heads: dict[str, str] = {}
-
-    def newest_first(stream: str) -> Iterator[tuple[str, dict[str, str]]]:
-        top = "+"
-        while True:
-            chunk = store.call(
-                partial(table.r.xrevrange, stream, max=top, min=floor, count=LOG_SCAN_CHUNK)
-            )
-            if not chunk:
-                return
-            heads.setdefault(stream, chunk[0][0])
-            yield from chunk
-            if len(chunk) < LOG_SCAN_CHUNK:
-                return
-            top = "(" + chunk[-1][0]
-
     found: list[AttemptRecord] = []
     if limit > 0:
-        for entry_id, data in merge_newest_first(newest_first(s) for s in streams):
+        # Each shard is read newest first, a chunk at a time as the merge needs it; the
+        # merge takes the newest head of all shards (by call time, then stream id).
+        tops = dict.fromkeys(streams, "+")
+        buffers: dict[str, deque[tuple[str, dict[str, str]]]] = {s: deque() for s in streams}
+        done: set[str] = set()
+
+        async def refill(stream: str) -> None:
+            chunk = await store.wait(
+                table.r.xrevrange(stream, max=tops[stream], min=floor, count=LOG_SCAN_CHUNK)
+            )
+            if chunk:
+                heads.setdefault(stream, chunk[0][0])
+                tops[stream] = "(" + chunk[-1][0]
+                buffers[stream].extend(chunk)
+            if len(chunk) < LOG_SCAN_CHUNK:
+                done.add(stream)
+
+        while len(found) < limit:
+            best: str | None = None
+            for stream in streams:
+                if not buffers[stream] and stream not in done:
+                    await refill(stream)
+                if buffers[stream] and (
+                    best is None
+                    or record_order(buffers[stream][0]) > record_order(buffers[best][0])
+                ):
+                    best = stream
+            if best is None:
+                break
+            entry_id, data = buffers[best].popleft()
             rec = _record(entry_id, data)
             if query.matches(rec):
                 found.append(rec)
-                if len(found) >= limit:
-                    break
     for stream in streams:
         if stream not in heads:
-            last = store.call(partial(table.r.xrevrange, stream, count=1))
+            last = await store.wait(table.r.xrevrange(stream, count=1))
             if last:
                 heads[stream] = last[0][0]
     found.reverse()
     return found, newest_id(heads.values())
 
 
-def follow_attempts(
+async def follow_attempts(
     table: Table,
     query: LogQuery,
     after: str,
     *,
     block_ms: int = 1000,
     stop: Callable[[], bool] | None = None,
-) -> Iterator[AttemptRecord]:
+) -> AsyncIterator[AttemptRecord]:
     """Attempts matching ``query`` logged after stream id ``after``, as they come
     (blocking reads of up to ``block_ms`` over every shard's stream), until ``stop()``
     says so (forever without it). Records of different shards come in the order read."""
     last = dict.fromkeys(LogReader(table.keys).streams(), after)
     while stop is None or not stop():
-        reply = store.call(partial(table.r.xread, dict(last), count=500, block=block_ms))
+        reply = await store.wait(table.r.xread(dict(last), count=500, block=block_ms))
         for name, entries in reply or ():
             for entry_id, data in entries:
                 last[name] = entry_id
@@ -613,7 +618,7 @@ class ReportService:
         self.log = LogSettings.from_settings(settings)
         self.table = table
 
-    def report(
+    async def report(
         self,
         *,
         since: date | None = None,
@@ -624,9 +629,9 @@ class ReportService:
         max_numbers: int = 1000,
     ) -> Report:
         """The report of a range of days (default: the last 7, today included)."""
-        now = time.time()
+        now = self.table.clock()
         first, last = report_days(self.log, since=since, until=until, days=days, now=now)
-        return build_report(
+        return await build_report(
             self.table,
             self.log,
             first,
@@ -652,10 +657,10 @@ class ReportService:
             number = LogQuery.parse_number(number, self.settings.default_region)
         return LogQuery(campaign, number, outcome, direction, since, until)
 
-    def recent(self, query: LogQuery, limit: int = 50) -> tuple[list[AttemptRecord], str]:
-        return recent_attempts(self.table, query, limit)
+    async def recent(self, query: LogQuery, limit: int = 50) -> tuple[list[AttemptRecord], str]:
+        return await recent_attempts(self.table, query, limit)
 
     def follow(
         self, query: LogQuery, after: str, stop: Callable[[], bool] | None = None
-    ) -> Iterator[AttemptRecord]:
+    ) -> AsyncIterator[AttemptRecord]:
         return follow_attempts(self.table, query, after, stop=stop)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import unicodedata
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction, Result
+from callscreen.core.times import iso_ms
 from callscreen.schema.keys import (
     DAY_LISTED_BUCKETS,
     FIRST_CONTACT_BUCKETS,
@@ -387,7 +388,7 @@ class AttemptRecord:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "time": datetime.fromtimestamp(self.time, UTC).isoformat(timespec="milliseconds"),
+            "time": iso_ms(self.time),
             "epoch_ms": int(self.time * 1000),
             "direction": self.direction.value,
             "number": self.number,
@@ -396,7 +397,7 @@ class AttemptRecord:
             "result": self.result.value,
             "outcome": self.outcome.value,
             "failed": self.failed,
-            "list": self.list_name,
+            "list_name": self.list_name,
             "match": self.match,
             "reason": self.reason,
             "uniqueid": self.uniqueid,

@@ -93,8 +93,8 @@ local function batch_of(id)
   if id == '' then return { '', '' } end
   if batches[id] == nil then
     local b = tonumber(id)
-    local raw = redis.call('HGET', base .. ':b:' .. string.format('%.0f', math.floor(b / 512)),
-      string.format('%.0f', b % 512))
+    local raw = redis.call('HGET', base .. K_BATCH .. string.format('%.0f', math.floor(b / BATCH_BUCKET)),
+      string.format('%.0f', b % BATCH_BUCKET))
     local value = { '', '' }
     if raw then
       local ok, data = pcall(cjson.decode, raw)

@@ -49,9 +49,9 @@
 
 local mode, base, list_id, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local counts_key, expiring = KEYS[1], KEYS[2]
-local ebase = base .. ':e:' .. list_id .. ':'
-local pkey = base .. ':p:' .. list_id
-local seen_base = base .. ':imp:' .. token .. ':s:'
+local ebase = base .. K_EXACT .. list_id .. ':'
+local pkey = base .. K_PREFIXES .. list_id
+local seen_base = base .. K_IMP .. token .. K_IMP_SEEN
 
 local delta = { p = 0, a = 0, P = 0, d = 0 }
 local function flush_counts()
@@ -94,7 +94,7 @@ end
 
 local function batch_location(id)
   local n = tonumber(id)
-  return base .. ':b:' .. string.format('%.0f', math.floor(n / 512)), string.format('%.0f', n % 512)
+  return base .. K_BATCH .. string.format('%.0f', math.floor(n / BATCH_BUCKET)), string.format('%.0f', n % BATCH_BUCKET)
 end
 
 if mode == 'sweep' or mode == 'sweep_p' then

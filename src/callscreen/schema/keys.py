@@ -88,6 +88,12 @@ name, ``H`` the hex SHA-256 of a key, ``I`` a client's ``Idempotency-Key``):
 ``{cs}:ak:h:H``          hash   one API key: name, scopes, lists, created by/at, expires,
                                 last used (the key itself is never stored)
 ``{cs}:idem:NAME:I``     string a bulk add's body hash and response, kept 24 h (SET NX EX)
+
+The cascade queue (:mod:`callscreen.services.cascading`; ``J`` a job id, ``H`` a host name):
+
+``{cs}:cq``              stream cascade jobs (a plan each); one consumer group per host
+``{cs}:cq:r:J``          hash   host -> the cascade's report (JSON); expires after a day
+``{cs}:cq:lock:H``       string the runner of host H (SET NX PX, renewed while it runs)
 """
 
 from __future__ import annotations
@@ -111,6 +117,36 @@ LOG_SHARDS = 16
 CLUSTER_SLOTS = 16384
 
 
+# The key fragments the Lua scripts build names from (``base .. K_LIST .. id``). The
+# scripts get them from this table through their generated prelude
+# (:mod:`callscreen.schema.scripts`), and the :class:`Keys` methods below are built from
+# the same strings: one source for both.
+FRAGMENTS: dict[str, str] = {
+    "META": ":meta",
+    "LISTS": ":lists",
+    "LSEQ": ":lseq",
+    "LIST": ":list:",
+    "GLOBAL": ":global",
+    "CAMP": ":camp:",
+    "EXACT": ":e:",
+    "PREFIXES": ":p:",
+    "BSEQ": ":bseq",
+    "BATCH": ":b:",
+    "HIST": ":hist",
+    "HIST_LIST": ":hist:",
+    "IMP": ":imp:",
+    "IMP_SEEN": ":s:",
+    "FIRST_CONTACT": ":fc:",
+    "DECIDER": ":log:d:",
+}
+# The sizes the scripts need, from the same place.
+NUMBERS: dict[str, int] = {
+    "BATCH_BUCKET": BATCH_BUCKET,
+    "DEFAULT_BUCKETS": DEFAULT_BUCKETS,
+}
+_F = FRAGMENTS
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key names under one hash tag."""
@@ -124,38 +160,38 @@ class Keys:
 
     @property
     def meta(self) -> str:
-        return f"{self.base}:meta"
+        return f"{self.base}{_F['META']}"
 
     @property
     def lists(self) -> str:
-        return f"{self.base}:lists"
+        return f"{self.base}{_F['LISTS']}"
 
     @property
     def list_seq(self) -> str:
-        return f"{self.base}:lseq"
+        return f"{self.base}{_F['LSEQ']}"
 
     def list(self, list_id: int) -> str:
-        return f"{self.base}:list:{list_id}"
+        return f"{self.base}{_F['LIST']}{list_id}"
 
     @property
     def global_lists(self) -> str:
-        return f"{self.base}:global"
+        return f"{self.base}{_F['GLOBAL']}"
 
     @property
     def campaigns(self) -> str:
         return f"{self.base}:camps"
 
     def campaign(self, name: str) -> str:
-        return f"{self.base}:camp:{name}"
+        return f"{self.base}{_F['CAMP']}{name}"
 
     def exact(self, list_id: int, bucket: int) -> str:
-        return f"{self.base}:e:{list_id}:{bucket}"
+        return f"{self.base}{_F['EXACT']}{list_id}:{bucket}"
 
     def exact_pattern(self, list_id: int) -> str:
-        return f"{self.base}:e:{list_id}:*"
+        return f"{self.base}{_F['EXACT']}{list_id}:*"
 
     def prefixes(self, list_id: int) -> str:
-        return f"{self.base}:p:{list_id}"
+        return f"{self.base}{_F['PREFIXES']}{list_id}"
 
     def counts(self, list_id: int) -> str:
         return f"{self.base}:cnt:{list_id}"
@@ -165,17 +201,29 @@ class Keys:
 
     @property
     def batch_seq(self) -> str:
-        return f"{self.base}:bseq"
+        return f"{self.base}{_F['BSEQ']}"
 
     def batch(self, batch_id: int) -> str:
-        return f"{self.base}:b:{batch_id // BATCH_BUCKET}"
+        return f"{self.base}{_F['BATCH']}{batch_id // BATCH_BUCKET}"
 
     def history(self, list_id: int) -> str:
-        return f"{self.base}:hist:{list_id}"
+        return f"{self.base}{_F['HIST_LIST']}{list_id}"
 
     @property
     def admin_history(self) -> str:
-        return f"{self.base}:hist"
+        return f"{self.base}{_F['HIST']}"
+
+    # -- the cascade queue (callscreen.services.cascading) ----------------------------------
+
+    @property
+    def cascade_queue(self) -> str:
+        return f"{self.base}:cq"
+
+    def cascade_result(self, job: str) -> str:
+        return f"{self.base}:cq:r:{job}"
+
+    def cascade_lock(self, host: str) -> str:
+        return f"{self.base}:cq:lock:{host}"
 
     # -- imports in progress (callscreen.services.importer) ----------------------------------------
 
@@ -186,7 +234,7 @@ class Keys:
 
     def import_temp(self, token: str) -> str:
         """The prefix of one import's temporary keys."""
-        return f"{self.base}:imp:{token}"
+        return f"{self.base}{_F['IMP']}{token}"
 
     def import_batches(self, token: str) -> str:
         """The batches one import made, by spec."""
@@ -194,7 +242,7 @@ class Keys:
 
     def import_seen(self, token: str, loc: int | str) -> str:
         """The entries one import has seen in bucket ``loc`` (``"p"``: prefixes)."""
-        return f"{self.import_temp(token)}:s:{loc}"
+        return f"{self.import_temp(token)}{_F['IMP_SEEN']}{loc}"
 
     # -- attempt log (callscreen.gateway.attemptlog): one set per shard ---------------------------
 
@@ -220,14 +268,14 @@ class Keys:
 
     def decider(self, bucket: int) -> str:
         """The deciders of first-contact bucket ``bucket`` (in the bucket's shard)."""
-        return f"{self.log_base(bucket_shard(bucket))}:log:d:{bucket}"
+        return f"{self.log_base(bucket_shard(bucket))}{_F['DECIDER']}{bucket}"
 
     def log_writer(self, writer: str, shard: int) -> str:
         return f"{self.log_base(shard)}:log:w:{writer}"
 
     def first_contact(self, bucket: int) -> str:
         """The first-contact marks of bucket ``bucket`` (in the bucket's shard)."""
-        return f"{self.log_base(bucket_shard(bucket))}:fc:{bucket}"
+        return f"{self.log_base(bucket_shard(bucket))}{_F['FIRST_CONTACT']}{bucket}"
 
     # the layout before log shards, for the migration
 

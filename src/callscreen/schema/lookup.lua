@@ -13,17 +13,17 @@
 local base, dir, camp = ARGV[1], ARGV[2], ARGV[3]
 local now, digits, all = tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
 
-local buckets = tonumber(redis.call('HGET', KEYS[1], 'buckets') or '32768')
+local buckets = tonumber(redis.call('HGET', KEYS[1], 'buckets') or DEFAULT_BUCKETS)
 local n = tonumber(digits)
 -- buckets is a power of two, so these divisions are exact on Lua's doubles
 local bucket = string.format('%.0f', n % buckets)
 local field = string.format('%.0f', math.floor(n / buckets))
 
-local ids = redis.call('SMEMBERS', base .. ':global')
+local ids = redis.call('SMEMBERS', base .. K_GLOBAL)
 if camp ~= '' then
   local seen = {}
   for _, id in ipairs(ids) do seen[id] = true end
-  for _, id in ipairs(redis.call('SMEMBERS', base .. ':camp:' .. camp)) do
+  for _, id in ipairs(redis.call('SMEMBERS', base .. K_CAMP .. camp)) do
     if not seen[id] then
       seen[id] = true
       ids[#ids + 1] = id
@@ -47,8 +47,8 @@ local function batch_of(rec)
   local b = tonumber(string.match(rec, '^.;(%d+)'))
   if b == nil then return false end
   if batches[b] == nil then
-    batches[b] = redis.call('HGET', base .. ':b:' .. string.format('%.0f', math.floor(b / 512)),
-      string.format('%.0f', b % 512)) or false
+    batches[b] = redis.call('HGET', base .. K_BATCH .. string.format('%.0f', math.floor(b / BATCH_BUCKET)),
+      string.format('%.0f', b % BATCH_BUCKET)) or false
   end
   return batches[b]
 end
@@ -66,11 +66,11 @@ local function push(meta, key, is_prefix, rec)
 end
 
 for _, id in ipairs(ids) do
-  local meta = redis.call('HMGET', base .. ':list:' .. id, 'name', 'action', 'direction')
+  local meta = redis.call('HMGET', base .. K_LIST .. id, 'name', 'action', 'direction')
   if meta[1] and (meta[3] == 'both' or meta[3] == dir) then
-    local rec = redis.call('HGET', base .. ':e:' .. id .. ':' .. bucket, field)
+    local rec = redis.call('HGET', base .. K_EXACT .. id .. ':' .. bucket, field)
     if rec then push(meta, digits, '0', rec) end
-    local recs = redis.call('HMGET', base .. ':p:' .. id, unpack(prefixes))
+    local recs = redis.call('HMGET', base .. K_PREFIXES .. id, unpack(prefixes))
     for k = 1, #prefixes do
       if recs[k] then push(meta, prefixes[k], '1', recs[k]) end
     end

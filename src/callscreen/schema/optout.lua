@@ -22,29 +22,29 @@ redis.call('HSETNX', meta, 'buckets', ARGV[8])
 redis.call('HSETNX', meta, 'schema', ARGV[9])
 local buckets = redis.call('HGET', meta, 'buckets')
 
-local id = redis.call('HGET', base .. ':lists', name)
+local id = redis.call('HGET', base .. K_LISTS, name)
 local created = 0
 if not id then
-  id = tostring(redis.call('INCR', base .. ':lseq'))
-  redis.call('HSET', base .. ':lists', name, id)
-  redis.call('HSET', base .. ':list:' .. id,
+  id = tostring(redis.call('INCR', base .. K_LSEQ))
+  redis.call('HSET', base .. K_LISTS, name, id)
+  redis.call('HSET', base .. K_LIST .. id,
     'name', name, 'action', 'block', 'direction', 'both', 'scope', 'global',
     'description', description, 'created_at', now, 'created_by', by,
     'updated_at', now, 'updated_by', by)
-  redis.call('SADD', base .. ':global', id)
+  redis.call('SADD', base .. K_GLOBAL, id)
   local detail = 'block, both, global'
-  redis.call('XADD', base .. ':hist:' .. id, 'MAXLEN', '~', maxlen, '*',
+  redis.call('XADD', base .. K_HIST_LIST .. id, 'MAXLEN', '~', maxlen, '*',
     'op', 'create', 'by', by, 'list', name, 'd', detail)
-  redis.call('XADD', base .. ':hist', 'MAXLEN', '~', maxlen, '*',
+  redis.call('XADD', base .. K_HIST, 'MAXLEN', '~', maxlen, '*',
     'op', 'create', 'by', by, 'list', name, 'd', detail)
   created = 1
 end
-local action = redis.call('HGET', base .. ':list:' .. id, 'action') or 'block'
+local action = redis.call('HGET', base .. K_LIST .. id, 'action') or 'block'
 
 if created == 0 then
   -- buckets is a power of two, so these divisions are exact on Lua's doubles
   local n, nb = tonumber(ARGV[10]), tonumber(buckets)
-  local rec = redis.call('HGET', base .. ':e:' .. id .. ':' .. string.format('%.0f', n % nb),
+  local rec = redis.call('HGET', base .. K_EXACT .. id .. ':' .. string.format('%.0f', n % nb),
     string.format('%.0f', math.floor(n / nb)))
   if rec then
     local s = string.sub(rec, 1, 1)
@@ -55,8 +55,8 @@ if created == 0 then
   end
 end
 
-local batch = redis.call('INCR', base .. ':bseq')
-redis.call('HSET', base .. ':b:' .. string.format('%.0f', math.floor(batch / 512)),
-  string.format('%.0f', batch % 512), batch_json)
+local batch = redis.call('INCR', base .. K_BSEQ)
+redis.call('HSET', base .. K_BATCH .. string.format('%.0f', math.floor(batch / BATCH_BUCKET)),
+  string.format('%.0f', batch % BATCH_BUCKET), batch_json)
 
 return { tonumber(id), action, tonumber(buckets), batch, created, '' }

@@ -12,7 +12,7 @@
 -- when the list or the entry is gone. Key names as in keys.py.
 
 local base = ARGV[1]
-local lists = base .. ':lists'
+local lists = base .. K_LISTS
 local ids = {}
 local out = {}
 local n = 0
@@ -26,9 +26,9 @@ for i = 2, #ARGV, 4 do
   local record = false
   if id then
     if ARGV[i + 1] == 'e' then
-      record = redis.call('HGET', base .. ':e:' .. id .. ':' .. ARGV[i + 2], ARGV[i + 3])
+      record = redis.call('HGET', base .. K_EXACT .. id .. ':' .. ARGV[i + 2], ARGV[i + 3])
     else
-      record = redis.call('HGET', base .. ':p:' .. id, ARGV[i + 2])
+      record = redis.call('HGET', base .. K_PREFIXES .. id, ARGV[i + 2])
     end
   end
   n = n + 1

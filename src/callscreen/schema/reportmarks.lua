@@ -13,7 +13,7 @@
 -- Key names as in keys.py.
 
 local base = ARGV[1]
-local marks, deciders = base .. ':fc:', base .. ':log:d:'
+local marks, deciders = base .. K_FIRST_CONTACT, base .. K_DECIDER
 local out = {}
 local n = 0
 for i = 2, #ARGV, 2 do

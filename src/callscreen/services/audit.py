@@ -17,10 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
-from callscreen.core.times import iso
+from callscreen.core.times import iso_ms
 from callscreen.services import store
 from callscreen.services.table import Table
 
@@ -37,6 +36,7 @@ class Event:
     at: float  # epoch seconds
     op: str  # create, update, delete, add, remove, restore, approve, ..., assign
     by: str
+    via: str = ""  # where the change came from: "cli:USER@HOST", "gateway:...", ...
     list_name: str = ""
     reason: str = ""
     count: int = 0  # how many entries the change wrote
@@ -47,16 +47,17 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["entries"] = list(self.entries)
-        data["at"] = iso(self.at)
+        data["at"] = iso_ms(self.at)
         return data
 
 
-def record(
+async def record(
     table: Table,
     list_id: int | None,
     op: str,
     *,
     by: str,
+    via: str = "",
     list_name: str = "",
     reason: str = "",
     count: int = 0,
@@ -67,6 +68,8 @@ def record(
     """Append one change to the list's trail (``list_id`` None: the admin trail)."""
     key = table.keys.history(list_id) if list_id is not None else table.keys.admin_history
     fields: dict[str, str] = {"op": op, "by": by}
+    if via:
+        fields["via"] = via
     if list_name:
         fields["list"] = list_name
     if reason:
@@ -79,13 +82,11 @@ def record(
         fields["b"] = str(batch)
     if detail:
         fields["d"] = detail
-    event_id = store.call(
-        lambda: table.r.xadd(key, fields, maxlen=HISTORY_MAXLEN, approximate=True)
-    )
+    event_id = await store.wait(table.r.xadd(key, fields, maxlen=HISTORY_MAXLEN, approximate=True))
     return str(event_id)
 
 
-def read(
+async def read(
     table: Table,
     list_id: int | None,
     *,
@@ -106,7 +107,7 @@ def read(
     upper = "(" + before if before else "+"
     while len(out) < limit:
         count = _PAGE if entry is not None else limit - len(out)
-        page = store.call(partial(table.r.xrevrange, key, max=upper, min="-", count=count))
+        page = await store.wait(table.r.xrevrange(key, max=upper, min="-", count=count))
         if not page:
             break
         for event_id, fields in page:
@@ -127,6 +128,7 @@ def _decode(event_id: str, fields: dict[str, str]) -> Event:
         at=int(event_id.split("-", 1)[0]) / 1000,
         op=fields.get("op", ""),
         by=fields.get("by", ""),
+        via=fields.get("via", ""),
         list_name=fields.get("list", ""),
         reason=fields.get("r", ""),
         count=int(fields.get("n", 0)),

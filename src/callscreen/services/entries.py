@@ -21,20 +21,20 @@ Writers outside this module (the importer) use :func:`upsert_records` and
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from callscreen.core.errors import NotFound, Refused
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey
+from callscreen.schema.keys import Keys
+from callscreen.schema.scripts import ENTRIES
 from callscreen.services import store
 from callscreen.services.table import Batch, ListInfo, Table
 
-ENTRIES_LUA = resources.files("callscreen.schema").joinpath("entries.lua").read_text()
+ENTRIES_LUA = ENTRIES.source
 CHUNK = 1000  # entries per script call: bounds how long one call holds Redis
 SAMPLE = 100  # changed entries a summary keeps by name (for the audit trail)
 OUTCOMES = 10_000  # entries a summary gives with their outcome (an API bulk add names each)
@@ -50,28 +50,27 @@ _WHY = {
 }
 
 
-def entry_location(table: Table, list_id: int, key: EntryKey) -> tuple[str, str]:
-    """The hash key and field that hold ``key`` in list ``list_id``."""
+def entry_location(keys: Keys, buckets: int, list_id: int, key: EntryKey) -> tuple[str, str]:
+    """The hash key and field that hold ``key`` in list ``list_id`` (``buckets``: the
+    table's :meth:`~callscreen.services.table.Table.buckets`)."""
     if key.is_prefix:
-        return table.keys.prefixes(list_id), key.digits
-    buckets = table.buckets
+        return keys.prefixes(list_id), key.digits
     number = int(key.digits)
-    return table.keys.exact(list_id, number % buckets), str(number // buckets)
+    return keys.exact(list_id, number % buckets), str(number // buckets)
 
 
-def expiry_member(table: Table, key: EntryKey) -> str:
+def expiry_member(buckets: int, key: EntryKey) -> str:
     """The entry's member in the list's expiry index: ``BUCKET:FIELD`` or ``p:DIGITS``."""
     if key.is_prefix:
         return "p:" + key.digits
-    buckets = table.buckets
     number = int(key.digits)
     return f"{number % buckets}:{number // buckets}"
 
 
-def _groups(table: Table, info: ListInfo, key: EntryKey) -> list[str]:
+def _groups(keys: Keys, buckets: int, info: ListInfo, key: EntryKey) -> list[str]:
     """The script's first three arguments for one entry: hash key, field, member."""
-    hkey, hfield = entry_location(table, info.id, key)
-    return [hkey, hfield, expiry_member(table, key)]
+    hkey, hfield = entry_location(keys, buckets, info.id, key)
+    return [hkey, hfield, expiry_member(buckets, key)]
 
 
 @dataclass(slots=True)
@@ -113,15 +112,18 @@ _NO_CHANGE = frozenset({"unchanged", "skipped"})
 class _Writer:
     """Runs the entries script over chunks of one list's entries."""
 
-    def __init__(self, table: Table, info: ListInfo) -> None:
+    def __init__(self, table: Table, info: ListInfo, buckets: int) -> None:
         self.table = table
         self.info = info
-        self.script = table.r.register_script(ENTRIES_LUA)
+        self.buckets = buckets
         self.keys = [table.keys.counts(info.id), table.keys.expiring(info.id)]
 
-    def run(self, op: str, batch: str, flags: str, groups: list[str]) -> list[str]:
+    def groups(self, key: EntryKey) -> list[str]:
+        return _groups(self.table.keys, self.buckets, self.info, key)
+
+    async def run(self, op: str, batch: str, flags: str, groups: list[str]) -> list[str]:
         args = [op, self.table.keys.base, batch, flags, *groups]
-        reply: Any = store.call(lambda: self.script(keys=self.keys, args=args))
+        reply: Any = await store.run_script(self.table.r, ENTRIES, self.keys, args)
         return [item.decode() if isinstance(item, bytes) else str(item) for item in reply]
 
 
@@ -147,7 +149,7 @@ def _refusal(
     return Refused(message)
 
 
-def upsert_records(
+async def upsert_records(
     table: Table,
     info: ListInfo,
     items: Iterable[tuple[EntryKey, EntryRecord]],
@@ -175,19 +177,19 @@ def upsert_records(
     Keys repeated within one chunk are written once (the last record wins); callers
     streaming huge inputs should merge duplicates themselves if order matters.
     """
-    writer = _Writer(table, info)
+    writer = _Writer(table, info, await table.buckets())
     flags = ("r" if restore_deleted else "") + ("m" if never_demote else "")
     flags += "k" if keep_unset else ""
     summary = WriteSummary()
     chunk: dict[EntryKey, EntryRecord] = {}
 
-    def flush() -> None:
+    async def flush() -> None:
         if not chunk:
             return
         groups: list[str] = []
         for key, record in chunk.items():
-            groups += [*_groups(table, info, key), record.encode()]
-        reply = writer.run("upsert", "", flags, groups)
+            groups += [*writer.groups(key), record.encode()]
+        reply = await writer.run("upsert", "", flags, groups)
         for key, outcome in zip(chunk, reply[1:], strict=True):
             summary.note(key.display, outcome)
         chunk.clear()
@@ -196,12 +198,12 @@ def upsert_records(
         chunk.pop(key, None)
         chunk[key] = record
         if len(chunk) >= CHUNK:
-            flush()
-    flush()
+            await flush()
+    await flush()
     return summary
 
 
-def add_entries(
+async def add_entries(
     table: Table,
     info: ListInfo,
     keys: Iterable[EntryKey],
@@ -216,12 +218,12 @@ def add_entries(
     id or reason not given keeps the stored one (for the reason: the entry keeps
     pointing at its old batch)."""
     record = EntryRecord(status, batch.id, expires, None, external_id)
-    return upsert_records(
+    return await upsert_records(
         table, info, ((key, record) for key in keys), restore_deleted=True, keep_unset=True
     )
 
 
-def transition(
+async def transition(
     table: Table,
     info: ListInfo,
     op: str,
@@ -243,21 +245,21 @@ def transition(
     if op not in ("remove", "restore", "approve", "unapprove"):
         raise ValueError(f"unknown transition {op!r}")
     unique = list(dict.fromkeys(keys))
-    writer = _Writer(table, info)
+    writer = _Writer(table, info, await table.buckets())
     flags = ("P" if permanent else "") + ("l" if lenient else "")
     batch_id = str(batch.id) if batch is not None else ""
     if len(unique) > CHUNK and not lenient:
-        precheck(table, info, op, unique)
+        await precheck(table, info, op, unique)
     summary = WriteSummary()
     for start in range(0, len(unique), CHUNK):
         part = unique[start : start + CHUNK]
         groups: list[str] = []
         names: dict[str, str] = {}
         for key in part:
-            group = _groups(table, info, key)
+            group = writer.groups(key)
             names[group[2]] = key.display
             groups += group
-        reply = writer.run(op, batch_id, flags, groups)
+        reply = await writer.run(op, batch_id, flags, groups)
         if reply[0] == "refused":
             raise _refusal(info, reply, names)
         for key, outcome in zip(part, reply[1:], strict=True):
@@ -265,12 +267,12 @@ def transition(
     return summary
 
 
-def precheck(table: Table, info: ListInfo, op: str, keys: Sequence[EntryKey]) -> None:
+async def precheck(table: Table, info: ListInfo, op: str, keys: Sequence[EntryKey]) -> None:
     """Raise what :func:`transition` would refuse, without writing anything."""
     refused: list[str] = ["refused"]
     for start in range(0, len(keys), CHUNK):
         part = keys[start : start + CHUNK]
-        for key, record in zip(part, read_records(table, info, part), strict=True):
+        for key, record in zip(part, await read_records(table, info, part), strict=True):
             why = ""
             if record is None:
                 why = "missing"
@@ -284,22 +286,22 @@ def precheck(table: Table, info: ListInfo, op: str, keys: Sequence[EntryKey]) ->
         raise _refusal(info, refused)
 
 
-def purge_records(
+async def purge_records(
     table: Table, info: ListInfo, items: Iterable[tuple[EntryKey, int | None]]
 ) -> WriteSummary:
     """Hard-delete soft-deleted entries, each only if it still carries the removal
     batch given with it (an entry restored and removed again meanwhile is kept)."""
-    writer = _Writer(table, info)
+    writer = _Writer(table, info, await table.buckets())
     summary = WriteSummary()
     chunk: list[tuple[EntryKey, int | None]] = []
 
-    def flush() -> None:
+    async def flush() -> None:
         if not chunk:
             return
         groups: list[str] = []
         for key, removal in chunk:
-            groups += [*_groups(table, info, key), "" if removal is None else str(removal)]
-        reply = writer.run("purge", "", "", groups)
+            groups += [*writer.groups(key), "" if removal is None else str(removal)]
+        reply = await writer.run("purge", "", "", groups)
         for (key, _removal), outcome in zip(chunk, reply[1:], strict=True):
             summary.note(key.display, outcome)
         chunk.clear()
@@ -307,31 +309,27 @@ def purge_records(
     for item in items:
         chunk.append(item)
         if len(chunk) >= CHUNK:
-            flush()
-    flush()
+            await flush()
+    await flush()
     return summary
 
 
-def read_records(
+async def read_records(
     table: Table, info: ListInfo, keys: Sequence[EntryKey]
 ) -> list[EntryRecord | None]:
     """The stored records of ``keys`` in a list (None where absent)."""
-
-    def read() -> list[object]:
-        pipe = table.r.pipeline(transaction=False)
-        for key in keys:
-            hkey, hfield = entry_location(table, info.id, key)
-            pipe.hget(hkey, hfield)
-        result: list[Any] = pipe.execute()
-        return result
-
-    raws = store.call(read)
+    buckets = await table.buckets()
+    pipe = table.r.pipeline(transaction=False)
+    for key in keys:
+        hkey, hfield = entry_location(table.keys, buckets, info.id, key)
+        pipe.hget(hkey, hfield)
+    raws = await store.wait(pipe.execute()) if keys else []
     return [EntryRecord.decode(str(raw)) if raw else None for raw in raws]
 
 
-def scan_entries(
+async def scan_entries(
     table: Table, info: ListInfo, *, prefixes_only: bool = False, exact_only: bool = False
-) -> Iterator[tuple[EntryKey, EntryRecord]]:
+) -> AsyncIterator[tuple[EntryKey, EntryRecord]]:
     """Every entry of a list with its record, in no particular order: prefixes first,
     then exact numbers.
 
@@ -339,52 +337,48 @@ def scan_entries(
     HGETALL of each): it costs time in the size of the list, and is never used by
     screening. Entries changed during the scan may be seen in either state.
     """
-    buckets = table.buckets
+    buckets = await table.buckets()
     r = table.r
     with store.converted():
         if not exact_only:
-            for hfield, raw in r.hscan_iter(table.keys.prefixes(info.id), count=SCAN_COUNT):
+            async for hfield, raw in r.hscan_iter(table.keys.prefixes(info.id), count=SCAN_COUNT):
                 yield EntryKey(str(hfield), True), EntryRecord.decode(str(raw))
         if prefixes_only:
             return
         pending: list[str] = []
-        for hkey in r.scan_iter(match=table.keys.exact_pattern(info.id), count=SCAN_COUNT):
+        async for hkey in r.scan_iter(match=table.keys.exact_pattern(info.id), count=SCAN_COUNT):
             pending.append(str(hkey))
             if len(pending) >= 100:
-                yield from _read_buckets(r, pending, buckets)
+                for item in await _read_buckets(r, pending, buckets):
+                    yield item
                 pending = []
-        yield from _read_buckets(r, pending, buckets)
+        for item in await _read_buckets(r, pending, buckets):
+            yield item
 
 
-def _read_buckets(r: Any, hkeys: list[str], buckets: int) -> Iterator[tuple[EntryKey, EntryRecord]]:
+async def _read_buckets(
+    r: Any, hkeys: list[str], buckets: int
+) -> list[tuple[EntryKey, EntryRecord]]:
     if not hkeys:
-        return
+        return []
     pipe = r.pipeline(transaction=False)
     for hkey in hkeys:
         pipe.hgetall(hkey)
-    for hkey, data in zip(hkeys, pipe.execute(), strict=True):
+    out = []
+    for hkey, data in zip(hkeys, await pipe.execute(), strict=True):
         bucket = int(hkey.rsplit(":", 1)[1])
         for hfield, raw in data.items():
             number = int(hfield) * buckets + bucket
-            yield EntryKey(str(number), False), EntryRecord.decode(str(raw))
+            out.append((EntryKey(str(number), False), EntryRecord.decode(str(raw))))
+    return out
 
 
-def status_counts(table: Table, info: ListInfo, now: float | None = None) -> dict[str, int]:
+async def status_counts(table: Table, info: ListInfo, now: float | None = None) -> dict[str, int]:
     """Entry counts of a list by status, every status named (``expired`` included).
 
     ``active`` counts only the active entries that have not expired yet.
     """
-    at = time.time() if now is None else now
-
-    def read() -> list[Any]:
-        pipe = table.r.pipeline(transaction=False)
-        pipe.hgetall(table.keys.counts(info.id))
-        pipe.zcount(table.keys.expiring(info.id), "-inf", at)
-        result: list[Any] = pipe.execute()
-        return result
-
-    raw, expired = store.call(read)
-    return counts_from(raw, int(expired))
+    return (await all_status_counts(table, [info], now))[0]
 
 
 def counts_from(raw: dict[str, str], expired: int) -> dict[str, int]:
@@ -400,21 +394,16 @@ def counts_from(raw: dict[str, str], expired: int) -> dict[str, int]:
     }
 
 
-def all_status_counts(table: Table, infos: Sequence[ListInfo]) -> list[dict[str, int]]:
+async def all_status_counts(
+    table: Table, infos: Sequence[ListInfo], now: float | None = None
+) -> list[dict[str, int]]:
     """:func:`status_counts` of many lists in one round trip."""
-    at = time.time()
-
-    def read() -> list[Any]:
-        pipe = table.r.pipeline(transaction=False)
-        for info in infos:
-            pipe.hgetall(table.keys.counts(info.id))
-            pipe.zcount(table.keys.expiring(info.id), "-inf", at)
-        result: list[Any] = pipe.execute()
-        return result
-
-    raws = store.call(read) if infos else []
+    if not infos:
+        return []
+    at = table.clock() if now is None else now
+    pipe = table.r.pipeline(transaction=False)
+    for info in infos:
+        pipe.hgetall(table.keys.counts(info.id))
+        pipe.zcount(table.keys.expiring(info.id), "-inf", at)
+    raws = await store.wait(pipe.execute())
     return [counts_from(raws[i], int(raws[i + 1])) for i in range(0, len(raws), 2)]
-
-
-def now_s() -> int:
-    return int(time.time())

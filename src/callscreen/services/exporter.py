@@ -40,7 +40,8 @@ from typing import IO, Any
 
 from callscreen.core.model import EntryRecord, Status
 from callscreen.services import store
-from callscreen.services.table import Batch, ListInfo, Table
+from callscreen.services.bulk import Bulk
+from callscreen.services.table import Batch, ListInfo
 
 EXPORT_COLUMNS = (
     "number",
@@ -112,7 +113,7 @@ class ExportSummary:
 class _BatchCache:
     """Batch records by id, read in bulk, the most recent kept in a bounded LRU."""
 
-    def __init__(self, table: Table, size: int = BATCH_CACHE) -> None:
+    def __init__(self, table: Bulk, size: int = BATCH_CACHE) -> None:
         self.table = table
         self.size = size
         self.items: OrderedDict[int, Batch] = OrderedDict()
@@ -164,7 +165,7 @@ def export_row(
 Page = list[tuple[str, bool, EntryRecord]]
 
 
-def _pages(table: Table, info: ListInfo) -> Iterator[tuple[Page, int]]:
+def _pages(table: Bulk, info: ListInfo) -> Iterator[tuple[Page, int]]:
     """The list's entries a page at a time, with how many buckets are done: prefixes
     first, then bucket by bucket (pages of about :data:`PAGE_ENTRIES` entries)."""
     r = table.r
@@ -199,7 +200,7 @@ def _pages(table: Table, info: ListInfo) -> Iterator[tuple[Page, int]]:
 
 
 def export_list(
-    table: Table,
+    table: Bulk,
     info: ListInfo,
     out: IO[str],
     *,

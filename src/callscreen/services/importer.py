@@ -91,11 +91,8 @@ import sys
 import tempfile
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
-from importlib import resources
 from typing import IO, Any, Protocol, TextIO
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
@@ -104,11 +101,12 @@ from callscreen.core import times
 from callscreen.core.errors import CallscreenError, InvalidInput, InvalidNumber, StoreError
 from callscreen.core.model import Status
 from callscreen.core.numbers import parse_entry_fast
-from callscreen.services import audit, store
+from callscreen.core.text import free_text
+from callscreen.schema.scripts import IMPORT
+from callscreen.services import store
+from callscreen.services.bulk import Bulk
 from callscreen.services.exporter import EXPORT_COLUMNS, protect, unprotect
-from callscreen.services.table import ListInfo, Table, default_actor
-
-IMPORT_LUA = resources.files("callscreen.schema").joinpath("import.lua").read_text()
+from callscreen.services.table import Batch, ListInfo
 
 BLOCK = 128 * 1024  # bytes a parse job reads (about 10k rows of E.164 numbers)
 MAX_BLOCK = 16 * 1024 * 1024  # a quoted cell left open cannot hold more than this
@@ -196,18 +194,9 @@ def sniff(first_line: str) -> Layout:
 
 
 def parse_time(text: str, what: str) -> float:
-    """Epoch seconds (microseconds kept) from an ISO 8601 date-time (no zone = UTC);
-    :class:`InvalidInput` names ``what`` otherwise."""
-    value = text.strip()
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(
-            f"{what} is not a date-time: {value[:40]!r} (e.g. 2026-01-31T12:00:00Z)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    """Epoch seconds (microseconds kept) from an ISO 8601 date-time (no zone = UTC;
+    :func:`callscreen.core.times.parse_datetime`)."""
+    return times.parse_datetime(text, what).timestamp()
 
 
 def parse_file_expiry(text: str) -> int:
@@ -221,12 +210,7 @@ def parse_file_expiry(text: str) -> int:
     return times.parse_expiry(text, 0.0)
 
 
-def _check_text(value: str, what: str, limit: int) -> str:
-    if len(value) > limit:
-        raise InvalidInput(f"{what} is longer than {limit} characters")
-    if not value.isprintable() and any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise InvalidInput(f"{what} must not contain control characters")
-    return value
+_check_text = free_text
 
 
 # -- parsing blocks (in a worker process when the input is large) --------------------
@@ -658,7 +642,7 @@ class ImportOptions:
     approve: Status = Status.PENDING  # PENDING, ACTIVE or PERMANENT
     reason: str | None = None  # for rows without one (None: they keep the entry's)
     source: str | None = None  # default ``import:NAME``
-    by: str = ""  # default: the OS user
+    by: str = ""  # who imports (the service sets it from its actor)
     restore_deleted: bool = False
     replace: bool = False
     strict: bool = False
@@ -697,6 +681,13 @@ class ImportSummary:
     notes: list[str] = field(default_factory=list)
     first_errors: list[RowError] = field(default_factory=list)
     seconds: float = 0.0
+    batch: int | None = None  # the one batch the import made, if it made one
+    removal: Batch | None = None  # the removal batch of --replace
+
+    @property
+    def changed(self) -> int:
+        """Entries the import wrote (added, updated or restored)."""
+        return self.added + self.updated + self.restored
 
     @property
     def skipped(self) -> int:
@@ -705,7 +696,8 @@ class ImportSummary:
         return self.unchanged + self.deleted_kept + self.duplicates
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "first_errors"}
+        hidden = ("first_errors", "batch", "removal")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in hidden}
         data["skipped"] = self.skipped
         data["first_errors"] = [
             {"line": e.line, "raw": e.raw, "error": e.error} for e in self.first_errors
@@ -728,10 +720,9 @@ _OUTCOMES = (
 class _Merger:
     """Sends parsed rows to ``import.lua`` and keeps the tallies."""
 
-    def __init__(self, table: Table, info: ListInfo, token: str, cfg: ParseConfig, restore: bool):
+    def __init__(self, table: Bulk, info: ListInfo, token: str, cfg: ParseConfig, restore: bool):
         self.table = table
         self.info = info
-        self.script = table.r.register_script(IMPORT_LUA)
         keys = table.keys
         self.merge_keys = [
             keys.counts(info.id),
@@ -779,7 +770,7 @@ class _Merger:
         store.call(pipe.execute)
 
     def _call(self, keys: list[str], args: list[str]) -> list[Any]:
-        reply: list[Any] = store.call(lambda: self.script(keys=keys, args=args))
+        reply: list[Any] = store.run_script_sync(self.table.r, IMPORT, keys, args)
         return reply
 
     def merge(self, specs: list[str], rows: list[str], arity: int, summary: ImportSummary) -> None:
@@ -860,8 +851,87 @@ def _first_line(stream: _Reader) -> tuple[str, bytes]:
     return text.rstrip("\r\n"), raw
 
 
+class _ErrorSink:
+    """Bad rows: counted into the summary, the first ``shown`` kept there, every one
+    written to ``out`` as CSV ``line,raw,error`` (free text protected)."""
+
+    def __init__(self, summary: ImportSummary, shown: int, out: TextIO | None) -> None:
+        self.summary = summary
+        self.shown = shown
+        self.writer = csv.writer(out, lineterminator="\n") if out else None
+        if self.writer is not None:
+            self.writer.writerow(["line", "raw", "error"])
+
+    def note(self, parsed: Parsed) -> None:
+        summary = self.summary
+        for err in parsed.errors:
+            summary.errors += 1
+            if len(summary.first_errors) < self.shown:
+                summary.first_errors.append(err)
+            if self.writer is not None:
+                self.writer.writerow([err.line, protect(err.raw), protect(err.error)])
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What one pass over the input found: how it is laid out (the configuration the
+    rows were parsed with) and how many rows were marked deleted."""
+
+    cfg: ParseConfig
+    deleted_rows: int
+
+
+def _read_pass(
+    reader: _Reader,
+    cfg: ParseConfig,
+    workers: int,
+    summary: ImportSummary,
+    errors: _ErrorSink,
+    *,
+    phase: str,
+    merger: _Merger | None,
+    strict: bool,
+    progress: Progress | None,
+) -> _Pass:
+    """One pass over the input: sniff the layout from the first line, parse the blocks
+    (in ``workers`` processes), and, with a ``merger``, merge the parsed rows into the
+    list (else only validate). Counts rows into ``summary``."""
+    first, first_raw = _first_line(reader)
+    layout = sniff(first)
+    validate = merger is None
+    cfg = dataclasses.replace(cfg, layout=layout, validate_only=validate)
+    pending_bytes = b"" if layout.header else first_raw
+    summary.rows = rows = deleted_rows = 0
+    done = len(first_raw) if layout.header else 0
+    start_line = 2 if layout.header else 1
+    for parsed in _parsed_blocks(cfg, _blocks(reader, pending_bytes, start_line), workers):
+        rows += parsed.good + len(parsed.errors) + parsed.deleted_rows
+        deleted_rows += parsed.deleted_rows
+        done += parsed.nbytes
+        if merger is None:
+            errors.note(parsed)
+        else:
+            if not strict:
+                errors.note(parsed)
+            for specs, call_rows in parsed.calls:
+                merger.merge(specs, call_rows, cfg.arity, summary)
+        summary.rows = rows
+        if progress is not None:
+            progress(phase, done, rows)
+    return _Pass(cfg, deleted_rows)
+
+
+def _worker_count(options: ImportOptions, size: int | None) -> int:
+    """Parse processes: as asked, else one for large input (or of unknown size) on a
+    machine of two cores or more, none (parse here) otherwise."""
+    if options.workers is not None:
+        return options.workers
+    big = size is None or size >= PARALLEL_FROM
+    return 1 if big and (os.cpu_count() or 1) >= 2 else 0
+
+
 def import_stream(
-    table: Table,
+    table: Bulk,
     info: ListInfo,
     stream: IO[bytes],
     *,
@@ -872,10 +942,13 @@ def import_stream(
     size: int | None = None,
     spool_dir: str | None = None,
 ) -> ImportSummary:
-    """Import a CSV byte stream into a list. ``name`` names the file (for the default
+    """Import a CSV byte stream into a list: parse (:func:`parse_block`, in worker
+    processes for large input), merge (``import.lua``, :class:`_Merger`), and, with
+    ``--replace``, sweep what the file lacks. ``name`` names the file (for the default
     source and the replace reason); ``size``, if known, decides on parallel parsing;
     ``errors_out`` receives every bad row as CSV ``line,raw,error``. See the module
-    docstring for the rules."""
+    docstring for the rules. The audit records are the caller's (the service's): the
+    summary carries the batches they name."""
     started = time.monotonic()
     source = options.source or f"import:{name}"
     summary = ImportSummary(info.name, source)
@@ -886,56 +959,20 @@ def import_stream(
         default_status=_APPROVE_CODE[options.approve],
         default_reason=options.reason,
         source=source,
-        by=options.by or default_actor(),
-        at=repr(time.time()),
+        by=options.by,
+        at=repr(table.clock()),
         keep_status=options.keep_status,
         confirm_broad=options.confirm_broad,
         rows_per_call=options.rows_per_call,
     )
-    workers = options.workers
-    if workers is None:
-        big = size is None or size >= PARALLEL_FROM
-        workers = 1 if big and (os.cpu_count() or 1) >= 2 else 0
-    error_writer = csv.writer(errors_out, lineterminator="\n") if errors_out else None
-    if error_writer is not None:
-        error_writer.writerow(["line", "raw", "error"])
+    workers = _worker_count(options, size)
+    errors = _ErrorSink(summary, options.shown_errors, errors_out)
 
-    def note_errors(parsed: Parsed) -> None:
-        for err in parsed.errors:
-            summary.errors += 1
-            if len(summary.first_errors) < options.shown_errors:
-                summary.first_errors.append(err)
-            if error_writer is not None:
-                error_writer.writerow([err.line, protect(err.raw), protect(err.error)])
-
-    deleted_rows = 0
-
-    def run(reader: _Reader, validate: bool, phase: str, merger: _Merger | None = None) -> Layout:
-        """One pass over the input; counts rows into the summary."""
-        first, first_raw = _first_line(reader)
-        layout = sniff(first)
-        nonlocal cfg
-        cfg = dataclasses.replace(cfg, layout=layout, validate_only=validate)
-        pending_bytes = b"" if layout.header else first_raw
-        nonlocal deleted_rows
-        summary.rows = rows = deleted_rows = 0
-        done = len(first_raw) if layout.header else 0
-        start_line = 2 if layout.header else 1
-        for parsed in _parsed_blocks(cfg, _blocks(reader, pending_bytes, start_line), workers):
-            rows += parsed.good + len(parsed.errors) + parsed.deleted_rows
-            deleted_rows += parsed.deleted_rows
-            done += parsed.nbytes
-            if validate or merger is None:
-                note_errors(parsed)
-            else:
-                if not options.strict:
-                    note_errors(parsed)
-                for specs, call_rows in parsed.calls:
-                    merger.merge(specs, call_rows, cfg.arity, summary)
-            summary.rows = rows
-            if progress is not None:
-                progress(phase, done, rows)
-        return layout
+    def run(reader: _Reader, phase: str, merger: _Merger | None = None) -> _Pass:
+        return _read_pass(
+            reader, cfg, workers, summary, errors, phase=phase, merger=merger,
+            strict=options.strict, progress=progress,
+        )  # fmt: skip
 
     token = secrets.token_hex(8)
     merger = _Merger(table, info, token, cfg, options.restore_deleted)
@@ -950,10 +987,10 @@ def import_stream(
                 reader = _Spool(stream, spool)
             else:
                 origin = stream.tell()
-            layout = run(reader, True, "check")
+            checked = run(reader, "check")
             if summary.errors:
                 summary.written = False
-                summary.notes = _layout_notes(layout, options)
+                summary.notes = _layout_notes(checked.cfg.layout, options)
                 summary.seconds = time.monotonic() - started
                 return summary
             if spool is not None:
@@ -961,10 +998,11 @@ def import_stream(
                 reader = spool
             else:
                 stream.seek(origin)
-            layout = run(reader, False, "import", merger)
+            done = run(reader, "import", merger)
         else:
-            layout = run(stream, False, "import", merger)
-        summary.notes = _layout_notes(layout, options)
+            done = run(stream, "import", merger)
+        summary.notes = _layout_notes(done.cfg.layout, options)
+        deleted_rows = done.deleted_rows
         if deleted_rows:
             summary.deleted_kept += deleted_rows
             summary.notes.append(
@@ -985,32 +1023,8 @@ def import_stream(
                 )
                 merger.sweep(removal.id, summary)
                 summary.replaced = True
-                if summary.removed:
-                    audit.record(
-                        table,
-                        info.id,
-                        "remove",
-                        by=cfg.by,
-                        list_name=info.name,
-                        reason=removal.reason,
-                        count=summary.removed,
-                        batch=removal.id,
-                        detail="import --replace",
-                    )
-        changed = summary.added + summary.updated + summary.restored
-        if changed:
-            audit.record(
-                table,
-                info.id,
-                "import",
-                by=cfg.by,
-                list_name=info.name,
-                reason=options.reason or "",
-                count=changed,
-                batch=merger.only_batch(),
-                detail=f"{source}: {summary.added} added, {summary.updated} updated, "
-                f"{summary.restored} restored, {summary.pending} pending",
-            )
+                summary.removal = removal
+        summary.batch = merger.only_batch()
     finally:
         merger.cleanup()
         if spool is not None:
@@ -1035,7 +1049,7 @@ def _layout_notes(layout: Layout, options: ImportOptions) -> list[str]:
 
 
 def import_file(
-    table: Table,
+    table: Bulk,
     list_name: str,
     path: str,
     options: ImportOptions,

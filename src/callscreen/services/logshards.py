@@ -28,7 +28,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 import redis
@@ -43,8 +42,6 @@ from callscreen.schema.keys import (
 )
 from callscreen.services import store
 
-REPORT_MARKS = resources.files("callscreen.schema").joinpath("reportmarks.lua").read_text()
-REPORT_ENTRIES = resources.files("callscreen.schema").joinpath("reportentries.lua").read_text()
 NUMBERS_PER_CALL = 2000  # numbers resolved by one script call: a few milliseconds of Redis
 
 Command = tuple[Any, ...]

@@ -5,19 +5,20 @@ Entries live in :mod:`callscreen.services.entries`; key names in :mod:`callscree
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
-import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from callscreen.core.campaigns import check_campaign
 from callscreen.core.config import Settings
 from callscreen.core.errors import Conflict, InvalidName, NotFound, Refused
 from callscreen.core.model import Action, Direction, Scope
+from callscreen.core.text import free_text
 from callscreen.schema.keys import BATCH_BUCKET, DEFAULT_BUCKETS, SCHEMA_VERSION, Keys
 from callscreen.services import store
 
@@ -26,23 +27,15 @@ MAX_DESCRIPTION = 2000
 MAX_CAMPAIGN_LISTS = 100
 
 
-def default_actor() -> str:
-    """Who a change is recorded as when ``--by`` is not given: the OS user."""
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name on this system (containers)
-        return "unknown"
+Clock = Callable[[], float]
+"""Epoch seconds now; :func:`time.time` in production, a test's own clock in tests."""
 
 
 def check_name(name: str, what: str, limit: int) -> str:
     """A list or campaign name: 1..limit characters, no control characters."""
     if not name or not name.strip():
         raise InvalidName(f"{what} name must not be empty")
-    if len(name) > limit:
-        raise InvalidName(f"{what} name is longer than {limit} characters")
-    if any(unicodedata.category(ch) == "Cc" for ch in name):
-        raise InvalidName(f"{what} name must not contain control characters")
-    return name
+    return free_text(name, f"{what} name", limit, error=InvalidName)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,126 +106,119 @@ class Batch:
 
 
 class Table:
-    """Lists, campaigns and batches over a redis-py client (sync, admin side)."""
+    """Lists, campaigns and batches over an asyncio redis-py client (admin side).
 
-    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+    ``clock`` gives the time of every change (epoch seconds; tests pass their own).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.asyncio.Redis | None = None,
+        *,
+        clock: Clock = time.time,
+    ) -> None:
         self.settings = settings
         self.keys = Keys(settings.key_tag)
+        self.clock = clock
         # redis-py's sync/async union return types defeat mypy --strict; the admin
-        # side treats the client as untyped and converts its errors in store.call
+        # side treats the client as untyped and converts its errors in store.wait
         self.r: Any = client if client is not None else store.connect(settings)
         self._buckets: int | None = None
 
-    def close(self) -> None:
-        self.r.close()
+    async def close(self) -> None:
+        await store.close(self.r)
 
     # -- schema ----------------------------------------------------------------------------
 
-    @property
-    def buckets(self) -> int:
+    async def buckets(self) -> int:
         """The number of exact-entry buckets per list, fixed when the table is created."""
         if self._buckets is None:
-
-            def init() -> int:
-                self.r.hsetnx(self.keys.meta, "buckets", DEFAULT_BUCKETS)
-                self.r.hsetnx(self.keys.meta, "schema", SCHEMA_VERSION)
-                return int(self.r.hget(self.keys.meta, "buckets") or DEFAULT_BUCKETS)
-
-            self._buckets = store.call(init)
+            with store.converted():
+                await self.r.hsetnx(self.keys.meta, "buckets", DEFAULT_BUCKETS)
+                await self.r.hsetnx(self.keys.meta, "schema", SCHEMA_VERSION)
+                raw = await self.r.hget(self.keys.meta, "buckets")
+            self._buckets = int(raw or DEFAULT_BUCKETS)
         return self._buckets
 
     # -- batches ---------------------------------------------------------------------------
 
-    def new_batch(self, op: str, reason: str = "", source: str = "", by: str = "") -> Batch:
+    async def new_batch(self, op: str, reason: str, source: str, by: str) -> Batch:
         """Record a change shared by many entries; entries point at it by id."""
+        if not by:
+            raise ValueError("a batch names who made it")
+        with store.converted():
+            batch_id = int(await self.r.incr(self.keys.batch_seq))
+            batch = Batch(batch_id, op, reason, source, by, self.clock())
+            await self.r.hset(
+                self.keys.batch(batch_id), str(batch_id % BATCH_BUCKET), batch.encode()
+            )
+        return batch
 
-        def make() -> Batch:
-            batch_id = int(self.r.incr(self.keys.batch_seq))
-            batch = Batch(batch_id, op, reason, source, by or default_actor(), time.time())
-            self.r.hset(self.keys.batch(batch_id), str(batch_id % BATCH_BUCKET), batch.encode())
-            return batch
-
-        return store.call(make)
-
-    def batches(self, ids: list[int]) -> dict[int, Batch]:
+    async def batches(self, ids: list[int]) -> dict[int, Batch]:
         """Batch records by id (missing ones come back empty)."""
         unique = sorted(set(ids))
         if not unique:
             return {}
-
-        def read() -> list[Any]:
-            pipe = self.r.pipeline(transaction=False)
-            for batch_id in unique:
-                pipe.hget(self.keys.batch(batch_id), str(batch_id % BATCH_BUCKET))
-            result: list[Any] = pipe.execute()
-            return result
-
-        raws = store.call(read)
+        pipe = self.r.pipeline(transaction=False)
+        for batch_id in unique:
+            pipe.hget(self.keys.batch(batch_id), str(batch_id % BATCH_BUCKET))
+        raws = await store.wait(pipe.execute())
         return {bid: Batch.decode(bid, raw) for bid, raw in zip(unique, raws, strict=True)}
 
     # -- lists -----------------------------------------------------------------------------
 
-    def create_list(
+    async def create_list(
         self,
         name: str,
         action: Action,
-        direction: Direction = Direction.BOTH,
-        scope: Scope = Scope.GLOBAL,
-        description: str = "",
-        by: str = "",
+        direction: Direction,
+        scope: Scope,
+        description: str,
+        by: str,
     ) -> ListInfo:
         """Create a list; its name must be free."""
         check_name(name, "list", MAX_LIST_NAME)
-        if len(description) > MAX_DESCRIPTION:
-            raise InvalidName(f"description is longer than {MAX_DESCRIPTION} characters")
-        self.buckets  # noqa: B018 - fixes the schema before the first list
-        by = by or default_actor()
-
-        def create() -> ListInfo:
-            list_id = int(self.r.incr(self.keys.list_seq))
-            if not self.r.hsetnx(self.keys.lists, name, list_id):
+        free_text(description, "description", MAX_DESCRIPTION)
+        await self.buckets()  # fixes the schema before the first list
+        with store.converted():
+            list_id = int(await self.r.incr(self.keys.list_seq))
+            if not await self.r.hsetnx(self.keys.lists, name, list_id):
                 raise Conflict(f"a list named {name!r} already exists")
-            now = time.time()
+            now = self.clock()
             info = ListInfo(list_id, name, action, direction, scope, description, now, by, now, by)
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(self.keys.list(list_id), mapping=_list_hash(info))
             if scope is Scope.GLOBAL:
                 pipe.sadd(self.keys.global_lists, list_id)
-            pipe.execute()
-            return info
+            await pipe.execute()
+        return info
 
-        return store.call(create)
-
-    def list_id(self, name: str) -> int:
+    async def list_id(self, name: str) -> int:
         """The id of the list called ``name``."""
-        raw = store.call(lambda: self.r.hget(self.keys.lists, name))
+        raw = await store.wait(self.r.hget(self.keys.lists, name))
         if raw is None:
             raise NotFound(f"no list named {name!r}")
         return int(raw)
 
-    def get_list(self, name: str) -> ListInfo:
-        list_id = self.list_id(name)
-        data = store.call(lambda: self.r.hgetall(self.keys.list(list_id)))
+    async def get_list(self, name: str) -> ListInfo:
+        list_id = await self.list_id(name)
+        data = await store.wait(self.r.hgetall(self.keys.list(list_id)))
         if not data:
             raise NotFound(f"no list named {name!r}")
         return ListInfo.from_hash(list_id, data)
 
-    def get_list_by_id(self, list_id: int) -> ListInfo | None:
-        data = store.call(lambda: self.r.hgetall(self.keys.list(list_id)))
+    async def get_list_by_id(self, list_id: int) -> ListInfo | None:
+        data = await store.wait(self.r.hgetall(self.keys.list(list_id)))
         return ListInfo.from_hash(list_id, data) if data else None
 
-    def all_lists(self) -> list[ListInfo]:
+    async def all_lists(self) -> list[ListInfo]:
         """Every list, by name."""
-        ids = store.call(lambda: self.r.hgetall(self.keys.lists))
-
-        def read() -> list[Any]:
-            pipe = self.r.pipeline(transaction=False)
-            for list_id in ids.values():
-                pipe.hgetall(self.keys.list(int(list_id)))
-            result: list[Any] = pipe.execute()
-            return result
-
-        rows = store.call(read)
+        ids = await store.wait(self.r.hgetall(self.keys.lists))
+        pipe = self.r.pipeline(transaction=False)
+        for list_id in ids.values():
+            pipe.hgetall(self.keys.list(int(list_id)))
+        rows = await store.wait(pipe.execute())
         infos = [
             ListInfo.from_hash(int(list_id), data)
             for list_id, data in zip(ids.values(), rows, strict=True)
@@ -240,7 +226,7 @@ class Table:
         ]
         return sorted(infos, key=lambda info: info.name)
 
-    def update_list(
+    async def update_list(
         self,
         name: str,
         *,
@@ -249,10 +235,10 @@ class Table:
         direction: Direction | None = None,
         scope: Scope | None = None,
         description: str | None = None,
-        by: str = "",
+        by: str,
     ) -> ListInfo:
         """Change only what is given; a name can be changed but not emptied."""
-        info = self.get_list(name)
+        info = await self.get_list(name)
         changes: dict[str, Any] = {}
         if new_name is not None and new_name != info.name:
             changes["name"] = check_name(new_name, "list", MAX_LIST_NAME)
@@ -263,32 +249,28 @@ class Table:
         if scope is not None:
             changes["scope"] = scope
         if description is not None:
-            if len(description) > MAX_DESCRIPTION:
-                raise InvalidName(f"description is longer than {MAX_DESCRIPTION} characters")
+            changes["description"] = free_text(description, "description", MAX_DESCRIPTION)
             changes["description"] = description
         if not changes:
             return info
-        changes["updated_at"] = time.time()
-        changes["updated_by"] = by or default_actor()
+        changes["updated_at"] = self.clock()
+        changes["updated_by"] = by
         updated = ListInfo(**{**asdict(info), **changes})
-
-        def write() -> None:
+        with store.converted():
             if "name" in changes:
-                if not self.r.hsetnx(self.keys.lists, updated.name, info.id):
+                if not await self.r.hsetnx(self.keys.lists, updated.name, info.id):
                     raise Conflict(f"a list named {updated.name!r} already exists")
-                self.r.hdel(self.keys.lists, info.name)
+                await self.r.hdel(self.keys.lists, info.name)
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(self.keys.list(info.id), mapping=_list_hash(updated))
             if updated.scope is Scope.GLOBAL:
                 pipe.sadd(self.keys.global_lists, info.id)
             else:
                 pipe.srem(self.keys.global_lists, info.id)
-            pipe.execute()
-
-        store.call(write)
+            await pipe.execute()
         return updated
 
-    def drop_list(self, info: ListInfo) -> dict[str, int]:
+    async def drop_list(self, info: ListInfo) -> dict[str, int]:
         """Delete a list, its entries, its history and its assignments, unless it holds
         permanently approved entries (:class:`Refused`).
 
@@ -299,28 +281,30 @@ class Table:
         for _attempt in range(10):
             with store.converted():
                 try:
-                    return self._drop_once(info)
+                    return await self._drop_once(info)
                 except redis.WatchError:
                     continue
         raise Conflict(f"list {info.name!r} kept changing while being deleted; try again")
 
-    def _drop_once(self, info: ListInfo) -> dict[str, int]:
+    async def _drop_once(self, info: ListInfo) -> dict[str, int]:
         keys = self.keys
         counts_key = keys.counts(info.id)
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.watch(counts_key, keys.lists, keys.campaigns)
-            if pipe.hget(keys.lists, info.name) != str(info.id):
+        async with self.r.pipeline(transaction=True) as pipe:
+            await pipe.watch(counts_key, keys.lists, keys.campaigns)
+            if await pipe.hget(keys.lists, info.name) != str(info.id):
                 raise NotFound(f"no list named {info.name!r}")
-            counts = {code: int(n) for code, n in pipe.hgetall(counts_key).items()}
+            counts = {code: int(n) for code, n in (await pipe.hgetall(counts_key)).items()}
             if counts.get("P", 0) > 0:
                 raise Refused(
                     f"list {info.name!r} holds {counts['P']} permanently approved "
                     "entries and cannot be deleted"
                 )
-            buckets = list(pipe.scan_iter(match=keys.exact_pattern(info.id), count=1000))
+            buckets = [
+                b async for b in pipe.scan_iter(match=keys.exact_pattern(info.id), count=1000)
+            ]
             assigned = []
-            for campaign in pipe.smembers(keys.campaigns):
-                members = pipe.smembers(keys.campaign(campaign))
+            for campaign in await pipe.smembers(keys.campaigns):
+                members = await pipe.smembers(keys.campaign(campaign))
                 if str(info.id) in members:
                     assigned.append((campaign, len(members) == 1))
             pipe.multi()
@@ -339,68 +323,57 @@ class Table:
                 if was_only:
                     pipe.srem(keys.campaigns, campaign)
             pipe.hdel(keys.lists, info.name)
-            pipe.execute()
+            await pipe.execute()
         return counts
 
     # -- campaigns -------------------------------------------------------------------------
 
-    def assign(self, campaign: str, list_names: list[str]) -> list[str]:
+    async def assign(self, campaign: str, list_names: list[str]) -> list[str]:
         """Replace the campaign's assigned lists (duplicates dropped, at most 100)."""
         check_campaign(campaign)
         names = list(dict.fromkeys(list_names))
         if len(names) > MAX_CAMPAIGN_LISTS:
             raise InvalidName(f"a campaign takes at most {MAX_CAMPAIGN_LISTS} lists")
-        ids = [self.list_id(name) for name in names]
-
-        def write() -> None:
-            pipe = self.r.pipeline(transaction=True)
-            pipe.delete(self.keys.campaign(campaign))
-            if ids:
-                pipe.sadd(self.keys.campaign(campaign), *ids)
-                pipe.sadd(self.keys.campaigns, campaign)
-            else:
-                pipe.srem(self.keys.campaigns, campaign)
-            pipe.execute()
-
-        store.call(write)
+        ids = [await self.list_id(name) for name in names]
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self.keys.campaign(campaign))
+        if ids:
+            pipe.sadd(self.keys.campaign(campaign), *ids)
+            pipe.sadd(self.keys.campaigns, campaign)
+        else:
+            pipe.srem(self.keys.campaigns, campaign)
+        await store.wait(pipe.execute())
         return names
 
-    def campaign_lists(self, campaign: str) -> list[ListInfo]:
+    async def campaign_lists(self, campaign: str) -> list[ListInfo]:
         """The lists assigned to a campaign, by name."""
-        ids = store.call(lambda: self.r.smembers(self.keys.campaign(campaign)))
-        infos = [self.get_list_by_id(int(list_id)) for list_id in ids]
+        ids = await store.wait(self.r.smembers(self.keys.campaign(campaign)))
+        infos = [await self.get_list_by_id(int(list_id)) for list_id in ids]
         return sorted((info for info in infos if info), key=lambda info: info.name)
 
-    def campaigns_of(self, list_id: int) -> list[str]:
+    async def campaigns_of(self, list_id: int) -> list[str]:
         """The campaigns a list is assigned to, by name."""
+        names = sorted(await store.wait(self.r.smembers(self.keys.campaigns)))
+        pipe = self.r.pipeline(transaction=False)
+        for name in names:
+            pipe.sismember(self.keys.campaign(name), list_id)
+        hits = await store.wait(pipe.execute())
+        return [name for name, hit in zip(names, hits, strict=True) if hit]
 
-        def read() -> list[str]:
-            names = sorted(self.r.smembers(self.keys.campaigns))
-            pipe = self.r.pipeline(transaction=False)
-            for name in names:
-                pipe.sismember(self.keys.campaign(name), list_id)
-            return [name for name, hit in zip(names, pipe.execute(), strict=True) if hit]
-
-        return store.call(read)
-
-    def assignments(self) -> dict[int, list[str]]:
+    async def assignments(self) -> dict[int, list[str]]:
         """For each list assigned to a campaign, the campaigns' names (sorted)."""
+        names = sorted(await store.wait(self.r.smembers(self.keys.campaigns)))
+        pipe = self.r.pipeline(transaction=False)
+        for name in names:
+            pipe.smembers(self.keys.campaign(name))
+        out: dict[int, list[str]] = {}
+        for name, ids in zip(names, await store.wait(pipe.execute()), strict=True):
+            for list_id in ids:
+                out.setdefault(int(list_id), []).append(name)
+        return out
 
-        def read() -> dict[int, list[str]]:
-            names = sorted(self.r.smembers(self.keys.campaigns))
-            pipe = self.r.pipeline(transaction=False)
-            for name in names:
-                pipe.smembers(self.keys.campaign(name))
-            out: dict[int, list[str]] = {}
-            for name, ids in zip(names, pipe.execute(), strict=True):
-                for list_id in ids:
-                    out.setdefault(int(list_id), []).append(name)
-            return out
-
-        return store.call(read)
-
-    def campaign_names(self) -> list[str]:
-        return sorted(store.call(lambda: self.r.smembers(self.keys.campaigns)))
+    async def campaign_names(self) -> list[str]:
+        return sorted(await store.wait(self.r.smembers(self.keys.campaigns)))
 
 
 def _list_hash(info: ListInfo) -> dict[str, str]:

@@ -16,7 +16,7 @@ from callscreen.api.server import config
 from callscreen.core.config import Settings
 from callscreen.services import apikeys
 from callscreen.services.table import Table
-from tests.redisproc import free_port
+from tests.support.redisproc import free_port
 
 
 def wait_until(predicate: Any, timeout: float = 10.0, step: float = 0.02) -> None:

@@ -4,27 +4,14 @@ all real processes on loopback, and a failover on demand."""
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
-from tests.redisproc import RedisProcess, free_port, redis_server_binary, terminate
+from tests.support.polling import until
+from tests.support.redisproc import RedisProcess, free_port, redis_server_binary, terminate
 
 SERVICE = "callscreen"
-
-
-def _until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if condition():  # type: ignore[operator]
-                return
-        except redis.RedisError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 class SentinelSet:
@@ -81,7 +68,9 @@ class SentinelSet:
                 for r in (_pairs(item) for item in replicas)
             )
 
-        _until(replica_known, 10, "the Sentinel to see the replica")
+        until(
+            replica_known, "the Sentinel to see the replica", timeout=10, ignore=(redis.RedisError,)
+        )
 
     def wait_replicated(self, timeout: float = 10) -> None:
         """Until the replica has everything the primary has."""
@@ -90,7 +79,7 @@ class SentinelSet:
             with redis.Redis(port=self.primary.port, socket_timeout=2) as primary:
                 return int(primary.execute_command("WAIT", 1, 100)) >= 1
 
-        _until(synced, timeout, "the replica to catch up")
+        until(synced, "the replica to catch up", timeout=timeout, ignore=(redis.RedisError,))
 
     def failover(self, *, kill: bool = False, timeout: float = 15) -> None:
         """Make the replica the primary, and wait until it is: ``SENTINEL FAILOVER``,
@@ -109,7 +98,7 @@ class SentinelSet:
                 role = r.execute_command("ROLE")[0]
             return role == "master" and self.primary_port() == new.port
 
-        _until(promoted, timeout, "the failover")
+        until(promoted, "the failover", timeout=timeout, ignore=(redis.RedisError,))
         self.primary, self.replica = new, old
 
     def stop(self) -> None:

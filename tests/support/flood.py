@@ -1,7 +1,8 @@
 """Hostile peers for the limits tests and ``bench/soak.py``, run in a process of their
 own so that their work does not share the gateway's event loop.
 
-    python -m tests.flood idle HOST PORT --sources 127.0.0.3-127.0.0.60 --per-source 6 --seconds 3
+    python -m tests.support.flood idle HOST PORT \
+        --sources 127.0.0.3-127.0.0.60 --per-source 6 --seconds 3
 
 ``idle``: every source address holds ``--per-source`` connections that send nothing,
 each reopened as soon as the server closes it, for ``--seconds``. Prints one JSON line

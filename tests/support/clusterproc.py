@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tests.redisproc import RedisProcess, free_port
+from tests.support.redisproc import RedisProcess, free_port
 
 
 def _until(condition: object, timeout: float, what: str) -> None:

@@ -1,0 +1,69 @@
+"""Every Lua script callscreen runs, loaded once, each with its SHA1 for ``EVALSHA``.
+
+The clients run them: the call path's lean client (:meth:`LeanRedis.evalsha
+<callscreen.callpath.leanredis.LeanRedis.evalsha>`) and the admin side's redis-py
+(:func:`callscreen.services.store.run_script`), both by SHA1 with one ``SCRIPT LOAD``
+when Redis does not know it yet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+from callscreen.schema.keys import FRAGMENTS, NUMBERS
+
+
+@dataclass(frozen=True)
+class Script:
+    """A Lua script and its SHA1, for ``EVALSHA``."""
+
+    source: str
+    sha1: str = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+        object.__setattr__(self, "sha1", digest)
+
+
+def prelude() -> str:
+    """The Lua lines put before every script: the key fragments and sizes of
+    :mod:`callscreen.schema.keys`, as locals (``K_LIST``, ``BATCH_BUCKET``...). Loaded
+    once with the script, so a call's ``EVALSHA`` stays as small as before."""
+    lines = ["-- generated from callscreen.schema.keys: the layout's one source"]
+    lines += [f"local K_{name} = '{fragment}'" for name, fragment in FRAGMENTS.items()]
+    lines += [f"local {name} = {value}" for name, value in NUMBERS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def body(name: str) -> str:
+    """The text of ``NAME.lua`` as written (without the prelude)."""
+    return resources.files(__package__).joinpath(f"{name}.lua").read_text()
+
+
+def load(name: str) -> Script:
+    """The script ``NAME.lua`` of this package, after the :func:`prelude`."""
+    return Script(prelude() + body(name))
+
+
+ENTRIES = load("entries")
+IMPORT = load("import")
+LOOKUP = load("lookup")
+LOGWRITE = load("logwrite")
+OPTOUT = load("optout")
+OUTCOME = load("outcome")
+REPORT_MARKS = load("reportmarks")
+REPORT_ENTRIES = load("reportentries")
+
+ALL = {
+    "entries": ENTRIES,
+    "import": IMPORT,
+    "lookup": LOOKUP,
+    "logwrite": LOGWRITE,
+    "optout": OPTOUT,
+    "outcome": OUTCOME,
+    "reportmarks": REPORT_MARKS,
+    "reportentries": REPORT_ENTRIES,
+}

@@ -1,0 +1,328 @@
+"""The entries service: entries and their life — add, remove, restore, approve,
+unapprove, purge — and pages of a list's entries.
+
+- every change records its actor and time: on the entries (their batch) and in the
+  audit trail;
+- a change to several entries is all or nothing: every entry is checked before the
+  first write (a permanent entry refuses ``remove`` and ``unapprove``; a missing one
+  refuses every transition);
+- approving permanently a prefix that is a whole country calling code cannot be undone
+  and reaches millions of numbers: it needs ``confirm_broad``;
+- when entries of a *block* list become enforced (``add``, ``approve``, ``restore``),
+  the result carries the cascade's plan and its queued job
+  (:mod:`callscreen.services.cascading`); the front end may wait for its report.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+
+from callscreen.core.errors import InvalidInput
+from callscreen.core.model import EntryRecord, Status
+from callscreen.core.numbers import EntryKey, parse_entry
+from callscreen.core.text import free_text
+from callscreen.core.times import iso, iso_ms, parse_before, parse_expiry
+from callscreen.services import entries
+from callscreen.services.cascading import CascadePlan, CascadeQueue, plan_for_entries, plan_for_list
+from callscreen.services.context import Context
+from callscreen.services.entries import WriteSummary
+from callscreen.services.rules import (
+    DEFAULT_PAGE,
+    DEFAULT_SOURCE,
+    MAX_EXTERNAL_ID,
+    MAX_PAGE,
+    MAX_REASON,
+    confirm_broad,
+    parse_entries,
+    record_change,
+)
+from callscreen.services.table import ListInfo
+from callscreen.services.views import ChangeResult, EntryPage, EntryView
+
+
+async def queue_plan(ctx: Context, plan: CascadePlan | None) -> tuple[str, CascadePlan] | None:
+    """Queue ``plan`` for the cascade runner: its job id and the plan."""
+    if plan is None:
+        return None
+    return await CascadeQueue(ctx.table).enqueue(plan), plan
+
+
+class EntryService:
+    """Entries of lists, with the context's actor and clock."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def parse_entries(self, raws: Sequence[str]) -> list[EntryKey]:
+        """Entries as typed by an admin (the context's default region)."""
+        return parse_entries(raws, self.ctx.region)
+
+    async def add(
+        self,
+        list_name: str,
+        raw_entries: Sequence[str],
+        *,
+        reason: str = "",
+        external_id: str = "",
+        expires: str | None = None,
+        source: str = DEFAULT_SOURCE,
+        hangup_live: bool | None = None,
+    ) -> ChangeResult:
+        """Add entries, active at once. An entry already there is updated (and said
+        so): a permanent one stays permanent, a removed one is restored, and what is
+        not given (reason, expiry, external id) keeps its stored value; an entry whose
+        reason is kept also keeps the record of who gave it.
+
+        ``expires`` is a duration (``30d``) or a date (``2027-01-31``, kept through
+        that day, UTC); see :mod:`callscreen.core.times`. On a block list, the
+        cascade's plan is queued: cancel the calls queued for the entries and, with
+        ``hangup_live`` (default: the ``cascade_hangup_live`` setting), their live calls.
+        """
+        ctx = self.ctx
+        by = ctx.actor.name
+        info = await ctx.table.get_list(list_name)
+        keys = self.parse_entries(raw_entries)
+        free_text(reason, "reason", MAX_REASON)
+        free_text(external_id, "external id", MAX_EXTERNAL_ID)
+        now = ctx.clock()
+        expires_at = parse_expiry(expires, now) if expires else None
+        notes = []
+        if expires_at is not None and expires_at <= now:
+            notes.append(f"the expiry {iso(expires_at)} is past: these entries do not match")
+        batch = await ctx.table.new_batch("add", reason, source, by)
+        summary = await entries.add_entries(
+            ctx.table, info, keys, batch, expires=expires_at, external_id=external_id
+        )
+        await record_change(ctx, info, "add", summary, reason=reason, batch=batch.id)
+        job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
+        return ChangeResult.of(
+            info, "add", by, summary, reason=reason, batch=batch.id, notes=notes, cascade=job
+        )
+
+    async def remove(
+        self, list_name: str, raw_entries: Sequence[str], *, reason: str
+    ) -> ChangeResult:
+        """Soft-delete entries: they stop matching at once and are kept, with who
+        removed them, when and why. Refused (nothing changed) if any is permanent or
+        missing."""
+        ctx = self.ctx
+        if not reason.strip():
+            raise InvalidInput("a reason is required to remove entries")
+        free_text(reason, "reason", MAX_REASON)
+        info = await ctx.table.get_list(list_name)
+        keys = self.parse_entries(raw_entries)
+        await entries.precheck(ctx.table, info, "remove", keys)
+        batch = await ctx.table.new_batch("remove", reason, DEFAULT_SOURCE, ctx.actor.name)
+        summary = await entries.transition(ctx.table, info, "remove", keys, batch=batch)
+        await record_change(ctx, info, "remove", summary, reason=reason, batch=batch.id)
+        return ChangeResult.of(
+            info, "remove", ctx.actor.name, summary, reason=reason, batch=batch.id
+        )
+
+    async def restore(
+        self,
+        list_name: str,
+        raw_entries: Sequence[str],
+        *,
+        reason: str = "",
+        hangup_live: bool | None = None,
+    ) -> ChangeResult:
+        """Bring soft-deleted entries back: they are active again, with the reason
+        they had. Refused (nothing changed) if any is missing. On a block list, as for
+        :meth:`add`, the cascade's plan is queued."""
+        ctx = self.ctx
+        free_text(reason, "reason", MAX_REASON)
+        info = await ctx.table.get_list(list_name)
+        keys = self.parse_entries(raw_entries)
+        summary = await entries.transition(ctx.table, info, "restore", keys)
+        await record_change(ctx, info, "restore", summary, reason=reason)
+        job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
+        return ChangeResult.of(info, "restore", ctx.actor.name, summary, reason=reason, cascade=job)
+
+    async def approve(
+        self,
+        list_name: str,
+        raw_entries: Sequence[str] = (),
+        *,
+        all_pending: bool = False,
+        permanent: bool = False,
+        confirm_broad: bool = False,
+        hangup_live: bool | None = None,
+    ) -> ChangeResult:
+        """Approve pending entries (they are enforced from now on), or, with
+        ``permanent``, make entries permanent: never again unapproved, removed or
+        deleted. A permanent approval of a whole country code needs ``confirm_broad``.
+        Refused (nothing changed) if an entry is missing or removed. On a block list,
+        as for :meth:`add`, the cascade's plan is queued (after ``all_pending``: for
+        every enforced entry of the list)."""
+        ctx = self.ctx
+        if all_pending == bool(raw_entries):
+            raise InvalidInput("give the entries to approve, or --all-pending (not both)")
+        info = await ctx.table.get_list(list_name)
+        op = "approve"
+        detail = "permanent" if permanent else ""
+        if not all_pending:
+            keys = self.parse_entries(raw_entries)
+            if permanent and not confirm_broad:
+                _confirm(keys)
+            summary = await entries.transition(ctx.table, info, op, keys, permanent=permanent)
+            plan = await plan_for_entries(ctx, info, keys, hangup_live)
+        else:
+            summary = await self._approve_all_pending(info, permanent, confirm_broad)
+            plan = await plan_for_list(ctx, info, summary["approved"], hangup_live)
+        await record_change(ctx, info, op, summary, detail=detail)
+        job = await queue_plan(ctx, plan)
+        notes = ("permanent entries cannot be unapproved, removed or deleted",) if permanent else ()
+        return ChangeResult.of(info, op, ctx.actor.name, summary, notes=notes, cascade=job)
+
+    async def _approve_all_pending(
+        self, info: ListInfo, permanent: bool, confirm: bool
+    ) -> WriteSummary:
+        table = self.ctx.table
+        total = WriteSummary()
+        if not (await entries.status_counts(table, info))[Status.PENDING.value]:
+            return total
+        pending = [
+            key
+            async for key, record in entries.scan_entries(table, info, prefixes_only=True)
+            if record.status is Status.PENDING
+        ]
+        if permanent and not confirm:
+            _confirm(pending)
+
+        async def approve(chunk: list[EntryKey]) -> None:
+            if chunk:
+                part = await entries.transition(
+                    table, info, "approve", chunk, permanent=permanent, lenient=True
+                )
+                total.merge(part)
+
+        await approve(pending)
+        chunk: list[EntryKey] = []
+        async for key, record in entries.scan_entries(table, info, exact_only=True):
+            if record.status is Status.PENDING:
+                chunk.append(key)
+                if len(chunk) >= entries.CHUNK:
+                    await approve(chunk)
+                    chunk = []
+        await approve(chunk)
+        return total
+
+    async def unapprove(self, list_name: str, raw_entries: Sequence[str]) -> ChangeResult:
+        """Send active entries back to review (pending: no longer enforced). Refused
+        (nothing changed) if any is permanent, removed or missing."""
+        ctx = self.ctx
+        info = await ctx.table.get_list(list_name)
+        keys = self.parse_entries(raw_entries)
+        summary = await entries.transition(ctx.table, info, "unapprove", keys)
+        await record_change(ctx, info, "unapprove", summary)
+        return ChangeResult.of(info, "unapprove", ctx.actor.name, summary)
+
+    async def list_entries(
+        self,
+        list_name: str,
+        *,
+        status: Status | None = None,
+        search: str = "",
+        limit: int = DEFAULT_PAGE,
+        offset: int = 0,
+    ) -> EntryPage:
+        """A page of a list's entries sorted by entry, with the number matching the
+        filter and the list's counts. ``search`` keeps entries starting with it
+        (``+3361``, or national digits read with the default region).
+
+        This scans the whole list (admin side, never on the call path).
+        """
+        if not 0 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"--limit must be between 0 and {MAX_PAGE}")
+        if offset < 0:
+            raise InvalidInput("--offset must not be negative")
+        ctx = self.ctx
+        info = await ctx.table.get_list(list_name)
+        digits = ""
+        if search:
+            digits = parse_entry(search.strip().rstrip("*") + "*", ctx.region).digits
+        now = ctx.clock()
+        selected: list[tuple[EntryKey, EntryRecord]] = []
+        total = 0
+        wanted = offset + limit
+        sort_key = _entry_order
+        async for key, record in entries.scan_entries(ctx.table, info):
+            if digits and not key.digits.startswith(digits):
+                continue
+            if status is not None and record.effective_status(now) is not status:
+                continue
+            total += 1
+            # keep the smallest offset+limit seen so far (bounded memory)
+            selected.append((key, record))
+            if len(selected) > 2 * wanted + 1000:
+                selected = heapq.nsmallest(wanted, selected, key=sort_key)
+        page = heapq.nsmallest(wanted, selected, key=sort_key)[offset:]
+        counts = await entries.status_counts(ctx.table, info, now)
+        views = await self._entry_views(page, now)
+        return EntryPage(info.name, total, offset, limit, counts, views, status, search)
+
+    async def _entry_views(
+        self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float
+    ) -> tuple[EntryView, ...]:
+        ids = [r.batch for _k, r in items] + [r.removal for _k, r in items if r.removal]
+        ids += [r.created for _k, r in items if r.created is not None]
+        batches = await self.ctx.table.batches(ids)
+        views = []
+        for key, record in items:
+            batch = batches[record.batch]
+            created = batches[record.created_batch]
+            removal = batches.get(record.removal) if record.removal else None
+            views.append(
+                EntryView(
+                    entry=key.display,
+                    kind="prefix" if key.is_prefix else "number",
+                    status=record.effective_status(now),
+                    reason=batch.reason,
+                    source=batch.source,
+                    external_id=record.external_id,
+                    expires=iso_ms(record.expires),
+                    op=batch.op,
+                    created_by=created.by,
+                    created_at=iso_ms(created.at) if created.at else None,
+                    updated_by=batch.by,
+                    updated_at=iso_ms(batch.at) if batch.at else None,
+                    removed_by=removal.by if removal else "",
+                    removed_at=iso_ms(removal.at) if removal and removal.at else None,
+                    removed_reason=removal.reason if removal else "",
+                )
+            )
+        return tuple(views)
+
+    async def purge(self, list_name: str, before: str) -> ChangeResult:
+        """Hard-delete the entries soft-deleted before ``before`` (a date, or a
+        duration meaning that long ago). Nothing else is touched."""
+        ctx = self.ctx
+        info = await ctx.table.get_list(list_name)
+        cutoff = parse_before(before, ctx.clock())
+        deleted = [
+            (key, record)
+            async for key, record in entries.scan_entries(ctx.table, info)
+            if record.status is Status.DELETED
+        ]
+        batches = await ctx.table.batches(
+            [record.removal or record.batch for _key, record in deleted]
+        )
+        doomed = [
+            (key, record.removal)
+            for key, record in deleted
+            if batches[record.removal or record.batch].at < cutoff
+        ]
+        summary = await entries.purge_records(ctx.table, info, doomed)
+        detail = f"removed before {iso(cutoff)}"
+        await record_change(ctx, info, "purge", summary, detail=detail)
+        return ChangeResult.of(info, "purge", ctx.actor.name, summary, notes=(detail,))
+
+
+def _entry_order(item: tuple[EntryKey, EntryRecord]) -> tuple[str, bool]:
+    return item[0].digits, item[0].is_prefix
+
+
+def _confirm(keys: Sequence[EntryKey]) -> None:
+    confirm_broad(keys)

@@ -1,0 +1,42 @@
+"""The campaigns service: which lists apply to a campaign's calls."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from callscreen.core.model import Scope
+from callscreen.services.context import Context
+from callscreen.services.rules import record
+from callscreen.services.views import CampaignView
+
+
+class CampaignService:
+    """Campaign assignments, each change in the admin trail with the context's actor."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def assign(self, campaign: str, list_names: Sequence[str]) -> CampaignView:
+        """Replace the lists assigned to a campaign (duplicates dropped, at most 100;
+        none clears the assignment)."""
+        names = await self.ctx.table.assign(campaign, list(list_names))
+        await record(self.ctx, None, "assign", detail=f"{campaign}: {', '.join(names) or '-'}")
+        return await self.campaign(campaign)
+
+    async def campaign(self, name: str) -> CampaignView:
+        """A campaign's lists (a campaign nobody assigned lists to has none, and its
+        calls are screened against the global lists only)."""
+        table = self.ctx.table
+        assigned = tuple(info.name for info in await table.campaign_lists(name))
+        global_lists = tuple(
+            info.name for info in await table.all_lists() if info.scope is Scope.GLOBAL
+        )
+        return CampaignView(name, assigned, global_lists)
+
+    async def campaigns(self) -> list[CampaignView]:
+        """Every campaign that has lists assigned, by name."""
+        table = self.ctx.table
+        return [
+            CampaignView(name, tuple(info.name for info in await table.campaign_lists(name)))
+            for name in await table.campaign_names()
+        ]

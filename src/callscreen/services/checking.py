@@ -1,0 +1,159 @@
+"""The check service: what a call would get, through the screening core itself (one
+Redis round trip, as on a real call), with every matching entry and why the winner
+won."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.precedence import Match, rank, specificity
+from callscreen.callpath.screener import Screener
+from callscreen.core.errors import InvalidInput
+from callscreen.core.model import Direction, Scope, Status
+from callscreen.services.context import Context
+from callscreen.services.views import CheckResult, MatchView
+
+
+class CheckService:
+    """Checks numbers as the gateway would."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def lists_applied(self, direction: Direction, campaign: str = "") -> list[str]:
+        """The lists a call in ``direction`` for ``campaign`` is screened against."""
+        table = self.ctx.table
+        assigned = {info.id for info in await table.campaign_lists(campaign)} if campaign else set()
+        return [
+            info.name
+            for info in await table.all_lists()
+            if (info.scope is Scope.GLOBAL or info.id in assigned)
+            and info.direction in (Direction.BOTH, direction)
+        ]
+
+    async def check(
+        self, number: str, direction: Direction = Direction.INBOUND, campaign: str = ""
+    ) -> CheckResult:
+        """What a call would get, with every matching entry, enforced or not."""
+        if direction is Direction.BOTH:
+            raise InvalidInput("a call is inbound or outbound")
+        settings = self.ctx.settings
+        client = LeanRedis.from_settings(settings)
+        try:
+            screener = Screener(settings, client, clock=self.ctx.clock)
+            decision = await screener.decide(
+                ScreenRequest(number, direction, campaign), include_inactive=True
+            )
+        finally:
+            await client.close()
+        applied = await self.lists_applied(direction, campaign)
+        return check_result(number, direction, campaign, decision, applied)
+
+
+def check_result(
+    number: str,
+    direction: Direction,
+    campaign: str,
+    decision: Decision,
+    applied: Sequence[str],
+) -> CheckResult:
+    """The view of ``decision`` for ``number``."""
+    winner = next(
+        (
+            m
+            for m in decision.matches
+            if m.enforced and m.list_name == decision.list_name and m.display == decision.match
+        ),
+        None,
+    )
+    views = tuple(
+        MatchView(
+            list_name=m.list_name,
+            action=m.action,
+            entry=m.display,
+            kind="prefix" if m.is_prefix else "number",
+            status=m.status,
+            enforced=m.enforced,
+            decides=m is winner,
+            reason=m.reason,
+            source=m.source,
+        )
+        for m in sorted(decision.matches, key=rank)
+    )
+    return CheckResult(
+        input=number,
+        direction=direction,
+        campaign=campaign,
+        result=decision.result.value,
+        label=decision.label,
+        number=decision.number,
+        list_name=decision.list_name,
+        match=decision.match,
+        reason=decision.reason,
+        explanation=explain(decision, applied),
+        lists_applied=tuple(applied),
+        matches=views,
+    )
+
+
+# -- explanations ----------------------------------------------------------------------
+
+_STATUS_WORDS = {
+    Status.PENDING: "pending review",
+    Status.DELETED: "removed",
+    Status.EXPIRED: "expired",
+}
+
+
+def _kind(match: Match) -> str:
+    return f"prefix of {len(match.digits)} digits" if match.is_prefix else "exact number"
+
+
+def explain(decision: Decision, lists_applied: Sequence[str] = ()) -> str:
+    """Why a decision came out as it did, in words (precedence rules included)."""
+    matches = decision.matches
+    if not decision.number:
+        return decision.reason or "no number to screen"
+    if not matches and decision.reason:
+        return decision.reason
+    ignored = [m for m in matches if not m.enforced]
+    ignored_text = ""
+    if ignored:
+        parts = [
+            f"{m.display} in {m.list_name!r} ({_STATUS_WORDS.get(m.status, m.status)})"
+            for m in ignored
+        ]
+        ignored_text = "; not enforced: " + ", ".join(parts)
+    enforced = sorted((m for m in matches if m.enforced), key=rank)
+    if not enforced:
+        if not matches:
+            scope = (
+                f"the {len(lists_applied)} lists that apply"
+                if lists_applied
+                else "any list that applies"
+            )
+            return f"no entry in {scope} matches {decision.number}: the call is allowed"
+        return f"no enforced entry matches {decision.number}: the call is allowed" + ignored_text
+    winner = enforced[0]
+    head = f"{winner.display} ({_kind(winner)}) in {winner.list_name!r} ({winner.action}) decides"
+    if len(enforced) == 1:
+        return f"{head}: it is the only enforced match" + ignored_text
+    runner = enforced[1]
+    if specificity(winner) != specificity(runner):
+        if not winner.is_prefix:
+            why = f"an exact number beats any prefix ({runner.display} in {runner.list_name!r})"
+        else:
+            why = f"a longer prefix beats a shorter one ({runner.display} in {runner.list_name!r})"
+    elif winner.action != runner.action:
+        why = (
+            f"at equal specificity block beats label beats allow ({runner.action} by "
+            f"{runner.display} in {runner.list_name!r})"
+        )
+    else:
+        why = (
+            f"the same {runner.action} entry is also in {runner.list_name!r}; at a full tie "
+            "the list whose name sorts first decides"
+        )
+    return f"{head}: {why}" + ignored_text

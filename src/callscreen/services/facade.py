@@ -1,0 +1,35 @@
+"""Every service over one context: what a front end holds (:class:`Services`)."""
+
+from __future__ import annotations
+
+from callscreen.services.approvals import EntryService
+from callscreen.services.campaigns import CampaignService
+from callscreen.services.cascading import CascadeQueue
+from callscreen.services.checking import CheckService
+from callscreen.services.context import Context
+from callscreen.services.history import HistoryService
+from callscreen.services.lists import ListService
+from callscreen.services.migrations import SchemaService
+from callscreen.services.transfer import TransferService
+
+
+class Services:
+    """The services by concern, sharing one :class:`Context`: ``lists``, ``entries``
+    (and approvals), ``campaigns``, ``checks``, ``history``, ``transfer`` (import and
+    export), ``cascades`` (the queue of cascade plans), ``schema`` (the stored
+    layout's version, migrations). The reports reader is a layer
+    up (:class:`callscreen.reports.report.Reports`), over the same context's table."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.lists = ListService(ctx)
+        self.entries = EntryService(ctx)
+        self.campaigns = CampaignService(ctx)
+        self.checks = CheckService(ctx)
+        self.history = HistoryService(ctx)
+        self.transfer = TransferService(ctx)
+        self.cascades = CascadeQueue(ctx.table)
+        self.schema = SchemaService(ctx)
+
+    async def close(self) -> None:
+        await self.ctx.close()

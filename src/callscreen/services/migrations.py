@@ -1,0 +1,126 @@
+"""Stored data across releases: :data:`~callscreen.schema.keys.SCHEMA_VERSION` says
+which layout this release reads and writes; ``{cs}:meta`` ``schema`` says which one
+the data in Redis has.
+
+- :meth:`SchemaService.check` refuses to run a command on data of an older layout
+  (:class:`~callscreen.core.errors.SchemaTooOld`, one line naming the command and
+  saying to run ``callscreen migrate``) or of a newer one (written by a newer
+  release: :class:`~callscreen.core.errors.Refused`). An empty Redis is fine: the
+  first change writes the current version.
+- :meth:`SchemaService.migrate` runs the :data:`MIGRATIONS` from the stored version
+  up to the current one, each step recording its version when done, so that running
+  it again (or after an interruption) goes on where it stopped and changes nothing
+  once up to date. ``dry_run`` says what it would do and writes nothing.
+
+A release that changes a stored format bumps ``SCHEMA_VERSION`` and adds its step
+here. Version 1 is the first layout with a version; there is no step yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from callscreen.core.errors import Refused, SchemaTooOld
+from callscreen.schema import keys as schema_keys
+from callscreen.services import store
+from callscreen.services.context import Context
+from callscreen.services.rules import record
+from callscreen.services.table import Table
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """The step from ``version - 1`` to ``version``: ``run(table, dry_run)`` does it (or,
+    with ``dry_run``, only counts) and says what it did in a line."""
+
+    version: int
+    description: str
+    run: Callable[[Table, bool], Awaitable[str]]
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def current_version() -> int:
+    return int(schema_keys.SCHEMA_VERSION)
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    """What ``migrate`` did (or, ``dry_run``, would do): the version before and after,
+    one line per step."""
+
+    stored: int | None
+    target: int
+    dry_run: bool
+    steps: list[str] = field(default_factory=list)
+
+    @property
+    def up_to_date(self) -> bool:
+        return not self.steps
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stored_version": self.stored,
+            "version": self.target,
+            "dry_run": self.dry_run,
+            "steps": list(self.steps),
+        }
+
+
+class SchemaService:
+    """The stored layout's version: check it, upgrade it."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def stored_version(self) -> int | None:
+        """The version of the data in Redis; None for an empty Redis (no lists yet)."""
+        table = self.ctx.table
+        raw = await store.wait(table.r.hget(table.keys.meta, "schema"))
+        if raw is not None:
+            return int(raw)
+        if await store.wait(table.r.hlen(table.keys.lists)):
+            return 0  # lists from before the layout carried a version
+        return None
+
+    async def check(self, command: str) -> None:
+        """Refuse ``command`` unless the data in Redis has this release's layout."""
+        stored = await self.stored_version()
+        target = current_version()
+        if stored is None or stored == target:
+            return
+        if stored < target:
+            raise SchemaTooOld(
+                f"callscreen {command}: the data in Redis has schema version {stored}, this "
+                f"release needs {target}; run 'callscreen migrate' first"
+            )
+        raise Refused(
+            f"callscreen {command}: the data in Redis has schema version {stored}, newer "
+            f"than this release's {target}; upgrade callscreen"
+        )
+
+    async def migrate(self, *, dry_run: bool = False) -> MigrationReport:
+        """Run the steps from the stored version to this release's (none when up to
+        date); each step records its version as soon as it is done."""
+        stored = await self.stored_version()
+        target = current_version()
+        if stored is not None and stored > target:
+            await self.check("migrate")
+        report = MigrationReport(stored, target, dry_run)
+        if stored is None:
+            return report  # empty: the first change writes the current version
+        table = self.ctx.table
+        for step in MIGRATIONS:
+            if not stored < step.version <= target:
+                continue
+            line = await step.run(table, dry_run)
+            report.steps.append(f"{step.version}: {step.description}: {line}")
+            if not dry_run:
+                await store.wait(table.r.hset(table.keys.meta, "schema", step.version))
+                await record(self.ctx, None, "migrate", detail=f"schema {step.version}: {line}")
+        if not dry_run and stored < target:
+            await store.wait(table.r.hset(table.keys.meta, "schema", target))
+        return report

@@ -1,0 +1,270 @@
+"""The views the services return: frozen dataclasses, each with a ``to_json()`` that
+every front end uses as it is (the CLI's ``--json``, the HTTP API's bodies).
+
+JSON convention: one name per field across every view; times ISO 8601 in UTC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from callscreen.asterisk.cascade import CascadeReport
+from callscreen.core.model import Action, Direction, Scope, Status
+from callscreen.core.times import iso_ms
+from callscreen.services.cascading import CascadePlan
+from callscreen.services.entries import WriteSummary
+from callscreen.services.importer import ImportSummary
+from callscreen.services.table import ListInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ListView:
+    """A list, its settings, its audit fields and its entry counts by status."""
+
+    id: int
+    name: str
+    action: Action
+    direction: Direction
+    scope: Scope
+    description: str
+    created_at: str | None
+    created_by: str
+    updated_at: str | None
+    updated_by: str
+    counts: dict[str, int]
+    campaigns: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def enforced(self) -> int:
+        """Entries that take part in screening (active and permanent)."""
+        return self.counts.get("active", 0) + self.counts.get("permanent", 0)
+
+    @classmethod
+    def of(cls, info: ListInfo, counts: dict[str, int], campaigns: Sequence[str] = ()) -> ListView:
+        return cls(
+            id=info.id,
+            name=info.name,
+            action=info.action,
+            direction=info.direction,
+            scope=info.scope,
+            description=info.description,
+            created_at=iso_ms(info.created_at),
+            created_by=info.created_by,
+            updated_at=iso_ms(info.updated_at),
+            updated_by=info.updated_by,
+            counts=dict(counts),
+            campaigns=tuple(campaigns),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["campaigns"] = list(self.campaigns)
+        data["counts"] = {**self.counts, "total": self.total}
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class EntryView:
+    """One entry as an admin sees it: what, its status now, who created it and when,
+    and who last set it, when, why."""
+
+    entry: str  # +33123456789 or +33*
+    kind: str  # number | prefix
+    status: Status  # effective: an active entry past its expiry is expired
+    reason: str
+    source: str
+    external_id: str
+    expires: str | None
+    op: str  # the change that last set the entry: add, import, ...
+    created_by: str
+    created_at: str | None
+    updated_by: str
+    updated_at: str | None
+    removed_by: str = ""
+    removed_at: str | None = None
+    removed_reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    """A page of a list's entries (sorted by entry), with totals."""
+
+    list_name: str
+    total: int  # entries matching the filter
+    offset: int
+    limit: int
+    counts: dict[str, int]  # the whole list, by status
+    entries: tuple[EntryView, ...]
+    status: Status | None = None
+    search: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "list_name": self.list_name,
+            "status": self.status,
+            "search": self.search,
+            "total": self.total,
+            "offset": self.offset,
+            "limit": self.limit,
+            "counts": self.counts,
+            "entries": [entry.to_json() for entry in self.entries],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """What a change to entries did.
+
+    ``outcomes`` counts entries by outcome (``added``, ``updated``, ``restored``,
+    ``unchanged``, ``skipped``, ``removed``, ``approved``, ``unapproved``,
+    ``purged``); ``entries`` gives each named entry's outcome (for small changes).
+    """
+
+    list_name: str
+    op: str
+    by: str
+    outcomes: dict[str, int]
+    entries: dict[str, str]
+    reason: str = ""
+    batch: int | None = None
+    notes: tuple[str, ...] = ()
+    cascade: CascadeReport | None = None  # when entries of a block list became enforced
+    cascade_job: str | None = None  # the queued cascade (see services.cascading)
+    cascade_plan: CascadePlan | None = None  # what it must cancel
+
+    @property
+    def changed(self) -> int:
+        return sum(n for k, n in self.outcomes.items() if k not in ("unchanged", "skipped"))
+
+    @classmethod
+    def of(
+        cls,
+        info: ListInfo,
+        op: str,
+        by: str,
+        summary: WriteSummary,
+        *,
+        reason: str = "",
+        batch: int | None = None,
+        notes: Sequence[str] = (),
+        cascade: tuple[str, CascadePlan] | None = None,
+    ) -> ChangeResult:
+        return cls(
+            info.name,
+            op,
+            by,
+            dict(summary.counts),
+            dict(summary.outcomes),
+            reason,
+            batch,
+            tuple(notes),
+            None,
+            cascade[0] if cascade else None,
+            cascade[1] if cascade else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["notes"] = list(self.notes)
+        data["changed"] = self.changed
+        data["cascade"] = self.cascade.to_json() if self.cascade is not None else None
+        data["cascade_plan"] = self.cascade_plan.to_json() if self.cascade_plan else None
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import did, and, when it made entries of a block list enforced, what
+    the cascade did (``cascade``)."""
+
+    summary: ImportSummary
+    cascade: CascadeReport | None = None
+    cascade_job: str | None = None
+    cascade_plan: CascadePlan | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.summary.to_json()
+        data["cascade"] = self.cascade.to_json() if self.cascade is not None else None
+        data["cascade_job"] = self.cascade_job
+        data["cascade_plan"] = self.cascade_plan.to_json() if self.cascade_plan else None
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """A deleted list and the entries it held, by stored status."""
+
+    list_name: str
+    by: str
+    counts: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignView:
+    """A campaign: the lists assigned to it. Its calls are screened against these and
+    every global list."""
+
+    name: str
+    lists: tuple[str, ...]
+    global_lists: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "lists": list(self.lists),
+            "global_lists": list(self.global_lists),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class MatchView:
+    """One entry that matched a checked number, enforced or not."""
+
+    list_name: str
+    action: Action
+    entry: str
+    kind: str
+    status: Status
+    enforced: bool
+    decides: bool
+    reason: str
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """What a call would get, every entry that matched, and why the winner won."""
+
+    input: str
+    direction: Direction
+    campaign: str
+    result: str
+    label: str
+    number: str
+    list_name: str
+    match: str
+    reason: str
+    explanation: str
+    lists_applied: tuple[str, ...]
+    matches: tuple[MatchView, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["lists_applied"] = list(self.lists_applied)
+        data["matches"] = [m.to_json() for m in self.matches]
+        return data

@@ -1,0 +1,123 @@
+"""Stored data across releases: every command refuses data of another schema version
+with one line naming it; ``callscreen migrate`` upgrades step by step, idempotently;
+``--dry-run`` writes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+from typer.testing import CliRunner
+
+from callscreen.cli import app
+from callscreen.cli.exits import EXIT_REFUSED, EXIT_SCHEMA
+from callscreen.schema import keys as schema_keys
+from callscreen.services import migrations
+from callscreen.services.migrations import Migration
+from callscreen.services.table import Table
+
+NUM = "+33612345678"
+
+
+class Cli:
+    def __init__(self, redis_url: str) -> None:
+        self.env = {"CALLSCREEN_REDIS_URL": redis_url, "CALLSCREEN_DEFAULT_REGION": "FR"}
+
+    def __call__(self, *args: str, code: int = 0) -> Any:
+        result = CliRunner().invoke(app, list(args), env=self.env, catch_exceptions=False)
+        assert result.exit_code == code, (args, result.output)
+        return result
+
+
+@pytest.fixture
+def cli(redis_url: str) -> Cli:
+    return Cli(redis_url)
+
+
+@pytest.fixture
+def client(redis_url: str) -> Any:
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield r
+    r.close()
+
+
+def written_by_the_previous_release(cli: Cli) -> None:
+    """What the release before this one leaves in Redis (schema version 1)."""
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("add", "dnc", NUM, "+3361*", "--reason", "asked us")
+
+
+def test_migrate_on_data_of_the_previous_release(cli: Cli, client: Any) -> None:
+    written_by_the_previous_release(cli)
+    assert client.hget("{cs}:meta", "schema") == "1"
+    dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)
+    assert dry == {"stored_version": 1, "version": 1, "dry_run": True, "steps": []}
+    assert "up to date" in cli("migrate", "--dry-run").stdout
+    assert "up to date" in cli("migrate").stdout
+    cli("check", NUM)
+
+
+def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:
+    assert "no data yet" in cli("migrate", "--dry-run").stdout
+    cli("lists", "ls")
+
+
+def test_commands_refuse_older_data_until_migrated(
+    cli: Cli, client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written_by_the_previous_release(cli)
+    runs: list[bool] = []
+
+    async def step(table: Table, dry_run: bool) -> str:
+        runs.append(dry_run)
+        lists = await table.r.hlen(table.keys.lists)
+        if not dry_run:
+            await table.r.hset(table.keys.meta, "step2", "done")
+        return f"{lists} lists looked at"
+
+    monkeypatch.setattr(schema_keys, "SCHEMA_VERSION", "2")
+    monkeypatch.setattr(migrations, "MIGRATIONS", [Migration(2, "an example step", step)])
+
+    refused = cli("lists", "ls", code=EXIT_SCHEMA)
+    assert refused.stderr.count("\n") == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("error: callscreen lists ls: ")
+    assert "schema version 1" in refused.stderr and "callscreen migrate" in refused.stderr
+    assert "callscreen add:" in cli("add", "dnc", NUM, code=EXIT_SCHEMA).stderr
+
+    dry = cli("migrate", "--dry-run").stdout
+    assert "would upgrade schema version 1 to 2" in dry and "1 lists looked at" in dry
+    assert client.hget("{cs}:meta", "schema") == "1" and not client.hget("{cs}:meta", "step2")
+    assert "upgraded schema version 1 to 2" in cli("migrate", "--by", "ops").stdout
+    assert client.hget("{cs}:meta", "schema") == "2" and runs == [True, False]
+    assert "up to date" in cli("migrate").stdout  # again: nothing done
+    assert runs == [True, False]
+    assert "dnc" in cli("lists", "ls").stdout
+    history = json.loads(cli("history", "--json").stdout)
+    assert (history[0]["op"], history[0]["by"]) == ("migrate", "ops")
+
+
+def test_newer_data_is_refused_too(cli: Cli, client: Any) -> None:
+    written_by_the_previous_release(cli)
+    client.hset("{cs}:meta", "schema", "99")
+    newer = cli("lists", "ls", code=EXIT_REFUSED)
+    assert "newer than this release" in newer.stderr
+    cli("migrate", code=EXIT_REFUSED)
+
+
+async def test_the_gateway_refuses_to_serve_older_data(redis_url: str) -> None:
+    from callscreen.core.errors import SchemaTooOld
+    from callscreen.gateway.serve import Gateway
+    from tests.test_operations import ops_settings
+
+    settings = ops_settings(redis_url)
+    seed = redis.asyncio.Redis.from_url(redis_url)
+    await seed.hset("{cs}:meta", "schema", "0")
+    await seed.aclose()
+    gateway = Gateway(settings, load_settings=lambda: settings)
+    with pytest.raises(SchemaTooOld, match=r"callscreen serve: .*callscreen migrate"):
+        async with gateway:
+            pass
+    assert gateway.server.sockets == ()  # never listened
