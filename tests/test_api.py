@@ -13,18 +13,20 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from callscreen.services.admin import Admin
 from typer.testing import CliRunner
 
 from callscreen.api import problems
 from callscreen.api.models import MAX_ENTRIES
 from callscreen.cli import app as cli_app
+from callscreen.cli.exits import EXIT_CONFLICT, EXIT_INVALID, EXIT_NOT_FOUND
 from callscreen.core import errors
 from callscreen.core.config import Settings
 from callscreen.core.model import Direction
+from callscreen.schema.keys import Keys
 from callscreen.services import apikeys
-from callscreen.services.table import Table
-from tests.support.apiserver import ApiServer, wait_until
+from tests.support.apiserver import ApiServer
+from tests.support.blocking import SyncAdmin
+from tests.support.polling import until
 from tests.support.redisproc import free_port
 
 NUM = "+33612345678"
@@ -95,9 +97,11 @@ def test_cli_key_is_shown_once_stored_hashed_and_revoked_everywhere(
     assert "key" not in shown and secret not in listed.stdout
 
     again = runner.invoke(cli_app, ["apikeys", "create", "dialer", "--scope", "check"], env=env)
-    assert again.exit_code == 1 and "exists" in again.output
+    assert again.exit_code == EXIT_CONFLICT and "exists" in again.output
     bad = runner.invoke(cli_app, ["apikeys", "create", "x", "--scope", "nope"], env=env)
-    assert bad.exit_code == 1 and "unknown scope nope" in bad.output
+    assert bad.exit_code == EXIT_INVALID and "unknown scope nope" in bad.output
+    gone = runner.invoke(cli_app, ["apikeys", "revoke", "nobody"], env=env)
+    assert gone.exit_code == EXIT_NOT_FOUND and "no API key named" in gone.output
 
     assert runner.invoke(cli_app, ["apikeys", "revoke", "dialer"], env=env).exit_code == 0
     with api.client(secret) as c:
@@ -107,13 +111,8 @@ def test_cli_key_is_shown_once_stored_hashed_and_revoked_everywhere(
 
 def test_missing_unknown_malformed_and_expired_keys_get_401(api: ApiServer) -> None:
     expired = api.make_key("old", expires="30d")
-    table = Table(api.settings)
-    try:
-        _key, past = apikeys.create(
-            table, "past", ["lists:read"], expires="10s", by="t", now=time.time() - 100
-        )
-    finally:
-        table.close()
+    with SyncAdmin(api.settings, clock=lambda: time.time() - 100) as admin:
+        _key, past = admin.run(admin.services.apikeys.create("past", ["lists:read"], expires="10s"))
     assert expired
     cases = [
         api.client(),
@@ -140,7 +139,7 @@ def test_failed_authentications_are_limited_per_address(api: ApiServer, key: str
         assert int(r.headers["retry-after"]) >= 1 and body["retry_after"] >= 1
         # the address is held back whatever key it sends, until the second is over
         assert good.get("/lists").status_code == 429
-        wait_until(lambda: good.get("/lists").status_code == 200, timeout=3, step=0.1)
+        until(lambda: good.get("/lists").status_code == 200, "the limit to lift", timeout=3)
 
 
 SCOPED = [
@@ -431,7 +430,7 @@ def test_entry_changes_numbers_filter_and_dry_run(api: ApiServer, c: httpx.Clien
     ).json()
     assert removed["counts"] == {"removed": 1} and removed["by"] == "key:crm"
     entry = c.get(f"/lists/{list_id}/entries/{NUM}").json()
-    assert entry["status"] == "deleted" and entry["removal_reason"] == "customer asked"
+    assert entry["status"] == "deleted" and entry["removed_reason"] == "customer asked"
     assert [h["op"] for h in entry["history"]][:2] == ["remove", "add"]
     restored = c.post(f"/lists/{list_id}/entries:restore", json={"numbers": [NUM]}).json()
     assert restored["counts"] == {"restored": 1}
@@ -469,7 +468,7 @@ async def test_check_gives_the_gateways_decision(api: ApiServer, c: httpx.Client
     c.post(f"/lists/{label}/entries", json={"entries": [{"number": NUM}]})
     c.put("/campaigns/spring/lists", json={"lists": ["spam"]})
     numbers = ["+33891234567", "0891234568", NUM, "112", "anonymous", "15", "+33 6 12 34 56 78"]
-    admin = Admin(api.settings)
+    admin = SyncAdmin(api.settings)
     try:
         for direction in ("inbound", "outbound"):
             for campaign in ("", "spring"):
@@ -479,7 +478,7 @@ async def test_check_gives_the_gateways_decision(api: ApiServer, c: httpx.Client
                 )
                 assert r.status_code == 200, r.text
                 for raw, got in zip(numbers, r.json()["decisions"], strict=True):
-                    want = await admin.check_async(raw, Direction(direction), campaign)
+                    want = admin.check(raw, Direction(direction), campaign)
                     assert (got["result"], got["list"], got["entry"], got["reason"]) == (
                         want.result,
                         want.list_name,
@@ -507,7 +506,20 @@ def test_optout_is_idempotent_and_blocks_at_once(api: ApiServer, key: str) -> No
             True,
         )
         assert "campaign spring" in got["reason"] and got["reason"].endswith(": call 9")
+        # the number's queued calls are the gateway's to cancel: one plan queued, as an
+        # add queues it, never hanging up (the caller is the one opting out)
+        r = redis.Redis.from_url(api.settings.redis_url, decode_responses=True)
+        queue = Keys(api.settings.key_tag).cascade_queue
+        [(_job, fields)] = r.xrange(queue)
+        plan = json.loads(fields["plan"])
+        assert (plan["list_name"], plan["targets"], plan["hangup_live"]) == (
+            "do-not-call",
+            [NUM],
+            False,
+        )
         assert c.post("/optouts", json=body).json()["recorded"] is True
+        assert r.xlen(queue) == 1  # nothing recorded again, nothing queued again
+        r.close()
         [dnc] = c.get("/lists", params={"name": "do-not-call"}).json()
         assert (dnc["action"], dnc["scope"], dnc["counts"]["active"]) == ("block", "global", 1)
         events = c.get("/history", params={"list_id": dnc["id"]}).json()["events"]

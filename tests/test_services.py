@@ -25,6 +25,7 @@ from callscreen.core.errors import (
     NeedsConfirmation,
     NotFound,
     Refused,
+    Unauthenticated,
 )
 from callscreen.core.model import Action, Direction, Result, Scope, Status
 from callscreen.services import entries
@@ -624,3 +625,106 @@ def test_counts_stay_exact_through_any_sequence(
         except (Refused, NotFound):
             pass
         assert admin.show_list("dnc").counts == recount(admin, "dnc")
+
+
+def test_entries_added_pending_wait_for_review_and_queue_no_cascade(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    queue = admin.table.keys.cascade_queue
+    result = admin.add("dnc", [NUM], status=Status.PENDING, by="alice")
+    assert result.entries == {NUM: "added"} and result.cascade_job is None
+    assert statuses(admin, "dnc") == {NUM: Status.PENDING}
+    assert screen(admin, NUM).result is Result.ALLOWED
+    assert admin.table.r.xlen(queue) == 0
+    # an active add of the same entry does not demote or promote a pending one silently
+    assert admin.add("dnc", [OTHER]).cascade_job is not None
+    with pytest.raises(InvalidInput, match="active or pending"):
+        admin.add("dnc", [NUM], status=Status.PERMANENT)
+    assert statuses(admin, "dnc") == {NUM: Status.PENDING, OTHER: Status.ACTIVE}
+
+
+def test_entries_are_paged_past_a_cursor_that_survives_changes(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    numbers = [f"+3361234560{i}" for i in range(8)]
+    admin.add("dnc", [*numbers, "+3361*"])
+    first = admin.list_entries("dnc", limit=3)
+    assert [v.entry for v in first.entries] == ["+3361*", numbers[0], numbers[1]]
+    last = first.entries[-1]
+    cursor = (last.entry.strip("+*"), last.kind == "prefix")
+    # an entry removed before the cursor and one added past it change nothing before it
+    admin.remove("dnc", [numbers[0]], reason="gone")
+    admin.add("dnc", ["+33612345699"])
+    second = admin.list_entries("dnc", limit=3, after=cursor)
+    assert [v.entry for v in second.entries] == numbers[2:5]
+    assert second.total == 10  # every entry matching the filter, not only those past it
+    pending = admin.list_entries("dnc", status=Status.DELETED, after=cursor)
+    assert pending.entries == () and pending.total == 1
+
+
+def test_one_entry_is_read_with_its_record_and_statuses_for_a_dry_run(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    admin.add("dnc", [NUM], reason="asked", by="alice")
+    admin.remove("dnc", [NUM], reason="mistake", by="bob")
+    view = admin.show_entry("dnc", "06 12 34 56 78")
+    assert (view.entry, view.status, view.created_by) == (NUM, Status.DELETED, "alice")
+    assert (view.removed_by, view.removed_reason) == ("bob", "mistake")
+    with pytest.raises(NotFound):
+        admin.show_entry("dnc", OTHER)
+    assert admin.statuses("dnc", [NUM, OTHER, "+3389*"]) == {
+        NUM: "deleted",
+        OTHER: "missing",
+        "+3389*": "missing",
+    }
+    with pytest.raises(InvalidNumber):
+        admin.statuses("dnc", ["12"])
+
+
+def test_history_pages_back_past_an_event(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    for i in range(5):
+        admin.add("dnc", [f"+3361234567{i}"], reason=f"r{i}")
+    newest = admin.history("dnc", limit=2)
+    assert [e.reason for e in newest] == ["r4", "r3"]
+    older = admin.history("dnc", limit=2, before=newest[-1].id)
+    assert [e.reason for e in older] == ["r2", "r1"]
+    assert [e.op for e in admin.history("dnc", limit=10, before=older[-1].id)] == [
+        "add",
+        "create",
+    ]
+    with pytest.raises(InvalidInput, match="not an event id"):
+        admin.history("dnc", before="1-0; DROP")
+
+
+def test_a_cascade_is_queued_for_entries_enforced_elsewhere(admin: Admin) -> None:
+    """An opt-out is recorded by the call path's script: its cascade is queued as an
+    add's is, for the enforced entries of a block list only, never hanging up."""
+    admin.create_list("dnc", Action.BLOCK)
+    admin.create_list("vip", Action.ALLOW)
+    admin.add("dnc", [NUM])
+    admin.add("dnc", [OTHER], status=Status.PENDING)
+    admin.add("vip", [NUM])
+    job, plan = admin.cascade("dnc", [NUM, OTHER], hangup_live=False)
+    assert plan.targets == (NUM,) and not plan.hangup_live and plan.list_name == "dnc"
+    assert admin.table.r.xrange(admin.table.keys.cascade_queue, job, job)
+    assert admin.cascade("dnc", [OTHER]) is None  # pending: not enforced
+    assert admin.cascade("vip", [NUM]) is None  # not a block list
+
+
+def test_api_keys_are_made_listed_checked_and_revoked_as_the_actor(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    keys = admin.acting("ops").apikeys
+    key, secret = admin.run(keys.create("crm", ["lists:read", "check"], lists=["dnc"]))
+    assert key.created_by == "ops" and key.list_names == ("dnc",)
+    assert secret not in str(admin.table.r.hgetall(admin.table.keys.api_key_names))
+    with pytest.raises(Conflict):
+        admin.run(keys.create("crm", ["check"]))
+    with pytest.raises(NotFound):
+        admin.run(keys.create("other", ["check"], lists=["nope"]))
+    found = admin.run(admin.services.apikeys.authenticate(secret))
+    assert found.name == "crm" and found.last_used_at is None  # as it was before this use
+    [listed] = admin.run(admin.services.apikeys.list_keys())
+    assert listed.last_used_at is not None and listed.list_names == ("dnc",)
+    admin.run(keys.revoke("crm"))
+    with pytest.raises(Unauthenticated):
+        admin.run(admin.services.apikeys.authenticate(secret))
+    trail = admin.history(None, limit=10)
+    assert [(e.op, e.by) for e in trail[:2]] == [("key-revoke", "ops"), ("key-create", "ops")]

@@ -4,7 +4,6 @@ small client for it (httpx over real TCP)."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,15 +14,9 @@ from callscreen.api.auth import FailureLimiter
 from callscreen.api.server import config
 from callscreen.core.config import Settings
 from callscreen.services import apikeys
-from callscreen.services.table import Table
+from tests.support.blocking import SyncAdmin
+from tests.support.polling import until
 from tests.support.redisproc import free_port
-
-
-def wait_until(predicate: Any, timeout: float = 10.0, step: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(step)
 
 
 class ApiServer:
@@ -42,7 +35,7 @@ class ApiServer:
 
     def start(self) -> None:
         self.thread.start()
-        wait_until(lambda: self.server.started or not self.thread.is_alive())
+        until(lambda: self.server.started or not self.thread.is_alive(), "uvicorn to start")
         assert self.server.started, "uvicorn did not start"
 
     def stop(self) -> None:
@@ -67,11 +60,9 @@ class ApiServer:
         lists: Sequence[str] = (),
         expires: str | None = None,
     ) -> str:
-        table = Table(self.settings)
-        try:
-            return apikeys.create(table, name, scopes, lists=lists, expires=expires, by="test")[1]
-        finally:
-            table.close()
+        with SyncAdmin(self.settings) as admin:
+            made = admin.acting("test").apikeys.create(name, scopes, lists=lists, expires=expires)
+            return admin.run(made)[1]
 
     def client(self, key: str | None = None, **headers: str) -> httpx.Client:
         auth = {"Authorization": f"Bearer {key}"} if key else {}

@@ -62,6 +62,8 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         own = backend is None
         app.state.backend = backend if backend is not None else Backend.connect(settings)
         try:
+            if own:
+                await app.state.backend.check_schema()
             yield
         finally:
             if own:

@@ -1,13 +1,15 @@
 """The one door from the HTTP API into the services: an async method per operation.
 
 Routes never touch Redis or a service themselves; they call a :class:`Backend` bound
-to the caller (:meth:`Backend.acting_as`: the actor every change is recorded as, and
-the key whose list restriction applies). Today's admin service is synchronous, so
-each operation runs one :class:`~callscreen.services.admin.Admin` in a worker thread
-(``asyncio.to_thread``) over a shared redis-py connection pool; screening and opt-outs
-go through the call path's own code (the gateway's screener and opt-out route) on the
-API's lean Redis client, on the event loop. When the services become async, this
-module is what changes.
+to the caller (:meth:`Backend.acting_as`: the actor every change is recorded as,
+``key:NAME`` or ``key:NAME (X-Actor)``, via ``api``, and the key whose list
+restriction applies). Each operation calls the async services
+(:class:`~callscreen.services.facade.Services`) over one
+:class:`~callscreen.services.context.Context` per process (one asyncio redis-py
+pool) made to act as the caller; screening and opt-outs go through the call path's
+own code (the gateway's screener and opt-out route) on the API's lean Redis client.
+Business rules live in the services; this module only maps list ids to lists and
+applies the key's restrictions.
 
 List restrictions are applied here: a key restricted to lists reaches only those
 (:class:`~callscreen.core.errors.Forbidden` otherwise), and sees the other lists'
@@ -19,24 +21,33 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
-
-import redis
+from typing import Any
 
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.precedence import Match
 from callscreen.callpath.screener import Screener
 from callscreen.core.config import Settings
-from callscreen.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callscreen.core.errors import (
+    CallscreenError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StoreError,
+)
 from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.gateway import optout
-from callscreen.services import apikeys, entries, store
-from callscreen.services.admin import (
-    Admin,
+from callscreen.services import store
+from callscreen.services.apikeys import ApiKey
+from callscreen.services.audit import Event
+from callscreen.services.context import Actor, Context
+from callscreen.services.facade import Services
+from callscreen.services.table import ListInfo
+from callscreen.services.views import (
     CampaignView,
     ChangeResult,
     DeleteResult,
@@ -44,14 +55,15 @@ from callscreen.services.admin import (
     EntryView,
     ListView,
 )
-from callscreen.services.apikeys import ApiKey
-from callscreen.services.audit import Event
-from callscreen.services.table import ListInfo, Table
 
-T = TypeVar("T")
+log = logging.getLogger("callscreen.api")
 
 ANOTHER_LIST = "another list"
 IDEMPOTENCY_TTL_S = 24 * 3600
+#: what the audit trail records as the origin of every change made through the API
+VIA = "api"
+#: the actor of what the process does in no caller's name (authenticating a key)
+PROCESS_ACTOR = Actor("api", VIA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,43 +81,38 @@ class Backend:
     def __init__(
         self,
         settings: Settings,
-        client: redis.Redis,
+        ctx: Context,
         lean: LeanRedis,
         *,
         actor: str = "",
         key: ApiKey | None = None,
+        screener: Screener | None = None,
     ) -> None:
         self.settings = settings
-        # redis-py's sync/async union return types defeat mypy --strict (as in Table)
-        self.client: Any = client
+        self.ctx = ctx
         self.lean = lean
         self.actor = actor
         self.key = key
-        self.screener = Screener(settings, lean)
+        self.screener = screener if screener is not None else Screener(settings, lean)
+        self.services = Services(ctx)
 
     @classmethod
     def connect(cls, settings: Settings) -> Backend:
-        return cls(settings, store.connect(settings), LeanRedis.from_settings(settings))
+        return cls(
+            settings, Context.connect(settings, PROCESS_ACTOR), LeanRedis.from_settings(settings)
+        )
 
     def acting_as(self, actor: str, key: ApiKey) -> Backend:
-        """The same connections, for one caller."""
-        bound = Backend.__new__(Backend)
-        bound.settings, bound.client, bound.lean = self.settings, self.client, self.lean
-        bound.actor, bound.key, bound.screener = actor, key, self.screener
-        return bound
+        """The same connections, for one caller: its changes are recorded as ``actor``
+        (via ``api``)."""
+        ctx = self.ctx.acting_as(Actor(actor, VIA))
+        return Backend(self.settings, ctx, self.lean, actor=actor, key=key, screener=self.screener)
 
     async def close(self) -> None:
         await self.lean.close()
-        await asyncio.to_thread(self.client.close)
+        await self.ctx.close()
 
-    # -- running the sync services --------------------------------------------------------
-
-    def _admin(self) -> Admin:
-        return Admin(self.settings, Table(self.settings, self.client))
-
-    async def _run(self, fn: Callable[[Admin], T]) -> T:
-        """``fn(admin)`` in a worker thread, with a fresh service over the shared pool."""
-        return await asyncio.to_thread(lambda: fn(self._admin()))
+    # -- the caller's reach ---------------------------------------------------------------
 
     def _restricted(self) -> bool:
         return self.key is not None and self.key.restricted
@@ -115,15 +122,26 @@ class Backend:
             raise Forbidden(f"this API key may not use list {info.id}")
         return info
 
-    def _list(self, admin: Admin, list_id: int) -> ListInfo:
-        info = admin.table.get_list_by_id(list_id)
+    async def _list(self, list_id: int) -> ListInfo:
+        info = await self.ctx.table.get_list_by_id(list_id)
         if info is None:
             raise NotFound(f"no list with id {list_id}")
         return self._allowed(info)
 
+    async def _name(self, list_id: int) -> str:
+        return (await self._list(list_id)).name
+
     def _unrestricted(self, what: str) -> None:
         if self._restricted():
             raise Forbidden(f"a key restricted to lists cannot {what}")
+
+    async def check_schema(self) -> None:
+        """Refuse to serve data of another schema version (as ``callscreen serve``
+        does); Redis down is no reason not to start (requests get 503 until it is back)."""
+        try:
+            await self.services.schema.check("api")
+        except StoreError as exc:
+            log.warning("schema version not checked: %s", exc)
 
     # -- health -------------------------------------------------------------------------
 
@@ -134,27 +152,21 @@ class Backend:
     # -- keys ---------------------------------------------------------------------------
 
     async def authenticate(self, secret: str) -> ApiKey:
-        return await asyncio.to_thread(
-            lambda: apikeys.authenticate(Table(self.settings, self.client), secret)
-        )
+        return await self.services.apikeys.authenticate(secret)
 
     async def create_key(
         self, name: str, scopes: Sequence[str], lists: Sequence[str], expires: str | None
     ) -> tuple[ApiKey, str]:
         self._unrestricted("manage keys")
-        return await self._run(
-            lambda a: apikeys.create(
-                a.table, name, scopes, lists=lists, expires=expires, by=self.actor
-            )
-        )
+        return await self.services.apikeys.create(name, scopes, lists=lists, expires=expires)
 
     async def list_keys(self) -> list[ApiKey]:
         self._unrestricted("manage keys")
-        return await self._run(lambda a: apikeys.list_keys(a.table))
+        return await self.services.apikeys.list_keys()
 
     async def revoke_key(self, name: str) -> ApiKey:
         self._unrestricted("manage keys")
-        return await self._run(lambda a: apikeys.revoke(a.table, name, by=self.actor))
+        return await self.services.apikeys.revoke(name)
 
     # -- lists --------------------------------------------------------------------------
 
@@ -167,49 +179,38 @@ class Backend:
         description: str,
     ) -> ListView:
         self._unrestricted("create lists")
-        return await self._run(
-            lambda a: a.create_list(
-                name,
-                action,
-                direction,
-                campaign_only=scope is Scope.CAMPAIGN,
-                description=description,
-                by=self.actor,
-            )
+        return await self.services.lists.create_list(
+            name,
+            action,
+            direction,
+            campaign_only=scope is Scope.CAMPAIGN,
+            description=description,
         )
 
     async def list_lists(self, name: str | None = None) -> list[ListView]:
-        def run(a: Admin) -> list[ListView]:
-            views = a.list_lists()
-            if name is not None:
-                views = [v for v in views if v.name == name]
-            if self.key is not None:
-                views = [v for v in views if self.key.may_use_list(v.id)]
-            return views
-
-        return await self._run(run)
+        views = await self.services.lists.list_lists()
+        if name is not None:
+            views = [v for v in views if v.name == name]
+        if self.key is not None:
+            views = [v for v in views if self.key.may_use_list(v.id)]
+        return views
 
     async def show_list(self, list_id: int) -> ListView:
-        return await self._run(lambda a: a.show_list(self._list(a, list_id).name))
+        return await self.services.lists.show_list(await self._name(list_id))
 
     async def update_list(self, list_id: int, changes: dict[str, Any]) -> ListView:
-        def run(a: Admin) -> ListView:
-            info = self._list(a, list_id)
-            return a.update_list(
-                info.name,
-                new_name=changes.get("name"),
-                action=changes.get("action"),
-                direction=changes.get("direction"),
-                scope=changes.get("scope"),
-                description=changes.get("description"),
-                by=self.actor,
-            )
-
-        return await self._run(run)
+        return await self.services.lists.update_list(
+            await self._name(list_id),
+            new_name=changes.get("name"),
+            action=changes.get("action"),
+            direction=changes.get("direction"),
+            scope=changes.get("scope"),
+            description=changes.get("description"),
+        )
 
     async def delete_list(self, list_id: int) -> DeleteResult:
         self._unrestricted("delete lists")
-        return await self._run(lambda a: a.delete_list(self._list(a, list_id).name, by=self.actor))
+        return await self.services.lists.delete_list(await self._name(list_id))
 
     # -- entries ------------------------------------------------------------------------
 
@@ -223,18 +224,16 @@ class Backend:
         expires: str | None,
         status: Status,
     ) -> ChangeResult:
-        """One change (one batch): the entries with the same details."""
-        return await self._run(
-            lambda a: a.add(
-                self._list(a, list_id).name,
-                entries,
-                reason=reason,
-                external_id=external_id,
-                expires=expires,
-                by=self.actor,
-                source="api",
-                status=status,
-            )
+        """One change (one batch): the entries with the same details. On a block list,
+        the cascade is queued for the gateway (not waited for)."""
+        return await self.services.entries.add(
+            await self._name(list_id),
+            entries,
+            reason=reason,
+            external_id=external_id,
+            expires=expires,
+            source="api",
+            status=status,
         )
 
     async def list_entries(
@@ -246,19 +245,14 @@ class Backend:
         limit: int,
         after: tuple[str, bool] | None,
     ) -> EntryPage:
-        return await self._run(
-            lambda a: a.list_entries(
-                self._list(a, list_id).name, status=status, search=search, limit=limit, after=after
-            )
+        return await self.services.entries.list_entries(
+            await self._name(list_id), status=status, search=search, limit=limit, after=after
         )
 
     async def show_entry(self, list_id: int, entry: str) -> tuple[EntryView, list[Event]]:
-        def run(a: Admin) -> tuple[EntryView, list[Event]]:
-            name = self._list(a, list_id).name
-            view = a.show_entry(name, entry)
-            return view, a.history(name, entry, limit=100)
-
-        return await self._run(run)
+        name = await self._name(list_id)
+        view = await self.services.entries.show_entry(name, entry)
+        return view, await self.services.history.history(name, entry, limit=100)
 
     async def change_entries(
         self,
@@ -271,38 +265,24 @@ class Backend:
         confirm_broad: bool = False,
     ) -> ChangeResult:
         """``remove``, ``restore``, ``approve`` or ``unapprove`` entries."""
-
-        def run(a: Admin) -> ChangeResult:
-            name = self._list(a, list_id).name
-            if op == "remove":
-                return a.remove(name, entries, reason=reason, by=self.actor)
-            if op == "restore":
-                return a.restore(name, entries, reason=reason, by=self.actor)
-            if op == "approve":
-                return a.approve(
-                    name, entries, permanent=permanent, confirm_broad=confirm_broad, by=self.actor
-                )
-            if op == "unapprove":
-                return a.unapprove(name, entries, by=self.actor)
+        service = self.services.entries
+        if op not in ("remove", "restore", "approve", "unapprove"):
             raise InvalidInput(f"unknown change {op!r}")
-
-        return await self._run(run)
+        name = await self._name(list_id)
+        if op == "remove":
+            return await service.remove(name, entries, reason=reason)
+        if op == "restore":
+            return await service.restore(name, entries, reason=reason)
+        if op == "approve":
+            return await service.approve(
+                name, entries, permanent=permanent, confirm_broad=confirm_broad
+            )
+        return await service.unapprove(name, entries)
 
     async def peek_entries(self, list_id: int, raw_entries: Sequence[str]) -> dict[str, str]:
         """The status of each entry now (``missing`` when the list does not hold it):
         what a change would start from, for a dry run."""
-
-        def run(a: Admin) -> dict[str, str]:
-            info = self._list(a, list_id)
-            keys = a.parse_entries(raw_entries)
-            records = entries.read_records(a.table, info, keys)
-            now = time.time()
-            return {
-                key.display: record.effective_status(now).value if record else "missing"
-                for key, record in zip(keys, records, strict=True)
-            }
-
-        return await self._run(run)
+        return await self.services.entries.statuses(await self._name(list_id), raw_entries)
 
     # -- campaigns ----------------------------------------------------------------------
 
@@ -318,13 +298,13 @@ class Backend:
 
     async def assign(self, campaign: str, list_names: Sequence[str]) -> CampaignView:
         self._unrestricted("assign lists to campaigns")
-        return await self._run(lambda a: a.assign(campaign, list_names, by=self.actor))
+        return await self.services.campaigns.assign(campaign, list_names)
 
     async def campaign(self, name: str) -> CampaignView:
-        return self._campaign_view(await self._run(lambda a: a.campaign(name)))
+        return self._campaign_view(await self.services.campaigns.campaign(name))
 
     async def campaigns(self) -> list[CampaignView]:
-        return [self._campaign_view(v) for v in await self._run(lambda a: a.campaigns())]
+        return [self._campaign_view(v) for v in await self.services.campaigns.campaigns()]
 
     # -- screening ------------------------------------------------------------------------
 
@@ -358,83 +338,79 @@ class Backend:
     async def opt_out(
         self, number: str, direction: Direction, campaign: str, source: str, note: str
     ) -> Decision:
-        """Record an opt-out as the gateway's opt-out route does, then cancel the number's
-        queued calls (off the request)."""
+        """Record an opt-out as the gateway's opt-out route does (the call path's own
+        script), then queue its cascade as an add does: the gateway cancels the number's
+        queued calls (never live ones: the caller is the one opting out)."""
         request = ScreenRequest(number, direction, campaign)
         budget = max(self.settings.deadline_ms / 1000, 5.0)
+        recorded: list[str] = []
         decision = await optout.opt_out(
             self.settings,
             self.lean,
             request,
             deadline=budget,
-            recorded=_cancel_later,
+            recorded=lambda _settings, digits: recorded.append(digits),
             by=self.actor,
             source=source,
             note=note,
         )
+        if recorded:
+            await self._queue_optout_cascade(recorded[0])
         return self._masked(decision)
+
+    async def _queue_optout_cascade(self, digits: str) -> None:
+        # the opt-out is recorded: a failure to queue its cascade is logged, and the
+        # answer still says what was recorded
+        try:
+            await self.services.entries.cascade(
+                self.settings.optout_list, ["+" + digits], hangup_live=False
+            )
+        except CallscreenError as exc:
+            log.warning("opt-out of +%s recorded; its cascade was not queued: %s", digits, exc)
 
     # -- evidence -------------------------------------------------------------------------
 
     async def history(self, list_id: int | None, *, limit: int, before: str | None) -> list[Event]:
-        def run(a: Admin) -> list[Event]:
-            if list_id is None:
-                self._unrestricted("read the admin trail")
-                return a.history(None, limit=limit, before=before)
-            return a.history(self._list(a, list_id).name, limit=limit, before=before)
-
-        return await self._run(run)
+        history = self.services.history
+        if list_id is None:
+            self._unrestricted("read the admin trail")
+            return await history.history(None, limit=limit, before=before)
+        return await history.history(await self._name(list_id), limit=limit, before=before)
 
     # -- idempotency ----------------------------------------------------------------------
 
     def _replay_key(self, idempotency_key: str) -> str:
         name = self.key.name if self.key else "-"
         hashed = hashlib.sha256(idempotency_key.encode()).hexdigest()
-        return Table(self.settings, self.client).keys.idempotency(name, hashed)
+        return self.ctx.table.keys.idempotency(name, hashed)
 
     async def replay_begin(self, idempotency_key: str, body_hash: str) -> Replay | None:
         """Claim ``idempotency_key`` for a request with this body: None (go on), or the
         response kept for it. 422 for the same key with another body, 409 while the
         first request is still running."""
         redis_key = self._replay_key(idempotency_key)
-
-        def run() -> Replay | None:
-            claim = json.dumps({"body": body_hash, "state": "running"})
-            if self.client.set(redis_key, claim, nx=True, ex=IDEMPOTENCY_TTL_S):
-                return None
-            raw = self.client.get(redis_key)
-            if raw is None:  # expired in between: claim again
-                self.client.set(redis_key, claim, ex=IDEMPOTENCY_TTL_S)
-                return None
-            kept = json.loads(raw)
-            if kept.get("body") != body_hash:
-                raise InvalidInput("this Idempotency-Key was used with another body")
-            if kept.get("state") == "running":
-                raise Conflict("a request with this Idempotency-Key is still running")
-            return Replay(int(kept["status"]), kept["response"])
-
-        return await asyncio.to_thread(lambda: store.call(run))
+        r = self.ctx.table.r
+        claim = json.dumps({"body": body_hash, "state": "running"})
+        if await store.wait(r.set(redis_key, claim, nx=True, ex=IDEMPOTENCY_TTL_S)):
+            return None
+        raw = await store.wait(r.get(redis_key))
+        if raw is None:  # expired in between: claim again
+            await store.wait(r.set(redis_key, claim, ex=IDEMPOTENCY_TTL_S))
+            return None
+        kept = json.loads(raw)
+        if kept.get("body") != body_hash:
+            raise InvalidInput("this Idempotency-Key was used with another body")
+        if kept.get("state") == "running":
+            raise Conflict("a request with this Idempotency-Key is still running")
+        return Replay(int(kept["status"]), kept["response"])
 
     async def replay_store(self, idempotency_key: str, body_hash: str, replay: Replay) -> None:
         redis_key = self._replay_key(idempotency_key)
         value = json.dumps(
             {"body": body_hash, "state": "done", "status": replay.status, "response": replay.body}
         )
-        await asyncio.to_thread(
-            lambda: store.call(lambda: self.client.set(redis_key, value, ex=IDEMPOTENCY_TTL_S))
-        )
+        await store.wait(self.ctx.table.r.set(redis_key, value, ex=IDEMPOTENCY_TTL_S))
 
     async def replay_abort(self, idempotency_key: str) -> None:
         redis_key = self._replay_key(idempotency_key)
-        await asyncio.to_thread(lambda: store.call(lambda: self.client.delete(redis_key)))
-
-
-def _cancel_later(settings: Settings, digits: str) -> None:
-    if not (settings.cascade_enabled and settings.spool_dir):
-        return
-    task = asyncio.get_running_loop().create_task(optout.cancel_queued(settings, digits))
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
-
-
-_BACKGROUND: set[asyncio.Task[None]] = set()
+        await store.wait(self.ctx.table.r.delete(redis_key))

@@ -33,8 +33,8 @@ from callscreen.core.errors import InvalidInput, TooLarge
 from callscreen.core.model import Status
 from callscreen.core.numbers import parse_entry
 from callscreen.core.times import parse_expiry
-from callscreen.services.admin import ChangeResult, EntryView
 from callscreen.services.apikeys import KeyScope
+from callscreen.services.views import ChangeResult, EntryView
 
 router = APIRouter(prefix="/lists", tags=["lists"], responses=ERRORS)
 

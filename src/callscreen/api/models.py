@@ -107,7 +107,7 @@ class EntryOut(BaseModel):
     updated_at: str | None
     removed_by: str
     removed_at: str | None
-    removal_reason: str
+    removed_reason: str
 
 
 class EntryPageOut(BaseModel):

@@ -54,6 +54,8 @@ TABLE: dict[type[errors.CallscreenError], Problem] = {
     errors.StoreAuthError: Problem(503, "store-auth", "Redis refused the credentials"),
     errors.StoreProtocolError: Problem(503, "store-protocol", "Redis answered badly"),
     errors.AmiUnavailable: Problem(503, "ami-unavailable", "Asterisk manager unavailable"),
+    # the API refuses to start on such data; one can only come from a migration since
+    errors.SchemaTooOld: Problem(503, "schema-too-old", "Stored data needs a migration"),
     errors.Unauthenticated: Problem(401, "unauthenticated", "Not authenticated"),
     errors.Forbidden: Problem(403, "forbidden", "Forbidden"),
     errors.RateLimited: Problem(429, "rate-limited", "Too many requests"),

@@ -7,9 +7,8 @@ from typing import Annotated
 import typer
 
 from callscreen.cli import app
-from callscreen.cli.common import ByOption, JsonOption, admin, console, emit_json, settings
+from callscreen.cli.common import ByOption, JsonOption, call, console, emit_json, settings
 from callscreen.services import apikeys
-from callscreen.services.table import default_actor
 
 apikeys_app = typer.Typer(
     help="API keys of the HTTP API: made (shown once), listed, revoked.",
@@ -42,10 +41,6 @@ def api(
     run(settings(ctx), host=host, port=port)
 
 
-def _by(by: str) -> str:
-    return by.strip() or default_actor()
-
-
 @apikeys_app.command("create")
 def create(
     ctx: typer.Context,
@@ -69,8 +64,8 @@ def create(
 ) -> None:
     """Make an API key and print it once: only its hash is kept."""
     names = [part.strip() for part in lists.split(",") if part.strip()]
-    key, secret = apikeys.create(
-        admin(ctx).table, name, scope, lists=names, expires=expires, by=_by(by)
+    key, secret = call(
+        ctx, lambda s: s.apikeys.create(name, scope, lists=names, expires=expires), by=by
     )
     if quiet:
         typer.echo(secret)
@@ -89,7 +84,7 @@ def create(
 @apikeys_app.command("ls")
 def list_keys(ctx: typer.Context, json_out: JsonOption = False) -> None:
     """Every API key (never the keys themselves)."""
-    keys = apikeys.list_keys(admin(ctx).table)
+    keys = call(ctx, lambda s: s.apikeys.list_keys())
     if json_out:
         emit_json([key.to_json() for key in keys])
         return
@@ -108,5 +103,5 @@ def list_keys(ctx: typer.Context, json_out: JsonOption = False) -> None:
 @apikeys_app.command("revoke")
 def revoke(ctx: typer.Context, name: str, by: ByOption = "") -> None:
     """Revoke a key: every API process refuses it from its next request."""
-    apikeys.revoke(admin(ctx).table, name, by=_by(by))
+    call(ctx, lambda s: s.apikeys.revoke(name), by=by)
     console.print(f"revoked API key {name}")

@@ -45,17 +45,23 @@ EXIT_CODES: dict[type[errors.CallscreenError], int] = {
     errors.InvalidInput: EXIT_INVALID,
     errors.InvalidNumber: EXIT_INVALID,
     errors.InvalidName: EXIT_INVALID,
+    errors.TooLarge: EXIT_INVALID,
     errors.NotFound: EXIT_NOT_FOUND,
     errors.Conflict: EXIT_CONFLICT,
     errors.Refused: EXIT_REFUSED,
     errors.NeedsConfirmation: EXIT_REFUSED,
     errors.SchemaTooOld: EXIT_SCHEMA,
     errors.StoreError: EXIT_STORE,
+    errors.StoreAuthError: EXIT_STORE,
     errors.StoreUnavailable: EXIT_UNAVAILABLE,
     errors.StoreProtocolError: EXIT_STORE,
     errors.AmiUnavailable: EXIT_AMI,
     errors.ProtocolError: EXIT_FAILED,
     errors.PeerHangup: EXIT_FAILED,
+    # the HTTP API's own refusals (its keys); a command never raises them
+    errors.Unauthenticated: EXIT_FAILED,
+    errors.Forbidden: EXIT_FAILED,
+    errors.RateLimited: EXIT_FAILED,
 }
 
 

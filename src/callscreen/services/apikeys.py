@@ -6,7 +6,10 @@ hash is enough: there is nothing to brute-force), in ``{cs}:ak:h:HASH`` with the
 key's name, scopes, list restriction, who made it and when, its expiry and when it
 was last used; ``{cs}:ak:names`` maps names to hashes. Revoking deletes the record,
 so every API process refuses the key on its next request. Making and revoking a key
-are recorded in the admin audit trail.
+are recorded in the admin audit trail, with the context's actor.
+
+:class:`KeyService` (``Services.apikeys``) does all of it over a
+:class:`~callscreen.services.context.Context`.
 
 Scopes (:class:`KeyScope`): ``lists:read``, ``lists:write`` (lists and entries: add,
 remove, restore, import), ``entries:approve`` (approve, unapprove),
@@ -18,11 +21,11 @@ decisions), ``optout:write``, ``calls:read`` (attempt log, reports),
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,7 +33,9 @@ from typing import Any
 
 from callscreen.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from callscreen.core.times import iso, parse_expiry
-from callscreen.services import audit, store
+from callscreen.services import store
+from callscreen.services.context import Context
+from callscreen.services.rules import record
 from callscreen.services.table import Table
 
 PREFIX = "cs_"
@@ -150,125 +155,117 @@ def check_key_name(name: str) -> str:
     return name
 
 
-def create(
-    table: Table,
-    name: str,
-    scopes: Sequence[str],
-    *,
-    lists: Sequence[str] = (),
-    expires: str | None = None,
-    by: str,
-    now: float | None = None,
-) -> tuple[ApiKey, str]:
-    """Make a key; the record and the key (to show once). Refused if the name is taken
-    or a list does not exist."""
-    now = time.time() if now is None else now
-    check_key_name(name)
-    parsed = parse_scopes(scopes)
-    infos = [table.get_list(list_name) for list_name in dict.fromkeys(lists)]
-    expires_at = float(parse_expiry(expires, now)) if expires else None
-    if expires_at is not None and expires_at <= now:
-        raise InvalidInput("the expiry is in the past")
-    key = ApiKey(
-        name=name,
-        scopes=parsed,
-        list_ids=tuple(info.id for info in infos),
-        created_by=by,
-        created_at=now,
-        expires_at=expires_at,
-        list_names=tuple(info.name for info in infos),
-    )
-    secret = new_secret()
-    hashed = digest(secret)
-    keys = table.keys
-    if not store.call(lambda: table.r.hsetnx(keys.api_key_names, name, hashed)):
-        raise Conflict(f"an API key named {name!r} exists")
-    store.call(lambda: table.r.hset(keys.api_key(hashed), mapping=key.to_hash(hashed)))
-    detail = f"scopes {' '.join(parsed)}"
-    if key.list_names:
-        detail += f"; lists {', '.join(key.list_names)}"
-    if expires_at is not None:
-        detail += f"; expires {iso(expires_at)}"
-    audit.record(table, None, "key-create", by=by, list_name="", detail=f"key {name}: {detail}")
-    return key, secret
+class KeyService:
+    """API keys over a context: made and revoked as its actor (both in the admin
+    trail), listed, and checked (``authenticate``) at its clock."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def create(
+        self,
+        name: str,
+        scopes: Sequence[str],
+        *,
+        lists: Sequence[str] = (),
+        expires: str | None = None,
+    ) -> tuple[ApiKey, str]:
+        """Make a key; the record and the key (to show once). Refused if the name is
+        taken or a list does not exist."""
+        ctx = self.ctx
+        table = ctx.table
+        now = ctx.clock()
+        check_key_name(name)
+        parsed = parse_scopes(scopes)
+        infos = [await table.get_list(list_name) for list_name in dict.fromkeys(lists)]
+        expires_at = float(parse_expiry(expires, now)) if expires else None
+        if expires_at is not None and expires_at <= now:
+            raise InvalidInput("the expiry is in the past")
+        key = ApiKey(
+            name=name,
+            scopes=parsed,
+            list_ids=tuple(info.id for info in infos),
+            created_by=ctx.actor.name,
+            created_at=now,
+            expires_at=expires_at,
+            list_names=tuple(info.name for info in infos),
+        )
+        secret = new_secret()
+        hashed = digest(secret)
+        keys = table.keys
+        if not await store.wait(table.r.hsetnx(keys.api_key_names, name, hashed)):
+            raise Conflict(f"an API key named {name!r} exists")
+        await store.wait(table.r.hset(keys.api_key(hashed), mapping=key.to_hash(hashed)))
+        detail = f"scopes {' '.join(parsed)}"
+        if key.list_names:
+            detail += f"; lists {', '.join(key.list_names)}"
+        if expires_at is not None:
+            detail += f"; expires {iso(expires_at)}"
+        await record(ctx, None, "key-create", detail=f"key {name}: {detail}")
+        return key, secret
+
+    async def list_keys(self) -> list[ApiKey]:
+        """Every key, by name."""
+        table = self.ctx.table
+        keys = table.keys
+        hashes: dict[str, str] = await store.wait(table.r.hgetall(keys.api_key_names))
+        names = sorted(hashes)
+        pipe = table.r.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(keys.api_key(hashes[name]))
+        found = await store.wait(pipe.execute())
+        return [await _names(table, ApiKey.from_hash(data)) for data in found if data]
+
+    async def get(self, name: str) -> ApiKey:
+        """The key named ``name`` (:class:`NotFound` otherwise)."""
+        table = self.ctx.table
+        hashed = await store.wait(table.r.hget(table.keys.api_key_names, name))
+        data = await store.wait(table.r.hgetall(table.keys.api_key(hashed))) if hashed else None
+        if not data:
+            raise NotFound(f"no API key named {name!r}")
+        return await _names(table, ApiKey.from_hash(data))
+
+    async def revoke(self, name: str) -> ApiKey:
+        """Delete a key: refused on the next request, by every API process."""
+        table = self.ctx.table
+        keys = table.keys
+        key = await self.get(name)
+        hashed = await store.wait(table.r.hget(keys.api_key_names, name))
+        pipe = table.r.pipeline(transaction=True)
+        pipe.delete(keys.api_key(hashed))
+        pipe.hdel(keys.api_key_names, name)
+        await store.wait(pipe.execute())
+        await record(self.ctx, None, "key-revoke", detail=f"key {name}")
+        return key
+
+    async def authenticate(self, secret: str) -> ApiKey:
+        """The key whose secret this is, or :class:`Unauthenticated` (unknown, revoked
+        or expired; the message never repeats the secret)."""
+        table = self.ctx.table
+        now = self.ctx.clock()
+        hashed = digest(secret)
+        record_key = table.keys.api_key(hashed)
+        data: dict[str, str] = await store.wait(table.r.hgetall(record_key))
+        # the lookup is by hash already; the comparison below keeps the check itself
+        # constant-time whatever Redis returned
+        stored = data.get("hash", "") if data else ""
+        if not hmac.compare_digest(stored.encode(), hashed.encode()) or not data:
+            raise Unauthenticated("unknown or revoked API key")
+        key = ApiKey.from_hash(data)
+        if key.expired(now):
+            raise Unauthenticated("the API key has expired")
+        if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY_S:
+            await store.wait(table.r.hset(record_key, "last_used", repr(now)))
+        return await _names(table, key)
 
 
-def _names(table: Table, key: ApiKey) -> ApiKey:
+async def _names(table: Table, key: ApiKey) -> ApiKey:
+    """``key`` with the names of its lists (deleted ones dropped)."""
     if not key.list_ids:
         return key
     names = []
     for list_id in key.list_ids:
-        info = table.get_list_by_id(list_id)
+        info = await table.get_list_by_id(list_id)
         if info is not None:
             names.append(info.name)
-    return ApiKey(
-        key.name,
-        key.scopes,
-        key.list_ids,
-        key.created_by,
-        key.created_at,
-        key.expires_at,
-        key.last_used_at,
-        tuple(names),
-    )
-
-
-def list_keys(table: Table) -> list[ApiKey]:
-    """Every key, by name."""
-    keys = table.keys
-    hashes: dict[str, str] = store.call(lambda: table.r.hgetall(keys.api_key_names))
-    names = sorted(hashes)
-
-    def read() -> list[dict[str, str]]:
-        pipe = table.r.pipeline(transaction=False)
-        for name in names:
-            pipe.hgetall(keys.api_key(hashes[name]))
-        return list(pipe.execute())
-
-    return [_names(table, ApiKey.from_hash(data)) for data in store.call(read) if data]
-
-
-def get(table: Table, name: str) -> ApiKey:
-    keys = table.keys
-    hashed = store.call(lambda: table.r.hget(keys.api_key_names, name))
-    data = store.call(lambda: table.r.hgetall(keys.api_key(hashed))) if hashed else None
-    if not data:
-        raise NotFound(f"no API key named {name!r}")
-    return _names(table, ApiKey.from_hash(data))
-
-
-def revoke(table: Table, name: str, *, by: str) -> ApiKey:
-    """Delete a key: refused on the next request, by every API process."""
-    keys = table.keys
-    key = get(table, name)
-    hashed = store.call(lambda: table.r.hget(keys.api_key_names, name))
-
-    def drop() -> None:
-        pipe = table.r.pipeline(transaction=True)
-        pipe.delete(keys.api_key(hashed))
-        pipe.hdel(keys.api_key_names, name)
-        pipe.execute()
-
-    store.call(drop)
-    audit.record(table, None, "key-revoke", by=by, detail=f"key {name}")
-    return key
-
-
-def authenticate(table: Table, secret: str, now: float | None = None) -> ApiKey:
-    """The key whose secret this is, or :class:`Unauthenticated` (unknown, revoked or
-    expired; the message never repeats the secret)."""
-    now = time.time() if now is None else now
-    hashed = digest(secret)
-    record_key = table.keys.api_key(hashed)
-    data: dict[str, str] = store.call(lambda: table.r.hgetall(record_key))
-    # the lookup is by hash already; the comparison below keeps the check itself
-    # constant-time whatever Redis returned
-    stored = data.get("hash", "") if data else ""
-    if not hmac.compare_digest(stored.encode(), hashed.encode()) or not data:
-        raise Unauthenticated("unknown or revoked API key")
-    key = ApiKey.from_hash(data)
-    if key.expired(now):
-        raise Unauthenticated("the API key has expired")
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY_S:
-        store.call(lambda: table.r.hset(record_key, "last_used", repr(now)))
-    return _names(table, key)
+    return dataclasses.replace(key, list_names=tuple(names))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from callscreen.core.errors import InvalidInput
+from callscreen.core.errors import InvalidInput, NotFound
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.text import free_text
@@ -68,8 +68,10 @@ class EntryService:
         expires: str | None = None,
         source: str = DEFAULT_SOURCE,
         hangup_live: bool | None = None,
+        status: Status = Status.ACTIVE,
     ) -> ChangeResult:
-        """Add entries, active at once. An entry already there is updated (and said
+        """Add entries, active at once (``status`` pending: new ones wait for review,
+        and nothing is cascaded for them). An entry already there is updated (and said
         so): a permanent one stays permanent, a removed one is restored, and what is
         not given (reason, expiry, external id) keeps its stored value; an entry whose
         reason is kept also keeps the record of who gave it.
@@ -81,6 +83,8 @@ class EntryService:
         """
         ctx = self.ctx
         by = ctx.actor.name
+        if status not in (Status.ACTIVE, Status.PENDING):
+            raise InvalidInput("entries are added active or pending")
         info = await ctx.table.get_list(list_name)
         keys = self.parse_entries(raw_entries)
         free_text(reason, "reason", MAX_REASON)
@@ -92,7 +96,13 @@ class EntryService:
             notes.append(f"the expiry {iso(expires_at)} is past: these entries do not match")
         batch = await ctx.table.new_batch("add", reason, source, by)
         summary = await entries.add_entries(
-            ctx.table, info, keys, batch, expires=expires_at, external_id=external_id
+            ctx.table,
+            info,
+            keys,
+            batch,
+            status=status,
+            expires=expires_at,
+            external_id=external_id,
         )
         await record_change(ctx, info, "add", summary, reason=reason, batch=batch.id)
         job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
@@ -227,10 +237,14 @@ class EntryService:
         search: str = "",
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
+        after: tuple[str, bool] | None = None,
     ) -> EntryPage:
         """A page of a list's entries sorted by entry, with the number matching the
         filter and the list's counts. ``search`` keeps entries starting with it
-        (``+3361``, or national digits read with the default region).
+        (``+3361``, or national digits read with the default region). ``after``
+        (digits, is_prefix) starts the page past that entry: a cursor that stays right
+        while entries are added or removed before it (``total`` still counts every
+        entry matching the filter).
 
         This scans the whole list (admin side, never on the call path).
         """
@@ -254,6 +268,8 @@ class EntryService:
             if status is not None and record.effective_status(now) is not status:
                 continue
             total += 1
+            if after is not None and _entry_order((key, record)) <= after:
+                continue
             # keep the smallest offset+limit seen so far (bounded memory)
             selected.append((key, record))
             if len(selected) > 2 * wanted + 1000:
@@ -262,6 +278,39 @@ class EntryService:
         counts = await entries.status_counts(ctx.table, info, now)
         views = await self._entry_views(page, now)
         return EntryPage(info.name, total, offset, limit, counts, views, status, search)
+
+    async def show_entry(self, list_name: str, entry: str) -> EntryView:
+        """One entry of a list (:class:`NotFound` if the list does not hold it, removed
+        ones included)."""
+        info = await self.ctx.table.get_list(list_name)
+        key = self.parse_entries([entry])[0]
+        record = (await entries.read_records(self.ctx.table, info, [key]))[0]
+        if record is None:
+            raise NotFound(f"{key.display} is not in list {info.name!r}")
+        return (await self._entry_views([(key, record)], self.ctx.clock()))[0]
+
+    async def statuses(self, list_name: str, raw_entries: Sequence[str]) -> dict[str, str]:
+        """The status of each entry now, by entry as written (``missing`` when the list
+        does not hold it): what a change would start from (a dry run)."""
+        info = await self.ctx.table.get_list(list_name)
+        keys = self.parse_entries(raw_entries)
+        records = await entries.read_records(self.ctx.table, info, keys)
+        now = self.ctx.clock()
+        return {
+            key.display: record.effective_status(now).value if record else "missing"
+            for key, record in zip(keys, records, strict=True)
+        }
+
+    async def cascade(
+        self, list_name: str, raw_entries: Sequence[str], *, hangup_live: bool | None = None
+    ) -> tuple[str, CascadePlan] | None:
+        """Queue the cascade of entries made enforced by another way than this service
+        (an opt-out recorded by the call path's script): as after :meth:`add`, the plan
+        for those of them enforced now on a block list, and its job id; None when there
+        is nothing to do."""
+        info = await self.ctx.table.get_list(list_name)
+        keys = self.parse_entries(raw_entries)
+        return await queue_plan(self.ctx, await plan_for_entries(self.ctx, info, keys, hangup_live))
 
     async def _entry_views(
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float

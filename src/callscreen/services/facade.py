@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from callscreen.services.apikeys import KeyService
 from callscreen.services.approvals import EntryService
 from callscreen.services.campaigns import CampaignService
 from callscreen.services.cascading import CascadeQueue
@@ -17,8 +18,9 @@ class Services:
     """The services by concern, sharing one :class:`Context`: ``lists``, ``entries``
     (and approvals), ``campaigns``, ``checks``, ``history``, ``transfer`` (import and
     export), ``cascades`` (the queue of cascade plans), ``schema`` (the stored
-    layout's version, migrations). The reports reader is a layer
-    up (:class:`callscreen.reports.report.Reports`), over the same context's table."""
+    layout's version, migrations), ``apikeys`` (the HTTP API's keys). The reports
+    reader is a layer up (:class:`callscreen.reports.report.Reports`), over the same
+    context's table."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -30,6 +32,7 @@ class Services:
         self.transfer = TransferService(ctx)
         self.cascades = CascadeQueue(ctx.table)
         self.schema = SchemaService(ctx)
+        self.apikeys = KeyService(ctx)
 
     async def close(self) -> None:
         await self.ctx.close()
