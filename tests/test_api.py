@@ -17,10 +17,15 @@ from typer.testing import CliRunner
 
 from callscreen.api import problems
 from callscreen.api.models import MAX_ENTRIES
+from callscreen.callpath.decision import ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.screener import Screener
 from callscreen.cli import app as cli_app
 from callscreen.core import errors
 from callscreen.core.config import Settings
 from callscreen.core.model import Direction
+from callscreen.gateway.attemptlog import CallLog, LoggedScreener
+from callscreen.schema.attempts import LogSettings
 from callscreen.services import apikeys
 from callscreen.services.admin import Admin
 from callscreen.services.table import Table
@@ -156,6 +161,7 @@ SCOPED = [
     ("check", "POST", "/check", {"numbers": [NUM]}),
     ("optout:write", "POST", "/optouts", {"number": NUM}),
     ("keys:admin", "GET", "/keys", None),
+    ("calls:read", "GET", "/attempts", None),
 ]
 
 
@@ -542,3 +548,66 @@ def test_openapi_and_docs_are_served(api: ApiServer) -> None:
         assert "/api/v1/lists/{list_id}/entries" in schema["paths"]
         assert c.get("/api/docs").status_code == 200
         assert c.get("/healthz").status_code == 200
+
+
+async def logged_calls(settings: Settings, calls: list[tuple[str, str, str]]) -> None:
+    """Screen ``calls`` (number, direction, campaign) as the gateway does, logged."""
+    log = CallLog(
+        LogSettings(flush_interval_s=0.01, node="test"),
+        LeanRedis.from_url(settings.redis_url),
+        own_client=True,
+    )
+    log.start()
+    screener = LoggedScreener(Screener.from_settings(settings), log)
+    try:
+        for i, (number, direction, campaign) in enumerate(calls):
+            request = ScreenRequest(number, Direction(direction), campaign, f"u{i}", "Caller")
+            await screener.screen(request)
+    finally:
+        await log.stop()
+        await screener.close()
+
+
+async def test_attempts_and_reports(api: ApiServer, c: httpx.Client) -> None:
+    secret = new_list(c, "secret")
+    mine = new_list(c, "mine")
+    c.post(f"/lists/{secret}/entries", json={"entries": [{"number": NUM}], "reason": "private"})
+    c.post(f"/lists/{mine}/entries", json={"entries": [{"number": "+33612345679"}]})
+    calls = [
+        (NUM, "inbound", ""),
+        ("+33612345679", "outbound", "spring"),
+        ("+33612345670", "outbound", "spring"),
+        (NUM, "outbound", "spring"),
+        ("+33612345671", "inbound", ""),
+    ]
+    await logged_calls(api.settings, calls)
+    page1 = c.get("/attempts", params={"limit": 2}).json()
+    assert [a["uniqueid"] for a in page1["attempts"]] == ["u4", "u3"]  # newest first
+    page2 = c.get("/attempts", params={"limit": 2, "cursor": page1["next_cursor"]}).json()
+    assert [a["uniqueid"] for a in page2["attempts"]] == ["u2", "u1"]
+    blocked = c.get("/attempts", params={"result": "BLOCKED", "campaign": "spring"}).json()
+    assert [(a["number"], a["list"]) for a in blocked["attempts"]] == [
+        (NUM, "secret"),
+        ("+33612345679", "mine"),
+    ]
+    one = c.get("/attempts", params={"number": "06 12 34 56 78", "direction": "inbound"}).json()
+    assert [a["uniqueid"] for a in one["attempts"]] == ["u0"]
+    problem(c.get("/attempts", params={"result": "nope"}), 422, "validation")
+    problem(c.get("/attempts", params={"cursor": "zz"}), 422, "invalid-input")
+
+    report = c.get("/reports", params={"days": 1}).json()
+    assert report["totals"]["BLOCKED"] == 3 and report["totals"]["ALLOWED"] == 2
+    problem(c.get("/reports", params={"days": 1, "since": "2027-01-01"}), 422, "invalid-input")
+
+    restricted = api.make_key("crm3", ["calls:read"], lists=["mine"])
+    with api.client(restricted) as r:
+        shown = r.get("/attempts", params={"result": "BLOCKED"}).json()["attempts"]
+        assert [(a["list"], a["reason"]) for a in shown] == [
+            ("another list", ""),
+            ("mine", ""),
+            ("another list", ""),
+        ]
+        problem(r.get("/reports"), 403, "forbidden")
+    lacking = api.make_key("nocalls", ["lists:read"])
+    with api.client(lacking) as r:
+        assert problem(r.get("/attempts"), 403, "forbidden")["scope"] == "calls:read"

@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Any, TypeVar
 
 import redis
@@ -34,6 +35,8 @@ from callscreen.core.config import Settings
 from callscreen.core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.gateway import optout
+from callscreen.reports.report import ReportService
+from callscreen.schema.attempts import AttemptRecord, Outcome
 from callscreen.services import apikeys, entries, store
 from callscreen.services.admin import (
     Admin,
@@ -382,6 +385,65 @@ class Backend:
                 self._unrestricted("read the admin trail")
                 return a.history(None, limit=limit, before=before)
             return a.history(self._list(a, list_id).name, limit=limit, before=before)
+
+        return await self._run(run)
+
+    def _masked_attempt(self, record: AttemptRecord) -> AttemptRecord:
+        if not self._restricted() or not record.list_name:
+            return record
+        allowed = set(self.key.list_names) if self.key else set()
+        if record.list_name in allowed:
+            return record
+        return replace(record, list_name=ANOTHER_LIST, reason="")
+
+    async def attempts(
+        self,
+        *,
+        campaign: str | None,
+        number: str | None,
+        outcome: Outcome | None,
+        direction: Direction | None,
+        since: float | None,
+        until: float | None,
+        limit: int,
+        before: str | None,
+    ) -> list[AttemptRecord]:
+        """Screened calls from the attempt log, newest first."""
+
+        def run(a: Admin) -> list[AttemptRecord]:
+            service = ReportService(self.settings, a.table)
+            query = service.query(
+                campaign=campaign,
+                number=number,
+                outcome=outcome,
+                direction=direction,
+                since=since,
+                until=until,
+            )
+            records, _newest = service.recent(query, limit, before)
+            return [self._masked_attempt(r) for r in reversed(records)]
+
+        return await self._run(run)
+
+    async def report(
+        self,
+        *,
+        since: date | None,
+        until: date | None,
+        days: int | None,
+        campaign: str | None,
+        top: int,
+        numbers: int,
+    ) -> dict[str, Any]:
+        """The report (``callscreen report --json``)."""
+        self._unrestricted("read reports (they name every list)")
+
+        def run(a: Admin) -> dict[str, Any]:
+            service = ReportService(self.settings, a.table)
+            report = service.report(
+                since=since, until=until, days=days, campaign=campaign, top=top, max_numbers=numbers
+            )
+            return report.to_json()
 
         return await self._run(run)
 

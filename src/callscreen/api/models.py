@@ -255,6 +255,31 @@ class HistoryOut(BaseModel):
     next_cursor: str | None
 
 
+class AttemptOut(BaseModel):
+    id: str
+    time: str
+    epoch_ms: int
+    direction: Direction
+    number: str
+    dialed: str
+    campaign: str
+    result: Result
+    outcome: str
+    failed: bool
+    list: str
+    match: str
+    reason: str
+    uniqueid: str
+    callerid_name: str
+    node: str
+    elapsed_us: int
+
+
+class AttemptsOut(BaseModel):
+    attempts: list[AttemptOut]
+    next_cursor: str | None
+
+
 class Health(BaseModel):
     status: str
     detail: dict[str, Any] = {}

@@ -548,10 +548,11 @@ def _record(entry_id: str, data: dict[str, str]) -> AttemptRecord:
 
 
 def recent_attempts(
-    table: Table, query: LogQuery, limit: int = 50
+    table: Table, query: LogQuery, limit: int = 50, before: str | None = None
 ) -> tuple[list[AttemptRecord], str]:
     """The last ``limit`` attempts matching ``query``, oldest first, and the id of
     the stream's newest record (to follow from), ``0-0`` for an empty log.
+    ``before`` (a stream id) starts past that record, for paging back.
 
     The stream is read newest first, in chunks, down to ``query.since``."""
     stream = table.keys.attempt_log
@@ -559,7 +560,7 @@ def recent_attempts(
     if query.since is not None:
         floor = str(max(0, int(query.since * 1000) - CLOCK_SLACK_MS))
     found: list[AttemptRecord] = []
-    top = "+"
+    top = "(" + before if before else "+"
     newest = "0-0"
     while len(found) < limit:
         chunk = store.call(
@@ -657,8 +658,10 @@ class ReportService:
             number = LogQuery.parse_number(number, self.settings.default_region)
         return LogQuery(campaign, number, outcome, direction, since, until)
 
-    def recent(self, query: LogQuery, limit: int = 50) -> tuple[list[AttemptRecord], str]:
-        return recent_attempts(self.table, query, limit)
+    def recent(
+        self, query: LogQuery, limit: int = 50, before: str | None = None
+    ) -> tuple[list[AttemptRecord], str]:
+        return recent_attempts(self.table, query, limit, before)
 
     def follow(
         self, query: LogQuery, after: str, stop: Callable[[], bool] | None = None
