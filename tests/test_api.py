@@ -3,7 +3,9 @@ real redis-server. Keys and scopes, every error status, every endpoint."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import re
 import time
@@ -16,6 +18,7 @@ import redis
 from typer.testing import CliRunner
 
 from callscreen.api import problems
+from callscreen.api.backend import EXPORT_CHUNK
 from callscreen.api.models import MAX_ENTRIES
 from callscreen.callpath.decision import ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
@@ -26,7 +29,7 @@ from callscreen.core.config import Settings
 from callscreen.core.model import Direction
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
 from callscreen.schema.attempts import LogSettings
-from callscreen.services import apikeys
+from callscreen.services import apikeys, exporter
 from callscreen.services.admin import Admin
 from callscreen.services.table import Table
 from tests.apiserver import ApiServer, wait_until
@@ -611,3 +614,29 @@ async def test_attempts_and_reports(api: ApiServer, c: httpx.Client) -> None:
     lacking = api.make_key("nocalls", ["lists:read"])
     with api.client(lacking) as r:
         assert problem(r.get("/attempts"), 403, "forbidden")["scope"] == "calls:read"
+
+
+def test_export_streams_the_clis_csv(api: ApiServer, c: httpx.Client) -> None:
+    list_id = new_list(c)
+    numbers = [f"+336{i:08d}" for i in range(3000)]
+    for start in range(0, 3000, 1000):
+        chunk = numbers[start : start + 1000]
+        c.post(f"/lists/{list_id}/entries", json={"entries": [{"number": n} for n in chunk]})
+    c.post(f"/lists/{list_id}/entries:remove", json={"numbers": numbers[:5], "reason": "r"})
+    with c.stream("GET", f"/lists/{list_id}/export") as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        assert r.headers["content-disposition"] == 'attachment; filename="dnc.csv"'
+        body = b"".join(r.iter_bytes()).decode()
+    table = Table(api.settings)
+    try:
+        expected = io.StringIO(newline="")
+        exporter.export_list(table, table.get_list("dnc"), expected, now=time.time())
+    finally:
+        table.close()
+    assert body == expected.getvalue() and len(body) > EXPORT_CHUNK
+    rows = list(csv.reader(io.StringIO(body)))
+    assert len(rows) == 3001
+    deleted = c.get(f"/lists/{list_id}/export", params={"status": "deleted"}).text
+    assert len(list(csv.reader(io.StringIO(deleted)))) == 6
+    problem(c.get(f"/lists/{list_id}/export", params={"status": "nope"}), 422, "validation")
+    problem(c.get("/lists/99/export"), 404, "not-found")

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
+import queue
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 import redis
 
@@ -37,7 +40,7 @@ from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.gateway import optout
 from callscreen.reports.report import ReportService
 from callscreen.schema.attempts import AttemptRecord, Outcome
-from callscreen.services import apikeys, entries, store
+from callscreen.services import apikeys, entries, exporter, store
 from callscreen.services.admin import (
     Admin,
     CampaignView,
@@ -55,6 +58,7 @@ T = TypeVar("T")
 
 ANOTHER_LIST = "another list"
 IDEMPOTENCY_TTL_S = 24 * 3600
+EXPORT_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +311,66 @@ class Backend:
 
         return await self._run(run)
 
+    async def export_list(
+        self, list_id: int, statuses: frozenset[Status] | None
+    ) -> tuple[str, AsyncIterator[bytes]]:
+        """The list's name and its CSV (the CLI's export format), streamed: the export
+        runs in a worker thread that waits while the client is slower than it."""
+        info = await self._run(lambda a: self._list(a, list_id))
+        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=16)
+        stop = threading.Event()
+
+        class Sink(io.TextIOBase):
+            def __init__(self) -> None:
+                self.buffer: list[str] = []
+                self.size = 0
+
+            def write(self, text: str) -> int:
+                if stop.is_set():
+                    raise _ExportAbandoned
+                self.buffer.append(text)
+                self.size += len(text)
+                if self.size >= EXPORT_CHUNK:
+                    self.flush()
+                return len(text)
+
+            def flush(self) -> None:
+                if self.buffer:
+                    chunks.put("".join(self.buffer).encode())
+                    self.buffer, self.size = [], 0
+
+        def produce() -> None:
+            sink = Sink()
+            try:
+                out = cast(IO[str], sink)
+                exporter.export_list(
+                    self._admin().table, info, out, statuses=statuses, now=time.time()
+                )
+                sink.flush()
+                chunks.put(None)
+            except _ExportAbandoned:
+                pass
+            except BaseException as exc:  # handed to the response, which logs it
+                chunks.put(exc)
+
+        async def stream() -> AsyncIterator[bytes]:
+            producer = asyncio.get_running_loop().run_in_executor(None, produce)
+            try:
+                while True:
+                    item = await asyncio.to_thread(chunks.get)
+                    if item is None:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+            finally:
+                stop.set()
+                while not chunks.empty():  # unblock a producer waiting on a full queue
+                    chunks.get_nowait()
+                await producer
+
+        return info.name, stream()
+
     # -- campaigns ----------------------------------------------------------------------
 
     def _campaign_view(self, view: CampaignView) -> CampaignView:
@@ -489,6 +553,10 @@ class Backend:
     async def replay_abort(self, idempotency_key: str) -> None:
         redis_key = self._replay_key(idempotency_key)
         await asyncio.to_thread(lambda: store.call(lambda: self.client.delete(redis_key)))
+
+
+class _ExportAbandoned(Exception):
+    """The client went away: the export thread stops writing."""
 
 
 def _cancel_later(settings: Settings, digits: str) -> None:

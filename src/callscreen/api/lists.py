@@ -10,7 +10,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from callscreen.api.auth import Principal, scoped
 from callscreen.api.backend import Replay
@@ -89,6 +89,26 @@ async def update_list(list_id: ListId, body: ListPatch, who: Writer) -> dict[str
 async def delete_list(list_id: ListId, who: Writer) -> Response:
     await who.backend.delete_list(list_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{list_id}/export",
+    response_class=StreamingResponse,
+    summary="The list's entries as CSV (the CLI's export format), streamed",
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, header row first"}},
+)
+async def export_list(
+    list_id: ListId,
+    who: Reader,
+    status: Annotated[list[Status] | None, Query(description="only these statuses")] = None,
+) -> StreamingResponse:
+    name, chunks = await who.backend.export_list(list_id, frozenset(status) if status else None)
+    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "list"
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
 
 
 # -- entries ---------------------------------------------------------------------------
