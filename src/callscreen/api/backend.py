@@ -46,12 +46,13 @@ from callscreen.services.admin import (
     CampaignView,
     ChangeResult,
     DeleteResult,
-    EntryPage,
+    EntryCursorPage,
     EntryView,
     ListView,
 )
 from callscreen.services.apikeys import ApiKey
 from callscreen.services.audit import Event
+from callscreen.services.entries import Position
 from callscreen.services.table import ListInfo, Table
 
 T = TypeVar("T")
@@ -251,10 +252,10 @@ class Backend:
         status: Status | None,
         search: str,
         limit: int,
-        after: tuple[str, bool] | None,
-    ) -> EntryPage:
+        after: Position | None,
+    ) -> EntryCursorPage:
         return await self._run(
-            lambda a: a.list_entries(
+            lambda a: a.page_entries(
                 self._list(a, list_id).name, status=status, search=search, limit=limit, after=after
             )
         )

@@ -35,6 +35,7 @@ from callscreen.core.numbers import parse_entry
 from callscreen.core.times import parse_expiry
 from callscreen.services.admin import ChangeResult, EntryView
 from callscreen.services.apikeys import KeyScope
+from callscreen.services.entries import Position
 
 router = APIRouter(prefix="/lists", tags=["lists"], responses=ERRORS)
 
@@ -201,22 +202,27 @@ async def _add(list_id: int, body: EntriesAdd, who: Principal) -> EntriesAdded:
     )
 
 
-def _cursor(after: tuple[str, bool], status: Status | None, search: str) -> str:
-    raw = json.dumps([after[0], after[1], status.value if status else "", search])
+def _cursor(position: Position, status: Status | None, search: str) -> str:
+    loc, after = position
+    raw = json.dumps([loc, after, status.value if status else "", search])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _after(cursor: str, status: Status | None, search: str) -> tuple[str, bool]:
+def _after(cursor: str, status: Status | None, search: str) -> Position:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        digits, is_prefix, c_status, c_search = json.loads(raw)
-        if not isinstance(digits, str) or not digits.isdigit() or not isinstance(is_prefix, bool):
+        loc, after, c_status, c_search = json.loads(raw)
+        if type(loc) is not int or loc < -1 or loc > 2**31:
+            raise ValueError(cursor)
+        if after is not None and (not isinstance(after, str) or not after.isdigit()):
+            raise ValueError(cursor)
+        if len(after or "") > 20:
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("not a cursor this API gave") from None
     if c_status != (status.value if status else "") or c_search != search:
         raise InvalidInput("the cursor was given for another filter")
-    return digits, is_prefix
+    return loc, after
 
 
 def _entry(view: EntryView) -> dict[str, Any]:
@@ -226,9 +232,12 @@ def _entry(view: EntryView) -> dict[str, Any]:
 @router.get(
     "/{list_id}/entries",
     response_model=EntryPageOut,
-    summary="A page of entries, sorted by entry",
-    description="Cursor pagination: `next_cursor` starts the next page and stays right "
-    "while entries are added or removed.",
+    summary="A page of entries",
+    description="Entries in storage order: prefixes, then numbers in an order fixed by "
+    "where they are stored. `next_cursor` starts the next page and stays right while "
+    "entries are added or removed; a page costs a few reads whatever the list's size. "
+    "With `status` or `search`, a page may hold fewer than `limit` entries and still "
+    "have a `next_cursor`: go on until it is null.",
 )
 async def list_entries(
     list_id: ListId,
@@ -242,16 +251,11 @@ async def list_entries(
     page = await who.backend.list_entries(
         list_id, status=status, search=search, limit=limit, after=after
     )
-    next_cursor = None
-    if len(page.entries) == limit:
-        last = page.entries[-1]
-        next_cursor = _cursor((last.entry.strip("+*"), last.kind == "prefix"), status, search)
     return {
         "list_id": list_id,
-        "total": page.total,
         "counts": page.counts,
         "entries": [_entry(v) for v in page.entries],
-        "next_cursor": next_cursor,
+        "next_cursor": _cursor(page.next, status, search) if page.next else None,
     }
 
 
@@ -273,18 +277,25 @@ async def _targets(list_id: int, body: EntriesChange, who: Principal) -> list[st
     if body.numbers is not None:
         return body.numbers
     assert body.filter is not None
-    page = await who.backend.list_entries(
-        list_id,
-        status=body.filter.status,
-        search=body.filter.search,
-        limit=MAX_CHANGE + 1,
-        after=None,
-    )
-    if len(page.entries) > MAX_CHANGE:
-        raise TooLarge(f"the filter matches more than {MAX_CHANGE} entries: narrow it")
-    if not page.entries:
+    found: list[str] = []
+    after: Position | None = None
+    while True:
+        page = await who.backend.list_entries(
+            list_id,
+            status=body.filter.status,
+            search=body.filter.search,
+            limit=200,
+            after=after,
+        )
+        found += [view.entry for view in page.entries]
+        if len(found) > MAX_CHANGE:
+            raise TooLarge(f"the filter matches more than {MAX_CHANGE} entries: narrow it")
+        if page.next is None:
+            break
+        after = page.next
+    if not found:
         raise InvalidInput("the filter matches no entry")
-    return [view.entry for view in page.entries]
+    return found
 
 
 def _change(list_id: int, result: ChangeResult) -> ChangeOut:

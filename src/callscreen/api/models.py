@@ -112,8 +112,7 @@ class EntryOut(BaseModel):
 
 class EntryPageOut(BaseModel):
     list_id: int
-    total: int = Field(description="entries matching the filter")
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(description="the whole list's entries by status")
     entries: list[EntryOut]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
 

@@ -42,7 +42,7 @@ from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.times import iso, parse_before, parse_expiry
 from callscreen.services import audit, cascading, entries, importer
 from callscreen.services.audit import Event
-from callscreen.services.entries import WriteSummary
+from callscreen.services.entries import Position, WriteSummary
 from callscreen.services.importer import ImportOptions, ImportSummary, Progress
 from callscreen.services.table import MAX_DESCRIPTION, ListInfo, Table, default_actor
 
@@ -181,6 +181,17 @@ class EntryPage:
             "counts": self.counts,
             "entries": [entry.to_json() for entry in self.entries],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class EntryCursorPage:
+    """A page of a list's entries in storage order, and where the next one starts
+    (None: this was the last)."""
+
+    list_name: str
+    counts: dict[str, int]  # the whole list, by status
+    entries: tuple[EntryView, ...]
+    next: Position | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -780,13 +791,10 @@ class Admin:
         search: str = "",
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
-        after: tuple[str, bool] | None = None,
     ) -> EntryPage:
         """A page of a list's entries sorted by entry, with the number matching the
         filter and the list's counts. ``search`` keeps entries starting with it
-        (``+3361``, or national digits read with the default region). ``after``
-        (digits, is_prefix) starts the page past that entry (a cursor that stays
-        right while entries are added or removed before it).
+        (``+3361``, or national digits read with the default region).
 
         This scans the whole list (admin side, never on the call path).
         """
@@ -809,8 +817,6 @@ class Admin:
                 if status is not None and record.effective_status(now) is not status:
                     continue
                 total += 1
-                if after is not None and (key.digits, key.is_prefix) <= after:
-                    continue
                 yield key, record
 
         page = heapq.nsmallest(
@@ -819,6 +825,40 @@ class Admin:
         counts = entries.status_counts(self.table, info, now)
         views = self._entry_views(page, now)
         return EntryPage(info.name, total, offset, limit, counts, views, status, search)
+
+    def page_entries(
+        self,
+        list_name: str,
+        *,
+        status: Status | None = None,
+        search: str = "",
+        limit: int = DEFAULT_PAGE,
+        after: Position | None = None,
+    ) -> EntryCursorPage:
+        """A page of a list's entries in storage order (prefixes, then numbers in an
+        order fixed by where they are stored) past ``after``, with the position of the
+        next page: it stays right while entries change, and costs a few reads whatever
+        the list's size. ``status`` and ``search`` (entries starting with it) filter;
+        a filtered page may come back short of ``limit`` with a next position."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"--limit must be between 1 and {MAX_PAGE}")
+        info = self._info(list_name)
+        digits = ""
+        if search:
+            digits = parse_entry(search.strip().rstrip("*") + "*", self.region).digits
+        now = time.time()
+
+        def keep(key: EntryKey, record: EntryRecord) -> bool:
+            if digits and not key.digits.startswith(digits):
+                return False
+            return status is None or record.effective_status(now) is status
+
+        filtered = bool(digits) or status is not None
+        items, position = entries.page_entries(
+            self.table, info, after=after, limit=limit, keep=keep if filtered else None
+        )
+        counts = entries.status_counts(self.table, info, now)
+        return EntryCursorPage(info.name, counts, self._entry_views(items, now), position)
 
     def show_entry(self, list_name: str, entry: str) -> EntryView:
         """One entry of a list (NotFound if the list never held it)."""
