@@ -144,6 +144,7 @@ def main() -> None:
             "CALLSCREEN_SPOOL_DIR": "",
             "CALLSCREEN_LOG_CALLS": "false",
             "CALLSCREEN_METRICS_PORT": "0",
+            "CALLSCREEN_API_DATA_DIR": str(tmp / "api"),
         }
         settings = Settings(_env_file=None, redis_url=redis_proc.url, spool_dir="")  # type: ignore[call-arg]
         try:

@@ -702,3 +702,58 @@ def test_paging_by_buckets_gives_the_order_of_the_small_list_path(
     assert [page for page, _next in walked if page] == [page for page, _next in small]
     assert sorted(deleted) == sorted(e for page, _n in small_deleted for e in page)
     assert sorted(deleted) == ["+33600000997", "+33600001994"]
+
+
+def test_imports_run_in_the_background_and_resume(api: ApiServer, c: httpx.Client) -> None:
+    list_id = new_list(c)
+    rows = ["number,reason"] + [f"+336{i:08d},crm" for i in range(500)] + ["garbage,x"]
+    csv_text = "\n".join(rows) + "\n"
+    headers = {"Content-Type": "text/csv"}
+    r = c.post(f"/lists/{list_id}/imports", content=csv_text, headers=headers)
+    assert r.status_code == 202, r.text
+    job = r.json()["job"]
+
+    def finished() -> bool:
+        return bool(c.get(f"/imports/{job}").json()["done"])
+
+    wait_until(finished, timeout=30)
+    state = c.get(f"/imports/{job}").json()
+    assert state["state"] == "done" and state["list"] == "dnc", state
+    assert state["summary"]["added"] == 500 and state["errors"] == 1
+    assert state["first_errors"][0]["line"] == 502 and state["rows_read"] == 501
+    assert c.get(f"/lists/{list_id}").json()["counts"]["pending"] == 500  # pending by default
+    errors_csv = c.get(f"/imports/{job}/errors")
+    assert errors_csv.status_code == 200 and "garbage" in errors_csv.text
+    problem(c.post(f"/imports/{job}:resume"), 409, "conflict")
+
+    # a job whose process died: its heartbeat stopped, it shows interrupted, resumes
+    r = c.post(
+        f"/lists/{list_id}/imports", params={"approve": "active"}, content=csv_text, headers=headers
+    )
+    job2 = r.json()["job"]
+    wait_until(lambda: c.get(f"/imports/{job2}").json()["done"], timeout=30)
+    client = redis.Redis.from_url(api.settings.redis_url, decode_responses=True)
+    try:
+        client.hset(f"{{cs}}:ij:{job2}", mapping={"state": "running", "heartbeat": "0"})
+    finally:
+        client.close()
+    assert c.get(f"/imports/{job2}").json()["state"] == "interrupted"
+    resumed = c.post(f"/imports/{job2}:resume")
+    assert resumed.status_code == 202, resumed.text
+    wait_until(lambda: c.get(f"/imports/{job2}").json()["done"], timeout=30)
+    again = c.get(f"/imports/{job2}").json()
+    assert again["state"] == "done" and again["started"] == 2
+    assert c.get(f"/lists/{list_id}").json()["counts"]["active"] == 500
+
+    problem(c.get("/imports/0123456789abcdef"), 404, "not-found")
+    problem(c.post(f"/lists/{list_id}/imports", content="x", headers={}), 422, "invalid-input")
+    problem(c.post("/lists/99/imports", content=csv_text, headers=headers), 404, "not-found")
+    lacking = api.make_key("writer", ["lists:write", "lists:read"])
+    with api.client(lacking) as w:
+        r = w.post(
+            f"/lists/{list_id}/imports",
+            params={"approve": "permanent"},
+            content=csv_text,
+            headers=headers,
+        )
+        assert problem(r, 403, "forbidden")["scope"] == "entries:approve-permanent"

@@ -48,6 +48,7 @@ def test_the_readme_curl_session_runs_as_written(redis_url: str, tmp_path: Path)
         "CALLSCREEN_REDIS_URL": redis_url,
         "CALLSCREEN_API_PORT": str(free_port()),
         "CALLSCREEN_SPOOL_DIR": "",
+        "CALLSCREEN_API_DATA_DIR": str(tmp_path / "api"),
         "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
     }
     out_path, err_path = tmp_path / "out", tmp_path / "err"

@@ -23,19 +23,27 @@ import json
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import IO, Any, TypeVar, cast
+from pathlib import Path
+from typing import IO, Any, TextIO, TypeVar, cast
 
 import redis
 
+from callscreen.api import jobs
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.precedence import Match
 from callscreen.callpath.screener import Screener
 from callscreen.core.config import Settings
-from callscreen.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callscreen.core.errors import (
+    CallscreenError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
 from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.gateway import optout
 from callscreen.reports.report import ReportService
@@ -53,6 +61,7 @@ from callscreen.services.admin import (
 from callscreen.services.apikeys import ApiKey
 from callscreen.services.audit import Event
 from callscreen.services.entries import Position
+from callscreen.services.importer import ImportOptions
 from callscreen.services.table import ListInfo, Table
 
 T = TypeVar("T")
@@ -511,6 +520,133 @@ class Backend:
             return report.to_json()
 
         return await self._run(run)
+
+    # -- import jobs (callscreen.api.jobs) ----------------------------------------------------
+
+    async def start_import(self, job: str, request: jobs.ImportRequest, size: int) -> None:
+        """Record the job (its file is in place) and run it in the background."""
+        record = {**jobs.record(request, jobs.now()), "size": str(size)}
+        key = Table(self.settings, self.client).keys.import_job(job)
+
+        def store_it() -> None:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(key, mapping=record)
+            pipe.expire(key, jobs.KEEP_S)
+            pipe.execute()
+
+        await asyncio.to_thread(lambda: store.call(store_it))
+        self._background(self._run_import(job))
+
+    async def resume_import(self, job: str) -> dict[str, Any]:
+        """Run an interrupted (or failed) job again from its file."""
+        current = await self.import_status(job)
+        if current["state"] in ("queued", "running"):
+            raise Conflict(f"import job {job} is {current['state']}")
+        if current["state"] == "done":
+            raise Conflict(f"import job {job} is done")
+        if not jobs.upload_path(self.settings, job).is_file():
+            raise NotFound(f"the file of import job {job} is gone")
+        key = Table(self.settings, self.client).keys.import_job(job)
+        await asyncio.to_thread(
+            lambda: store.call(
+                lambda: self.client.hset(
+                    key, mapping={"state": "queued", "heartbeat": repr(jobs.now()), "error": ""}
+                )
+            )
+        )
+        self._background(self._run_import(job))
+        return await self.import_status(job)
+
+    async def _job_data(self, job: str) -> dict[str, str]:
+        key = Table(self.settings, self.client).keys.import_job(job)
+        data: dict[str, str] = await asyncio.to_thread(
+            lambda: store.call(lambda: self.client.hgetall(key))
+        )
+        if not data:
+            raise NotFound(f"no import job {job}")
+        if self.key is not None and not self.key.may_use_list(jobs.list_id_of(data)):
+            raise Forbidden("this API key may not use the list of this import job")
+        return data
+
+    async def import_status(self, job: str) -> dict[str, Any]:
+        return jobs.view(job, await self._job_data(job), jobs.now())
+
+    async def import_errors(self, job: str) -> Path:
+        await self._job_data(job)
+        path = jobs.errors_path(self.settings, job)
+        if not path.is_file():
+            raise NotFound(f"import job {job} has no error file yet")
+        return path
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+    async def _run_import(self, job: str) -> None:
+        key = Table(self.settings, self.client).keys.import_job(job)
+        data: dict[str, str] = await asyncio.to_thread(
+            lambda: store.call(lambda: self.client.hgetall(key))
+        )
+        request = jobs.ImportRequest(**json.loads(data["request"]))
+        progress = {"bytes": 0, "rows": 0}
+        errors = jobs.CountingWriter(jobs.errors_path(self.settings, job))
+
+        def update(**fields: object) -> None:
+            values = {
+                "heartbeat": repr(jobs.now()),
+                "bytes": str(progress["bytes"]),
+                "rows": str(progress["rows"]),
+                "errors": str(errors.rows),
+                **{k: str(v) for k, v in fields.items()},
+            }
+            store.call(lambda: self.client.hset(key, mapping=values))
+
+        async def beat() -> None:
+            await asyncio.to_thread(update)
+
+        def on_progress(_phase: str, bytes_read: int, rows: int) -> None:
+            progress["bytes"], progress["rows"] = bytes_read, rows
+
+        def run() -> dict[str, Any]:
+            admin = self._admin()
+            info = admin.table.get_list_by_id(request.list_id)
+            if info is None:
+                raise NotFound(f"list {request.list_id} was deleted")
+            options = ImportOptions(
+                approve=Status(request.approve),
+                reason=request.reason,
+                source=request.source,
+                by=request.by,
+                restore_deleted=request.restore_deleted,
+                replace=request.replace,
+                keep_status=request.keep_status,
+            )
+            path = str(jobs.upload_path(self.settings, job))
+            result = admin.import_file(
+                info.name, path, options, errors_out=cast(TextIO, errors), progress=on_progress
+            )
+            return result.to_json()
+
+        await asyncio.to_thread(lambda: store.call(lambda: self.client.hincrby(key, "runs", 1)))
+        await asyncio.to_thread(lambda: update(state="running"))
+        beating = asyncio.get_running_loop().create_task(jobs.heartbeat_loop(beat))
+        try:
+            summary = await asyncio.to_thread(run)
+            errors.flush()
+            done = {"state": "done", "summary": json.dumps(summary)}
+            done["rows"] = summary.get("rows", progress["rows"])
+            done["errors"] = summary.get("errors", errors.rows)
+            await asyncio.to_thread(lambda: update(**done))
+        except CallscreenError as exc:
+            message = str(exc)
+            await asyncio.to_thread(lambda: update(state="failed", error=message))
+        except Exception:
+            jobs.log.exception("import job %s failed", job)
+            await asyncio.to_thread(lambda: update(state="failed", error="internal error"))
+        finally:
+            beating.cancel()
+            errors.close()
 
     # -- idempotency ----------------------------------------------------------------------
 

@@ -279,6 +279,23 @@ class AttemptsOut(BaseModel):
     next_cursor: str | None
 
 
+class ImportJobOut(BaseModel):
+    job: str
+    list_id: int
+    list_name: str = Field(alias="list")
+    state: Literal["queued", "running", "interrupted", "done", "failed"]
+    done: bool
+    rows_read: int
+    bytes_read: int
+    errors: int = Field(description="bad rows so far")
+    file_bytes: int
+    summary: dict[str, Any] | None = Field(description="the import's summary, when done")
+    first_errors: list[dict[str, Any]] = Field(description="the first 100: line, raw, error")
+    error: str | None = Field(description="why the job failed")
+    created_by: str
+    started: int = Field(description="how many times the job was run")
+
+
 class Health(BaseModel):
     status: str
     detail: dict[str, Any] = {}
