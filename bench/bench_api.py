@@ -48,14 +48,23 @@ from callscreen.callpath.decision import ScreenRequest  # noqa: E402
 from callscreen.callpath.leanredis import LeanRedis  # noqa: E402
 from callscreen.callpath.screener import Screener  # noqa: E402
 from callscreen.core.config import Settings  # noqa: E402
+from callscreen.core.errors import InvalidNumber  # noqa: E402
 from callscreen.core.model import Action, Direction, Status  # noqa: E402
-from callscreen.core.numbers import read_call_number  # noqa: E402
+from callscreen.core.numbers import parse_entry_fast, read_call_number  # noqa: E402
 from callscreen.services import apikeys  # noqa: E402
 from callscreen.services.admin import Admin  # noqa: E402
 from callscreen.services.importer import ImportOptions, import_file  # noqa: E402
 from callscreen.services.table import Table  # noqa: E402
 
 HOST = "127.0.0.1"
+
+
+def valid(number: int) -> bool:
+    try:
+        parse_entry_fast(f"+{number}", "US")
+    except InvalidNumber:
+        return False
+    return True
 
 
 def ms(seconds: float) -> str:
@@ -157,9 +166,11 @@ def run(args: argparse.Namespace, settings: Settings, env: dict[str, str], tmp: 
     print(f"box: {os.cpu_count()} cores (shared by Redis, the API, the gateway, the clients)")
     rng = random.Random(3)
     pool = rng.sample(range(33_600_000_000, 33_800_000_000), args.entries + 50_000)
-    listed = pool[: args.entries]
-    unlisted = pool[args.entries : args.entries + 20_000]
-    fresh = pool[args.entries + 20_000 :]  # for the bulk adds
+    unlisted_pool = [n for n in pool[args.entries :] if valid(n)]
+    # keep the numbers phonenumbers finds valid: the importer refuses the others
+    listed = [n for n in pool[: args.entries] if valid(n)]
+    unlisted = unlisted_pool[:8_000]
+    fresh = unlisted_pool[8_000:]  # for the bulk adds
     with Admin(settings) as admin:
         dnc = admin.create_list("dnc", Action.BLOCK, Direction.BOTH).id
     path = tmp / "dnc.csv"
@@ -195,6 +206,7 @@ def run(args: argparse.Namespace, settings: Settings, env: dict[str, str], tmp: 
 
         # 3. check
         numbers = [f"+{n}" for n in listed[:5000]] + [f"+{n}" for n in unlisted[:5000]]
+        assert len(numbers) == 10_000
         random.Random(5).shuffle(numbers)
         times = []
         for _ in range(3):
@@ -220,7 +232,7 @@ def run(args: argparse.Namespace, settings: Settings, env: dict[str, str], tmp: 
         print(
             f"GET entries (first page of 50, unfiltered) at {args.entries:,} entries: "
             f"p99 {ms(pct(times, 0.99))}, median {ms(statistics.median(times))} "
-            "(goal p99 < 20 ms; the listing still scans the list)"
+            "(goal p99 < 20 ms)"
         )
 
         # 5. API load beside the gateway

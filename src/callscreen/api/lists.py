@@ -31,7 +31,7 @@ from callscreen.api.models import (
 )
 from callscreen.core.errors import InvalidInput, TooLarge
 from callscreen.core.model import Status
-from callscreen.core.numbers import parse_entry
+from callscreen.core.numbers import parse_entry_fast
 from callscreen.core.times import parse_expiry
 from callscreen.services.admin import ChangeResult, EntryView
 from callscreen.services.apikeys import KeyScope
@@ -162,7 +162,7 @@ async def _add(list_id: int, body: EntriesAdd, who: Principal) -> EntriesAdded:
     for index, item in enumerate(body.entries):
         expires = item.expires if item.expires is not None else body.expires
         try:
-            display = parse_entry(item.number, region).display
+            display = parse_entry_fast(item.number, region).display
             if expires:
                 parse_expiry(expires, now)
         except InvalidInput as exc:

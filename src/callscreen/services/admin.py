@@ -38,7 +38,7 @@ from callscreen.callpath.precedence import Match, rank, specificity
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, InvalidNumber, NeedsConfirmation, NotFound
 from callscreen.core.model import Action, Direction, EntryRecord, Scope, Status
-from callscreen.core.numbers import EntryKey, parse_entry
+from callscreen.core.numbers import EntryKey, parse_entry, parse_entry_fast
 from callscreen.core.times import iso, parse_before, parse_expiry
 from callscreen.services import audit, cascading, entries, importer
 from callscreen.services.audit import Event
@@ -430,7 +430,7 @@ class Admin:
         bad: list[str] = []
         for raw in raws:
             try:
-                keys.append(parse_entry(raw, self.region))
+                keys.append(parse_entry_fast(raw, self.region))
             except InvalidNumber as exc:
                 bad.append(str(exc))
         if bad:
