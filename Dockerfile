@@ -14,7 +14,8 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 RUN pip install ".[api]" \
  && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin callscreen
+        --shell /usr/sbin/nologin callscreen \
+ && install -d -o callscreen -g callscreen /var/lib/callscreen-api
 
 # Listen on every interface of the container; Asterisk reaches it by service name.
 ENV CALLSCREEN_LISTEN_HOST=0.0.0.0 \

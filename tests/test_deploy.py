@@ -186,6 +186,12 @@ def test_compose_api_is_published_on_loopback_only(compose: dict[str, Any]) -> N
     assert api["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "/healthz" in " ".join(api["healthcheck"]["test"])
     assert f"asterisk-spool:{SPOOL}" in api["volumes"]  # opt-outs cancel queued calls
+    # uploads on a named volume, at the data directory the image makes for the user
+    assert f"api-data:{env['CALLSCREEN_API_DATA_DIR']}" in api["volumes"]
+    assert "api-data" in compose["volumes"]
+    assert "install -d -o callscreen -g callscreen /var/lib/callscreen-api" in " ".join(
+        a for n, a in dockerfile_instructions() if n == "RUN"
+    )
 
 
 def test_systemd_unit_of_the_api() -> None:
@@ -199,4 +205,7 @@ def test_systemd_unit_of_the_api() -> None:
     assert service["WorkingDirectory"] == "/etc/callscreen"  # the gateway's .env
     assert service["KillSignal"] == "SIGTERM"
     assert SPOOL in service["ReadWritePaths"].split()
+    # the data directory is the one systemd makes writable
+    assert service["Environment"] == "CALLSCREEN_API_DATA_DIR=/var/lib/callscreen-api"
+    assert service["StateDirectory"] == "callscreen-api"
     assert parser["Install"]["WantedBy"] == "multi-user.target"
