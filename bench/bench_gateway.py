@@ -14,7 +14,12 @@ What it does, all on loopback:
    sessions/s at 64 concurrent — the attempt log's cost is their ratio — then, with
    the attempt log on, latency at a paced 500 sessions/s;
 3. counts, for each decision, the Redis round trips (the gateway's own counter,
-   logged at shutdown) and the AGI commands (seen by the fake Asterisk);
+   logged at shutdown) and the AGI commands (seen by the fake Asterisk); and Redis's
+   own CPU per call (``/proc`` of redis-server over the saturated runs): the lookup
+   (the run with the attempt log off), the log (the run with it on, minus that), and
+   as their floor, in the same run, one ``HMGET`` of a number's candidate prefixes
+   per call, sent the way the gateway sends lookups (one pipelined connection, 64
+   concurrent callers);
 4. runs the same load against a naive gateway (the same FastAGI server, but one
    Redis GET per candidate prefix, a key per entry) and the classic process-per-call
    AGI entry point (``callscreen-agi``), and prints the ratios.
@@ -279,10 +284,9 @@ class GatewayProcess:
         self.proc.wait(30)
 
     def cpu_seconds(self) -> float:
+        """CPU seconds of the gateway, its worker processes included."""
         assert self.proc is not None
-        with open(f"/proc/{self.proc.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return process_cpu(self.proc.pid)
 
 
 @dataclass
@@ -290,6 +294,59 @@ class Measured:
     saturated: Run
     paced: Run | None
     cpu_per_session: float
+    redis_cpu_per_session: float = 0.0
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its children still running (workers)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                pending += [int(c) for c in children.read().split()]
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+REDIS_URL = ""  # the bench's redis-server, for Redis CPU per call
+
+
+def redis_cpu() -> float:
+    """Redis's own CPU seconds so far (INFO cpu: getrusage, microsecond resolution)."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        info = client.info("cpu")
+    finally:
+        client.close()
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+async def hmget_floor(url: str, numbers: list[str], concurrency: int) -> float:
+    """Redis CPU per ``HMGET`` of a number's candidate prefixes (µs), sent by
+    ``concurrency`` callers over one pipelined connection (1: one at a time)."""
+    from callscreen.callpath.leanredis import LeanRedis
+
+    client = LeanRedis.from_url(url, command_timeout=10)
+    queue = iter(numbers)
+
+    async def worker() -> None:
+        for number in queue:
+            digits = number.lstrip("+")
+            prefixes = (digits[:k] for k in range(1, len(digits) + 1))
+            await client.call("HMGET", "{cs}:p:1", *prefixes)
+
+    await client.call("PING")
+    cpu0 = await asyncio.to_thread(redis_cpu)
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    cpu = await asyncio.to_thread(redis_cpu) - cpu0
+    await client.close()
+    return cpu / len(numbers) * 1e6
 
 
 def measure(
@@ -305,8 +362,10 @@ def measure(
     with GatewayProcess(env, argv) as gw:
         run_async(saturate(gw.port, calls[:500], args.concurrency, "warm-up"))
         cpu0 = gw.cpu_seconds()
+        rcpu0 = redis_cpu()
         sat = run_async(saturate(gw.port, calls, args.concurrency, name))
         cpu = gw.cpu_seconds() - cpu0
+        rcpu = redis_cpu() - rcpu0
         pace = None
         if paced_calls:
             label = f"  paced {args.paced_rate:.0f}/s"
@@ -317,12 +376,17 @@ def measure(
         sat.round_trips = trips / answered
         if pace is not None:
             pace.round_trips = sat.round_trips
-    return Measured(sat, pace, cpu / max(sat.sessions, 1) * 1e6)
+    sessions = max(sat.sessions, 1)
+    return Measured(sat, pace, cpu / sessions * 1e6, rcpu / sessions * 1e6)
 
 
 def gateway_stats(text: str) -> tuple[int, int] | None:
-    found = re.search(r"stopped: (\d+) calls answered, (\d+) Redis round trips", text)
-    return (int(found.group(1)), int(found.group(2))) if found else None
+    """Calls answered and Redis round trips, summed over the workers' shutdown lines."""
+    pattern = r"stopped(?: \(worker \d+\))?: (\d+) calls answered, (\d+) Redis round trips"
+    found = re.findall(pattern, text)
+    if not found:
+        return None
+    return sum(int(a) for a, _ in found), sum(int(b) for _, b in found)
 
 
 async def classic_run(settings_env: dict[str, str], calls: list[tuple[str, ...]]) -> Run:
@@ -382,6 +446,27 @@ def show(runs: list[Run], base: Run) -> None:
             print(f"{'':44} errors: {run.errors}")
 
 
+def parse_cpus(text: str) -> set[int]:
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def side_by_side(one: Measured, many: Measured, workers: int) -> None:
+    print(f"{'':28} {'1 process':>12} {f'{workers} workers':>12}")
+    rows = [
+        ("sessions/s (64 concurrent)", one.saturated.rate, many.saturated.rate, "{:.0f}"),
+        ("p50 µs", one.saturated.pct(0.5), many.saturated.pct(0.5), "{:.0f}"),
+        ("p99 µs", one.saturated.pct(0.99), many.saturated.pct(0.99), "{:.0f}"),
+        ("gateway CPU µs/session", one.cpu_per_session, many.cpu_per_session, "{:.0f}"),
+        ("Redis CPU µs/session", one.redis_cpu_per_session, many.redis_cpu_per_session, "{:.1f}"),
+    ]
+    for label, a, b, fmt in rows:
+        print(f"{label:28} {fmt.format(a):>12} {fmt.format(b):>12}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
@@ -391,7 +476,22 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--classic-sessions", type=int, default=100)
     parser.add_argument("--call-log", action="store_true", help="per-call INFO log line on")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also run `serve --workers N` and print it beside one process (skips the "
+        "naive and classic variants)",
+    )
+    parser.add_argument(
+        "--gateway-cpus", default="", help="taskset CPU list for the gateway (e.g. 0-1)"
+    )
+    parser.add_argument(
+        "--client-cpus", default="", help="CPU list for this load generator (e.g. 1)"
+    )
     args = parser.parse_args()
+    if args.client_cpus:
+        os.sched_setaffinity(0, parse_cpus(args.client_cpus))
 
     try:
         import uvloop
@@ -404,6 +504,8 @@ def main() -> None:
         tmp = Path(tmpdir)
         server = RedisProcess(tmp / "redis")
         server.start()
+        global REDIS_URL
+        REDIS_URL = server.url
         try:
             client = redis.Redis(port=server.port)
             settings_env = {
@@ -433,6 +535,8 @@ def main() -> None:
             paced_calls = workload(loaded, int(args.paced_rate * args.paced_seconds))
             runs: list[Run] = []
             serve = [sys.executable, "-m", "callscreen", "serve"]
+            if args.gateway_cpus:
+                serve = ["taskset", "-c", args.gateway_cpus, *serve]
             log_state = "per-call log line on" if args.call_log else "per-call log line off"
             off = measure(
                 {**settings_env, "CALLSCREEN_CALLLOG_ENABLED": "false"},
@@ -446,6 +550,20 @@ def main() -> None:
             if on.paced is not None:
                 runs.append(on.paced)
             sat, pace = off.saturated, on.paced
+            if args.workers > 1:
+                many = measure(
+                    settings_env, [*serve, "--workers", str(args.workers)], calls, args,
+                    f"callscreen, {args.workers} workers, attempt log on", run_async,
+                )  # fmt: skip
+                runs.append(many.saturated)
+                print()
+                show(runs, sat)
+                print()
+                taskset = f"taskset -c {args.gateway_cpus}" if args.gateway_cpus else "any CPU"
+                client = args.client_cpus or "any CPU"
+                print(f"gateway on {taskset}, load generator on {client}, Redis on any CPU:")
+                side_by_side(on, many, args.workers)
+                return
             naive_argv = [sys.executable, str(ROOT / "bench" / "naive_gateway.py")]
             naive = measure(
                 settings_env, naive_argv, calls, args,
@@ -465,6 +583,20 @@ def main() -> None:
             )
             cost = 1 - on.saturated.rate / off.saturated.rate
             print(f"attempt log cost: {cost:.1%} fewer sessions/s")
+            numbers = [call[1] for call in calls]
+            floor = run_async(hmget_floor(server.url, numbers, 1))
+            piped = run_async(hmget_floor(server.url, numbers, args.concurrency))
+            lookup = off.redis_cpu_per_session
+            logcost = on.redis_cpu_per_session - off.redis_cpu_per_session
+            print(
+                f"Redis CPU per call: lookup {lookup:.1f} µs ({lookup / floor:.2f}× the floor), "
+                f"attempt log {logcost:.1f} µs ({logcost / floor:.2f}× the floor)"
+            )
+            print(
+                f"  floor, same run: one HMGET of the candidate prefixes {floor:.1f} µs sent "
+                f"one at a time, {piped:.1f} µs pipelined by {args.concurrency} callers "
+                f"(goal: lookup ≤ 1.5×, log ≤ 1× the floor)"
+            )
             if pace is not None:
                 print(f"results of the paced run: {dict(sorted(pace.results.items()))}")
         finally:

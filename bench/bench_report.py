@@ -68,7 +68,7 @@ from callscreen.schema.attempts import (  # noqa: E402
     listed_location,
     pack_fields,
 )
-from callscreen.schema.keys import bucket_of  # noqa: E402
+from callscreen.schema.keys import bucket_of, log_shard  # noqa: E402
 from callscreen.services.table import Table  # noqa: E402
 
 # share of calls by outcome (the rest, after these, is ALLOWED)
@@ -220,7 +220,8 @@ class Loader:
                         out, inn = split(n, [0.7, 0.3])
                         fields[counter_field(outcome, Direction.OUTBOUND, "", campaign)] += out
                         fields[counter_field(outcome, Direction.INBOUND, "", campaign)] += inn
-            pipe.hset(self.keys.day_counters(dkey), mapping=dict(fields))  # type: ignore[arg-type]
+            # all of a day's counts in shard 0: the reader sums the shards either way
+            pipe.hset(self.keys.day_counters(dkey, 0), mapping=dict(fields))  # type: ignore[arg-type]
             pipe.execute()
         return total, members
 
@@ -247,7 +248,8 @@ class Loader:
                 180,
                 "",
             )
-            pipe.execute_command("XADD", self.keys.attempt_log, "*", STREAM_FIELD, value)
+            stream = self.keys.attempt_log(log_shard(number[1:]))
+            pipe.execute_command("XADD", stream, "*", STREAM_FIELD, value)
             if i % 20_000 == 19_999:
                 pipe.execute()
         pipe.execute()

@@ -253,10 +253,13 @@ class FakeAsterisk:
         pause_after_first_blank: float = 0.0,
         reply_delay: float = 0.0,
         parse: bool = True,
+        local_addr: str | None = None,
     ) -> None:
         """``parse=False`` (benchmarks): commands are counted and answered
-        ``200 result=0`` without running Asterisk's parsers on them."""
+        ``200 result=0`` without running Asterisk's parsers on them. ``local_addr``:
+        the source address to connect from (another loopback address, say)."""
         self.parse = parse
+        self.local_addr = (local_addr, 0) if local_addr else None
         self.host = host
         self.port = port
         self.reply_mode = reply_mode
@@ -317,7 +320,9 @@ class FakeAsterisk:
     async def _call(self, env: bytes) -> CallResult:
         result = CallResult()
         started = time.perf_counter()
-        reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+        reader, writer = await asyncio.open_connection(
+            self.host, self.port, limit=1 << 20, local_addr=self.local_addr
+        )
         try:
             first_blank = env.find(b"\n\n")
             if self.pause_after_first_blank and 0 <= first_blank < len(env) - 2:

@@ -60,6 +60,9 @@ class RedisProcess:
             "--save", "",
             "--appendonly", "no",
             "--dir", str(self.workdir),
+            # a replica's first sync starts at once, not after the default 5 s that a
+            # diskless primary waits for more replicas to join
+            "--repl-diskless-sync-delay", "0",
             *self.extra,
         ]  # fmt: skip
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

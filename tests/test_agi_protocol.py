@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callscreen.callpath.decision import VARIABLES, Decision
+from callscreen.callpath.decision import VARIABLES, Decision, ScreenRequest
 from callscreen.callpath.protocol import (
     MAX_COMMAND_BYTES,
+    AgiEnv,
     AgiSession,
     EnvAmended,
     EnvReceived,
@@ -21,6 +22,7 @@ from callscreen.callpath.protocol import (
     Reply,
     ReplyParser,
     ReplyReceived,
+    bad_request_decision,
     derive_env,
     escape_mset,
     mset_command,
@@ -592,3 +594,96 @@ def test_printable() -> None:
     assert printable("a\nb\x00c") == "a b c"
     assert printable("x" * 100, 10) == "x" * 9 + "…"
     assert sanitize_value("a\ud800b") == "a\ufffdb"
+
+
+def test_a_call_keeps_a_valid_campaign_and_marks_any_other_invalid() -> None:
+    def campaign(value: str) -> str:
+        env = AgiEnv(network_script="screen", args=("inbound", "+33123456789", value))
+        return screen_request(env).campaign
+
+    assert campaign(" spring ") == "spring"
+    assert campaign("") == ""
+    assert campaign("C" + "x" * 63) == "C" + "x" * 63
+    # 4,000 distinct 200-character campaigns are one campaign to the log and counters
+    assert {campaign(f"{i:04d}" + "y" * 196) for i in range(4000)} == {"~invalid"}
+    assert campaign("spring sale") == campaign("x" * 65) == "~invalid"
+
+
+# ------------------------------------------------ the answer's dialplan functions
+
+
+def _request(name: str, number: str = "+33123456789") -> ScreenRequest:
+    return ScreenRequest(number=number, direction=Direction.INBOUND, callerid_name=name)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.text(max_size=300),
+    list_name=st.text(min_size=1, max_size=64),
+    reason=st.text(max_size=400),
+)
+def test_labeled_answer_sets_cdr_and_name_exactly(name: str, list_name: str, reason: str) -> None:
+    """Names and list names carrying quotes, backslashes, commas, unbalanced ( or [
+    reach CDR(userfield) and CALLERID(name) as themselves (sanitized), and no other
+    variable is set or shifted: MSet parses the data a second time after AGI."""
+    decision = Decision(Result.LABELED, number="+33123456789", list_name=list_name, reason=reason)
+    request = _request(name)
+    variables = decision.answer_variables(request)
+    line = mset_command(variables)
+    assert len(line) <= MAX_COMMAND_BYTES
+    parsed = mset_variables(line)
+    assert list(parsed) == [*VARIABLES, "CDR(userfield)", "CALLERID(name)"]
+    mark = parsed["CDR(userfield)"]
+    assert len(mark.encode()) <= 255
+    assert ("callscreen:LABELED:" + sanitize_value(list_name)).startswith(mark)
+    shown = sanitize_value(name).strip()
+    if shown.lower() in ("", "unknown"):
+        shown = "+33123456789"
+    assert ("Blacklisted: " + shown).startswith(parsed["CALLERID(name)"])
+    assert parsed["CALLSCREEN_RESULT"] == "LABELED"
+    assert parsed["CALLSCREEN_NUMBER"] == "+33123456789"
+
+
+def test_cdr_mark_forms() -> None:
+    """``callscreen:RESULT:DETAIL``: the list; for fail-policy answers a fixed cause,
+    never the reason (which may name the Redis address); nothing for ALLOWED."""
+    failed = Decision(
+        Result.UNSCREENED, reason="screening unavailable: Redis 10.0.0.7:6379 refused", failed=True
+    )
+    assert failed.cdr_mark == "callscreen:UNSCREENED:screening unavailable"
+    closed = Decision(Result.BLOCKED, reason="screening unavailable: deadline", failed=True)
+    assert closed.cdr_mark == "callscreen:BLOCKED:screening unavailable"
+    assert Decision(Result.BLOCKED, list_name="dnc").cdr_mark == "callscreen:BLOCKED:dnc"
+    assert bad_request_decision("bad request: x").cdr_mark == "callscreen:UNSCREENED:bad request"
+    anonymous = Decision(Result.LABELED, reason="anonymous caller (anonymous policy: label)")
+    assert anonymous.cdr_mark == "callscreen:LABELED:anonymous caller (anonymous policy: label)"
+    assert Decision(Result.ALLOWED, list_name="vip").cdr_mark == ""
+    long = Decision(Result.BLOCKED, list_name="é" * 200).cdr_mark
+    assert len(long.encode()) <= 255 and long.endswith("é")
+
+
+def test_caller_name_only_for_labeled_inbound() -> None:
+    labeled = Decision(Result.LABELED, list_name="suspects")
+    outbound = ScreenRequest(number="+33123456789", direction=Direction.OUTBOUND)
+    assert "CALLERID(name)" not in labeled.answer_variables(outbound)
+    assert "CALLERID(name)" not in labeled.answer_variables(None)
+    assert "CALLERID(name)" not in Decision(Result.BLOCKED).answer_variables(_request("Eve"))
+    assert labeled.answer_variables(_request(" Eve "))["CALLERID(name)"] == "Blacklisted: Eve"
+    # Asterisk writes "unknown" for a channel without a name: the number stands in
+    assert labeled.answer_variables(_request("unknown"))["CALLERID(name)"] == (
+        "Blacklisted: +33123456789"
+    )
+    assert Decision(Result.ALLOWED).answer_variables(_request("Eve")) == (
+        Decision(Result.ALLOWED).variables()
+    )
+
+
+@pytest.mark.parametrize("name", ["CDR(userfield)", "CALLERID(name)", "CALLSCREEN_X"])
+def test_mset_accepts_variables_and_plain_functions(name: str) -> None:
+    assert mset_variables(mset_command({name: "a,b"})) == {name: "a,b"}
+
+
+@pytest.mark.parametrize("name", ["CDR(a,b)", "CALLERID(name", "X Y", "SHELL(rm -rf)", ""])
+def test_mset_refuses_other_names(name: str) -> None:
+    with pytest.raises(ValueError, match="not a dialplan variable name"):
+        mset_command({name: "x"})

@@ -26,6 +26,7 @@ from callscreen.services.entries import add_entries
 from callscreen.services.table import Table
 from tests.agiclient import FakeAsterisk, build_env, mset_variables, raw_exchange
 from tests.redisproc import free_port
+from tests.test_operations import until
 
 HOST = "127.0.0.1"
 ENV_TIMEOUT_MS = 300
@@ -119,6 +120,7 @@ async def test_a_call_sets_all_six_variables_in_one_command(server: AgiServer) -
         "CALLSCREEN_MATCH": "+1900*",
         "CALLSCREEN_REASON": "premium rate (inbound, spring)",
         "CALLSCREEN_NUMBER": "+19005550100",
+        "CDR(userfield)": "callscreen:BLOCKED:premium",
     }
     assert result.closed_by_server
 
@@ -429,29 +431,73 @@ async def test_clients_outside_allowed_networks_are_refused(
     assert (await asterisk(allowed).call(args=("inbound", "+1900"))).command_count == 1
 
 
+async def test_at_the_limit_a_connection_without_its_env_makes_room(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server(max_connections=2, env_timeout_ms=5000, idle_close_ms=60_000)
+    partial = build_env(port=server.port)[:50]
+    holds = []
+    for _ in range(2):
+        reader, writer = await asyncio.open_connection(HOST, server.port)
+        writer.write(partial)
+        holds.append((reader, writer))
+    await until(lambda: server.active_connections == 2)
+    try:
+        # the newcomer is screened; the oldest connection still without its env goes
+        result = await asterisk(server).call(args=("inbound", "+19005550100"))
+        assert result.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+        assert await asyncio.wait_for(holds[0][0].read(), 5) == b""
+        assert server.stats.unanswered == {"evicted": 1}
+    finally:
+        for _, writer in holds:
+            writer.close()
+
+
+async def test_above_the_idle_share_silent_connections_are_closed(
+    start_server: ServerFactory,
+) -> None:
+    server = await start_server(max_connections=5, env_timeout_ms=60_000, idle_close_ms=100)
+    holds = [await asyncio.open_connection(HOST, server.port) for _ in range(4)]  # 80 %
+    try:
+        for reader, _ in holds:
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert server.stats.unanswered == {"idle": 4}
+        await assert_still_serving(server)
+    finally:
+        for _, writer in holds:
+            writer.close()
+    # below the share, a connection is given env_timeout_ms as before
+    reader, writer = await asyncio.open_connection(HOST, server.port)
+    try:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(), 0.5)
+    finally:
+        writer.close()
+
+
 async def test_over_max_connections_answers_the_fail_policy(
     start_server: ServerFactory,
 ) -> None:
-    server = await start_server(max_connections=1, env_timeout_ms=2000)
-    partial = build_env(port=server.port)[:50]
-    _, hold = await asyncio.open_connection(HOST, server.port)
-    hold.write(partial)
-    await hold.drain()
-    await asyncio.sleep(0.05)
+    # every slot is a call past its environment (Asterisk slow to reply): nothing to evict
+    screener = StubScreener()
+    server = await start_server(screener, max_connections=1, reply_timeout_ms=5000)
+    slow = FakeAsterisk(HOST, server.port, reply_delay=1.0)
+    held = asyncio.create_task(slow.call(args=("inbound", "+19005550100")))
+    await until(lambda: len(screener.requests) == 1)
     try:
         result = await asterisk(server).call(args=("inbound", "+19005550100"))
         assert result.command_count == 1
         assert result.variables["CALLSCREEN_RESULT"] == "UNSCREENED"
         assert "overloaded" in result.variables["CALLSCREEN_REASON"]
         # past twice the limit, connections are closed at once
-        _, hold2 = await asyncio.open_connection(HOST, server.port)
-        hold2.write(partial)
-        await asyncio.sleep(0.05)
+        held2 = asyncio.create_task(slow.call(args=("inbound", "+19005550100")))
+        await until(lambda: (server.active_connections, server.waiting_connections) == (2, 0))
         refused, took = await raw_exchange(HOST, server.port, build_env(port=server.port))
         assert refused == b"" and took < 1.0
-        hold2.close()
+        assert server.stats.refused == {"overload": 1}
+        assert (await held2).variables["CALLSCREEN_RESULT"] == "UNSCREENED"
     finally:
-        hold.close()
+        assert (await held).variables["CALLSCREEN_RESULT"] == "BLOCKED"
 
 
 # --------------------------------------------------------------------- shutdown
@@ -527,9 +573,12 @@ async def test_real_screener_over_fastagi(redis_url: str, start_server: ServerFa
         fake = asterisk(server)
         blocked, labeled, allowed, emergency = await asyncio.gather(
             fake.call(args=("inbound", "01 23 45 67 89")),
-            fake.call(args=("inbound",), callerid="+33899123456"),
+            fake.call(args=("inbound",), callerid="+33899123456", calleridname='Bob "B" (x,y)'),
             fake.call(args=("outbound", "+33198765432", "spring")),
             fake.call(args=("outbound",), extension="112"),
+        )
+        nameless = await fake.call(
+            args=("inbound", "+33899123457"), callerid="+33899123457", calleridname="unknown"
         )
     finally:
         await screener.close()
@@ -541,9 +590,16 @@ async def test_real_screener_over_fastagi(redis_url: str, start_server: ServerFa
         "CALLSCREEN_MATCH": "+33123456789",
         "CALLSCREEN_REASON": 'asked us to stop, "twice" (a\\b)',
         "CALLSCREEN_NUMBER": "+33123456789",
+        "CDR(userfield)": "callscreen:BLOCKED:dnc",
     }
     assert labeled.variables["CALLSCREEN_RESULT"] == "LABELED"
     assert labeled.variables["CALLSCREEN_MATCH"] == "+33899*"
+    # what the dialplan used to do after the answer now comes with it
+    assert labeled.variables["CDR(userfield)"] == "callscreen:LABELED:premium"
+    assert labeled.variables["CALLERID(name)"] == 'Blacklisted: Bob "B" (x,y)'
+    assert nameless.variables["CALLERID(name)"] == "Blacklisted: +33899123457"
+    assert "CDR(userfield)" not in allowed.variables
+    assert "CALLERID(name)" not in allowed.variables
     assert allowed.variables["CALLSCREEN_RESULT"] == "ALLOWED"
     assert allowed.variables["CALLSCREEN_NUMBER"] == "+33198765432"
     assert emergency.variables["CALLSCREEN_RESULT"] == "ALLOWED"
@@ -572,7 +628,13 @@ async def test_real_screener_fails_closed_when_redis_is_down(
     assert inbound.variables["CALLSCREEN_RESULT"] == "BLOCKED"
     assert inbound.variables["CALLSCREEN_LABEL"] == ""
     assert inbound.variables["CALLSCREEN_REASON"].startswith("screening unavailable")
+    # one CDR form for both failure paths, no Redis address in it; the number read
+    assert inbound.variables["CDR(userfield)"] == "callscreen:BLOCKED:screening unavailable"
+    assert inbound.variables["CALLSCREEN_NUMBER"] == "+33123456789"
     assert emergency.variables["CALLSCREEN_RESULT"] != "BLOCKED"
+    # an emergency number is allowed before Redis is asked
+    assert "CDR(userfield)" not in emergency.variables
+    assert emergency.variables["CALLSCREEN_NUMBER"] == "112"
     assert inbound.elapsed < 2.0
 
 
@@ -648,6 +710,7 @@ async def test_classic_agi_answers_with_one_command(tmp_path: Path, redis_url: s
         "CALLSCREEN_MATCH": "+33123456789",
         "CALLSCREEN_REASON": "stop, please (really)",
         "CALLSCREEN_NUMBER": "+33123456789",
+        "CDR(userfield)": "callscreen:BLOCKED:dnc",
     }
     assert "uniqueid=42.1" in stderr and "result=BLOCKED" in stderr
 

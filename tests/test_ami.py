@@ -349,6 +349,42 @@ async def test_each_call_is_counted_once_by_several_gateways(
     assert [event.op for event in history] == ["add", "create"]
 
 
+def originated_dialing_call(number: str, cause: int = 1) -> list[dict[str, str]]:
+    """An AMI Originate of ``Local/NUMBER@campaign-out`` whose context dials the trunk,
+    as Asterisk reports it: two DialBegin legs (the Local channel's, the trunk's), each
+    hung up with the cause, every event carrying the call's one Linkedid."""
+    linked = f"1700000000.{next(_ids)}"
+    trunk = f"1700000000.{next(_ids)}"
+    local = dial_begin(linked, f"{number}@campaign-out", channel="Local/x@campaign-out-1;1")
+    local["DestExten"] = number
+    leg = dial_begin(trunk, f"trunk/{number}")
+    leg["DestLinkedid"] = linked
+    trunk_hangup = hangup(trunk, cause)
+    trunk_hangup["Linkedid"] = linked
+    local_hangup = hangup(linked, cause)
+    local_hangup["Channel"] = "Local/x@campaign-out-1;1"
+    return [local, leg, dial_end(trunk, "CHANUNAVAIL"), trunk_hangup, local_hangup]
+
+
+async def test_a_call_with_several_legs_to_the_number_is_counted_once(
+    redis_url: str, peer: AmiPeer, admin: Admin
+) -> None:
+    """Counted per Linkedid: the Local leg and the trunk leg of one originated call are
+    one call (the number used to be listed after two such calls instead of three)."""
+    t = tracker()
+    outcomes = [t.feed(event) for event in originated_dialing_call(NATIONAL)]
+    failures = [o for o in outcomes if o is not None]
+    assert len(failures) == 2 and len({o.call_id for o in failures}) == 1
+    watcher = await start_watcher(redis_url, peer)
+    try:
+        await play(peer, [watcher], [originated_dialing_call(NATIONAL) for _ in range(2)])
+        assert entries_of(admin, "unreachable-numbers") == []
+        await play(peer, [watcher], [originated_dialing_call(NATIONAL)])
+    finally:
+        await watcher.close()
+    assert [e.entry for e in entries_of(admin, "unreachable-numbers")] == [NUM]
+
+
 @both_loops
 async def test_ami_disconnect_and_reconnect_loses_no_later_events(
     redis_url: str, peer: AmiPeer, admin: Admin

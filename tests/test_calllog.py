@@ -37,7 +37,8 @@ from callscreen.schema.attempts import (
     parse_counter_field,
     parse_decider,
 )
-from callscreen.schema.keys import Keys
+from callscreen.schema.keys import DAY_LISTED_BUCKETS, LOG_SHARDS, Keys, key_slot, log_shard
+from callscreen.services.logshards import stream_id
 from tests.redisproc import RedisProcess
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
@@ -84,15 +85,26 @@ def today() -> str:
 
 
 def counters(r: redis.Redis, day: str | None = None) -> dict[str, int]:
-    raw = r.hgetall(KEYS.day_counters(day or today()))
-    return {k: int(v) for k, v in raw.items()}  # type: ignore[union-attr]
+    """A day's counters, summed over the log's shards."""
+    total: Counter[str] = Counter()
+    for shard in range(LOG_SHARDS):
+        raw = r.hgetall(KEYS.day_counters(day or today(), shard))
+        total.update({k: int(v) for k, v in raw.items()})  # type: ignore[union-attr]
+    return dict(total)
 
 
 def stream(r: redis.Redis) -> list[AttemptRecord]:
-    return [
+    """Every shard's records, by time (then stream id)."""
+    recs = [
         AttemptRecord.unpack(entry_id, data["v1"])
-        for entry_id, data in r.xrange(KEYS.attempt_log)  # type: ignore[union-attr]
+        for name in KEYS.attempt_logs()
+        for entry_id, data in r.xrange(name)  # type: ignore[union-attr]
     ]
+    return sorted(recs, key=lambda rec: (rec.time, stream_id(rec.id)))
+
+
+def xlen(r: redis.Redis) -> int:
+    return sum(int(r.xlen(name)) for name in KEYS.attempt_logs())
 
 
 # -- pure parts ------------------------------------------------------------------------------
@@ -218,6 +230,8 @@ def test_log_settings_validate_and_default_from_settings() -> None:
 async def test_every_call_is_counted_and_logged_with_its_details(
     calllog: CallLog, r: redis.Redis
 ) -> None:
+    ticks = iter(time.time() + i / 100 for i in range(100))  # records in order across shards
+    calllog.clock = lambda: next(ticks)
     calllog.record(
         ScreenRequest("+33123456789", IN, "spring", "1700000000.1", "Bob\x1b[31m"),
         Decision(Result.BLOCKED, "+33123456789", "dnc", "+33123456789", "asked us to stop\nplease"),
@@ -272,8 +286,37 @@ async def test_every_call_is_counted_and_logged_with_its_details(
     assert r.hget(*decider_location(KEYS, "33123456789")) == "dnc\t"
     assert r.hget(*decider_location(KEYS, "33999000000")) == "spam\t+339*"
     # failed blocks are not list blocks
-    assert r.keys(KEYS.day_listed(day, "autumn", False, 0)[:-1] + "*") == []
+    assert r.keys("*:log:b:*:autumn:*") == []
     assert calllog.stats().written == 5 and calllog.stats().dropped == 0
+    # each number's data in its own shard's keys, none left under the lists' tag
+    shard = log_shard("33123456789")
+    assert r.xlen(KEYS.attempt_log(shard)) >= 1
+    assert key.startswith(KEYS.log_base(log_shard("33999000000")))
+    assert r.keys("{cs}:*") == []
+
+
+async def test_a_batch_spreads_over_the_shards_each_in_one_slot(
+    calllog: CallLog, r: redis.Redis
+) -> None:
+    numbers = [f"+3361234{i:04d}" for i in range(400)]
+    for i, number in enumerate(numbers):
+        decision = blocked(number) if i % 2 else allowed(number)
+        calllog.record(ScreenRequest(number, OUT, "c"), decision, 0)
+    assert await calllog.flush()
+    lengths = [int(r.xlen(name)) for name in KEYS.attempt_logs()]
+    assert sum(lengths) == 400 and min(lengths) > 0  # every shard got some
+    for name in r.keys("*"):
+        if name.startswith("{cs.log."):
+            tag = name[1 : name.index("}")]
+            shard = int(tag.split(".")[2])
+            assert tag == KEYS.log_base(shard)[1:-1]
+    for number in numbers:
+        digits = number[1:]
+        fc_key, _ = first_contact_location(KEYS, digits)
+        assert fc_key.startswith(KEYS.log_base(log_shard(digits)))
+    slots = sorted(key_slot(KEYS.attempt_log(s)) for s in range(LOG_SHARDS))
+    # one shard in each sixteenth of Redis Cluster's slots
+    assert [slot * LOG_SHARDS // 16384 for slot in slots] == list(range(LOG_SHARDS))
 
 
 async def test_first_contact_mark_keeps_the_earliest_allowed_call(
@@ -318,7 +361,7 @@ async def test_a_batch_sent_twice_is_applied_once(calllog: CallLog, r: redis.Red
     await calllog._apply(batch)
     await calllog._apply(batch)  # the reply was lost: the writer sends it again
     assert counters(r) == {"BLOCKED\tinbound\tdnc\ta": 3}
-    assert r.xlen(KEYS.attempt_log) == 3
+    assert xlen(r) == 3
     assert r.zscore(*listed_location(KEYS, today(), "a", False, "33123456789")) == 3
 
 
@@ -330,7 +373,7 @@ async def test_a_key_of_the_wrong_type_does_not_stop_the_batch(
     calllog.record(ScreenRequest("+33123456788", IN, "a"), allowed("+33123456788"), 0)
     assert await calllog.flush()
     assert counters(r) == {"BLOCKED\tinbound\tdnc\ta": 1, "ALLOWED\tinbound\t\ta": 1}
-    assert r.xlen(KEYS.attempt_log) == 2
+    assert xlen(r) == 2
     assert calllog.stats().refused == 1
 
 
@@ -357,15 +400,16 @@ async def test_retention_holds_under_load_and_counters_stay_exact(
 
     async def watcher() -> None:
         for _ in range(40):
-            lengths.append(r.xlen(KEYS.attempt_log))
+            lengths.append(xlen(r))
             await asyncio.sleep(0.005)
 
     await asyncio.gather(*(caller(w) for w in range(8)), watcher())
     assert await log.flush(30)
     await log.stop()
-    lengths.append(r.xlen(KEYS.attempt_log))
-    # MAXLEN ~ drops whole stream nodes (stream-node-max-entries, 100 by default)
-    assert max(lengths) < bound + 100
+    lengths.append(xlen(r))
+    # MAXLEN ~ drops whole stream nodes (stream-node-max-entries, 100 by default) of
+    # each shard's stream, bound to bound / LOG_SHARDS
+    assert max(lengths) < bound + 100 * LOG_SHARDS
     assert lengths[-1] >= bound
     totals: Counter[str] = Counter()
     for field, n in counters(r).items():
@@ -384,14 +428,16 @@ async def test_age_retention_trims_old_records_and_keeps_counters(
     for i in range(500):
         log.record(ScreenRequest(f"+336120{i:05d}", OUT), allowed(f"+336120{i:05d}"), 0)
     assert await log.flush()
-    assert r.xlen(KEYS.attempt_log) == 500
+    assert xlen(r) == 500
     real = time.time()
     log.clock = lambda: real + 2 * 3600  # two hours later, every record is past the age
-    log.record(ScreenRequest("+33612099999", OUT), allowed("+33612099999"), 0)
+    for _ in range(LOG_SHARDS):  # each batch trims its shards and one more in turn
+        log.record(ScreenRequest("+33612099999", OUT), allowed("+33612099999"), 0)
+        assert await log.flush()
     await log.stop()
-    assert r.xlen(KEYS.attempt_log) < 100  # whole nodes trimmed (the newest may stay)
+    assert xlen(r) < 100  # whole nodes trimmed (the newest may stay)
     days = {today(), DayClock("UTC").day(real + 2 * 3600)}
-    assert sum(sum(counters(r, day).values()) for day in days) == 501
+    assert sum(sum(counters(r, day).values()) for day in days) == 500 + LOG_SHARDS
 
 
 async def test_blocked_numbers_of_a_day_are_compact_and_expire(
@@ -406,7 +452,11 @@ async def test_blocked_numbers_of_a_day_are_compact_and_expire(
             log.record(ScreenRequest(number, IN, "a"), blocked(number), 0)
     await log.stop()
     day = today()
-    keys = [KEYS.day_listed(day, "a", False, bucket) for bucket in range(32)]
+    keys = [
+        KEYS.day_listed(day, "a", False, bucket, shard)
+        for bucket in range(DAY_LISTED_BUCKETS)
+        for shard in range(LOG_SHARDS)
+    ]
     assert sum(r.zcard(key) for key in keys) == numbers
     encodings = {r.object("encoding", key) for key in keys}
     assert encodings in ({"listpack"}, {"ziplist"})  # Redis 7 or 6: the compact one
@@ -422,13 +472,14 @@ async def test_counters_expire_only_when_configured(redis_url: str, r: redis.Red
     log.start()
     log.record(ScreenRequest("+33612345678", IN), allowed("+33612345678"), 0)
     await log.stop()
-    assert 29 * 86400 < r.ttl(KEYS.day_counters(today())) <= 30 * 86400
+    shard = log_shard("33612345678")
+    assert 29 * 86400 < r.ttl(KEYS.day_counters(today(), shard)) <= 30 * 86400
     r.flushall()
     log = make_log(redis_url)
     log.start()
     log.record(ScreenRequest("+33612345678", IN), allowed("+33612345678"), 0)
     await log.stop()
-    assert r.ttl(KEYS.day_counters(today())) == -1
+    assert r.ttl(KEYS.day_counters(today(), shard)) == -1
 
 
 # -- Redis down ------------------------------------------------------------------------------
@@ -465,7 +516,7 @@ async def test_redis_down_queues_then_drops_and_counts_never_blocking(
         assert c.pop(DROPPED_FIELD) == stats.dropped
         # every call is counted, dropped ones included (their counters were kept)
         assert c == {"ALLOWED\tinbound\t\ta": 500, "BLOCKED\tinbound\tdnc\ta": 500}
-        assert r.xlen(KEYS.attempt_log) == calls - stats.dropped
+        assert xlen(r) == calls - stats.dropped
         hkey, hfield = first_contact_location(KEYS, "336140" + "00998")
         assert r.hget(hkey, hfield) is not None  # marks of dropped calls were kept too
     finally:
@@ -492,6 +543,8 @@ async def test_logged_screener_records_screened_and_fail_policy_decisions(
 ) -> None:
     screener = Screener.from_settings(make_settings(redis_url, fail_policy=FailPolicy.CLOSED))
     log = make_log(redis_url)
+    ticks = iter(time.time() + i / 100 for i in range(100))
+    log.clock = lambda: next(ticks)
     log.start()
     logged = LoggedScreener(screener, log)
     decision = await logged.screen(ScreenRequest("+33612345678", OUT, "a", "u1", "Al"))

@@ -149,6 +149,25 @@ def test_call_file_readers_never_raise(text: str) -> None:
     assert digits is None or digits.isdigit()
 
 
+def test_a_block_cancels_calls_to_the_number_never_calls_showing_it(spool: Path) -> None:
+    # the caller ID is what the file shows, not whom it calls: never a target
+    write_call_file(spool, "shows.call", f"PJSIP/{OTHER}@trunk", callerid=f'"Us" <{NUM}>')
+    write_call_file(spool, "bare.call", f"PJSIP/{OTHER}@trunk", callerid=NUM)
+    # whom it calls: the channel, a numeric extension, the CALLSCREEN_CALLEE variable
+    write_call_file(spool, "channel.call", f"PJSIP/{NUM}@trunk", callerid=NUM)
+    write_call_file(spool, "exten.call", "PJSIP/101", extension="0612345678")
+    write_call_file(
+        spool, "setvar.call", "PJSIP/101", extension="s", extra=f"Setvar: CALLSCREEN_CALLEE={NUM}\n"
+    )
+    targets = EntryTargets.of([parse_entry(NUM, "FR")])
+
+    scan = cascade.cancel_queued(str(spool), targets, "FR")
+
+    fields = {c.file: c.field for c in scan.cancelled}
+    assert fields == {"channel.call": "channel", "exten.call": "extension", "setvar.call": "setvar"}
+    assert spool_names(spool) == {"shows.call", "bare.call"}
+
+
 def test_entry_targets_match_exact_and_longest_prefix() -> None:
     targets = EntryTargets.of([parse_entry(e, "FR") for e in ("+33612345678", "+3369*", "+33698*")])
     assert targets.match(["33612345678", "33698765432", "33691111111", "33711111111"]) == {
@@ -168,7 +187,7 @@ def test_adding_a_block_entry_cancels_exactly_the_matching_queued_calls(
     write_call_file(spool, "a-pjsip.call", f"PJSIP/{NUM}@trunk")
     write_call_file(spool, "b-local.call", "Local/06 12 34 56 78@campaign-out/n")
     write_call_file(spool, "c-sip.call", "SIP/trunk/0033612345678")
-    write_call_file(  # click-to-call: the agent's phone rings, the customer is the caller ID
+    write_call_file(  # click-to-call: the agent's phone rings, then the customer is dialed
         spool, "d-click.call", "PJSIP/101", callerid=f'"Customer" <{NUM}>', extension=NUM
     )
     # under a prefix blocked in the same change
@@ -197,7 +216,7 @@ def test_adding_a_block_entry_cancels_exactly_the_matching_queued_calls(
         "f-prefix.call",
     ]
     by_file = {c.file: c for c in report.cancelled}
-    assert (by_file["d-click.call"].field, by_file["d-click.call"].number) == ("callerid", NUM)
+    assert (by_file["d-click.call"].field, by_file["d-click.call"].number) == ("extension", NUM)
     assert by_file["f-prefix.call"].entry == "+33699*"
     assert by_file["f-prefix.call"].number == "+33699000001"
     assert report.left_due == () and report.hung_up == () and not report.hangup_requested

@@ -108,6 +108,18 @@ def test_the_ami_user_has_what_callscreen_needs() -> None:
     assert set(user["write"].split(",")) == {"call", "reporting"}
 
 
+def test_the_ami_user_receives_only_the_events_the_outcome_watcher_reads() -> None:
+    """Asterisk's advanced event filters (name match, no regex): DialBegin, DialEnd and
+    Hangup, nothing else of the "call" class; no "dialplan" class at all."""
+    text = (ROOT / "deploy" / "asterisk" / "manager_callscreen.conf").read_text()
+    filters = [line for line in text.splitlines() if line.startswith("eventfilter")]
+    names = ("DialBegin", "DialEnd", "Hangup")
+    assert filters == [f"eventfilter(action(include),name({name})) =" for name in names]
+    outcomes = (ROOT / "src" / "callscreen" / "gateway" / "outcomes.py").read_text()
+    for name in ("dialbegin", "dialend", "hangup"):
+        assert f'"{name}"' in outcomes
+
+
 def dockerfile_instructions() -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) of the Dockerfile: comments dropped, continuations joined."""
     lines: list[tuple[str, str]] = []

@@ -101,6 +101,7 @@ async def test_blocked_exact_number(gateway: Gateway) -> None:
         "CALLSCREEN_MATCH": "+33123456789",
         "CALLSCREEN_REASON": "asked us to stop",
         "CALLSCREEN_NUMBER": "+33123456789",
+        "CDR(userfield)": "callscreen:BLOCKED:dnc",
     }
 
 

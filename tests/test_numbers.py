@@ -262,8 +262,9 @@ def test_entry_exact_numbers(raw: str, region: str, digits: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "region", "message"),
     [
-        ("0123", "FR", "not a valid number for FR: '0123'"),
-        ("+3312", "FR", "not a valid number: '+3312'"),
+        ("0123", "FR", "not a valid number for FR: '0123'; a prefix ends in '*': '0123*'"),
+        ("+3312", "FR", "not a valid number: '+3312'; a prefix ends in '*': '+3312*'"),
+        ("+33", "US", "not a phone number: '+33'; a prefix ends in '*': '+33*'"),
         ("+33023456789", "FR", "not a valid number: '+33023456789'"),
         ("abc", "FR", "not a phone number: 'abc'"),
         ("anonymous", "FR", "not a phone number: 'anonymous'"),
@@ -359,6 +360,18 @@ def test_entry_prefixes(raw: str, region: str, digits: str) -> None:
             "+3*",
             "FR",
             "a prefix must hold a whole country calling code: '+3*' stops inside one",
+        ),
+        (
+            "0033*",
+            "US",
+            "'0033*' is no prefix of US numbers (none starts with 0 after the national "
+            "prefix); international prefixes are written +… or 011… from US, e.g. '+33*'",
+        ),
+        (
+            "1 0044*",
+            "US",
+            "'1 0044*' is no prefix of US numbers (none starts with 0 after the national "
+            "prefix); international prefixes are written +… or 011… from US, e.g. '+44*'",
         ),
         ("+999*", "FR", "unknown country calling code: '+999*'"),
         ("+0*", "FR", "unknown country calling code: '+0*'"),
@@ -539,3 +552,25 @@ def test_ordinary_numbers_are_never_exempt(region: str) -> None:
             assert not is_never_blocked_outbound(dialed, region), dialed
             checked += 1
     assert checked >= 4
+
+
+def test_no_national_number_starts_with_0_where_there_is_a_national_prefix() -> None:
+    """The fact behind refusing ``0033*`` under US: in every region with a national
+    prefix, no national number starts with 0 (phonenumbers' examples of every type)."""
+    from phonenumbers import PhoneMetadata, PhoneNumberType
+
+    checked = 0
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        metadata = PhoneMetadata.metadata_for_region(region)
+        if metadata is None or not metadata.national_prefix:
+            continue
+        for kind in PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            checked += 1
+            assert not phonenumbers.national_significant_number(example).startswith("0"), (
+                region,
+                kind,
+            )
+    assert checked > 500

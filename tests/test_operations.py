@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 from callscreen.cli import app
 from callscreen.core.config import Settings
 from callscreen.core.model import Action
-from callscreen.gateway.serve import Gateway, Part, raise_fd_limit
+from callscreen.gateway.serve import Gateway, Part, exposure_warnings, raise_fd_limit
 from callscreen.services.admin import Admin
 from tests.agiclient import FakeAsterisk, build_env, mset_variables
 from tests.redisproc import RedisProcess, free_port
@@ -310,24 +310,28 @@ async def test_sentinel_failover_screening_resumes_on_the_new_primary(tmp_path: 
 # ----------------------------------------------------------------- limits
 
 
-async def test_slow_loris_fill_the_cap_then_time_out(redis_url: str) -> None:
-    """Past max_connections a call gets the fail-policy answer at once (no queue); the
-    env read timeout closes the idle connections, and calls are screened again."""
+async def test_slow_loris_fill_the_cap_then_make_room(redis_url: str) -> None:
+    """At max_connections a call takes the slot of the oldest connection still without
+    its environment (no queue, no fail-policy answer); above 80 % of the cap, the
+    others are closed once ``idle_close_ms`` has passed since their accept."""
     settings = ops_settings(
-        redis_url, max_connections=3, env_timeout_ms=300, metrics_port=free_port()
+        redis_url,
+        max_connections=5,
+        env_timeout_ms=60_000,
+        idle_close_ms=1000,
+        metrics_port=free_port(),
     )
     load_lists(settings)
     async with Gateway(settings, load_settings=lambda: settings) as gateway:
         port = gateway.server.port
         partial = build_env(port=port)[:60]
         holds = []
-        for _ in range(3):
+        for _ in range(5):
             reader, writer = await asyncio.open_connection(HOST, port)
             writer.write(partial)
             holds.append((reader, writer))
-        await until(lambda: gateway.server.active_connections == 3)
-        answer = await one_call(port, "inbound", "+33123456789")
-        assert failed(answer) and "overloaded" in answer["CALLSCREEN_REASON"]
+        await until(lambda: gateway.server.active_connections == 5)
+        assert right(await one_call(port, "inbound", "+33123456789"), "+33123456789")
         for reader, writer in holds:  # closed by the server, not by us
             assert await asyncio.wait_for(reader.read(), 5) == b""
             writer.close()
@@ -335,9 +339,10 @@ async def test_slow_loris_fill_the_cap_then_time_out(redis_url: str) -> None:
         samples = parse_metrics(
             await asyncio.to_thread(fetch, f"http://{HOST}:{settings.metrics_port}/metrics")
         )
-    assert metric(samples, "callscreen_unanswered_total", reason="env_timeout") == 3
+    assert metric(samples, "callscreen_unanswered_total", reason="evicted") == 1
+    assert metric(samples, "callscreen_unanswered_total", reason="idle") == 4
     cause = {"script": "screen", "result": "UNSCREENED", "direction": "inbound"}
-    assert metric(samples, "callscreen_fail_answers_total", cause="overloaded", **cause) == 1
+    assert metric(samples, "callscreen_fail_answers_total", cause="overloaded", **cause) == 0
 
 
 # ----------------------------------------------------------------- reload
@@ -577,3 +582,14 @@ def test_the_open_files_limit_is_raised_for_max_connections(
     limits["now"] = (1024, 2048)
     raise_fd_limit(Settings(_env_file=None, max_connections=3000))
     assert limits["now"] == (2048, 2048)  # as far as the hard limit allows (and a warning)
+
+
+def test_a_port_open_to_everyone_is_warned_about() -> None:
+    def warned(**values: Any) -> bool:
+        return bool(exposure_warnings(Settings(_env_file=None, **values)))
+
+    assert warned(listen_host="0.0.0.0")
+    assert warned(listen_host="192.0.2.10")
+    assert not warned(listen_host="0.0.0.0", allowed_clients="10.1.0.0/24")
+    assert not warned(listen_host="127.0.0.1") and not warned(listen_host="::1")
+    assert not warned(listen_host="localhost")

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from callscreen.asterisk import cascade
 from callscreen.callpath.decision import ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.protocol import AgiEnv
 from callscreen.callpath.screener import Screener
-from callscreen.callpath.server import AgiServer
+from callscreen.callpath.server import AgiServer, CallInfo
 from callscreen.core.config import Settings
 from callscreen.core.model import Action, Direction, Result, Scope, Status
 from callscreen.gateway import optout
@@ -217,6 +219,120 @@ async def test_queued_calls_to_the_number_are_cancelled_off_the_call_path(
     assert isinstance(route, optout.OptoutRoute)
     await route.drain(5.0)
     assert spool_names(spool) == {"this-call.call", "other.call"}
+
+
+async def test_a_forged_caller_id_opt_out_cancels_no_other_customers_call(
+    start: Callable[..., Any], spool: Path, admin: Admin
+) -> None:
+    # a campaign's call to a customer, presenting the company's number
+    queue_call(spool, "customer.call", "PJSIP/+14155550100@trunk", callerid="+33140000000")
+    server, _ = await start()
+    route = server.routes["optout"]
+    assert isinstance(route, optout.OptoutRoute)
+    # someone calls in presenting the company's number and presses 9
+    result = await asterisk(server).call(
+        script="optout", args=("inbound", ""), callerid="+33140000000"
+    )
+    assert result.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+    await route.drain(5.0)
+    assert spool_names(spool) == {"customer.call"}
+
+
+async def test_opt_outs_only_from_the_asterisk_hosts(
+    start: Callable[..., Any], admin: Admin
+) -> None:
+    server, _ = await start(optout_clients="10.0.0.0/8,192.0.2.7")
+    result = await asterisk(server).call(script="optout", args=("inbound", NUM))
+    assert result.command_count == 1
+    assert result.variables["CALLSCREEN_RESULT"] == "UNSCREENED"
+    assert result.variables["CALLSCREEN_REASON"] == (
+        "opt-out not recorded: not accepted from this address (optout_clients)"
+    )
+    assert admin.table.all_lists() == []  # nothing written
+    # screening from the same peer is not affected
+    assert (await asterisk(server).call(args=("inbound", NUM))).variables[
+        "CALLSCREEN_RESULT"
+    ] == "ALLOWED"
+    # the default is loopback only
+    assert Settings(_env_file=None).optout_clients == ["127.0.0.0/8", "::1"]
+
+
+async def test_opt_outs_are_rate_limited_per_peer(start: Callable[..., Any], admin: Admin) -> None:
+    server, _ = await start(optout_rate=0.01, optout_burst=3)
+    fake = asterisk(server)
+    answers = [
+        (await fake.call(script="optout", args=("inbound", f"+336123456{i:02d}"))) for i in range(5)
+    ]
+    results = [a.variables["CALLSCREEN_RESULT"] for a in answers]
+    assert results == ["BLOCKED"] * 3 + ["UNSCREENED"] * 2
+    assert (
+        answers[-1].variables["CALLSCREEN_REASON"].endswith("too many requests from this address")
+    )
+    assert len(admin.list_entries("do-not-call").entries) == 3
+    # another address has its own bucket
+    other = FakeAsterisk(HOST, server.port, local_addr="127.0.0.2")
+    again = await other.call(script="optout", args=("inbound", OTHER))
+    assert again.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+
+
+def test_the_rate_limiter_refills_at_its_rate() -> None:
+    now = [0.0]
+    limiter = optout.RateLimiter(clock=lambda: now[0])
+    assert [limiter.allow("a", 20.0, 100) for _ in range(101)].count(True) == 100
+    now[0] += 0.05  # one token back
+    assert limiter.allow("a", 20.0, 100) and not limiter.allow("a", 20.0, 100)
+    now[0] += 1000
+    assert [limiter.allow("a", 20.0, 100) for _ in range(101)].count(True) == 100
+
+
+async def test_opt_outs_are_refused_while_overloaded(
+    start: Callable[..., Any], admin: Admin
+) -> None:
+    server, _ = await start()
+    route = server.routes["optout"]
+    env = AgiEnv(network_script="optout", uniqueid="1.1", args=("inbound", NUM))
+    answer = await route(env, CallInfo(peer="127.0.0.1:5000", overloaded=True, host="127.0.0.1"))
+    assert answer.variables["CALLSCREEN_RESULT"] == "UNSCREENED"
+    assert answer.variables["CALLSCREEN_REASON"] == "opt-out not recorded: gateway overloaded"
+    assert answer.cause == "overloaded"
+    assert admin.table.all_lists() == []
+
+
+async def test_an_opt_out_of_a_listed_number_writes_nothing(
+    start: Callable[..., Any], admin: Admin, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scans: list[object] = []
+    real = cascade.cancel_queued
+
+    def counted(*args: Any, **kwargs: Any) -> cascade.SpoolScan:
+        scans.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cascade, "cancel_queued", counted)
+    server, _ = await start()
+    route = server.routes["optout"]
+    assert isinstance(route, optout.OptoutRoute)
+    fake = asterisk(server)
+    first = await fake.call(script="optout", args=("inbound", NUM))
+    assert first.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+    await route.drain(5.0)
+    assert len(scans) == 1
+    client = redis.Redis.from_url(redis_url)
+    try:
+        before = (client.get("{cs}:bseq"), client.dbsize(), client.info("memory")["used_memory"])
+        history = len(admin.history("do-not-call"))
+        for _ in range(30):
+            again = await fake.call(script="optout", args=("inbound", NUM))
+            assert again.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+            assert again.variables["CALLSCREEN_LIST"] == "do-not-call"
+        await route.drain(5.0)
+        after = (client.get("{cs}:bseq"), client.dbsize())
+        assert after == before[:2]
+        assert client.info("memory")["used_memory"] - before[2] < 64 * 1024
+    finally:
+        client.close()
+    assert len(admin.history("do-not-call")) == history
+    assert len(scans) == 1  # no cascade either
 
 
 async def test_opt_out_function_over_lean_redis(redis_url: str, spool: Path) -> None:

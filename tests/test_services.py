@@ -461,6 +461,16 @@ def test_campaign_assignment_replaces_dedupes_and_is_bounded(admin: Admin) -> No
     assert admin.campaigns() == []
 
 
+def test_campaign_names_are_bounded_by_the_one_validator(admin: Admin) -> None:
+    admin.create_list("a", Action.BLOCK, campaign_only=True)
+    for bad in ("x" * 65, "spring sale", "~invalid", "-lead", "été", "a\tb", ""):
+        with pytest.raises(InvalidName):
+            admin.assign(bad, ["a"])
+    longest = "C" + "x" * 63
+    assert admin.assign(longest, ["a"]).lists == ("a",)
+    assert admin.assign("q3.sales-2026_fr:lead@web+1/b", ["a"]).lists == ("a",)
+
+
 def test_direction_filters_lists(admin: Admin) -> None:
     admin.create_list("in", Action.BLOCK, IN)
     admin.create_list("out", Action.LABEL, OUT)

@@ -46,7 +46,7 @@ from callscreen.core.errors import (
 )
 from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.gateway import optout
-from callscreen.reports.report import ReportService
+from callscreen.reports.report import Order, ReportService
 from callscreen.schema.attempts import AttemptRecord, Outcome
 from callscreen.services import apikeys, entries, exporter, store
 from callscreen.services.admin import (
@@ -480,7 +480,7 @@ class Backend:
         since: float | None,
         until: float | None,
         limit: int,
-        before: str | None,
+        before: Order | None,
     ) -> list[AttemptRecord]:
         """Screened calls from the attempt log, newest first."""
 

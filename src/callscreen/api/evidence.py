@@ -15,6 +15,7 @@ from callscreen.api.models import ERRORS, AttemptsOut, Health, HistoryOut
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction
 from callscreen.core.times import parse_before
+from callscreen.reports.report import order_of
 from callscreen.schema.attempts import Outcome
 from callscreen.services.apikeys import KeyScope
 
@@ -23,6 +24,7 @@ CallsReader = Annotated[Principal, Depends(scoped(KeyScope.CALLS_READ))]
 health = APIRouter(tags=["health"], responses={503: ERRORS[503]})
 
 EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+ATTEMPT_CURSOR = re.compile(r"(\d{1,18})\.(\d{1,18})-(\d{1,18})")
 
 
 @router.get(
@@ -61,8 +63,12 @@ async def attempts(
     cursor: Annotated[str | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    if cursor is not None and not EVENT_ID.fullmatch(cursor):
-        raise InvalidInput("not a cursor this API gave")
+    before = None
+    if cursor is not None:
+        found = ATTEMPT_CURSOR.fullmatch(cursor)
+        if found is None:
+            raise InvalidInput("not a cursor this API gave")
+        before = (int(found[1]), int(found[2]), int(found[3]))
     now = time.time()
     records = await who.backend.attempts(
         campaign=campaign,
@@ -72,9 +78,11 @@ async def attempts(
         since=parse_before(since, now) if since else None,
         until=parse_before(until, now) if until else None,
         limit=limit,
-        before=cursor,
+        before=before,
     )
-    next_cursor = records[-1].id if len(records) == limit else None
+    next_cursor = None
+    if len(records) == limit:
+        next_cursor = "{}.{}-{}".format(*order_of(records[-1]))
     return {"attempts": [r.to_json() for r in records], "next_cursor": next_cursor}
 
 

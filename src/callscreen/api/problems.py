@@ -51,6 +51,7 @@ TABLE: dict[type[errors.CallscreenError], Problem] = {
     errors.NeedsConfirmation: Problem(409, "needs-confirmation", "Needs confirmation"),
     errors.StoreError: Problem(503, "store-error", "Store unavailable"),
     errors.StoreUnavailable: Problem(503, "store-unavailable", "Redis unavailable"),
+    errors.StoreAuthError: Problem(503, "store-auth", "Redis refused the credentials"),
     errors.StoreProtocolError: Problem(503, "store-protocol", "Redis answered badly"),
     errors.AmiUnavailable: Problem(503, "ami-unavailable", "Asterisk manager unavailable"),
     errors.Unauthenticated: Problem(401, "unauthenticated", "Not authenticated"),

@@ -8,10 +8,14 @@ comment at the start of a line or after a blank; ``;`` starts one unless escaped
 - ``Channel: TECH/DATA`` — whom Asterisk calls (``PJSIP/+33123456789@trunk``,
   ``Local/0123456789@outbound``, ``SIP/trunk/0033123456789``);
 - ``CallerID: "name" <number>`` — the caller ID presented (in click-to-call files, the
-  customer shown to the agent's phone);
+  customer shown to the agent's phone). It is **never** a target: a caller ID is
+  whatever the file's writer (or a caller, through an opt-out) says, and blocking a
+  number must only cancel calls *to* it, never calls that merely show it;
 - ``Extension:`` — where the answered channel goes (in click-to-call files, the
   customer's number, dialed from there);
-- ``Set:``/``Setvar: NAME=value`` — channel variables (``CALLSCREEN_CAMPAIGN``);
+- ``Set:``/``Setvar: NAME=value`` — channel variables (``CALLSCREEN_CAMPAIGN``; and
+  ``CALLSCREEN_CALLEE``, the number a click-to-call file finally dials when its
+  ``Extension`` is not that number — see :data:`CALLEE_VARIABLE`);
 - ``StartRetry:`` — Asterisk writes it when an attempt starts, and ``EndRetry:`` or
   ``AbortRetry:`` when one ends: a last ``StartRetry`` means a call is in progress now,
   although Asterisk has already moved the file's time (its next-attempt time) to the
@@ -35,6 +39,10 @@ from callscreen.core.numbers import parse_entry
 
 MAX_CALL_FILE_BYTES = 64 * 1024  # a call file is a few hundred bytes; read no more than this
 CAMPAIGN_VARIABLE = "CALLSCREEN_CAMPAIGN"
+#: The one channel variable read as a call file's target: the number the file's call
+#: finally reaches, for dialers whose ``Extension`` is a menu or a queue rather than the
+#: customer's number (``Setvar: CALLSCREEN_CALLEE=+33612345678``).
+CALLEE_VARIABLE = "CALLSCREEN_CALLEE"
 
 _NUMBERISH = re.compile(r"\+?[0-9][0-9 ().\-]*")
 _RETRY_MARKS = {"startretry": True, "endretry": False, "abortretry": False}
@@ -45,7 +53,7 @@ class CallFile:
     """What a call file says, as far as screening is concerned."""
 
     channel: str  # TECH/DATA, as written
-    callerid: str = ""  # the number part of CallerID
+    callerid: str = ""  # the number part of CallerID (shown, never a target)
     extension: str = ""
     context: str = ""
     variables: tuple[tuple[str, str], ...] = ()
@@ -60,16 +68,19 @@ class CallFile:
         return value
 
     def targets(self) -> tuple[tuple[str, str], ...]:
-        """The raw numbers of the call, by field: ``("channel", "+33…")``, ...
-        (fields without a number are left out)."""
+        """The raw numbers the call is placed *to*, by field: ``("channel", "+33…")``,
+        ``("extension", …)`` (a numeric ``Extension``), ``("setvar", …)`` (the
+        ``CALLSCREEN_CALLEE`` variable). Fields without a number are left out; the
+        caller ID never counts (see the module docstring)."""
         found: list[tuple[str, str]] = []
         dialed = channel_number(self.channel)
         if dialed:
             found.append(("channel", dialed))
-        if self.callerid:
-            found.append(("callerid", self.callerid))
         if self.extension and _NUMBERISH.fullmatch(self.extension.strip()):
             found.append(("extension", self.extension.strip()))
+        callee = self.variable(CALLEE_VARIABLE).strip()
+        if callee and _NUMBERISH.fullmatch(callee):
+            found.append(("setvar", callee))
         return tuple(found)
 
 

@@ -5,8 +5,11 @@ imported approved (:class:`~callscreen.services.admin.Admin`), or put on the do-
 by an opt-out (:mod:`callscreen.gateway.optout`) — two kinds of work may still reach the number:
 
 **Queued calls: Asterisk call files** in the outgoing spool directory (``spool_dir``).
-A call file whose target (its ``Channel``, or the ``Extension`` it connects to) or its
-caller ID is a number the new entries match (exactly or under a prefix) is cancelled.
+A call file whose target — its ``Channel``, a numeric ``Extension`` it connects to, or
+its ``CALLSCREEN_CALLEE`` variable — is a number the new entries match (exactly or under
+a prefix) is cancelled. Its ``CallerID`` never counts: a block cancels calls *to* the
+number, never calls that only show it (a forged caller ID must not cancel other
+customers' calls).
 Asterisk uses a call file's modification time as the time to call it, and that is
 where we must not fight it (``pbx_spool.c``):
 
@@ -136,7 +139,7 @@ class QueuedCall:
     file: str
     number: str  # +E.164
     entry: str
-    field: str  # channel, callerid or extension
+    field: str  # channel, extension or setvar
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,14 @@ Behaviour:
   the connection is dropped as soon as it is another one. Until then, calls still
   go to the old primary.
 
+- **Redis Cluster.** A ``MOVED slot host:port`` reply makes the client connect to that
+  node from then on and send the call again within its deadline: a client whose calls
+  all touch one slot (the lookups: every key under ``{cs}``) ends up on the primary of
+  that slot, one round trip a call as before. Calls that touch slots on several nodes
+  need a client per node (the attempt log keeps one per shard node, with
+  ``follow_moved`` off: it routes each shard itself). ``ASK``
+  (a slot being migrated) is not followed: the call fails like any error reply.
+
 Not supported here, on purpose: RESP3, pub/sub, MULTI across calls, blocking
 commands with no deadline. Use redis-py for administration paths that need them.
 """
@@ -65,8 +73,14 @@ from typing import Any, Final, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from callscreen.callpath.resp import NOTHING, RespError, RespParser, RespValue, encode_command
-from callscreen.core.config import Settings, mask_url
-from callscreen.core.errors import InvalidInput, StoreError, StoreProtocolError, StoreUnavailable
+from callscreen.core.config import Settings, mask_url, split_userinfo
+from callscreen.core.errors import (
+    InvalidInput,
+    StoreAuthError,
+    StoreError,
+    StoreProtocolError,
+    StoreUnavailable,
+)
 
 __all__ = ["LeanRedis", "RedisTarget", "Script", "parse_host_port"]
 
@@ -100,7 +114,7 @@ class RedisTarget:
     """A unix socket path; when set, ``host`` and ``port`` are not used."""
     tls: bool = False
     ssl_ca_certs: str | None = None
-    username: str | None = None
+    username: str | None = dataclasses.field(default=None, repr=False)
     password: str | None = dataclasses.field(default=None, repr=False)
     db: int = 0
 
@@ -113,8 +127,13 @@ class RedisTarget:
         silently ignored would be worse than a clear refusal).
         """
         shown = mask_url(url)
+        # The user-info is taken apart by hand, up to the last "@": urlsplit would end
+        # it at a "/", "?" or "#" inside the password and read the rest of the password
+        # as path or query, into the messages below. Only ``rest`` is parsed further.
+        scheme_name, userinfo, rest = split_userinfo(url)
+        user_text, colon, password_text = (userinfo or "").partition(":")
         try:
-            parts = urlsplit(url)
+            parts = urlsplit(f"{scheme_name}://{rest}" if scheme_name else url)
             port = parts.port
         except ValueError as exc:
             raise InvalidInput(f"invalid Redis URL {shown}: {exc}") from exc
@@ -141,14 +160,14 @@ class RedisTarget:
         if db < 0:
             raise InvalidInput(f"invalid Redis URL {shown}: bad database number {db_text!r}")
 
-        url_password = unquote(parts.password) if parts.password else None
+        url_password = unquote(password_text) if colon and password_text else None
         return cls(
             host=parts.hostname or "localhost",
             port=port or DEFAULT_PORT,
             path=path,
             tls=scheme == "rediss",
             ssl_ca_certs=query["ssl_ca_certs"][-1] if "ssl_ca_certs" in query else None,
-            username=unquote(parts.username) if parts.username else None,
+            username=unquote(user_text) if user_text else None,
             password=password if password is not None else url_password,
             db=db,
         )
@@ -356,8 +375,10 @@ class LeanRedis:
         stall_timeout: float = 3.0,
         reconnect_backoff: float = 0.1,
         sentinel_check_interval: float = 1.0,
+        follow_moved: bool = True,
     ) -> None:
         self.target = target
+        self.follow_moved = follow_moved
         self.sentinel_check_interval = sentinel_check_interval
         self._watcher: asyncio.Task[None] | None = None
         self.sentinel_service = sentinel_service
@@ -371,6 +392,7 @@ class LeanRedis:
         if target.tls:
             self._ssl = ssl.create_default_context(cafile=target.ssl_ca_certs)
         self._conn: _Connection | None = None
+        self._retired: list[_Connection] = []  # left for another Cluster node (MOVED)
         self._connecting: asyncio.Task[_Connection] | None = None
         self._retry_at = 0.0
         self._last_failure: BaseException | None = None
@@ -382,6 +404,7 @@ class LeanRedis:
         self.error_replies = 0  # calls Redis answered with an error (NOSCRIPT retried: not one)
         self.noscript = 0  # NOSCRIPT replies answered by sending the script (after a restart)
         self.connects = 0  # connections opened (the first one, then each reconnect)
+        self.moved = 0  # Redis Cluster MOVED replies followed to another node
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> LeanRedis:
@@ -430,8 +453,12 @@ class LeanRedis:
         """
         loop = asyncio.get_running_loop()
         budget = self.command_timeout if timeout is None else timeout
+        payload = encode_command(*args)
+        deadline = loop.time() + budget
         try:
-            value = await self._send(encode_command(*args), loop.time() + budget, budget)
+            value = await self._send(payload, deadline, budget)
+            if type(value) is RespError and value.code == "MOVED" and self._moved(value):
+                value = await self._send(payload, deadline, budget)
         except StoreError:
             self.failures += 1
             raise
@@ -459,6 +486,8 @@ class LeanRedis:
         payload = encode_command(b"EVALSHA", script.sha1, len(keys), *keys, *args)
         try:
             value = await self._send(payload, deadline, budget)
+            if type(value) is RespError and value.code == "MOVED" and self._moved(value):
+                value = await self._send(payload, deadline, budget)
             if type(value) is RespError and value.code == "NOSCRIPT":
                 self.noscript += 1
                 payload = encode_command(b"EVAL", script.source, len(keys), *keys, *args)
@@ -481,6 +510,9 @@ class LeanRedis:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
+        retired, self._retired = self._retired, []
+        for old in retired:
+            await old.close()
 
     # the hot path
 
@@ -510,6 +542,31 @@ class LeanRedis:
         future.set_exception(StoreUnavailable(f"no reply from Redis within {budget * 1000:g} ms"))
         if conn.stalled(self.stall_timeout):
             conn.abort(f"no reply from Redis for {self.stall_timeout:g} s", None)
+
+    def _moved(self, value: RespError) -> bool:
+        """A Redis Cluster ``MOVED slot host:port`` reply: connect to that node from now
+        on (see the module's docstring). False when it names where we already are."""
+        parts = value.message.split()
+        host, _, port = parts[2].rpartition(":") if len(parts) >= 3 else ("", "", "")
+        if not self.follow_moved or self._sentinels or not host or not port.isdigit():
+            return False
+        target = dataclasses.replace(self.target, host=host, port=int(port), path=None)
+        if target == self.target:
+            return False
+        log.info("Redis Cluster: the slot is served by %s", target.describe())
+        self.target = target
+        self.moved += 1
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # Calls still waiting on it get their replies (MOVED too: they follow); then go.
+            self._retired.append(conn)
+            asyncio.get_running_loop().call_later(self.command_timeout, self._retire, conn)
+        return True
+
+    def _retire(self, conn: _Connection) -> None:
+        if conn in self._retired:
+            self._retired.remove(conn)
+            conn.abort("moved to another Cluster node", None)
 
     def _error(self, value: RespError) -> StoreError:
         self.failures += 1
@@ -625,7 +682,8 @@ class LeanRedis:
             for command, reply in zip(commands, replies, strict=True):
                 if isinstance(reply, RespError):
                     name = command[0].decode() if isinstance(command[0], bytes) else command[0]
-                    raise StoreError(f"Redis at {target.describe()} refused {name}: {reply}")
+                    error = StoreAuthError if name == "AUTH" else StoreError
+                    raise error(f"Redis at {target.describe()} refused {name}: {reply}")
             if self._sentinels:
                 role = replies[-1]
                 if not (isinstance(role, list) and role and role[0] == b"master"):

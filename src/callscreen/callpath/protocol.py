@@ -31,7 +31,10 @@ reply. ``1xx`` lines are provisional and precede the real reply.
 
 What we send
 ------------
-Exactly one command per call: ``EXEC MSet "NAME=value,NAME=value,…"``.
+Exactly one command per call: ``EXEC MSet "NAME=value,NAME=value,…"``. A NAME
+may be a dialplan function (``CDR(userfield)``, ``CALLERID(name)``): Asterisk's
+``pbx_builtin_setvar_helper`` writes a name ending in ``)`` through the function, so
+the one command also does what the dialplan would otherwise do after the answer.
 Asterisk parses it twice:
 
 1. ``res_agi.c`` ``parse_args``: the line ends at ``\\n`` and is split on spaces and
@@ -58,6 +61,7 @@ from enum import Enum
 from typing import Final
 
 from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.core.campaigns import call_campaign
 from callscreen.core.errors import InvalidInput, ProtocolError
 from callscreen.core.model import Direction, Result
 
@@ -133,7 +137,9 @@ _TAIL_RANK: dict[str, int | None] = (
     dict.fromkeys((*HEAD_KEYS, NAME_KEY)) | {key: i for i, key in enumerate(TAIL_KEYS)} | _ARG_KEYS
 )
 
-_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: A variable name, or a dialplan function with a plain argument (``CDR(userfield)``,
+#: ``CALLERID(name)``): MSet writes a name ending in ``)`` through the function.
+_VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9_-]*\))?")
 _CONTROL_TO_SPACE = dict.fromkeys([*range(32), 127], " ")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _REPLY_CODE = re.compile(r"(\d{3})(?:([ -])(.*))?", re.DOTALL)
@@ -422,7 +428,7 @@ def screen_request(env: AgiEnv) -> ScreenRequest:
     return ScreenRequest(
         number=number,
         direction=direction,
-        campaign=env.arg(3).strip(),
+        campaign=call_campaign(env.arg(3)),
         uniqueid=env.uniqueid,
         callerid_name=env.calleridname,
     )

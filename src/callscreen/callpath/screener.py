@@ -145,13 +145,18 @@ class Screener:
 
     def fail_decision(self, request: ScreenRequest, reason: str) -> Decision:
         """The answer when screening cannot be done: by the fail policy, never
-        blocking an emergency or service number."""
+        blocking an emergency or service number. ``number`` is the E.164 number
+        when the caller ID or dialed string reads as one (the same as a screened
+        answer would carry), else ''."""
+        region = self.settings.default_region
+        number = read_call_number(request.number, region)
+        e164 = number.e164 if number.kind is NumberKind.NUMBER else ""
         if self.settings.fail_policy is FailPolicy.CLOSED and not (
             request.direction is Direction.OUTBOUND
-            and is_never_blocked_outbound(request.number, self.settings.default_region)
+            and is_never_blocked_outbound(request.number, region)
         ):
-            return Decision(Result.BLOCKED, reason=reason, failed=True)
-        return Decision(Result.UNSCREENED, reason=reason, failed=True)
+            return Decision(Result.BLOCKED, number=e164, reason=reason, failed=True)
+        return Decision(Result.UNSCREENED, number=e164, reason=reason, failed=True)
 
 
 def parse_matches(raw: list[Any], now: float) -> tuple[Match, ...]:

@@ -14,7 +14,7 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -35,6 +35,7 @@ from callscreen.callpath.stats import CallStats
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, PeerHangup, ProtocolError
 from callscreen.core.model import Result
+from callscreen.core.ratelog import LogLimiter
 
 __all__ = [
     "AgiServer",
@@ -42,6 +43,7 @@ __all__ = [
     "CallInfo",
     "Handler",
     "ScreenerLike",
+    "address_in",
     "format_call",
     "screen_answer",
 ]
@@ -55,9 +57,17 @@ TAINTED_SETTLE_S = 0.010
 #: At most this many times a call is screened again because more of its
 #: environment arrived late (each time the env changed).
 MAX_RESCREENS = 3
-#: Past ``max_connections``, calls get the fail-policy answer without screening; past
-#: this many times ``max_connections``, connections are closed at once.
+#: Past ``max_connections`` (when no connection is still waiting for its environment to
+#: make room), calls get the fail-policy answer without screening; past this many
+#: times ``max_connections``, connections are closed at once.
 HARD_LIMIT_FACTOR = 2
+#: From this share of ``max_connections`` on, a connection that has not completed its
+#: environment within ``idle_close_ms`` of its accept is closed (Asterisk sends it at
+#: once): idle sockets cannot hold the slots that calls need.
+IDLE_CLOSE_SHARE = 0.8
+#: Lines a peer can cause (refused, garbage, unknown scripts, ...) are written once
+#: per cause per this many seconds; the rest are summed up in one line.
+NOTICE_INTERVAL_S = 10.0
 
 
 class ScreenerLike(Protocol):
@@ -78,6 +88,7 @@ class CallInfo:
 
     peer: str
     overloaded: bool = False
+    host: str = ""  # the peer's address, without its port
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,10 +142,17 @@ class AgiServer:
         self.deadline = settings.deadline_ms / 1000
         self._networks = settings.client_networks()
         self._server: asyncio.Server | None = None
-        self._connections: set[_AgiConnection] = set()
+        # in accept order (a dict keeps it): the oldest connection still waiting for its
+        # environment is the first such one met
+        self._connections: dict[_AgiConnection, None] = {}
+        self._sweep: asyncio.TimerHandle | None = None
         self.calls = 0  # calls answered (one log line each)
         self.stats = CallStats()
         self.draining = False  # set by close(): connections still arriving are refused
+        #: the lines peers can cause, rate-limited; its counts are in the metrics
+        self.notices = LogLimiter(log, NOTICE_INTERVAL_S)
+        self._notice_flush: asyncio.TimerHandle | None = None
+        self.reuse_port = False  # SO_REUSEPORT: one of several worker processes on the port
 
     def reconfigure(self, settings: Settings) -> None:
         """Use ``settings`` from now on: calls already screening keep the old deadline;
@@ -154,6 +172,7 @@ class AgiServer:
             self.settings.listen_host,
             self.settings.listen_port,
             reuse_address=True,
+            reuse_port=self.reuse_port or None,
             backlog=min(self.settings.max_connections, 4096),
         )
 
@@ -173,11 +192,21 @@ class AgiServer:
     def active_connections(self) -> int:
         return len(self._connections)
 
+    @property
+    def waiting_connections(self) -> int:
+        """Open connections whose AGI environment has not ended yet (no call yet)."""
+        return sum(1 for c in self._connections if c.waiting_for_env)
+
     async def close(self, grace: float | None = None) -> None:
         """Stop accepting; let connections in flight finish for up to ``grace``
         seconds (``settings.shutdown_grace_s`` by default); cancel the rest."""
         grace = self.settings.shutdown_grace_s if grace is None else grace
         self.draining = True
+        for timer in (self._sweep, self._notice_flush):
+            if timer is not None:
+                timer.cancel()
+        self._sweep = self._notice_flush = None
+        self.notices.flush()
         server, self._server = self._server, None
         if server is not None:
             # The listening socket goes now: new connections are refused by the kernel
@@ -205,13 +234,57 @@ class AgiServer:
         """Whether a client at ``host`` may connect (``allowed_clients``; empty: all)."""
         if not self._networks:
             return True
+        return address_in(host, self._networks)
+
+    def notice(self, cause: str, msg: str, *args: object, level: int = logging.WARNING) -> None:
+        """Log a line a peer caused (refused connection, garbage, ...), at most once per
+        ``cause`` per :data:`NOTICE_INTERVAL_S`; the others are summed up later.
+        Values from the peer must already be cleaned (:func:`printable`)."""
+        if self.notices.log(level, cause, msg, *args) or self._notice_flush is not None:
+            return
         try:
-            address = ipaddress.ip_address(host.partition("%")[0])
-        except ValueError:
-            return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self._networks)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._notice_flush = loop.call_later(self.notices.interval, self._flush_notices)
+
+    def _flush_notices(self) -> None:
+        self._notice_flush = None
+        self.notices.flush()
+
+    def make_room(self) -> bool:
+        """At the limit: close the oldest connection that has not completed its AGI
+        environment (it is no call yet) so that a newcomer takes its slot. False if
+        every open connection is a call past its environment."""
+        for connection in self._connections:
+            if connection.waiting_for_env:
+                connection.evict("evicted")
+                return True
+        return False
+
+    def watch_idle(self) -> None:
+        """Above :data:`IDLE_CLOSE_SHARE` of the limit, close (every ``idle_close_ms``
+        / 2) the connections that have not completed their environment within
+        ``idle_close_ms`` of their accept. Runs only while the server is that full."""
+        if self._sweep is None and not self.draining:
+            delay = self.settings.idle_close_ms / 2000
+            self._sweep = asyncio.get_running_loop().call_later(delay, self._close_idle)
+
+    def _close_idle(self) -> None:
+        self._sweep = None
+        settings = self.settings
+        if len(self._connections) < settings.max_connections * IDLE_CLOSE_SHARE:
+            return
+        oldest = time.perf_counter() - settings.idle_close_ms / 1000
+        idle = []
+        for connection in self._connections:  # accept order: stop at the first young one
+            if connection.started > oldest:
+                break
+            if connection.waiting_for_env:
+                idle.append(connection)
+        for connection in idle:
+            connection.evict("idle")
+        self.watch_idle()
 
     # ------------------------------------------------------------ the screen route
 
@@ -234,7 +307,7 @@ async def screen_answer(
         log.error("uniqueid=%s: %s; answering UNSCREENED", _field(env.uniqueid), exc)
         decision = bad_request_decision(f"bad request: {exc}")
         return Answer(
-            decision.variables(),
+            decision.answer_variables(None),
             (("direction", env.arg(1)), *decision.log_fields()),
             decision,
             cause="bad_request",
@@ -258,12 +331,26 @@ async def screen_answer(
     number = decision.number or request.number
     direction = request.direction.value
     return Answer(
-        decision.variables(),
+        decision.answer_variables(request),
         (("direction", direction), ("number", number), *decision.log_fields()),
         decision,
         direction,
         cause,
     )
+
+
+def address_in(
+    host: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """Whether the address ``host`` is in one of ``networks`` (an IPv4-mapped IPv6
+    address is checked as IPv4; anything that is not an address is in none)."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
 
 
 def _fail(screener: ScreenerLike, request: ScreenRequest, reason: str) -> Decision:
@@ -287,12 +374,14 @@ class _AgiConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self.peer = "?"
+        self.host = ""
         self.overloaded = False
         self.error: ProtocolError | None = None
         self.eof = False
         self.amended = False
         self.replies: list[Reply] = []
         self.started = 0.0
+        self.evicted = ""
         self._waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ callbacks
@@ -304,6 +393,7 @@ class _AgiConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         self.peer = f"{host}:{peer[1]}" if isinstance(peer, tuple) and len(peer) > 1 else host
+        self.host = host
         if server.draining:
             # accepted by the loop just before the listener closed: refuse it too
             server.stats.refuse("draining")
@@ -312,18 +402,26 @@ class _AgiConnection(asyncio.Protocol):
             return
         if not server.allowed(host):
             server.stats.refuse("not_allowed")
-            log.warning("refused connection from %s: not in allowed_clients", self.peer)
+            server.notice(
+                "not_allowed", "refused connection from %s: not in allowed_clients", self.peer
+            )
             transport.close()
             return
-        active = len(server._connections)
         limit = server.settings.max_connections
+        if len(server._connections) >= limit:
+            server.make_room()
+        active = len(server._connections)
         if active >= limit * HARD_LIMIT_FACTOR:
             server.stats.refuse("overload")
-            log.warning("refused connection from %s: %d connections open", self.peer, active)
+            server.notice(
+                "overload", "refused connection from %s: %d connections open", self.peer, active
+            )
             transport.close()
             return
         self.overloaded = active >= limit
-        server._connections.add(self)
+        server._connections[self] = None
+        if active + 1 >= limit * IDLE_CLOSE_SHARE:
+            server.watch_idle()
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
@@ -350,12 +448,24 @@ class _AgiConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
-        self.server._connections.discard(self)
+        self.server._connections.pop(self, None)
         self._wake()
 
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+    @property
+    def waiting_for_env(self) -> bool:
+        """Not a call yet: its AGI environment has not ended (nor failed)."""
+        return self.session.phase is Phase.ENV and self.error is None and not self.eof
+
+    def evict(self, reason: str) -> None:
+        """Close a connection still waiting for its environment to free its slot:
+        ``evicted`` (room made for a newcomer) or ``idle`` (above the idle share)."""
+        self.evicted = reason
+        self.server._connections.pop(self, None)
+        self.abort()
 
     # ------------------------------------------------------------ waiting
 
@@ -386,11 +496,20 @@ class _AgiConnection(asyncio.Protocol):
         try:
             await self._serve()
         except PeerHangup as exc:
-            stats.unanswer("hangup")
-            log.debug("%s: %s", self.peer, exc)
+            if self.evicted:
+                stats.unanswer(self.evicted)
+                log.debug("%s: closed before its AGI environment (%s)", self.peer, self.evicted)
+            else:
+                stats.unanswer("hangup")
+                log.debug("%s: %s", self.peer, exc)
         except ProtocolError as exc:
             stats.unanswer("protocol_error")
-            log.warning("%s: AGI protocol error: %s; closing", self.peer, exc)
+            self.server.notice(
+                "protocol_error",
+                "%s: AGI protocol error: %s; closing",
+                self.peer,
+                printable(str(exc)),
+            )
         except Exception:
             stats.unanswer("error")
             log.exception("%s: AGI connection failed", self.peer)
@@ -406,16 +525,19 @@ class _AgiConnection(asyncio.Protocol):
                 await self._until(lambda: session.phase is not Phase.ENV)
         except TimeoutError:
             self.server.stats.unanswer("env_timeout")
-            log.info(
+            self.server.notice(
+                "env_timeout",
                 "%s: no complete AGI environment within %d ms; closing",
                 self.peer,
                 settings.env_timeout_ms,
+                level=logging.INFO,
             )
             return
         env = session.env
         assert env is not None
         if env.tainted:
-            log.warning(
+            self.server.notice(
+                "forged_env",
                 "uniqueid=%s channel=%s: forged-looking AGI environment (caller-ID name %r)",
                 _field(env.uniqueid),
                 _field(env.channel),
@@ -425,14 +547,15 @@ class _AgiConnection(asyncio.Protocol):
         handler = self.server.routes.get(env.script)
         if handler is None:
             self.server.stats.unanswer("unknown_script")
-            log.warning(
+            self.server.notice(
+                "unknown_script",
                 "%s uniqueid=%s: unknown AGI script %r; closing",
                 self.peer,
                 _field(env.uniqueid),
                 printable(env.script),
             )
             return
-        call = CallInfo(peer=self.peer, overloaded=self.overloaded)
+        call = CallInfo(peer=self.peer, overloaded=self.overloaded, host=self.host)
         self.amended = False
         env = session.env or env
         answer = await handler(env, call)

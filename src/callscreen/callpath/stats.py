@@ -100,5 +100,5 @@ class CallStats:
 
     def unanswer(self, reason: str) -> None:
         """A connection closed without an answer (``env_timeout``, ``protocol_error``,
-        ``hangup``, ``unknown_script``, ``error``)."""
+        ``hangup``, ``unknown_script``, ``error``, ``evicted``, ``idle``)."""
         self.unanswered[reason] = self.unanswered.get(reason, 0) + 1

@@ -64,8 +64,21 @@ def serve(
             "--local-redis", help="Start a private Redis for the gateway (no setup needed)."
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Gateway processes on the one port (SO_REUSEPORT), supervised; "
+            "limits such as max_connections hold per worker.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the FastAGI gateway until stopped (Ctrl-C, SIGTERM)."""
+    if workers > 1:
+        from callscreen.gateway.workers import run_workers
+
+        raise typer.Exit(run_workers(settings(ctx), workers, local_redis=local_redis))
     from callscreen.gateway.serve import run
 
     code = run(settings(ctx), local_redis=local_redis)

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     )
     max_connections: int = Field(2000, ge=1)
     env_timeout_ms: int = Field(2000, ge=1, description="time allowed to read the AGI env block")
+    idle_close_ms: int = Field(
+        200,
+        ge=1,
+        description="above 80 % of max_connections, a connection whose AGI env has not "
+        "ended this long after its accept is closed",
+    )
     reply_timeout_ms: int = Field(2000, ge=1, description="time allowed for Asterisk's reply")
     max_line_bytes: int = Field(4096, ge=256)
     max_env_lines: int = Field(128, ge=8)
@@ -124,6 +130,13 @@ class Settings(BaseSettings):
 
     # Opt-out requests (AGI optout route)
     optout_list: str = "do-not-call"
+    optout_clients: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1"],
+        description="the Asterisk hosts: addresses or networks whose optout requests "
+        "are accepted (default: loopback only)",
+    )
+    optout_rate: float = Field(20.0, gt=0, description="optout requests a second, per peer")
+    optout_burst: int = Field(100, ge=1, description="optout requests at once, per peer")
 
     # HTTP API (`callscreen api`)
     api_host: str = Field("127.0.0.1", description="address the HTTP API listens on")
@@ -164,6 +177,7 @@ class Settings(BaseSettings):
     @field_validator(
         "redis_sentinels",
         "allowed_clients",
+        "optout_clients",
         "outcome_causes",
         "outcome_channels",
         "api_forwarded_allow_ips",
@@ -192,7 +206,7 @@ class Settings(BaseSettings):
         ZoneInfo(value)
         return value
 
-    @field_validator("allowed_clients")
+    @field_validator("allowed_clients", "optout_clients")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for item in value:
@@ -202,6 +216,10 @@ class Settings(BaseSettings):
     def client_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         """The allowed client addresses as networks (empty: everyone)."""
         return [ipaddress.ip_network(item, strict=False) for item in self.allowed_clients]
+
+    def optout_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The addresses whose ``optout`` requests are accepted (empty: none)."""
+        return [ipaddress.ip_network(item, strict=False) for item in self.optout_clients]
 
     def safe_dump(self) -> dict[str, object]:
         """The settings with every secret masked, for logs and ``--json`` output."""
@@ -220,6 +238,7 @@ LIVE_SETTINGS = frozenset(
         "allowed_clients",
         "max_connections",
         "env_timeout_ms",
+        "idle_close_ms",
         "reply_timeout_ms",
         "max_line_bytes",
         "max_env_lines",
@@ -230,15 +249,30 @@ LIVE_SETTINGS = frozenset(
         "anonymous_policy",
         "log_level",
         "log_calls",
+        "optout_clients",
+        "optout_rate",
+        "optout_burst",
     }
 )
 
 
-def mask_url(url: str) -> str:
-    """Hide the password of a redis URL (``redis://:secret@h`` -> ``redis://:***@h``)."""
+def split_userinfo(url: str) -> tuple[str, str | None, str]:
+    """``(scheme, user-info or None, the rest)`` of a URL. The user-info runs to the
+    **last** ``@`` (a password may hold ``/ ? # @ :`` unencoded; an ``@`` in the query
+    must then be written ``%40``)."""
     scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
+    if not sep:
+        return "", None, url
+    if "@" not in rest:
+        return scheme, None, rest
+    userinfo, _, host = rest.rpartition("@")
+    return scheme, userinfo, host
+
+
+def mask_url(url: str) -> str:
+    """A URL for messages: its whole user-info hidden (``redis://u:secret@h/0`` ->
+    ``redis://***@h/0``). No part of a user name or password is ever shown."""
+    scheme, userinfo, rest = split_userinfo(url)
+    if userinfo is None:
         return url
-    creds, _, host = rest.rpartition("@")
-    user, colon, _password = creds.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+    return f"{scheme}://***@{rest}"

@@ -12,6 +12,7 @@
     ├── Refused                 a rule forbids the change (permanent entries, ...)
     │   └── NeedsConfirmation   a change that cannot be undone was not confirmed
     ├── StoreError              the Redis store failed (converted at the boundary)
+    │   ├── StoreAuthError      Redis refused the credentials (AUTH)
     │   ├── StoreUnavailable    Redis could not be reached or did not answer in time
     │   └── StoreProtocolError  Redis sent bytes that are not RESP, or past our limits
     ├── AmiUnavailable          Asterisk's manager interface (AMI) could not be used
@@ -64,6 +65,10 @@ class NeedsConfirmation(Refused):
 
 class StoreError(CallscreenError):
     """Raised when the Redis store fails; the redis-py or socket error is the cause."""
+
+
+class StoreAuthError(StoreError):
+    """Raised when Redis refuses the credentials (``AUTH``): a wrong password or user."""
 
 
 class StoreUnavailable(StoreError):

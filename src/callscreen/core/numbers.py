@@ -489,10 +489,24 @@ def parse_entry(raw: str, region: str) -> EntryKey:
     try:
         number = phonenumbers.parse(cleaned, region)
     except NumberParseException as exc:
-        raise InvalidNumber(_parse_failure(exc, raw, cleaned, region)) from exc
+        raise InvalidNumber(
+            _parse_failure(exc, raw, cleaned, region) + _prefix_hint(cleaned)
+        ) from exc
     if not phonenumbers.is_valid_number(number):
-        raise InvalidNumber(_not_valid(raw, cleaned, region))
+        raise InvalidNumber(_not_valid(raw, cleaned, region) + _prefix_hint(cleaned))
     return EntryKey(_e164_digits(number), is_prefix=False)
+
+
+#: An entry refused as a number with at most this many digits is shown how to write it
+#: as a prefix: ``+33`` was meant as ``+33*`` far more often than as a 2-digit number.
+PREFIX_HINT_DIGITS = 8
+
+
+def _prefix_hint(cleaned: str) -> str:
+    """How to write a refused short entry as a prefix, or nothing."""
+    if sum(c.isdigit() for c in cleaned) > PREFIX_HINT_DIGITS:
+        return ""
+    return f"; a prefix ends in '*': '{cleaned}*'"
 
 
 def _not_valid(raw: str, cleaned: str, region: str) -> str:
@@ -553,6 +567,16 @@ def _parse_prefix(body: str, raw: str, region: str) -> EntryKey:
                 f"{_show(raw)} is only the national prefix of {info.code}; "
                 f"write '+{info.country_code}*' to match every number of {info.code}"
             )
+    if info.national_prefix and national.startswith("0"):
+        # No national number of a region that has a national prefix starts with 0
+        # (phonenumbers' examples for every such region agree): '0033*' under US is
+        # another region's international prefix, and '+10033*' cannot be what was meant.
+        idd = f" or {info.idd_display}…" if info.idd_display else ""
+        raise InvalidNumber(
+            f"{_show(raw)} is no prefix of {info.code} numbers (none starts with 0 after "
+            f"the national prefix); international prefixes are written +…{idd} "
+            f"from {info.code}, e.g. '+{national.lstrip('0') or '33'}*'"
+        )
     return _international_prefix(info.country_code + national, raw)
 
 
@@ -597,7 +621,7 @@ def parse_entry_fast(raw: str, region: str) -> EntryKey:
 
 def _valid_exact(country_code: str, national: str, raw: str) -> EntryKey:
     if not _fast_valid(country_code, national):
-        raise InvalidNumber(f"not a valid number: {_show(raw)}")
+        raise InvalidNumber(f"not a valid number: {_show(raw)}" + _prefix_hint(raw))
     return EntryKey(country_code + national, is_prefix=False)
 
 

@@ -4,26 +4,33 @@ On the call path, :meth:`CallLog.record` only appends ``(time, request, decision
 elapsed)`` to a bounded in-memory queue: no Redis round trip, no formatting, O(1).
 A writer task takes the queue in batches (up to ``batch_max`` records, at least every
 ``flush_interval_s``) and applies each batch in **one round trip**: one ``EVALSHA``
-of ``logwrite.lua`` carrying every command of the batch:
+of ``logwrite.lua`` per attempt-log shard the batch touches
+(:data:`~callscreen.schema.keys.LOG_SHARDS` shards, each under a hash tag of its own,
+``{LT}`` below: see :mod:`callscreen.schema.keys`),
+sent together (pipelined on one connection to a single Redis; on Redis Cluster, to the
+primary of each shard's slot, found from the ``MOVED`` replies). Each carries every
+command of the batch for the numbers of its shard:
 
-- ``XADD`` of each logged record to the stream ``{cs}:log``, trimmed to
-  ``max_records`` (``MAXLEN ~``: whole stream nodes are dropped, so the stream holds
-  between ``max_records`` and ``max_records`` + ``stream-node-max-entries`` (100)
-  records) and, when ``max_age_s`` is set, to that age (``XTRIM MINID ~``);
-- ``HINCRBY`` of the day counters ``{cs}:log:c:DAY`` — outcome × direction × list ×
+- ``XADD`` of each logged record to the stream ``{LT}:log``, trimmed to
+  ``max_records`` / shards (``MAXLEN ~``: whole stream nodes are dropped, so a shard's
+  stream holds up to ``stream-node-max-entries`` (100) records more) and, when
+  ``max_age_s`` is set, to that age (``XTRIM MINID ~``: the shards a batch writes to,
+  and one more in turn, so an idle shard is trimmed within ``LOG_SHARDS`` batches);
+- ``HINCRBY`` of the day counters ``{LT}:log:c:DAY`` — outcome × direction × list ×
   campaign, days in the configured timezone. Every call is counted, logged or not,
   and the counters do not expire with the records (``counter_days``, 0 = kept);
 - ``ZINCRBY`` of the day's blocked (labeled) numbers per campaign,
-  ``{cs}:log:b:DAY:C:K`` (``l``), and ``HSET`` of the entry that decided in
-  ``{cs}:log:d:B``: for the top numbers and the lost/never-contacted split of the
+  ``{LT}:log:b:DAY:C:K`` (``l``), and ``HSET`` of the entry that decided in
+  ``{LT}:log:d:B``: for the top numbers and the lost/never-contacted split of the
   reports. Integer members in small bucketed sorted sets (listpacks): about 13 bytes
   a number a day and campaign, kept ``blocked_days``;
-- ``HSETNX`` of the first-contact mark ``{cs}:fc:B`` of each number that got an
+- ``HSETNX`` of the first-contact mark ``{LT}:fc:B`` of each number that got an
   allowed (or unscreened) call: the epoch milliseconds of its first contact, about
   15 bytes a number.
 
-The script is atomic and remembers the last batch each writer applied, so a batch
-sent again after a lost reply is not counted twice: the counters stay exact.
+Each script is atomic and remembers, per shard, the last batch each writer applied, so
+a batch sent again after a lost reply (or a ``MOVED`` one) is not counted twice: the
+counters stay exact.
 
 When Redis is down the batch is retried with a growing pause (0.1 s to 2 s) while
 the queue fills, up to ``queue_max`` records. Past that, a record is **dropped**
@@ -42,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -79,7 +87,7 @@ from callscreen.schema.attempts import (
     outcome_of,
     pack_fields,
 )
-from callscreen.schema.keys import DAY_LISTED_BUCKETS, Keys
+from callscreen.schema.keys import DAY_LISTED_BUCKETS, LOG_SHARDS, Keys, log_shard
 
 log = logging.getLogger("callscreen.calllog")
 
@@ -113,8 +121,21 @@ _OverflowKey = tuple[int, Result, bool, Direction, str, str]
 @dataclass(slots=True)
 class _Batch:
     seq: int
-    args: list[str | int]
+    args: dict[int, list[str | int]]  # shard -> its script's arguments after seq and TTL
     calls: int  # queued calls it carries (aggregated ones not included)
+    pending: set[int] = field(default_factory=set)  # shards not applied yet
+
+
+def moved_to(message: str) -> tuple[str, int] | None:
+    """The address of a Redis Cluster ``MOVED slot host:port`` error, else None."""
+    at = message.find("MOVED ")
+    if at < 0:
+        return None
+    parts = message[at:].split()
+    if len(parts) < 3:
+        return None
+    host, _, port = parts[2].rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
 
 
 @dataclass(slots=True)
@@ -149,12 +170,19 @@ class CallLog:
     ) -> None:
         self.settings = settings
         self.client = client
+        # the log routes each shard to its Cluster node itself (_route): its client must
+        # not move its one connection from node to node on every other shard's MOVED
+        client.follow_moved = False
         self.own_client = own_client
         self.clock = clock
         self.keys = Keys(settings.key_tag)
         self.node = settings.node_name
         self.writer_id = f"{self.node}.{os.getpid()}.{secrets.token_hex(4)}"
-        self._writer_key = self.keys.log_writer(self.writer_id)
+        self._writer_keys = [self.keys.log_writer(self.writer_id, s) for s in range(LOG_SHARDS)]
+        self._streams = self.keys.attempt_logs()
+        # Redis Cluster: the client of each shard whose slot lives on another node
+        self._routes: dict[int, LeanRedis] = {}
+        self._nodes: dict[tuple[str, int], LeanRedis] = {}
         self._days = DayClock(settings.timezone)
         self._queue: deque[_Item] = deque()
         self._limit = settings.queue_max
@@ -253,6 +281,10 @@ class CallLog:
             self.dropped += left
             self._queue.clear()
             self._inflight = None
+        for node in self._nodes.values():
+            await node.close()
+        self._nodes.clear()
+        self._routes.clear()
         if self.own_client:
             await self.client.close()
 
@@ -330,19 +362,73 @@ class CallLog:
                     await asyncio.sleep(seconds)
 
     async def _apply(self, batch: _Batch) -> None:
-        """The one Redis call of a batch (swap the client here)."""
-        reply = await self.client.evalsha(
+        """The Redis calls of a batch: one script per shard, sent together. A shard
+        answered ``MOVED`` (Redis Cluster) is routed to the named node and sent again at
+        once; any other failure raises :class:`StoreError` after the other shards are
+        applied (the batch is sent again, and shards that applied it skip it)."""
+        for _attempt in range(3):
+            shards = sorted(batch.pending)
+            replies = await asyncio.gather(
+                *(self._apply_shard(batch, shard) for shard in shards), return_exceptions=True
+            )
+            failure: BaseException | None = None
+            moved = False
+            for shard, reply in zip(shards, replies, strict=True):
+                if isinstance(reply, BaseException):
+                    if isinstance(reply, StoreError):
+                        address = moved_to(str(reply))
+                        if address is not None:
+                            self._route(shard, address)
+                            moved = True
+                            continue
+                    failure = failure or reply
+                    continue
+                batch.pending.discard(shard)
+                refused = int(reply[1]) if isinstance(reply, list) and len(reply) == 2 else 0
+                if refused:
+                    self.refused += refused
+                    log.warning(
+                        "call log: Redis refused %d commands of a batch (wrong key types?)",
+                        refused,
+                    )
+            if failure is not None:
+                raise failure
+            if not moved:
+                return
+        raise StoreError("call log: Redis Cluster kept moving the log's slots")
+
+    async def _apply_shard(self, batch: _Batch, shard: int) -> Any:
+        client = self._routes.get(shard, self.client)
+        return await client.evalsha(
             LOGWRITE,
-            [self._writer_key, self.keys.attempt_log],
-            [batch.seq, WRITER_TTL_S, *batch.args],
+            [self._writer_keys[shard], self._streams[shard]],
+            [batch.seq, WRITER_TTL_S, *batch.args[shard]],
             timeout=self.settings.flush_timeout_s,
         )
-        refused = int(reply[1]) if isinstance(reply, list) and len(reply) == 2 else 0
-        if refused:
-            self.refused += refused
-            log.warning(
-                "call log: Redis refused %d commands of a batch (wrong key types?)", refused
+
+    def _route(self, shard: int, address: tuple[str, int]) -> None:
+        """Send ``shard``'s batches to the Cluster node at ``address`` from now on."""
+        if address == self._default_address():
+            self._routes.pop(shard, None)
+            return
+        node = self._nodes.get(address)
+        if node is None:
+            base = self.client
+            target = dataclasses.replace(base.target, host=address[0], port=address[1], path=None)
+            node = LeanRedis(
+                target,
+                connect_timeout=base.connect_timeout,
+                command_timeout=base.command_timeout,
+                reconnect_backoff=base.reconnect_backoff,
+                follow_moved=False,
             )
+            self._nodes[address] = node
+            log.info("call log: shard %d is on the Cluster node %s:%d", shard, *address)
+        self._routes[shard] = node
+
+    def _default_address(self) -> tuple[str, int] | None:
+        target = self.client.target
+        return None if target.path is not None else (target.host, target.port)
 
     def _next_batch(self) -> _Batch | None:
         queue = self._queue
@@ -355,14 +441,17 @@ class CallLog:
         return self._build(self._seq, items, over)
 
     def _build(self, seq: int, items: Iterable[_Item], over: _Overflow) -> _Batch:
-        """The script arguments of one batch: the packed records to append, then the
-        counter, blocked-number and first-contact commands, aggregated."""
+        """The script arguments of one batch, by shard: the packed records to append,
+        then the counter, blocked-number and first-contact commands, aggregated. A call
+        goes to its number's shard; one without a number (and the aggregated counts of an
+        overflow) to the batch's round-robin shard."""
         s = self.settings
         keys = self.keys
         days = self._days
         node = self.node
-        records: list[str | int] = []
-        counters: dict[tuple[str, str], int] = {}
+        spare = seq % LOG_SHARDS
+        records: dict[int, list[str | int]] = {}
+        counters: dict[tuple[int, str, str], int] = {}  # (shard, day, field)
         listed: dict[tuple[str, str, bool, str], int] = {}  # (day, campaign, labeled, digits)
         deciders: dict[str, str] = {}  # digits -> list TAB entry
         marks: dict[str, int] = dict(over.marks)
@@ -378,82 +467,111 @@ class CallLog:
             list_name = decision.list_name
             direction = request.direction
             day = days.day(at)
+            digits = e164_digits(number)
+            shard = spare if digits is None else log_shard(digits)
             outcome = Outcome.UNAVAILABLE if failed and result is Result.BLOCKED else result
-            key = (day, f"{outcome.value}\t{direction.value}\t{list_name}\t{campaign}")
+            key = (shard, day, f"{outcome.value}\t{direction.value}\t{list_name}\t{campaign}")
             counters[key] = counters.get(key, 0) + 1
-            if result in LISTED_RESULTS:
-                digits = e164_digits(number) if list_name and not failed else None
-                if digits is not None:
-                    lkey = (day, campaign, result is Result.LABELED, digits)
-                    listed[lkey] = listed.get(lkey, 0) + 1
-                    deciders[digits] = decider_value(list_name, decision.match, number)
-            elif result in CONTACT_RESULTS:
-                digits = e164_digits(number)
-                if digits is not None:
+            if digits is not None:
+                if result in LISTED_RESULTS:
+                    if list_name and not failed:
+                        lkey = (day, campaign, result is Result.LABELED, digits)
+                        listed[lkey] = listed.get(lkey, 0) + 1
+                        deciders[digits] = decider_value(list_name, decision.match, number)
+                elif result in CONTACT_RESULTS:
                     ms = int(at * 1000)
                     old = marks.get(digits)
                     if old is None or ms < old:
                         marks[digits] = ms
             if log_allowed or result is not Result.ALLOWED:
-                records.append(
-                    pack_fields(
-                        at,
-                        direction,
-                        number,
-                        campaign,
-                        result,
-                        failed,
-                        list_name,
-                        decision.match,
-                        clean(decision.reason, MAX_REASON),
-                        clean(request.uniqueid, MAX_UNIQUEID),
-                        clean(request.callerid_name, MAX_CALLERID_NAME),
-                        node,
-                        max(0, int(elapsed * 1_000_000)),
-                        "" if number else clean(request.number.strip(), MAX_NUMBER),
-                    )
+                packed = pack_fields(
+                    at,
+                    direction,
+                    number,
+                    campaign,
+                    result,
+                    failed,
+                    list_name,
+                    decision.match,
+                    clean(decision.reason, MAX_REASON),
+                    clean(request.uniqueid, MAX_UNIQUEID),
+                    clean(request.callerid_name, MAX_CALLERID_NAME),
+                    node,
+                    max(0, int(elapsed * 1_000_000)),
+                    "" if number else clean(request.number.strip(), MAX_NUMBER),
                 )
+                shard_records = records.get(shard)
+                if shard_records is None:
+                    records[shard] = [packed]
+                else:
+                    shard_records.append(packed)
 
         for (slot, result, failed, direction, list_name, campaign), n in over.counts.items():
             day = days.day(slot * SLOT_S)
             cfield = counter_field(
                 outcome_of(result, failed), direction, list_name, clean(campaign, MAX_CAMPAIGN)
             )
-            counters[(day, cfield)] = counters.get((day, cfield), 0) + n
+            ckey = (spare, day, cfield)
+            counters[ckey] = counters.get(ckey, 0) + n
         for slot, n in over.dropped.items():
-            key = (days.day(slot * SLOT_S), DROPPED_FIELD)
-            counters[key] = counters.get(key, 0) + n
+            ckey = (spare, days.day(slot * SLOT_S), DROPPED_FIELD)
+            counters[ckey] = counters.get(ckey, 0) + n
         for slot, n in over.uncounted.items():
-            key = (days.day(slot * SLOT_S), UNCOUNTED_FIELD)
-            counters[key] = counters.get(key, 0) + n
+            ckey = (spare, days.day(slot * SLOT_S), UNCOUNTED_FIELD)
+            counters[ckey] = counters.get(ckey, 0) + n
+
+        commands: dict[int, list[str | int]] = {}
+
+        def add(shard: int, *command: str | int) -> None:
+            found = commands.get(shard)
+            if found is None:
+                found = commands[shard] = []
+            found.append(len(command))
+            found.extend(command)
+
+        counter_ttl = s.counter_days * 86400
+        touched_days: set[tuple[int, str]] = set()
+        for (shard, day, cfield), n in counters.items():
+            add(shard, "HINCRBY", keys.day_counters(day, shard), cfield, n)
+            touched_days.add((shard, day))
+        if counter_ttl:
+            for shard, day in touched_days:
+                add(shard, "EXPIRE", keys.day_counters(day, shard), counter_ttl)
+        touched_sets: dict[str, int] = {}
+        for (day, campaign, labeled, digits), n in listed.items():
+            numeric = int(digits)
+            shard = log_shard(numeric)
+            hkey = keys.day_listed(day, campaign, labeled, numeric % DAY_LISTED_BUCKETS, shard)
+            add(shard, "ZINCRBY", hkey, n, digits)
+            touched_sets[hkey] = shard
+        if s.blocked_days:
+            for hkey, shard in touched_sets.items():
+                add(shard, "EXPIRE", hkey, s.blocked_days * 86400)
+        for digits, value in deciders.items():
+            hkey, hfield = decider_location(keys, digits)
+            add(log_shard(digits), "HSET", hkey, hfield, value)
+        for digits, ms in marks.items():
+            hkey, hfield = first_contact_location(keys, digits)
+            add(log_shard(digits), "HSETNX", hkey, hfield, ms)
 
         min_id = ""
         if s.max_age_s:
             min_id = f"{max(0, int((self.clock() - s.max_age_s) * 1000))}-0"
-        args: list[str | int] = [len(records), s.max_records, min_id, *records]
-        counter_ttl = s.counter_days * 86400
-        touched_days: set[str] = set()
-        for (day, cfield), n in counters.items():
-            args += [4, "HINCRBY", keys.day_counters(day), cfield, n]
-            touched_days.add(day)
-        if counter_ttl:
-            for day in touched_days:
-                args += [3, "EXPIRE", keys.day_counters(day), counter_ttl]
-        touched_sets: set[str] = set()
-        for (day, campaign, labeled, digits), n in listed.items():
-            hkey = keys.day_listed(day, campaign, labeled, int(digits) % DAY_LISTED_BUCKETS)
-            args += [4, "ZINCRBY", hkey, n, digits]
-            touched_sets.add(hkey)
-        if s.blocked_days:
-            for hkey in touched_sets:
-                args += [3, "EXPIRE", hkey, s.blocked_days * 86400]
-        for digits, value in deciders.items():
-            hkey, hfield = decider_location(keys, digits)
-            args += [4, "HSET", hkey, hfield, value]
-        for digits, ms in marks.items():
-            hkey, hfield = first_contact_location(keys, digits)
-            args += [4, "HSETNX", hkey, hfield, ms]
-        return _Batch(seq, args, calls)
+        per_shard = -(-s.max_records // LOG_SHARDS)  # ceil: 0 stays 0 (no bound)
+        args: dict[int, list[str | int]] = {}
+        touched = set(records) | set(commands)
+        if min_id:
+            touched.add(spare)  # the age bound reaches every shard, one a batch in turn
+        for shard in touched:
+            shard_records = records.get(shard, [])
+            args[shard] = [
+                len(shard_records),
+                per_shard,
+                min_id,
+                *shard_records,
+                *commands.get(shard, ()),
+            ]
+        return _Batch(seq, args, calls, set(args))
 
 
 # -- wiring into the gateway -----------------------------------------------------------------

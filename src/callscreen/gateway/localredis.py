@@ -71,7 +71,7 @@ class LocalRedis:
             args += ["--bind", target.host, "--port", str(target.port)]
         else:
             raise StoreUnavailable(
-                f"Redis at {self.settings.redis_url} does not answer, and a local one can "
+                f"Redis at {target.describe()} does not answer, and a local one can "
                 "only be started on a loopback address or unix socket"
             )
         log.info("starting a local redis-server (%s), data in %s", args[0], datadir)

@@ -26,7 +26,9 @@ The metrics (all prefixed ``callscreen_``; see ``docs/operations.md``):
   (past twice ``max_connections``), ``not_allowed`` (``allowed_clients``);
 - ``unanswered_total{reason}`` — connections closed without an answer:
   ``env_timeout``, ``protocol_error`` (garbage, oversized lines), ``hangup``,
-  ``unknown_script``, ``error``;
+  ``unknown_script``, ``error``, ``evicted`` (no environment yet; its slot went to a
+  newcomer at ``max_connections``), ``idle`` (no environment ``idle_close_ms`` after
+  its accept while above 80 % of ``max_connections``);
 - ``redis_requests_total{client}``, ``redis_errors_total{client,kind}`` (``kind``:
   ``timeout``, ``error_reply``, ``unavailable``), ``redis_noscript_total{client}``,
   ``redis_connects_total{client}``, ``redis_connected{client}``;

@@ -21,7 +21,17 @@ Writes go through the call path's Redis client within the deadline (three round 
 only writer of entry records, writes the entry; the audit trail gets its record).
 Then, off the call path, queued calls to the number are cancelled
 (:func:`callscreen.asterisk.cascade.cancel_queued`, in a thread): never live calls — the caller
-is on one, pressing 9.
+is on one, pressing 9. A number the list already enforces (active, or permanent) is
+answered ``BLOCKED`` at the cost of one round trip that writes nothing: no batch, no
+audit record, no cascade — repeating an opt-out cannot grow Redis.
+
+Who may opt out: this route writes to a block list on behalf of whoever reaches the
+FastAGI port, so it is held to more than ``screen`` is. A request is answered
+``UNSCREENED`` (``opt-out not recorded: …``), with nothing written, when it comes from
+an address outside ``optout_clients`` (default: loopback only — set it to the
+Asterisk hosts), when its peer address has used up its rate (``optout_rate`` a
+second, ``optout_burst`` at once: a token bucket per address), or while the server is
+overloaded (past ``max_connections``).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -36,8 +47,8 @@ from typing import TYPE_CHECKING
 from callscreen.asterisk import cascade
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis, Script
-from callscreen.callpath.protocol import AgiEnv, bad_request_decision, screen_request
-from callscreen.callpath.server import Answer, CallInfo
+from callscreen.callpath.protocol import AgiEnv, bad_request_decision, printable, screen_request
+from callscreen.callpath.server import Answer, CallInfo, address_in
 from callscreen.core.config import Settings
 from callscreen.core.errors import CallscreenError, InvalidInput
 from callscreen.core.model import Action, EntryRecord, Result, Status
@@ -59,6 +70,9 @@ ENTRIES = Script(ENTRIES_LUA)
 REASON = "opt-out request"
 SOURCE = "opt-out"
 LIST_DESCRIPTION = "opt-out requests (created by the first one)"
+#: Peer addresses whose rate is tracked at once; past it the longest unused is dropped
+#: (a dropped address starts again with a full burst).
+MAX_RATE_PEERS = 10_000
 
 LogFields = tuple[tuple[str, str], ...]
 
@@ -100,7 +114,9 @@ async def opt_out(
     number = key.display
     try:
         async with asyncio.timeout(budget):
-            decision = await _record(settings, client, request, key.digits, by, source, note)
+            decision, changed = await _record(
+                settings, client, request, key.digits, by, source, note
+            )
     except TimeoutError:
         return _failed("opt-out not recorded: Redis did not answer in time", number)
     except CallscreenError as exc:
@@ -108,7 +124,7 @@ async def opt_out(
     except Exception:
         log.exception("uniqueid=%s: opt-out failed", request.uniqueid or "-")
         return _failed("opt-out not recorded: internal error", number)
-    if recorded is not None and not decision.failed:
+    if recorded is not None and changed and not decision.failed:
         recorded(settings, key.digits)
     return decision
 
@@ -121,7 +137,8 @@ async def _record(
     by: str = "",
     source: str = SOURCE,
     note: str = "",
-) -> Decision:
+) -> tuple[Decision, bool]:
+    """The decision, and whether anything was written (False: already on the list)."""
     keys = Keys(settings.key_tag)
     now = time.time()
     stamp = iso(now) or ""
@@ -130,7 +147,7 @@ async def _record(
     by = by or f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
     batch = Batch(0, "add", reason, source or SOURCE, by, now).encode()
     list_name = settings.optout_list
-    list_id, action, buckets, batch_id, created = await client.evalsha(
+    list_id, action, buckets, batch_id, created, existing = await client.evalsha(
         OPTOUT,
         [keys.meta],
         [
@@ -143,9 +160,21 @@ async def _record(
             str(HISTORY_MAXLEN),
             str(DEFAULT_BUCKETS),
             SCHEMA_VERSION,
+            digits,
         ],
     )
     list_id, buckets, batch_id = int(list_id), int(buckets), int(batch_id)
+    number = "+" + digits
+    kind = _text(action)
+    if batch_id == 0:  # already enforced: nothing written
+        log.info(
+            "uniqueid=%s: opt-out of %s: already on %r",
+            printable(request.uniqueid) or "-",
+            number,
+            list_name,
+        )
+        del existing  # the record it holds: kept as it is
+        return _answer(kind, number, list_name, f"{REASON} (already on {list_name})"), False
     if created:
         log.info("created the do-not-call list %r (global, block, both)", list_name)
     bucket, hfield = bucket_of(int(digits), buckets)
@@ -165,7 +194,6 @@ async def _record(
         ],
     )
     outcome = _text(reply[1]) if len(reply) > 1 else "?"
-    number = "+" + digits
     if outcome not in ("unchanged", "skipped"):
         await client.call(
             "XADD",
@@ -191,12 +219,15 @@ async def _record(
         )
     log.info(
         "uniqueid=%s: opt-out of %s recorded on %r (%s)",
-        request.uniqueid or "-",
+        printable(request.uniqueid) or "-",
         number,
         list_name,
         outcome,
     )
-    kind = _text(action)
+    return _answer(kind, number, list_name, reason), outcome not in ("unchanged", "skipped")
+
+
+def _answer(kind: str, number: str, list_name: str, reason: str) -> Decision:
     if kind != Action.BLOCK.value:
         return Decision(
             Result.UNSCREENED,
@@ -209,6 +240,27 @@ async def _record(
     return Decision(Result.BLOCKED, number=number, list_name=list_name, match=number, reason=reason)
 
 
+class RateLimiter:
+    """A token bucket per peer address: ``rate`` a second, ``burst`` at once. Holds at
+    most :data:`MAX_RATE_PEERS` addresses (the longest unused goes first). ``clock``:
+    seconds, monotonic."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def allow(self, peer: str, rate: float, burst: int) -> bool:
+        """Take one token of ``peer``'s bucket; False if it has none left."""
+        now = self.clock()
+        tokens, at = self._buckets.pop(peer, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * rate)
+        allowed = tokens >= 1.0
+        self._buckets[peer] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > MAX_RATE_PEERS:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
 class OptoutRoute:
     """The ``optout`` AGI route. The gateway registers it on the FastAGI server with
     the call path's Redis client (``server.routes["optout"] = OptoutRoute(server,
@@ -216,15 +268,38 @@ class OptoutRoute:
     calls to a recorded number are cancelled by background tasks it keeps;
     :meth:`drain` waits for them at shutdown."""
 
-    def __init__(self, server: AgiServer, client: LeanRedis) -> None:
+    def __init__(
+        self, server: AgiServer, client: LeanRedis, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.server = server
         self.client = client
+        self.limiter = RateLimiter(clock)
         self._background: set[asyncio.Task[None]] = set()
 
     async def __call__(self, env: AgiEnv, call: CallInfo) -> Answer:
+        refusal = self.refusal(call)
+        if refusal:
+            cause, reason = refusal
+            self.server.notice(f"optout_{cause}", "%s: opt-out refused: %s", call.peer, reason)
+            decision = _failed(f"opt-out not recorded: {reason}")
+            fields: LogFields = (("direction", env.arg(1)), *decision.log_fields())
+            return Answer(decision.variables(), fields, decision, "", cause)
         decision, fields = await self.answer(env)
         direction = dict(fields).get("direction", "")
         return Answer(decision.variables(), fields, decision, direction)
+
+    def refusal(self, call: CallInfo) -> tuple[str, str] | None:
+        """``(cause, reason)`` when ``call`` may not opt out: its address is not one of
+        ``optout_clients``, it is past its rate, or the server is overloaded."""
+        settings = self.server.settings
+        host = call.host or call.peer.rpartition(":")[0]
+        if not address_in(host, settings.optout_networks()):
+            return "not_allowed", "not accepted from this address (optout_clients)"
+        if call.overloaded:
+            return "overloaded", "gateway overloaded"
+        if not self.limiter.allow(host, settings.optout_rate, settings.optout_burst):
+            return "rate_limited", "too many requests from this address"
+        return None
 
     async def answer(self, env: AgiEnv) -> tuple[Decision, LogFields]:
         """The decision and the fields of the call's log line. Never raises but for
@@ -233,7 +308,7 @@ class OptoutRoute:
         try:
             request = screen_request(env)
         except InvalidInput as exc:
-            log.error("uniqueid=%s: %s; answering UNSCREENED", env.uniqueid or "-", exc)
+            log.error("uniqueid=%s: %s; answering UNSCREENED", printable(env.uniqueid) or "-", exc)
             decision = bad_request_decision(f"bad request: {exc}")
             return decision, (("direction", env.arg(1)), *decision.log_fields())
         decision = await opt_out(settings, self.client, request, recorded=self._cancel_queued_later)

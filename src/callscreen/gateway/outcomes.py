@@ -25,13 +25,15 @@ legs on given trunks; empty, every leg counts.
   number format), is a *failure*.
 - Anything else (busy, no answer, congestion, a leg we did not see begin) is ignored.
 
-Counting is in Redis (``outcome.lua``): each call is counted at most once, by the first
-gateway to report it (``SET NX`` on its uniqueid, kept a day), so several gateways may
-watch the same Asterisk. Give every Asterisk a ``systemname`` (``asterisk.conf``) if
-several share one Redis: it prefixes their uniqueids. Events are handled in order by
-one task, from a bounded queue (past :data:`QUEUE_LIMIT` waiting events, new ones are
-dropped with a warning). While AMI is down, events are lost (Asterisk keeps none); the
-watcher reconnects and carries on with the legs it knew.
+Counting is in Redis (``outcome.lua``): each call is counted at most once per number, by
+the first gateway to report it (``SET NX`` on the call's ``Linkedid`` and the number,
+kept a day), so several gateways may watch the same Asterisk, and a call that raises
+several legs to one number (an ``Originate`` into a context that dials: the Local
+channel's leg and the trunk's) counts once. Give every Asterisk a ``systemname``
+(``asterisk.conf``) if several share one Redis: it prefixes their ids. Events are
+handled in order by one task, from a bounded queue (past :data:`QUEUE_LIMIT` waiting
+events, new ones are dropped with a warning). While AMI is down, events are lost
+(Asterisk keeps none); the watcher reconnects and carries on with the legs it knew.
 """
 
 from __future__ import annotations
@@ -77,6 +79,13 @@ class Outcome:
     kind: str  # "answered" | "failed"
     digits: str  # the number dialed, E.164 digits
     uniqueid: str  # the outbound leg's
+    linkedid: str = ""  # the call's (every leg of one call shares it); '' if not given
+
+    @property
+    def call_id(self) -> str:
+        """What one call to one number is counted by: ``LINKEDID:DIGITS``."""
+        return f"{self.linkedid or self.uniqueid}:{self.digits}"
+
     cause: int = 0
     cause_text: str = ""
 
@@ -85,6 +94,7 @@ class Outcome:
 class _Leg:
     digits: str
     since: float
+    linkedid: str
     answered: bool = False
 
 
@@ -133,7 +143,7 @@ class OutcomeTracker:
         digits = valid_number(raw, self.region)
         if digits is None:
             return
-        self.legs[uniqueid] = _Leg(digits, at)
+        self.legs[uniqueid] = _Leg(digits, at, field(event, "DestLinkedid"))
         self.legs.move_to_end(uniqueid)
         while self.legs:
             oldest_id, oldest = next(iter(self.legs.items()))
@@ -148,7 +158,7 @@ class OutcomeTracker:
             return None
         if field(event, "DialStatus").upper() == "ANSWER":
             leg.answered = True
-            return Outcome("answered", leg.digits, uniqueid)
+            return Outcome("answered", leg.digits, uniqueid, leg.linkedid)
         return None
 
     def _hangup(self, event: AmiMessage) -> Outcome | None:
@@ -156,8 +166,9 @@ class OutcomeTracker:
         leg = self.legs.pop(uniqueid, None)
         if leg is None or leg.answered:
             return None
+        linkedid = leg.linkedid or field(event, "Linkedid")
         if field(event, "ChannelState") == STATE_UP:
-            return Outcome("answered", leg.digits, uniqueid)
+            return Outcome("answered", leg.digits, uniqueid, linkedid)
         try:
             cause = int(field(event, "Cause"))
         except ValueError:
@@ -165,7 +176,7 @@ class OutcomeTracker:
         if cause not in self.causes:
             return None
         text = CAUSE_NAMES.get(cause) or field(event, "Cause-txt") or f"cause {cause}"
-        return Outcome("failed", leg.digits, uniqueid, cause, text)
+        return Outcome("failed", leg.digits, uniqueid, linkedid, cause, text)
 
 
 def _text(value: object) -> str:
@@ -292,7 +303,7 @@ class OutcomeWatcher:
             status, count = await self.redis.evalsha(
                 OUTCOME,
                 [
-                    self.keys.outcome_seen(outcome.uniqueid),
+                    self.keys.outcome_seen(outcome.call_id),
                     self.keys.outcome_failures(outcome.digits),
                 ],
                 [

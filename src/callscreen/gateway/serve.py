@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ipaddress
 import logging
 import resource
 import signal
@@ -39,10 +40,13 @@ from typing import Any
 
 import pydantic
 
+from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
+from callscreen.core.errors import CallscreenError, StoreAuthError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
+from callscreen.gateway.health import redis_description
 from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import Metrics, MetricsEndpoint
 from callscreen.gateway.optout import OptoutRoute
@@ -104,9 +108,14 @@ class Gateway:
     """
 
     def __init__(
-        self, settings: Settings, *, load_settings: Callable[[], Settings] | None = None
+        self,
+        settings: Settings,
+        *,
+        load_settings: Callable[[], Settings] | None = None,
+        worker: int | None = None,
     ) -> None:
         self.settings = settings
+        self.worker = worker
         self.load_settings = load_settings or from_environment
         self._loaded = self._baseline()
         self.screener = Screener.from_settings(settings)
@@ -120,17 +129,24 @@ class Gateway:
         )
         self.optout = OptoutRoute(self.server, self.screener.client)
         self.server.routes["optout"] = self.optout
+        # one of several workers on one port (callscreen.gateway.workers)
+        self.server.reuse_port = worker is not None
         self.metrics = Metrics(self.server)
         self.metrics.watch_redis("screening", self.screener.client)
         self.endpoint = MetricsEndpoint(settings, self.metrics)
         self.watcher = OutcomeWatcher(settings)  # idle unless AMI is configured
+        watch = worker in (None, 0)  # with workers, worker 0 alone watches outcomes
         # Started in this order, closed in the reverse one: one line per component.
         # The FastAGI server stays last (first to close: calls drain while the rest
         # still works, and the attempt log then writes what they left queued).
         self.parts: list[Part] = [
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
-            Part("outcome watcher", start=self.watcher.start, close=self.watcher.close),
+            Part(
+                "outcome watcher",
+                start=self.watcher.start if watch else None,
+                close=self.watcher.close if watch else None,
+            ),
             # opt-outs cancel queued calls in the background: let those finish
             Part("optout cascades", close=lambda: self.optout.drain(OPTOUT_DRAIN_S)),
             Part(
@@ -230,6 +246,47 @@ class Gateway:
         return live
 
 
+def exposure_warnings(settings: Settings) -> list[str]:
+    """What is open to more than the Asterisk hosts: the FastAGI port listening on a
+    non-loopback address with ``allowed_clients`` empty (anyone who reaches the port
+    can screen numbers, and fill the connection slots)."""
+    warnings = []
+    try:
+        loopback = ipaddress.ip_address(settings.listen_host).is_loopback
+    except ValueError:
+        loopback = settings.listen_host == "localhost"
+    if not loopback and not settings.allowed_clients:
+        warnings.append(
+            f"the FastAGI port listens on {settings.listen_host} and CALLSCREEN_ALLOWED_CLIENTS "
+            "is empty: anyone who reaches the port may use it; set it to the Asterisk hosts"
+        )
+    return warnings
+
+
+def credentials_problem(settings: Settings, timeout: float = 2.0) -> str:
+    """At start-up: ``""``, or why Redis refuses the gateway's credentials (a wrong
+    password must stop the start, not turn every call into a fail-policy answer).
+    Redis down or slow is not a problem here: calls get the fail policy until it is
+    back."""
+
+    async def check() -> str:
+        try:
+            client = LeanRedis.from_settings(settings, command_timeout=timeout)
+        except CallscreenError as exc:
+            return f"cannot use the Redis settings: {exc}"
+        try:
+            await client.call("PING", timeout=timeout)
+        except StoreAuthError as exc:
+            return f"{exc}; check CALLSCREEN_REDIS_PASSWORD (or the URL's user and password)"
+        except CallscreenError:
+            return ""
+        finally:
+            await client.close()
+        return ""
+
+    return asyncio.run(check())
+
+
 def raise_fd_limit(settings: Settings) -> None:
     """Raise the soft limit of open files to what ``max_connections`` needs (up to the
     hard limit): past it, accept() fails and asyncio stops accepting for a second."""
@@ -249,10 +306,15 @@ def raise_fd_limit(settings: Settings) -> None:
         )
 
 
-async def serve(settings: Settings, *, load_settings: Callable[[], Settings] | None = None) -> None:
+async def serve(
+    settings: Settings,
+    *,
+    load_settings: Callable[[], Settings] | None = None,
+    worker: int | None = None,
+) -> None:
     """Serve FastAGI until SIGTERM or SIGINT; SIGHUP reloads (see the module doc)."""
     loop = asyncio.get_running_loop()
-    gateway = Gateway(settings, load_settings=load_settings)
+    gateway = Gateway(settings, load_settings=load_settings, worker=worker)
     signals = 0
 
     def on_stop() -> None:
@@ -283,9 +345,12 @@ async def serve(settings: Settings, *, load_settings: Callable[[], Settings] | N
                 settings.deadline_ms,
                 settings.fail_policy.value,
             )
+            for warning in exposure_warnings(settings):
+                log.warning("%s", warning)
             await gateway.wait()
         log.info(
-            "stopped: %d calls answered, %d Redis round trips",
+            "stopped%s: %d calls answered, %d Redis round trips",
+            "" if worker is None else f" (worker {worker})",
             gateway.server.calls,
             gateway.screener.client.requests,
         )
@@ -299,20 +364,26 @@ def run(
     *,
     local_redis: bool = False,
     load_settings: Callable[[], Settings] | None = None,
+    worker: int | None = None,
 ) -> int:
-    """Run the gateway in this process; returns the exit code."""
+    """Run the gateway in this process (as worker ``worker`` of
+    :mod:`callscreen.gateway.workers` when given); returns the exit code."""
     configure_logging(settings.log_level)
     raise_fd_limit(settings)
     local = LocalRedis(settings) if local_redis else None
     try:
         if local is not None and local.ensure():
-            log.info("using a local Redis at %s", settings.redis_url)
+            log.info("using a local Redis at %s", redis_description(settings))
+        problem = credentials_problem(settings)
+        if problem:
+            log.error("%s", problem)
+            return 1
         try:
             import uvloop
 
-            uvloop.run(serve(settings, load_settings=load_settings))
+            uvloop.run(serve(settings, load_settings=load_settings, worker=worker))
         except ImportError:
-            asyncio.run(serve(settings, load_settings=load_settings))
+            asyncio.run(serve(settings, load_settings=load_settings, worker=worker))
     except asyncio.CancelledError:
         return 1
     except OSError as exc:  # the FastAGI address is taken or not ours

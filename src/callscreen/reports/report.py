@@ -4,23 +4,25 @@ A :class:`Report` covers whole days (in the log's timezone) and is built from wh
 :mod:`callscreen.gateway.attemptlog` keeps, never from a scan of the table or of the log:
 
 - totals by outcome, direction, list, campaign and day: the day counters
-  (``{cs}:log:c:DAY``), one ``HGETALL`` a day — exact, whatever the log retention;
+  (``{LT}:log:c:DAY`` of each log shard), one ``HGETALL`` a day and shard — exact,
+  whatever the log retention;
 - top blocked/labeled numbers: the days' blocked (labeled) numbers of each campaign
-  (``{cs}:log:b:DAY:C:K``, ``{cs}:log:l:DAY:C:K``), summed over the range;
+  (``{LT}:log:b:DAY:C:K``, ``{LT}:log:l:DAY:C:K``), summed over the range;
 - **lost** vs **never contacted**: for each number blocked or labeled in the range,
-  its first-contact mark (``{cs}:fc:B``: when it first got an allowed call) against
+  its first-contact mark (``{LT}:fc:B``: when it first got an allowed call) against
   the time it was blacklisted: the time of the change that set the entry which last
-  blocked or labeled it (``{cs}:log:d:B``, then that entry's batch record). A number
+  blocked or labeled it (``{LT}:log:d:B``, then that entry's batch record). A number
   contacted before that is *lost* (a lead the campaign had reached); one with no
   contact before it is *never contacted*. When the entry is gone (its list deleted)
   and the number had been contacted, the order cannot be told: *unknown*.
 
-Reads are a few script calls over chunks of keys and numbers (``reportfates.lua``:
-point reads, a few milliseconds of Redis each), so a report costs in proportion to
-the days and to the distinct blocked/labeled numbers per day and campaign, not to
-the calls. Caveats: contact counts allowed calls in either direction and any
-campaign; an entry updated with a new reason takes that change's time; marks exist
-only for calls logged since the log was turned on.
+The log's shards are read through :class:`~callscreen.services.logshards.LogReader`.
+Reads are a few script calls over chunks of keys and numbers (``reportmarks.lua`` per
+shard, then ``reportentries.lua``: point reads, a few milliseconds of Redis each), so
+a report costs in proportion to the days and to the distinct blocked/labeled numbers
+per day and campaign, not to the calls. Caveats: contact counts allowed calls in
+either direction and any campaign; an entry updated with a new reason takes that
+change's time; marks exist only for calls logged since the log was turned on.
 
 :func:`recent_attempts` and :func:`follow_attempts` read the stream for
 ``callscreen log``.
@@ -34,7 +36,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from importlib import resources
 from typing import Any
 
 from callscreen.core.config import Settings
@@ -53,8 +54,16 @@ from callscreen.schema.attempts import (
     parse_counter_field,
     parse_decider,
 )
-from callscreen.schema.keys import DAY_LISTED_BUCKETS, FIRST_CONTACT_BUCKETS
 from callscreen.services import store
+from callscreen.services.logshards import (
+    REPORT_ENTRIES,
+    REPORT_MARKS,
+    LogReader,
+    merge_newest_first,
+    newest_id,
+    record_order,
+    stream_id,
+)
 from callscreen.services.table import Table
 
 OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
@@ -220,15 +229,13 @@ def _pipelined(table: Table, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
     return out
 
 
-REPORT_FATES = resources.files("callscreen.schema").joinpath("reportfates.lua").read_text()
-NUMBERS_PER_CALL = 2000  # numbers resolved by one script call: a few milliseconds of Redis
-
-
-def _scripted(table: Table, source: str, chunks: Sequence[Sequence[str | int]]) -> list[Any]:
-    """One ``EVALSHA`` of ``source`` per chunk of arguments, pipelined; the replies."""
+def _scripted(
+    table: Table, source: str, calls: Sequence[tuple[str, Sequence[str | int], Any]]
+) -> list[Any]:
+    """One ``EVALSHA`` of ``source`` per ``(declared key, arguments, _)``, pipelined; the
+    replies. The declared key says the script's slot (Redis Cluster)."""
     sha = store.call(partial(table.r.script_load, source))
-    meta = table.keys.meta  # declared so the scripts' slot is known (Redis Cluster)
-    return _pipelined(table, [("EVALSHA", sha, 1, meta, *chunk) for chunk in chunks])
+    return _pipelined(table, [("EVALSHA", sha, 1, key, *args) for key, args, _ in calls])
 
 
 def build_report(
@@ -252,9 +259,10 @@ def build_report(
         raise InvalidInput(f"the range starts ({since}) after it ends ({until})")
     if (until - since).days >= MAX_REPORT_DAYS:
         raise InvalidInput(f"a report covers at most {MAX_REPORT_DAYS} days")
-    keys = table.keys
+    reader = LogReader(table.keys)
     days = [since + timedelta(days=i) for i in range((until - since).days + 1)]
-    rows = _pipelined(table, [("HGETALL", keys.day_counters(day_key(d))) for d in days])
+    day_keys = [day_key(d) for d in days]
+    rows = reader.sum_counters(day_keys, _pipelined(table, reader.counter_reads(day_keys)))
 
     totals = zero_counts()
     by_direction = {d.value: zero_counts() for d in (Direction.INBOUND, Direction.OUTBOUND)}
@@ -267,8 +275,7 @@ def build_report(
         per_day = by_day.setdefault(day.isoformat(), zero_counts())
         dkey = day_key(day)
         listed_campaigns: set[tuple[str, bool]] = set()
-        for name, value in (row or {}).items():
-            n = int(value)
+        for name, n in row.items():
             if name == DROPPED_FIELD:
                 dropped += n
                 continue
@@ -359,17 +366,7 @@ def _read_listed(table: Table, sets: Sequence[tuple[str, str, bool]]) -> dict[st
     """The days' blocked and labeled numbers of the range, summed by number: one
     ``ZUNION`` per bucket and kind over the days and campaigns (Redis does the sums,
     a few milliseconds a call; only the distinct numbers come back)."""
-    keys = table.keys
-    commands = []
-    kinds = []
-    for labeled in (False, True):
-        chosen = [(day, camp) for day, camp, kind in sets if kind is labeled]
-        if not chosen:
-            continue
-        for bucket in range(DAY_LISTED_BUCKETS):
-            names = [keys.day_listed(day, camp, labeled, bucket) for day, camp in chosen]
-            commands.append(("ZUNION", len(names), *names, "WITHSCORES"))
-            kinds.append(labeled)
+    commands, kinds = LogReader(table.keys).listed_reads(sets)
     listed: dict[str, _Listed] = {}
     for labeled, reply in zip(kinds, _pipelined(table, commands), strict=True):
         it = iter(reply or ())
@@ -394,32 +391,27 @@ def _score(text: str) -> int:
 
 def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
     """Fill in each number's first contact, deciding entry and its blacklisting time:
-    ``reportfates.lua`` over chunks of numbers, then the few batch records."""
-    numbers = list(listed)
-    chunks = [numbers[i : i + NUMBERS_PER_CALL] for i in range(0, len(numbers), NUMBERS_PER_CALL)]
-    buckets = table.buckets
-    calls: list[list[str | int]] = []
-    for chunk in chunks:
-        args: list[str | int] = [table.keys.base]
-        for digits in chunk:
-            number = int(digits)
-            args += [
-                number % FIRST_CONTACT_BUCKETS,
-                number // FIRST_CONTACT_BUCKETS,
-                number % buckets,
-                number // buckets,
-            ]
-        calls.append(args)
-    replies = _scripted(table, REPORT_FATES, calls)
-    batch_of: dict[str, int] = {}
-    for chunk, reply in zip(chunks, replies, strict=True):
+    ``reportmarks.lua`` over each log shard's numbers, then ``reportentries.lua`` over
+    the deciders (under ``{cs}``), then the few batch records."""
+    reader = LogReader(table.keys)
+    calls = reader.mark_calls(list(listed))
+    deciders: list[tuple[str, str, str]] = []
+    for (_key, _args, chunk), reply in zip(
+        calls, _scripted(table, REPORT_MARKS, calls), strict=True
+    ):
         for i, digits in enumerate(chunk):
-            mark, decider, record = reply[3 * i : 3 * i + 3]
+            mark, decider = reply[2 * i : 2 * i + 2]
             row = listed[digits]
             if mark:
                 row.first_contact = int(mark) / 1000
             if decider:
                 row.list_name, row.entry = parse_decider(decider, "+" + digits)
+                deciders.append((digits, row.list_name, row.entry))
+    entry_calls = reader.entry_calls(deciders, table.buckets)
+    batch_of: dict[str, int] = {}
+    replies = _scripted(table, REPORT_ENTRIES, entry_calls)
+    for (_key, _args, chunk), reply in zip(entry_calls, replies, strict=True):
+        for digits, record in zip(chunk, reply, strict=True):
             if record:
                 # "status;batch;...": only the batch (when the entry was set) is needed
                 batch_id = record.partition(";")[2].partition(";")[0]
@@ -547,44 +539,64 @@ def _record(entry_id: str, data: dict[str, str]) -> AttemptRecord:
     return AttemptRecord.unpack(entry_id, data.get(STREAM_FIELD, ""))
 
 
+Order = tuple[int, int, int]
+
+
+def order_of(record: AttemptRecord) -> Order:
+    """Where a record stands among every shard's (:func:`record_order`): call time in
+    milliseconds, then stream id. The position to page back from."""
+    ms, seq = stream_id(record.id)
+    return round(record.time * 1000), ms, seq
+
+
 def recent_attempts(
-    table: Table, query: LogQuery, limit: int = 50, before: str | None = None
+    table: Table, query: LogQuery, limit: int = 50, before: Order | None = None
 ) -> tuple[list[AttemptRecord], str]:
     """The last ``limit`` attempts matching ``query``, oldest first, and the id of
-    the stream's newest record (to follow from), ``0-0`` for an empty log.
-    ``before`` (a stream id) starts past that record, for paging back.
+    the newest record of any shard (to follow from), ``0-0`` for an empty log.
+    ``before`` (:func:`order_of` a record) starts past that record, for paging back:
+    each shard is read from the records written up to the clock slack after its call.
 
-    The stream is read newest first, in chunks, down to ``query.since``."""
-    stream = table.keys.attempt_log
+    Each shard's stream is read newest first, in chunks, down to ``query.since``, and
+    the shards merged by id."""
     floor = "-"
     if query.since is not None:
         floor = str(max(0, int(query.since * 1000) - CLOCK_SLACK_MS))
+    streams = LogReader(table.keys).streams()
+    heads: dict[str, str] = {}
+
+    def newest_first(stream: str) -> Iterator[tuple[str, dict[str, str]]]:
+        top = "+" if before is None else str(before[0] + CLOCK_SLACK_MS)
+        while True:
+            chunk = store.call(
+                partial(table.r.xrevrange, stream, max=top, min=floor, count=LOG_SCAN_CHUNK)
+            )
+            if not chunk:
+                return
+            if before is None:
+                heads.setdefault(stream, chunk[0][0])
+            yield from chunk
+            if len(chunk) < LOG_SCAN_CHUNK:
+                return
+            top = "(" + chunk[-1][0]
+
     found: list[AttemptRecord] = []
-    top = "(" + before if before else "+"
-    newest = "0-0"
-    while len(found) < limit:
-        chunk = store.call(
-            partial(table.r.xrevrange, stream, max=top, min=floor, count=LOG_SCAN_CHUNK)
-        )
-        if not chunk:
-            break
-        if newest == "0-0" and top == "+":
-            newest = chunk[0][0]
-        for entry_id, data in chunk:
+    if limit > 0:
+        for entry_id, data in merge_newest_first(newest_first(s) for s in streams):
+            if before is not None and record_order((entry_id, data)) >= before:
+                continue
             rec = _record(entry_id, data)
             if query.matches(rec):
                 found.append(rec)
                 if len(found) >= limit:
                     break
-        if len(chunk) < LOG_SCAN_CHUNK:
-            break
-        top = "(" + chunk[-1][0]
-    if newest == "0-0":
-        last = store.call(lambda: table.r.xrevrange(stream, count=1))
-        if last:
-            newest = last[0][0]
+    for stream in streams:
+        if stream not in heads:
+            last = store.call(partial(table.r.xrevrange, stream, count=1))
+            if last:
+                heads[stream] = last[0][0]
     found.reverse()
-    return found, newest
+    return found, newest_id(heads.values())
 
 
 def follow_attempts(
@@ -596,15 +608,14 @@ def follow_attempts(
     stop: Callable[[], bool] | None = None,
 ) -> Iterator[AttemptRecord]:
     """Attempts matching ``query`` logged after stream id ``after``, as they come
-    (blocking reads of up to ``block_ms``), until ``stop()`` says so (forever
-    without it)."""
-    stream = table.keys.attempt_log
-    last = after
+    (blocking reads of up to ``block_ms`` over every shard's stream), until ``stop()``
+    says so (forever without it). Records of different shards come in the order read."""
+    last = dict.fromkeys(LogReader(table.keys).streams(), after)
     while stop is None or not stop():
-        reply = store.call(partial(table.r.xread, {stream: last}, count=500, block=block_ms))
-        for _name, entries in reply or ():
+        reply = store.call(partial(table.r.xread, dict(last), count=500, block=block_ms))
+        for name, entries in reply or ():
             for entry_id, data in entries:
-                last = entry_id
+                last[name] = entry_id
                 rec = _record(entry_id, data)
                 if query.matches(rec):
                     yield rec
@@ -659,7 +670,7 @@ class ReportService:
         return LogQuery(campaign, number, outcome, direction, since, until)
 
     def recent(
-        self, query: LogQuery, limit: int = 50, before: str | None = None
+        self, query: LogQuery, limit: int = 50, before: Order | None = None
     ) -> tuple[list[AttemptRecord], str]:
         return recent_attempts(self.table, query, limit, before)
 

@@ -19,7 +19,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction, Result
-from callscreen.schema.keys import DAY_LISTED_BUCKETS, FIRST_CONTACT_BUCKETS, Keys, bucket_of
+from callscreen.schema.keys import (
+    DAY_LISTED_BUCKETS,
+    FIRST_CONTACT_BUCKETS,
+    Keys,
+    bucket_of,
+    log_shard,
+)
 
 if TYPE_CHECKING:  # records are made from them; the call path is not imported for it
     from callscreen.callpath.decision import Decision, ScreenRequest
@@ -109,7 +115,10 @@ def listed_location(
     keys: Keys, day: str, campaign: str, labeled: bool, digits: str
 ) -> tuple[str, str]:
     """The sorted set and member counting a number's blocked (labeled) calls of a day."""
-    return keys.day_listed(day, campaign, labeled, int(digits) % DAY_LISTED_BUCKETS), digits
+    number = int(digits)
+    return keys.day_listed(
+        day, campaign, labeled, number % DAY_LISTED_BUCKETS, log_shard(number)
+    ), digits
 
 
 def e164_digits(number: str) -> str | None:

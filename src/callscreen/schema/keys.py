@@ -1,7 +1,8 @@
 """Every Redis key name callscreen uses, in one place.
 
-All keys share one hash tag (``{cs}`` by default) so that the lookup script
-touches a single slot and stays valid on Redis Cluster.
+The lists and everything the lookup reads share one hash tag (``{cs}`` by default) so
+that the lookup script touches a single slot and stays valid on Redis Cluster; the
+attempt log has tags of its own (below), so that on a Cluster it spreads over the shards.
 
 Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 
@@ -36,22 +37,37 @@ is done, or the next import does if it died (its heartbeat stopped):
 token, as ``lookup.lua`` does.)
 
 The attempt log (:mod:`callscreen.gateway.attemptlog`; ``DAY`` is ``YYYYMMDD`` in the log's
-timezone, ``C`` a campaign name, ``""`` for calls with none, ``W`` a log writer id):
+timezone, ``C`` a campaign name, ``""`` for calls with none, ``W`` a log writer id) is
+spread over :data:`LOG_SHARDS` shards, each under a hash tag of its own, ``{LT}`` below
+(:func:`log_tag`: ``{cs.log.S}``, or ``{cs.log.S.K}`` with the smallest ``K`` that puts
+the tag's slot in the S-th sixteenth of Redis Cluster's 16,384 slots, so that the shards
+spread over a Cluster's primaries while the lists stay together under ``{cs}``). A
+number's shard is :func:`log_shard` of its digits: all that is kept about one number
+(its blocked/labeled counts, its decider, its first-contact mark) lives in one shard.
 
-``{cs}:log``             stream one record per screened call, trimmed to the retention
-``{cs}:log:c:DAY``       hash   calls of DAY: "outcome TAB direction TAB list TAB campaign"
-                                -> count (exact; they outlive the records)
-``{cs}:log:b:DAY:C:K``   zset   numbers blocked on DAY in campaign C (K = number % 32):
+``{LT}:log``             stream one record per screened call, trimmed to the retention
+                                (calls with a number: the number's shard; without one:
+                                any shard, round robin by batch)
+``{LT}:log:c:DAY``       hash   calls of DAY: "outcome TAB direction TAB list TAB campaign"
+                                -> count (exact; they outlive the records); a reader sums
+                                the shards
+``{LT}:log:b:DAY:C:K``   zset   numbers blocked on DAY in campaign C (K = number % 2):
                                 E.164 digits -> attempts (ZUNION sums them over days)
-``{cs}:log:l:DAY:C:K``   zset   numbers labeled on DAY in campaign C, the same
-``{cs}:log:d:B``         hash   the entry that last blocked or labeled a number: field
+``{LT}:log:l:DAY:C:K``   zset   numbers labeled on DAY in campaign C, the same
+``{LT}:log:d:B``         hash   the entry that last blocked or labeled a number: field
                                 number // FIRST_CONTACT_BUCKETS -> "list TAB entry"
-``{cs}:log:w:W``         string last batch log writer W applied (exactly-once flushes)
-``{cs}:fc:B``            hash   first allowed contact of a number: field number //
+``{LT}:log:w:W``         string last batch log writer W applied to the shard
+``{LT}:fc:B``            hash   first allowed contact of a number: field number //
                                 FIRST_CONTACT_BUCKETS -> epoch milliseconds
 
-(``reportfates.lua`` builds the ``fc``, ``log:d``, ``lists``, ``e`` and ``p`` names from
-the base, as ``lookup.lua`` does.)
+These keys moved from ``{cs}`` (layout before log shards: ``{cs}:log``,
+``{cs}:log:c:DAY``, ``{cs}:log:b|l:DAY:C:K``, ``{cs}:log:d:B``, ``{cs}:log:w:W``,
+``{cs}:fc:B``); :func:`callscreen.services.logshards.migrate_attempt_log` moves old data.
+``{cs}:meta`` field ``log_shards`` records the shard count once migrated.
+
+(``reportmarks.lua`` builds a shard's ``fc`` and ``log:d`` names from the shard's base;
+``reportentries.lua`` the ``lists``, ``e`` and ``p`` names from ``{cs}``, as ``lookup.lua``
+does. No script reads both sides.)
 
 The outcome watcher (:mod:`callscreen.gateway.outcomes`; ``DIGITS`` a number's E.164 digits,
 ``U`` an Asterisk channel uniqueid):
@@ -62,6 +78,9 @@ The outcome watcher (:mod:`callscreen.gateway.outcomes`; ``DIGITS`` a number's E
 ``{cs}:oc:u:U``          string call U was counted (SET NX EX, a day: one gateway
                                 counts it)
 
+(``optout.lua`` builds the ``lists``, ``lseq``, ``list``, ``global``, ``hist``, ``bseq``,
+``b`` and ``e`` names from the base, as ``lookup.lua`` does.)
+
 The HTTP API (:mod:`callscreen.services.apikeys`, :mod:`callscreen.api`; ``NAME`` an API key's
 name, ``H`` the hex SHA-256 of a key, ``I`` a client's ``Idempotency-Key``):
 
@@ -71,13 +90,11 @@ name, ``H`` the hex SHA-256 of a key, ``I`` a client's ``Idempotency-Key``):
 ``{cs}:idem:NAME:I``     string a bulk add's body hash and response, kept 24 h (SET NX EX)
 ``{cs}:ij:JOB``          hash   an import job of the API: list, file, options, state,
                                 progress, heartbeat, summary (kept 30 days)
-
-(``optout.lua`` builds the ``lists``, ``lseq``, ``list``, ``global``, ``hist``, ``bseq``
-and ``b`` names from the base, as ``lookup.lua`` does.)
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
@@ -85,9 +102,15 @@ SCHEMA_VERSION = "1"
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
-# a day's blocked (or labeled) numbers of a campaign: 32 sorted sets keep up to 4096
-# numbers in listpacks (zset-max-listpack-entries 128; integer members, ~13 bytes each)
-DAY_LISTED_BUCKETS = 32
+# a day's blocked (or labeled) numbers of a campaign in one log shard: 2 sorted sets; over
+# the 16 shards, 32 sets keep up to 4096 numbers in listpacks (zset-max-listpack-entries
+# 128; integer members, ~13 bytes each)
+DAY_LISTED_BUCKETS = 2
+# attempt-log shards: a power of two that divides FIRST_CONTACT_BUCKETS // DAY_LISTED_BUCKETS,
+# so a first-contact (or decider) bucket, and a day-listed bucket's numbers of one shard,
+# never straddle shards. Changing it needs a migration of the log's data.
+LOG_SHARDS = 16
+CLUSTER_SLOTS = 16384
 
 
 @dataclass(frozen=True)
@@ -175,28 +198,49 @@ class Keys:
         """The entries one import has seen in bucket ``loc`` (``"p"``: prefixes)."""
         return f"{self.import_temp(token)}:s:{loc}"
 
-    # -- attempt log (callscreen.gateway.attemptlog) -----------------------------------------------
+    # -- attempt log (callscreen.gateway.attemptlog): one set per shard ---------------------------
 
-    @property
-    def attempt_log(self) -> str:
-        return f"{self.base}:log"
+    def log_base(self, shard: int) -> str:
+        """The key prefix of one attempt-log shard, hash tag included: ``{cs.log.3}``."""
+        return "{" + log_tag(self.tag, shard) + "}"
 
-    def day_counters(self, day: str) -> str:
-        return f"{self.base}:log:c:{day}"
+    def attempt_log(self, shard: int) -> str:
+        return f"{self.log_base(shard)}:log"
 
-    def day_listed(self, day: str, campaign: str, labeled: bool, bucket: int) -> str:
-        """The numbers blocked (or labeled) on ``day`` in ``campaign``, one of
+    def attempt_logs(self) -> tuple[str, ...]:
+        """The streams of every shard."""
+        return tuple(self.attempt_log(s) for s in range(LOG_SHARDS))
+
+    def day_counters(self, day: str, shard: int) -> str:
+        return f"{self.log_base(shard)}:log:c:{day}"
+
+    def day_listed(self, day: str, campaign: str, labeled: bool, bucket: int, shard: int) -> str:
+        """The numbers of ``shard`` blocked (or labeled) on ``day`` in ``campaign``, one of
         :data:`DAY_LISTED_BUCKETS` sorted sets."""
-        return f"{self.base}:log:{'l' if labeled else 'b'}:{day}:{campaign}:{bucket}"
+        kind = "l" if labeled else "b"
+        return f"{self.log_base(shard)}:log:{kind}:{day}:{campaign}:{bucket}"
 
     def decider(self, bucket: int) -> str:
-        return f"{self.base}:log:d:{bucket}"
+        """The deciders of first-contact bucket ``bucket`` (in the bucket's shard)."""
+        return f"{self.log_base(bucket_shard(bucket))}:log:d:{bucket}"
 
-    def log_writer(self, writer: str) -> str:
-        return f"{self.base}:log:w:{writer}"
+    def log_writer(self, writer: str, shard: int) -> str:
+        return f"{self.log_base(shard)}:log:w:{writer}"
 
     def first_contact(self, bucket: int) -> str:
-        return f"{self.base}:fc:{bucket}"
+        """The first-contact marks of bucket ``bucket`` (in the bucket's shard)."""
+        return f"{self.log_base(bucket_shard(bucket))}:fc:{bucket}"
+
+    # the layout before log shards, for the migration
+
+    @property
+    def old_attempt_log(self) -> str:
+        return f"{self.base}:log"
+
+    @property
+    def old_log_patterns(self) -> tuple[str, ...]:
+        """SCAN patterns of the old layout's log keys other than the stream."""
+        return (f"{self.base}:log:*", f"{self.base}:fc:*")
 
     # -- HTTP API keys (callscreen.services.apikeys) -------------------------------------------
 
@@ -233,3 +277,55 @@ def bucket_of(number: int, buckets: int) -> tuple[int, int]:
     listpack as an integer (4-5 bytes) rather than as a string.
     """
     return number % buckets, number // buckets
+
+
+def log_shard(digits: str | int) -> int:
+    """The attempt-log shard of a number (its E.164 digits): bits above the day-listed
+    bucket's, so each of a shard's day-listed sets and first-contact hashes holds only
+    numbers of that shard."""
+    return (int(digits) // DAY_LISTED_BUCKETS) % LOG_SHARDS
+
+
+def bucket_shard(bucket: int) -> int:
+    """The shard of first-contact (decider) bucket ``bucket`` = number % FIRST_CONTACT_BUCKETS:
+    the same as :func:`log_shard` of every number in it."""
+    return (bucket // DAY_LISTED_BUCKETS) % LOG_SHARDS
+
+
+def _crc16(data: bytes) -> int:
+    """CRC16-CCITT (XMODEM), Redis Cluster's key hash."""
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key: str) -> int:
+    """The Redis Cluster slot of ``key`` (its hash tag's, when it has a non-empty one)."""
+    raw = key.encode()
+    start = raw.find(b"{")
+    if start >= 0:
+        end = raw.find(b"}", start + 1)
+        if end > start + 1:
+            raw = raw[start + 1 : end]
+    return _crc16(raw) % CLUSTER_SLOTS
+
+
+@functools.cache
+def log_tag(tag: str, shard: int) -> str:
+    """The hash tag of attempt-log shard ``shard``: ``TAG.log.S`` or ``TAG.log.S.K``, the
+    first whose slot falls in the shard's share of the slot range (shard S of N: slots
+    S*16384/N up to (S+1)*16384/N), as ``redis-cli --cluster create`` hands out ranges."""
+    if not 0 <= shard < LOG_SHARDS:
+        raise ValueError(f"no attempt-log shard {shard}")
+    low = shard * CLUSTER_SLOTS // LOG_SHARDS
+    high = (shard + 1) * CLUSTER_SLOTS // LOG_SHARDS
+    k = 0
+    while True:
+        name = f"{tag}.log.{shard}" if k == 0 else f"{tag}.log.{shard}.{k}"
+        if low <= key_slot("{" + name + "}") < high:
+            return name
+        k += 1

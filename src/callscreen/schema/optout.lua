@@ -5,11 +5,14 @@
 -- KEYS[1]  the meta hash (declared for the slot; every other key shares its hash tag)
 -- ARGV     base ("{cs}"), list name, description, now (epoch seconds, as repr(float)),
 --          by, batch record (JSON, as table.Batch.encode), history length (approx.),
---          default buckets, schema version
+--          default buckets, schema version, digits (E.164 without '+')
 --
 -- A missing list is created as Table.create_list does it: global, action block,
 -- direction both, with "create" records in its trail and in the admin trail.
--- Returns {list id, the list's action, buckets, batch id, 1 if the list was created}.
+-- A number the list already enforces (active and not expired, or permanent) writes
+-- nothing: batch id 0 is returned, with the entry's record.
+-- Returns {list id, the list's action, buckets, batch id, 1 if the list was created,
+-- the existing record or ""}.
 
 local meta = KEYS[1]
 local base, name, description, now, by = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -38,8 +41,22 @@ if not id then
 end
 local action = redis.call('HGET', base .. ':list:' .. id, 'action') or 'block'
 
+if created == 0 then
+  -- buckets is a power of two, so these divisions are exact on Lua's doubles
+  local n, nb = tonumber(ARGV[10]), tonumber(buckets)
+  local rec = redis.call('HGET', base .. ':e:' .. id .. ':' .. string.format('%.0f', n % nb),
+    string.format('%.0f', math.floor(n / nb)))
+  if rec then
+    local s = string.sub(rec, 1, 1)
+    local x = string.match(rec, '^a;%d+;(%d+)')
+    if s == 'P' or (s == 'a' and (x == nil or tonumber(x) > tonumber(now))) then
+      return { tonumber(id), action, tonumber(buckets), 0, 0, rec }
+    end
+  end
+end
+
 local batch = redis.call('INCR', base .. ':bseq')
 redis.call('HSET', base .. ':b:' .. string.format('%.0f', math.floor(batch / 512)),
   string.format('%.0f', batch % 512), batch_json)
 
-return { tonumber(id), action, tonumber(buckets), batch, created }
+return { tonumber(id), action, tonumber(buckets), batch, created, '' }

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from callscreen.core.campaigns import check_campaign
 from callscreen.core.config import Settings
 from callscreen.core.errors import Conflict, InvalidName, NotFound, Refused
 from callscreen.core.model import Action, Direction, Scope
@@ -22,7 +23,6 @@ from callscreen.services import store
 
 MAX_LIST_NAME = 500
 MAX_DESCRIPTION = 2000
-MAX_CAMPAIGN_NAME = 200
 MAX_CAMPAIGN_LISTS = 100
 
 
@@ -346,7 +346,7 @@ class Table:
 
     def assign(self, campaign: str, list_names: list[str]) -> list[str]:
         """Replace the campaign's assigned lists (duplicates dropped, at most 100)."""
-        check_name(campaign, "campaign", MAX_CAMPAIGN_NAME)
+        check_campaign(campaign)
         names = list(dict.fromkeys(list_names))
         if len(names) > MAX_CAMPAIGN_LISTS:
             raise InvalidName(f"a campaign takes at most {MAX_CAMPAIGN_LISTS} lists")

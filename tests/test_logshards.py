@@ -1,0 +1,195 @@
+"""The attempt log's shards: the move from the one-tag layout, and the reader over the
+shards (against a real Redis)."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import redis
+
+from callscreen.callpath.decision import Decision, ScreenRequest
+from callscreen.callpath.leanredis import LeanRedis
+from callscreen.core.config import Settings
+from callscreen.core.model import Action, Direction, Result
+from callscreen.gateway.attemptlog import CallLog
+from callscreen.reports.report import LogQuery, Report, build_report, recent_attempts
+from callscreen.schema.attempts import DayClock, LogSettings
+from callscreen.schema.keys import (
+    DAY_LISTED_BUCKETS,
+    LOG_SHARDS,
+    Keys,
+    key_slot,
+    log_shard,
+    log_tag,
+)
+from callscreen.services.admin import Admin
+from callscreen.services.logshards import migrate_attempt_log, stream_id
+
+OUT, IN = Direction.OUTBOUND, Direction.INBOUND
+KEYS = Keys("cs")
+LOG = LogSettings(flush_interval_s=0.01, node="test-node")
+OLD_LISTED_BUCKETS = 32  # the day-listed sets of the one-tag layout: number % 32
+
+
+def make_settings(url: str) -> Settings:
+    return Settings(_env_file=None, redis_url=url, default_region="FR")  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def r(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url, decode_responses=True)
+
+
+def test_log_tags_are_stable_and_spread_over_the_cluster_slots() -> None:
+    tags = [log_tag("cs", s) for s in range(LOG_SHARDS)]
+    assert tags[3] == "cs.log.3" and len(set(tags)) == LOG_SHARDS
+    for shard, tag in enumerate(tags):
+        assert key_slot("{" + tag + "}:anything") * LOG_SHARDS // 16384 == shard
+    assert key_slot("{cs}:meta") == key_slot("{cs}:lists")  # the lists stay together
+    assert key_slot("foo") == 12182 and key_slot("{user1000}.following") == 3443  # Redis docs
+    step = DAY_LISTED_BUCKETS
+    assert {log_shard(n) for n in range(0, step * LOG_SHARDS, step)} == set(range(LOG_SHARDS))
+
+
+async def fill(url: str, settings: Settings) -> None:
+    """Calls over two days: blocked, labeled and allowed numbers in two campaigns."""
+    with Admin(settings) as admin:
+        admin.create_list("dnc", Action.BLOCK)
+        admin.create_list("spam", Action.LABEL)
+        admin.add("dnc", [f"+336123400{i:02d}" for i in range(0, 40, 2)], reason="opt-out")
+        admin.add("spam", ["+33612349999"], reason="reported")
+    log = CallLog(LOG, LeanRedis.from_url(url), own_client=True)
+    now = time.time()
+    ticks = iter(now - 86400 + i for i in range(10_000))
+    log.clock = lambda: next(ticks)
+    log.start()
+    for i in range(40):
+        number = f"+336123400{i:02d}"
+        campaign = "A" if i % 3 else "B"
+        if i % 2:
+            decision = Decision(Result.ALLOWED, number=number)
+        else:
+            decision = Decision(Result.BLOCKED, number=number, list_name="dnc", match=number)
+        log.record(ScreenRequest(number, OUT, campaign, f"u{i}"), decision, 0)
+    assert await log.flush()
+    ticks = iter(now + i for i in range(10_000))
+    for i in range(40):
+        number = f"+336123400{i:02d}"
+        decision = Decision(Result.ALLOWED, number=number)
+        if i % 2 == 0:
+            decision = Decision(Result.BLOCKED, number=number, list_name="dnc", match=number)
+        log.record(ScreenRequest(number, IN, "", f"v{i}"), decision, 0)
+    spam = Decision(Result.LABELED, number="+33612349999", list_name="spam", match="+33612349999")
+    log.record(ScreenRequest("+33612349999", IN, "", "w0"), spam, 0)
+    log.record(ScreenRequest("anonymous", IN, "", "w1"), Decision(Result.ALLOWED), 0)
+    await log.stop()
+
+
+def to_old_layout(r: redis.Redis) -> None:
+    """Rewrite the shards as the one-tag layout kept them (what a gateway before the
+    shards wrote): one stream, one counter hash a day, sets by number % 32, ``{cs}:fc:B``."""
+    old = KEYS.base
+    entries = []
+    for name in KEYS.attempt_logs():
+        entries += r.xrange(name)  # type: ignore[operator]
+        r.delete(name)
+    entries.sort(key=lambda item: stream_id(item[0]))
+    last = (0, 0)
+    for entry_id, data in entries:
+        ms, seq = max(stream_id(entry_id), (last[0], last[1] + 1))  # shards' ids may tie
+        last = (ms, seq)
+        r.xadd(f"{old}:log", data, id=f"{ms}-{seq}")
+    for name in list(r.scan_iter(match="{cs.log.*")):
+        rest = name[name.index("}:") + 2 :]
+        parts = rest.split(":")
+        if parts[:2] == ["log", "c"]:
+            for field, value in r.hgetall(name).items():  # type: ignore[union-attr]
+                r.hincrby(f"{old}:log:c:{parts[2]}", field, int(value))
+        elif parts[:2] in (["log", "b"], ["log", "l"]):
+            for member, score in r.zrange(name, 0, -1, withscores=True):  # type: ignore[union-attr]
+                bucket = int(member) % OLD_LISTED_BUCKETS
+                key = f"{old}:log:{parts[1]}:{parts[2]}:{':'.join(parts[3:-1])}:{bucket}"
+                r.zincrby(key, score, member)
+                r.expire(key, 400 * 86400)
+        elif parts[:2] == ["log", "d"] or parts[0] == "fc":
+            r.hset(f"{old}:{rest}", mapping=r.hgetall(name))  # type: ignore[arg-type]
+        elif parts[:2] == ["log", "w"]:
+            r.set(f"{old}:{rest}", "1", ex=3600)
+        r.delete(name)
+
+
+def report_of(settings: Settings) -> Report:
+    with Admin(settings) as admin:
+        today = DayClock("UTC").date_of(time.time())
+        return build_report(
+            admin.table, LOG, today - timedelta(days=1), today, now=0, max_numbers=0
+        )
+
+
+def comparable(report: Report) -> dict[str, object]:
+    data = report.to_json()
+    data.pop("generated_at", None)
+    return data
+
+
+async def test_migration_moves_every_old_key_and_the_reports_read_the_same(
+    redis_url: str, r: redis.Redis
+) -> None:
+    settings = make_settings(redis_url)
+    await fill(redis_url, settings)
+    before = comparable(report_of(settings))
+    assert before["totals"]["BLOCKED"] == 40 and before["never_contacted_count"] == 21  # type: ignore[index]
+    with Admin(settings) as admin:
+        records, _ = recent_attempts(admin.table, LogQuery(), limit=1000)
+    assert len(records) == 82
+
+    to_old_layout(r)
+    assert r.keys("{cs.log.*") == []
+    assert r.xlen("{cs}:log") == 82 and r.keys("{cs}:fc:*") and r.keys("{cs}:log:b:*")
+    assert comparable(report_of(settings))["totals"]["BLOCKED"] == 0  # not read any more
+
+    with Admin(settings) as admin:
+        done = migrate_attempt_log(admin.table.r, KEYS)
+    assert done.records == 82 and done.counter_days == 2 and done.dropped_keys == 1
+    assert done.listed_sets > 0 and done.mark_hashes > 0 and done.decider_hashes > 0
+    assert [k for k in r.keys("{cs}:*") if ":log" in k or ":fc:" in k] == []
+    assert r.hget("{cs}:meta", "log_shards") == str(LOG_SHARDS)
+    assert comparable(report_of(settings)) == before
+    with Admin(settings) as admin:
+        again, _ = recent_attempts(admin.table, LogQuery(), limit=1000)
+    assert [rec.uniqueid for rec in again] == [rec.uniqueid for rec in records]
+    # every record in its number's shard, ids kept
+    for rec in again:
+        digits = rec.number[1:]
+        shard = log_shard(digits) if digits else 0
+        assert r.xrange(KEYS.attempt_log(shard), rec.id, rec.id)
+
+    with Admin(settings) as admin:  # again: nothing left to move, nothing counted twice
+        assert migrate_attempt_log(admin.table.r, KEYS).to_json() == dict.fromkeys(
+            done.to_json(), 0
+        )
+    assert comparable(report_of(settings)) == before
+
+
+async def test_migration_after_new_writes_keeps_counts_and_earliest_marks(
+    redis_url: str, r: redis.Redis
+) -> None:
+    settings = make_settings(redis_url)
+    await fill(redis_url, settings)
+    before = comparable(report_of(settings))
+    to_old_layout(r)
+    # a gateway of the new layout wrote before the migration ran: one more allowed call
+    log = CallLog(LOG, LeanRedis.from_url(redis_url), own_client=True)
+    log.start()
+    number = "+33612340001"
+    log.record(ScreenRequest(number, OUT, "A", "late"), Decision(Result.ALLOWED, number), 0)
+    await log.stop()
+    with Admin(settings) as admin:
+        migrate_attempt_log(admin.table.r, KEYS)
+        records, _ = recent_attempts(admin.table, LogQuery(), limit=1000)
+    after = comparable(report_of(settings))
+    assert after["totals"]["ALLOWED"] == before["totals"]["ALLOWED"] + 1  # type: ignore[index]
+    assert after["lost_count"] == before["lost_count"]  # the old, earlier marks were kept
+    assert len(records) == 83 and "late" in {rec.uniqueid for rec in records}
