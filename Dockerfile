@@ -1,4 +1,5 @@
-# callscreen: the call-screening gateway (FastAGI on 4573), for docker-compose.yml.
+# callscreen: the call-screening gateway (FastAGI on 4573) and, with `api` as the
+# command, the HTTP API (8573), for docker-compose.yml.
 # Not built in CI (no container engine there): tests/test_deploy.py checks this file's
 # shape only. See docs/deploy.md.
 FROM python:3.11-slim
@@ -11,14 +12,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /opt/callscreen
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install . \
+RUN pip install ".[api]" \
  && useradd --system --uid 10001 --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin callscreen
+        --shell /usr/sbin/nologin callscreen \
+ && install -d -o callscreen -g callscreen /var/lib/callscreen-api
 
 # Listen on every interface of the container; Asterisk reaches it by service name.
 ENV CALLSCREEN_LISTEN_HOST=0.0.0.0 \
     CALLSCREEN_LISTEN_PORT=4573
-EXPOSE 4573
+EXPOSE 4573 8573
 
 USER callscreen
 # A TCP connect that closes at once is a hang-up to the gateway (logged at DEBUG).

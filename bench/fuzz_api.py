@@ -39,6 +39,7 @@ def main() -> int:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             redis_url=redis.url,
+            api_data_dir=str(Path(tmp) / "api"),
             default_region="FR",
             spool_dir="",
             log_level="WARNING",

@@ -153,10 +153,11 @@ def test_dockerfile_builds_from_python_slim_and_runs_callscreen_serve() -> None:
     entry = next((exec_form(a) for n, a in reversed(instructions) if n == "ENTRYPOINT"), [])
     cmd = next((exec_form(a) for n, a in reversed(instructions) if n == "CMD"), [])
     assert entry + cmd == ["callscreen", "serve"]
-    assert ("EXPOSE", "4573") in instructions
+    exposed = [a.split() for n, a in instructions if n == "EXPOSE"]
+    assert ["4573", "8573"] in exposed
     env = " ".join(a for n, a in instructions if n == "ENV")
     assert re.search(r"CALLSCREEN_LISTEN_HOST=0\.0\.0\.0\b", env)
-    assert any(n == "RUN" and "pip install ." in a for n, a in instructions)
+    assert any(n == "RUN" and 'pip install ".[api]"' in a for n, a in instructions)
     for name, arguments in instructions:
         if name == "COPY":
             *sources, _target = arguments.split()
@@ -180,4 +181,43 @@ def test_systemd_unit_restarts_on_failure_and_stops_gracefully() -> None:
     command = shlex.split(service["ExecStart"])
     assert Path(command[0]).name == "callscreen" and command[1:] == ["serve"]
     assert SPOOL in service["ReadWritePaths"].split()
+    assert parser["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_compose_api_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert api["image"] == compose["services"]["callscreen"]["image"]
+    assert api["command"] == ["api"]
+    env = api["environment"]
+    known = setting_names()
+    for name in env:
+        assert name.startswith("CALLSCREEN_") and name[11:].lower() in known, name
+    assert env["CALLSCREEN_REDIS_URL"] == "redis://redis:6379/0"
+    assert env["CALLSCREEN_API_HOST"] == "0.0.0.0" and env["CALLSCREEN_API_PORT"] == "8573"
+    assert api["ports"] == ["127.0.0.1:8573:8573"]  # never on every interface of the host
+    assert api["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "/healthz" in " ".join(api["healthcheck"]["test"])
+    assert f"asterisk-spool:{SPOOL}" in api["volumes"]  # opt-outs cancel queued calls
+    # uploads on a named volume, at the data directory the image makes for the user
+    assert f"api-data:{env['CALLSCREEN_API_DATA_DIR']}" in api["volumes"]
+    assert "api-data" in compose["volumes"]
+    assert "install -d -o callscreen -g callscreen /var/lib/callscreen-api" in " ".join(
+        a for n, a in dockerfile_instructions() if n == "RUN"
+    )
+
+
+def test_systemd_unit_of_the_api() -> None:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(ROOT / "deploy" / "callscreen-api.service")
+    service = parser["Service"]
+    command = shlex.split(service["ExecStart"])
+    assert Path(command[0]).name == "callscreen" and command[1:] == ["api"]
+    assert service["Restart"] == "on-failure"
+    assert service["WorkingDirectory"] == "/etc/callscreen"  # the gateway's .env
+    assert service["KillSignal"] == "SIGTERM"
+    assert SPOOL in service["ReadWritePaths"].split()
+    # the data directory is the one systemd makes writable
+    assert service["Environment"] == "CALLSCREEN_API_DATA_DIR=/var/lib/callscreen-api"
+    assert service["StateDirectory"] == "callscreen-api"
     assert parser["Install"]["WantedBy"] == "multi-user.target"

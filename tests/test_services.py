@@ -642,22 +642,28 @@ def test_entries_added_pending_wait_for_review_and_queue_no_cascade(admin: Admin
     assert statuses(admin, "dnc") == {NUM: Status.PENDING, OTHER: Status.ACTIVE}
 
 
-def test_entries_are_paged_past_a_cursor_that_survives_changes(admin: Admin) -> None:
+def test_entries_are_paged_by_a_position_that_survives_changes(admin: Admin) -> None:
     admin.create_list("dnc", Action.BLOCK)
     numbers = [f"+3361234560{i}" for i in range(8)]
     admin.add("dnc", [*numbers, "+3361*"])
-    first = admin.list_entries("dnc", limit=3)
-    assert [v.entry for v in first.entries] == ["+3361*", numbers[0], numbers[1]]
-    last = first.entries[-1]
-    cursor = (last.entry.strip("+*"), last.kind == "prefix")
-    # an entry removed before the cursor and one added past it change nothing before it
-    admin.remove("dnc", [numbers[0]], reason="gone")
+    first = admin.page_entries("dnc", limit=3)
+    assert first.entries[0].entry == "+3361*" and first.next is not None  # prefixes first
+    shown = [v.entry for v in first.entries]
+    # an entry removed before the position and one added change nothing already shown
+    admin.remove("dnc", [shown[1]], reason="gone")
     admin.add("dnc", ["+33612345699"])
-    second = admin.list_entries("dnc", limit=3, after=cursor)
-    assert [v.entry for v in second.entries] == numbers[2:5]
-    assert second.total == 10  # every entry matching the filter, not only those past it
-    pending = admin.list_entries("dnc", status=Status.DELETED, after=cursor)
-    assert pending.entries == () and pending.total == 1
+    rest: list[str] = []
+    after = first.next
+    while after is not None:
+        page = admin.page_entries("dnc", limit=3, after=after)
+        rest += [v.entry for v in page.entries]
+        after = page.next
+    assert not set(rest) & set(shown)
+    assert sorted(shown + rest) == sorted([*numbers, "+3361*", "+33612345699"])
+    removed = admin.page_entries("dnc", status=Status.DELETED, limit=10)
+    assert [v.entry for v in removed.entries] == [shown[1]] and removed.next is None
+    with pytest.raises(InvalidInput):
+        admin.page_entries("dnc", limit=0)
 
 
 def test_one_entry_is_read_with_its_record_and_statuses_for_a_dry_run(admin: Admin) -> None:

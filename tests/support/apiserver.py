@@ -4,7 +4,7 @@ small client for it (httpx over real TCP)."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
@@ -17,6 +17,19 @@ from callscreen.services import apikeys
 from tests.support.blocking import SyncAdmin
 from tests.support.polling import until
 from tests.support.redisproc import free_port
+
+
+class ManualClock:
+    """A clock that moves only when told (the failure limiter's window)."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class ApiServer:
@@ -42,8 +55,13 @@ class ApiServer:
         self.server.should_exit = True
         self.thread.join(10)
 
-    def reset_limits(self) -> None:
-        self.app.state.limiter = FailureLimiter(self.settings.api_auth_failures_per_s)
+    def reset_limits(self, clock: Callable[[], float] | None = None) -> None:
+        """New failed-authentication counts; ``clock`` (a :class:`ManualClock`) makes
+        the limiter's second one the test decides when it ends."""
+        limiter = FailureLimiter(self.settings.api_auth_failures_per_s)
+        if clock is not None:
+            limiter.clock = clock
+        self.app.state.limiter = limiter
 
     @property
     def app(self) -> Any:

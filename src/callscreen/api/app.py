@@ -11,7 +11,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from callscreen import __version__
-from callscreen.api import evidence, keys, lists, problems, screening
+from callscreen.api import evidence, imports, keys, lists, problems, screening
 from callscreen.api.auth import FailureLimiter
 from callscreen.api.backend import Backend
 from callscreen.core.config import Settings
@@ -29,7 +29,8 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        # an import's upload is streamed to disk under a limit of its own
+        if scope["type"] != "http" or scope["path"].endswith("/imports"):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):
@@ -83,7 +84,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.limiter = FailureLimiter(settings.api_auth_failures_per_s)
     problems.install(app)
-    for module in (lists, screening, keys, evidence):
+    for module in (lists, imports, screening, keys, evidence):
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(evidence.health)
     app.include_router(evidence.health, prefix=PREFIX)

@@ -19,13 +19,20 @@ matches in decisions as ``another list``, without name or reason.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import io
 import json
 import logging
-from collections.abc import Sequence
+import queue
+import threading
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import date
+from pathlib import Path
+from typing import IO, Any, TextIO, cast
 
+from callscreen.api import jobs
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.precedence import Match
@@ -41,17 +48,21 @@ from callscreen.core.errors import (
 )
 from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.gateway import optout
+from callscreen.reports.report import Order, ReportService
+from callscreen.schema.attempts import AttemptRecord, Outcome
 from callscreen.services import store
 from callscreen.services.apikeys import ApiKey
 from callscreen.services.audit import Event
 from callscreen.services.context import Actor, Context
+from callscreen.services.entries import Position
 from callscreen.services.facade import Services
+from callscreen.services.importer import ImportOptions
 from callscreen.services.table import ListInfo
 from callscreen.services.views import (
     CampaignView,
     ChangeResult,
     DeleteResult,
-    EntryPage,
+    EntryCursorPage,
     EntryView,
     ListView,
 )
@@ -60,6 +71,7 @@ log = logging.getLogger("callscreen.api")
 
 ANOTHER_LIST = "another list"
 IDEMPOTENCY_TTL_S = 24 * 3600
+EXPORT_CHUNK = 64 * 1024
 #: what the audit trail records as the origin of every change made through the API
 VIA = "api"
 #: the actor of what the process does in no caller's name (authenticating a key)
@@ -243,9 +255,10 @@ class Backend:
         status: Status | None,
         search: str,
         limit: int,
-        after: tuple[str, bool] | None,
-    ) -> EntryPage:
-        return await self.services.entries.list_entries(
+        after: Position | None,
+    ) -> EntryCursorPage:
+        """A page of entries in storage order past ``after``, and the next position."""
+        return await self.services.entries.page_entries(
             await self._name(list_id), status=status, search=search, limit=limit, after=after
         )
 
@@ -283,6 +296,66 @@ class Backend:
         """The status of each entry now (``missing`` when the list does not hold it):
         what a change would start from, for a dry run."""
         return await self.services.entries.statuses(await self._name(list_id), raw_entries)
+
+    async def export_list(
+        self, list_id: int, statuses: frozenset[Status] | None
+    ) -> tuple[str, AsyncIterator[bytes]]:
+        """The list's name and its CSV (the CLI's export format), streamed: the export
+        service writes from its worker thread, which waits while the client is slower."""
+        name = await self._name(list_id)
+        transfer = self.services.transfer
+        chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=16)
+        stop = threading.Event()
+
+        class Sink(io.TextIOBase):
+            def __init__(self) -> None:
+                self.buffer: list[str] = []
+                self.size = 0
+
+            def write(self, text: str) -> int:
+                if stop.is_set():
+                    raise _ExportAbandoned
+                self.buffer.append(text)
+                self.size += len(text)
+                if self.size >= EXPORT_CHUNK:
+                    self.flush()
+                return len(text)
+
+            def flush(self) -> None:
+                if self.buffer:
+                    chunks.put("".join(self.buffer).encode())
+                    self.buffer, self.size = [], 0
+
+        async def produce() -> None:
+            sink = Sink()
+            try:
+                await transfer.export_list(name, cast(IO[str], sink), statuses=statuses)
+                await asyncio.to_thread(sink.flush)
+                await asyncio.to_thread(chunks.put, None)
+            except _ExportAbandoned:
+                pass
+            except Exception as exc:  # handed to the response, which logs it
+                await asyncio.to_thread(chunks.put, exc)
+
+        async def stream() -> AsyncIterator[bytes]:
+            producer = asyncio.get_running_loop().create_task(produce())
+            try:
+                while True:
+                    item = await asyncio.to_thread(chunks.get)
+                    if item is None:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+            finally:
+                stop.set()
+                while not chunks.empty():  # unblock a producer waiting on a full queue
+                    chunks.get_nowait()
+                await producer
+                with contextlib.suppress(queue.Full):  # and a reader left waiting
+                    chunks.put_nowait(None)
+
+        return name, stream()
 
     # -- campaigns ----------------------------------------------------------------------
 
@@ -377,6 +450,169 @@ class Backend:
             return await history.history(None, limit=limit, before=before)
         return await history.history(await self._name(list_id), limit=limit, before=before)
 
+    def _masked_attempt(self, record: AttemptRecord) -> AttemptRecord:
+        if not self._restricted() or not record.list_name:
+            return record
+        allowed = set(self.key.list_names) if self.key else set()
+        if record.list_name in allowed:
+            return record
+        return replace(record, list_name=ANOTHER_LIST, reason="")
+
+    async def attempts(
+        self,
+        *,
+        campaign: str | None,
+        number: str | None,
+        outcome: Outcome | None,
+        direction: Direction | None,
+        since: float | None,
+        until: float | None,
+        limit: int,
+        before: Order | None,
+    ) -> list[AttemptRecord]:
+        """Screened calls from the attempt log, newest first."""
+        service = ReportService(self.settings, self.ctx.table)
+        query = service.query(
+            campaign=campaign,
+            number=number,
+            outcome=outcome,
+            direction=direction,
+            since=since,
+            until=until,
+        )
+        records, _newest = await service.recent(query, limit, before)
+        return [self._masked_attempt(r) for r in reversed(records)]
+
+    async def report(
+        self,
+        *,
+        since: date | None,
+        until: date | None,
+        days: int | None,
+        campaign: str | None,
+        top: int,
+        numbers: int,
+    ) -> dict[str, Any]:
+        """The report (``callscreen report --json``)."""
+        self._unrestricted("read reports (they name every list)")
+        service = ReportService(self.settings, self.ctx.table)
+        report = await service.report(
+            since=since, until=until, days=days, campaign=campaign, top=top, max_numbers=numbers
+        )
+        return report.to_json()
+
+    # -- import jobs (callscreen.api.jobs) ----------------------------------------------------
+
+    def _job_key(self, job: str) -> str:
+        return self.ctx.table.keys.import_job(job)
+
+    async def start_import(self, job: str, request: jobs.ImportRequest, size: int) -> None:
+        """Record the job (its file is in place) and run it in the background."""
+        record = {**jobs.record(request, jobs.now()), "size": str(size)}
+        pipe = self.ctx.table.r.pipeline(transaction=True)
+        pipe.hset(self._job_key(job), mapping=record)
+        pipe.expire(self._job_key(job), jobs.KEEP_S)
+        await store.wait(pipe.execute())
+        self._background(self._run_import(job))
+
+    async def resume_import(self, job: str) -> dict[str, Any]:
+        """Run an interrupted (or failed) job again from its file."""
+        current = await self.import_status(job)
+        if current["state"] in ("queued", "running"):
+            raise Conflict(f"import job {job} is {current['state']}")
+        if current["state"] == "done":
+            raise Conflict(f"import job {job} is done")
+        if not jobs.upload_path(self.settings, job).is_file():
+            raise NotFound(f"the file of import job {job} is gone")
+        queued = {"state": "queued", "heartbeat": repr(jobs.now()), "error": ""}
+        await store.wait(self.ctx.table.r.hset(self._job_key(job), mapping=queued))
+        self._background(self._run_import(job))
+        return await self.import_status(job)
+
+    async def _job_data(self, job: str) -> dict[str, str]:
+        data: dict[str, str] = await store.wait(self.ctx.table.r.hgetall(self._job_key(job)))
+        if not data:
+            raise NotFound(f"no import job {job}")
+        if self.key is not None and not self.key.may_use_list(jobs.list_id_of(data)):
+            raise Forbidden("this API key may not use the list of this import job")
+        return data
+
+    async def import_status(self, job: str) -> dict[str, Any]:
+        return jobs.view(job, await self._job_data(job), jobs.now())
+
+    async def import_errors(self, job: str) -> Path:
+        await self._job_data(job)
+        path = jobs.errors_path(self.settings, job)
+        if not path.is_file():
+            raise NotFound(f"import job {job} has no error file yet")
+        return path
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+    async def _run_import(self, job: str) -> None:
+        """The import service over the job's file, as the job's requester; the job's
+        record follows its progress (a heartbeat while it runs)."""
+        key = self._job_key(job)
+        r = self.ctx.table.r
+        data: dict[str, str] = await store.wait(r.hgetall(key))
+        request = jobs.ImportRequest(**json.loads(data["request"]))
+        progress = {"bytes": 0, "rows": 0}
+        errors = jobs.CountingWriter(jobs.errors_path(self.settings, job))
+
+        async def update(**fields: object) -> None:
+            values = {
+                "heartbeat": repr(jobs.now()),
+                "bytes": str(progress["bytes"]),
+                "rows": str(progress["rows"]),
+                "errors": str(errors.rows),
+                **{k: str(v) for k, v in fields.items()},
+            }
+            await store.wait(r.hset(key, mapping=values))
+
+        def on_progress(_phase: str, bytes_read: int, rows: int) -> None:
+            progress["bytes"], progress["rows"] = bytes_read, rows
+
+        async def run() -> dict[str, Any]:
+            info = await self.ctx.table.get_list_by_id(request.list_id)
+            if info is None:
+                raise NotFound(f"list {request.list_id} was deleted")
+            options = ImportOptions(
+                approve=Status(request.approve),
+                reason=request.reason,
+                source=request.source,
+                restore_deleted=request.restore_deleted,
+                replace=request.replace,
+                keep_status=request.keep_status,
+            )
+            services = Services(self.ctx.acting_as(Actor(request.by, VIA)))
+            path = str(jobs.upload_path(self.settings, job))
+            result = await services.transfer.import_file(
+                info.name, path, options, errors_out=cast(TextIO, errors), progress=on_progress
+            )
+            return result.to_json()
+
+        await store.wait(r.hincrby(key, "runs", 1))
+        await update(state="running")
+        beating = asyncio.get_running_loop().create_task(jobs.heartbeat_loop(update))
+        try:
+            summary = await run()
+            errors.flush()
+            done = {"state": "done", "summary": json.dumps(summary)}
+            done["rows"] = summary.get("rows", progress["rows"])
+            done["errors"] = summary.get("errors", errors.rows)
+            await update(**done)
+        except CallscreenError as exc:
+            await update(state="failed", error=str(exc))
+        except Exception:
+            jobs.log.exception("import job %s failed", job)
+            await update(state="failed", error="internal error")
+        finally:
+            beating.cancel()
+            errors.close()
+
     # -- idempotency ----------------------------------------------------------------------
 
     def _replay_key(self, idempotency_key: str) -> str:
@@ -414,3 +650,10 @@ class Backend:
     async def replay_abort(self, idempotency_key: str) -> None:
         redis_key = self._replay_key(idempotency_key)
         await store.wait(self.ctx.table.r.delete(redis_key))
+
+
+class _ExportAbandoned(Exception):
+    """The client went away: the export thread stops writing."""
+
+
+_BACKGROUND: set[asyncio.Task[None]] = set()

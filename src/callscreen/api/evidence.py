@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+import time
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from callscreen.api.auth import Principal, scoped
 from callscreen.api.backend import Backend
-from callscreen.api.models import ERRORS, Health, HistoryOut
+from callscreen.api.models import ERRORS, AttemptsOut, Health, HistoryOut
 from callscreen.core.errors import InvalidInput
+from callscreen.core.model import Direction
+from callscreen.core.times import parse_before
+from callscreen.reports.report import order_of
+from callscreen.schema.attempts import Outcome
 from callscreen.services.apikeys import KeyScope
 
 router = APIRouter(tags=["evidence"], responses=ERRORS)
+CallsReader = Annotated[Principal, Depends(scoped(KeyScope.CALLS_READ))]
 health = APIRouter(tags=["health"], responses={503: ERRORS[503]})
 
 EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
+ATTEMPT_CURSOR = re.compile(r"(\d{1,18})\.(\d{1,18})-(\d{1,18})")
 
 
 @router.get(
@@ -37,6 +45,68 @@ async def history(
     events = await who.backend.history(list_id, limit=limit, before=cursor)
     next_cursor = events[-1].id if len(events) == limit else None
     return {"events": [e.to_json() for e in events], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/attempts",
+    response_model=AttemptsOut,
+    summary="Screened calls from the attempt log, newest first (as `callscreen log`)",
+)
+async def attempts(
+    who: CallsReader,
+    campaign: Annotated[str | None, Query(max_length=200)] = None,
+    number: Annotated[str | None, Query(max_length=100, description="a number or +33*")] = None,
+    result: Outcome | None = None,
+    direction: Literal["inbound", "outbound"] | None = None,
+    since: Annotated[str | None, Query(max_length=40, description="15m, 2h, 7d or a date")] = None,
+    until: Annotated[str | None, Query(max_length=40)] = None,
+    cursor: Annotated[str | None, Query(max_length=50)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    before = None
+    if cursor is not None:
+        found = ATTEMPT_CURSOR.fullmatch(cursor)
+        if found is None:
+            raise InvalidInput("not a cursor this API gave")
+        before = (int(found[1]), int(found[2]), int(found[3]))
+    now = time.time()
+    records = await who.backend.attempts(
+        campaign=campaign,
+        number=number,
+        outcome=result,
+        direction=Direction(direction) if direction else None,
+        since=parse_before(since, now) if since else None,
+        until=parse_before(until, now) if until else None,
+        limit=limit,
+        before=before,
+    )
+    next_cursor = None
+    if len(records) == limit:
+        next_cursor = "{}.{}-{}".format(*order_of(records[-1]))
+    return {"attempts": [r.to_json() for r in records], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/reports",
+    summary="The report of a range of days (as `callscreen report --json`)",
+    description="Totals by result, direction, list, campaign and day, top numbers, "
+    "blacklisted numbers contacted before (lost) or never. Not for keys restricted to "
+    "lists (a report names every list).",
+)
+async def reports(
+    who: CallsReader,
+    since: Annotated[date | None, Query(description="first day")] = None,
+    until: Annotated[date | None, Query(description="last day (default today)")] = None,
+    days: Annotated[int | None, Query(ge=1, le=3660)] = None,
+    campaign: Annotated[str | None, Query(max_length=200)] = None,
+    top: Annotated[int, Query(ge=0, le=1000)] = 20,
+    numbers: Annotated[int, Query(ge=0, le=100_000)] = 1000,
+) -> dict[str, Any]:
+    if since is not None and days is not None:
+        raise InvalidInput("give since or days, not both")
+    return await who.backend.report(
+        since=since, until=until, days=days, campaign=campaign, top=top, numbers=numbers
+    )
 
 
 @health.get("/healthz", response_model=Health, summary="The process is up (no auth)")

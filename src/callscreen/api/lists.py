@@ -10,7 +10,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from callscreen.api.auth import Principal, scoped
 from callscreen.api.backend import Replay
@@ -31,9 +31,10 @@ from callscreen.api.models import (
 )
 from callscreen.core.errors import InvalidInput, TooLarge
 from callscreen.core.model import Status
-from callscreen.core.numbers import parse_entry
+from callscreen.core.numbers import parse_entry_fast
 from callscreen.core.times import parse_expiry
 from callscreen.services.apikeys import KeyScope
+from callscreen.services.entries import Position
 from callscreen.services.views import ChangeResult, EntryView
 
 router = APIRouter(prefix="/lists", tags=["lists"], responses=ERRORS)
@@ -91,6 +92,26 @@ async def delete_list(list_id: ListId, who: Writer) -> Response:
     return Response(status_code=204)
 
 
+@router.get(
+    "/{list_id}/export",
+    response_class=StreamingResponse,
+    summary="The list's entries as CSV (the CLI's export format), streamed",
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, header row first"}},
+)
+async def export_list(
+    list_id: ListId,
+    who: Reader,
+    status: Annotated[list[Status] | None, Query(description="only these statuses")] = None,
+) -> StreamingResponse:
+    name, chunks = await who.backend.export_list(list_id, frozenset(status) if status else None)
+    filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "list"
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
+
+
 # -- entries ---------------------------------------------------------------------------
 
 
@@ -141,7 +162,7 @@ async def _add(list_id: int, body: EntriesAdd, who: Principal) -> EntriesAdded:
     for index, item in enumerate(body.entries):
         expires = item.expires if item.expires is not None else body.expires
         try:
-            display = parse_entry(item.number, region).display
+            display = parse_entry_fast(item.number, region).display
             if expires:
                 parse_expiry(expires, now)
         except InvalidInput as exc:
@@ -181,22 +202,27 @@ async def _add(list_id: int, body: EntriesAdd, who: Principal) -> EntriesAdded:
     )
 
 
-def _cursor(after: tuple[str, bool], status: Status | None, search: str) -> str:
-    raw = json.dumps([after[0], after[1], status.value if status else "", search])
+def _cursor(position: Position, status: Status | None, search: str) -> str:
+    loc, after = position
+    raw = json.dumps([loc, after, status.value if status else "", search])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _after(cursor: str, status: Status | None, search: str) -> tuple[str, bool]:
+def _after(cursor: str, status: Status | None, search: str) -> Position:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        digits, is_prefix, c_status, c_search = json.loads(raw)
-        if not isinstance(digits, str) or not digits.isdigit() or not isinstance(is_prefix, bool):
+        loc, after, c_status, c_search = json.loads(raw)
+        if type(loc) is not int or loc < -1 or loc > 2**31:
+            raise ValueError(cursor)
+        if after is not None and (not isinstance(after, str) or not after.isdigit()):
+            raise ValueError(cursor)
+        if len(after or "") > 20:
             raise ValueError(cursor)
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput("not a cursor this API gave") from None
     if c_status != (status.value if status else "") or c_search != search:
         raise InvalidInput("the cursor was given for another filter")
-    return digits, is_prefix
+    return loc, after
 
 
 def _entry(view: EntryView) -> dict[str, Any]:
@@ -206,9 +232,12 @@ def _entry(view: EntryView) -> dict[str, Any]:
 @router.get(
     "/{list_id}/entries",
     response_model=EntryPageOut,
-    summary="A page of entries, sorted by entry",
-    description="Cursor pagination: `next_cursor` starts the next page and stays right "
-    "while entries are added or removed.",
+    summary="A page of entries",
+    description="Entries in storage order: prefixes, then numbers in an order fixed by "
+    "where they are stored. `next_cursor` starts the next page and stays right while "
+    "entries are added or removed; a page costs a few reads whatever the list's size. "
+    "With `status` or `search`, a page may hold fewer than `limit` entries and still "
+    "have a `next_cursor`: go on until it is null.",
 )
 async def list_entries(
     list_id: ListId,
@@ -222,16 +251,11 @@ async def list_entries(
     page = await who.backend.list_entries(
         list_id, status=status, search=search, limit=limit, after=after
     )
-    next_cursor = None
-    if len(page.entries) == limit:
-        last = page.entries[-1]
-        next_cursor = _cursor((last.entry.strip("+*"), last.kind == "prefix"), status, search)
     return {
         "list_id": list_id,
-        "total": page.total,
         "counts": page.counts,
         "entries": [_entry(v) for v in page.entries],
-        "next_cursor": next_cursor,
+        "next_cursor": _cursor(page.next, status, search) if page.next else None,
     }
 
 
@@ -253,18 +277,25 @@ async def _targets(list_id: int, body: EntriesChange, who: Principal) -> list[st
     if body.numbers is not None:
         return body.numbers
     assert body.filter is not None
-    page = await who.backend.list_entries(
-        list_id,
-        status=body.filter.status,
-        search=body.filter.search,
-        limit=MAX_CHANGE + 1,
-        after=None,
-    )
-    if len(page.entries) > MAX_CHANGE:
-        raise TooLarge(f"the filter matches more than {MAX_CHANGE} entries: narrow it")
-    if not page.entries:
+    found: list[str] = []
+    after: Position | None = None
+    while True:
+        page = await who.backend.list_entries(
+            list_id,
+            status=body.filter.status,
+            search=body.filter.search,
+            limit=200,
+            after=after,
+        )
+        found += [view.entry for view in page.entries]
+        if len(found) > MAX_CHANGE:
+            raise TooLarge(f"the filter matches more than {MAX_CHANGE} entries: narrow it")
+        if page.next is None:
+            break
+        after = page.next
+    if not found:
         raise InvalidInput("the filter matches no entry")
-    return [view.entry for view in page.entries]
+    return found
 
 
 def _change(list_id: int, result: ChangeResult) -> ChangeOut:

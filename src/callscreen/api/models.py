@@ -112,8 +112,7 @@ class EntryOut(BaseModel):
 
 class EntryPageOut(BaseModel):
     list_id: int
-    total: int = Field(description="entries matching the filter")
-    counts: dict[str, int]
+    counts: dict[str, int] = Field(description="the whole list's entries by status")
     entries: list[EntryOut]
     next_cursor: str | None = Field(description="pass as `cursor` for the next page")
 
@@ -253,6 +252,48 @@ class KeyCreated(KeyOut):
 class HistoryOut(BaseModel):
     events: list[EventOut]
     next_cursor: str | None
+
+
+class AttemptOut(BaseModel):
+    id: str
+    time: str
+    epoch_ms: int
+    direction: Direction
+    number: str
+    dialed: str
+    campaign: str
+    result: Result
+    outcome: str
+    failed: bool
+    list_name: str
+    match: str
+    reason: str
+    uniqueid: str
+    callerid_name: str
+    node: str
+    elapsed_us: int
+
+
+class AttemptsOut(BaseModel):
+    attempts: list[AttemptOut]
+    next_cursor: str | None
+
+
+class ImportJobOut(BaseModel):
+    job: str
+    list_id: int
+    list_name: str = Field(alias="list")
+    state: Literal["queued", "running", "interrupted", "done", "failed"]
+    done: bool
+    rows_read: int
+    bytes_read: int
+    errors: int = Field(description="bad rows so far")
+    file_bytes: int
+    summary: dict[str, Any] | None = Field(description="the import's summary, when done")
+    first_errors: list[dict[str, Any]] = Field(description="the first 100: line, raw, error")
+    error: str | None = Field(description="why the job failed")
+    created_by: str
+    started: int = Field(description="how many times the job was run")
 
 
 class Health(BaseModel):

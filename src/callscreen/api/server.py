@@ -33,6 +33,8 @@ def config(
         ssl_certfile=settings.api_ssl_certfile or None,
         ssl_keyfile=settings.api_ssl_keyfile or None,
         log_level=settings.log_level.lower(),
+        # uvicorn's records go to callscreen's log handlers (stderr), as the gateway's
+        log_config=None,
         # uvicorn's access log shows paths and statuses, never headers (so never a key)
         access_log=True,
     )

@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="largest JSON body accepted (413 past it)"
     )
+    api_max_upload_bytes: int = Field(
+        4 * 1024**3, ge=1024, description="largest CSV upload to an import (413 past it)"
+    )
 
     # Attempt log (every screening decision, for reports)
     calllog_enabled: bool = True

@@ -61,6 +61,7 @@ from callscreen.services.logshards import (
     LogReader,
     newest_id,
     record_order,
+    stream_id,
 )
 from callscreen.services.table import Table
 
@@ -530,11 +531,23 @@ def _record(entry_id: str, data: dict[str, str]) -> AttemptRecord:
     return AttemptRecord.unpack(entry_id, data.get(STREAM_FIELD, ""))
 
 
+Order = tuple[int, int, int]
+
+
+def order_of(record: AttemptRecord) -> Order:
+    """Where a record stands among every shard's (:func:`record_order`): call time in
+    milliseconds, then stream id. The position to page back from."""
+    ms, seq = stream_id(record.id)
+    return round(record.time * 1000), ms, seq
+
+
 async def recent_attempts(
-    table: Table, query: LogQuery, limit: int = 50
+    table: Table, query: LogQuery, limit: int = 50, before: Order | None = None
 ) -> tuple[list[AttemptRecord], str]:
     """The last ``limit`` attempts matching ``query``, oldest first, and the id of
     the newest record of any shard (to follow from), ``0-0`` for an empty log.
+    ``before`` (:func:`order_of` a record) starts past that record, for paging back:
+    each shard is read from the records written up to the clock slack after its call.
 
     Each shard's stream is read newest first, in chunks, down to ``query.since``, and
     the shards merged by id."""
@@ -547,7 +560,9 @@ async def recent_attempts(
     if limit > 0:
         # Each shard is read newest first, a chunk at a time as the merge needs it; the
         # merge takes the newest head of all shards (by call time, then stream id).
-        tops = dict.fromkeys(streams, "+")
+        # Paging back (``before``), a shard is read from the clock slack past that call.
+        top = "+" if before is None else str(before[0] + CLOCK_SLACK_MS)
+        tops = dict.fromkeys(streams, top)
         buffers: dict[str, deque[tuple[str, dict[str, str]]]] = {s: deque() for s in streams}
         done: set[str] = set()
 
@@ -556,7 +571,8 @@ async def recent_attempts(
                 table.r.xrevrange(stream, max=tops[stream], min=floor, count=LOG_SCAN_CHUNK)
             )
             if chunk:
-                heads.setdefault(stream, chunk[0][0])
+                if before is None:
+                    heads.setdefault(stream, chunk[0][0])
                 tops[stream] = "(" + chunk[-1][0]
                 buffers[stream].extend(chunk)
             if len(chunk) < LOG_SCAN_CHUNK:
@@ -575,6 +591,8 @@ async def recent_attempts(
             if best is None:
                 break
             entry_id, data = buffers[best].popleft()
+            if before is not None and record_order((entry_id, data)) >= before:
+                continue
             rec = _record(entry_id, data)
             if query.matches(rec):
                 found.append(rec)
@@ -657,8 +675,10 @@ class ReportService:
             number = LogQuery.parse_number(number, self.settings.default_region)
         return LogQuery(campaign, number, outcome, direction, since, until)
 
-    async def recent(self, query: LogQuery, limit: int = 50) -> tuple[list[AttemptRecord], str]:
-        return await recent_attempts(self.table, query, limit)
+    async def recent(
+        self, query: LogQuery, limit: int = 50, before: Order | None = None
+    ) -> tuple[list[AttemptRecord], str]:
+        return await recent_attempts(self.table, query, limit, before)
 
     def follow(
         self, query: LogQuery, after: str, stop: Callable[[], bool] | None = None

@@ -88,6 +88,8 @@ name, ``H`` the hex SHA-256 of a key, ``I`` a client's ``Idempotency-Key``):
 ``{cs}:ak:h:H``          hash   one API key: name, scopes, lists, created by/at, expires,
                                 last used (the key itself is never stored)
 ``{cs}:idem:NAME:I``     string a bulk add's body hash and response, kept 24 h (SET NX EX)
+``{cs}:ij:JOB``          hash   an import job of the API: list, file, options, state,
+                                progress, heartbeat, summary (kept 30 days)
 
 The cascade queue (:mod:`callscreen.services.cascading`; ``J`` a job id, ``H`` a host name):
 
@@ -302,6 +304,10 @@ class Keys:
     def idempotency(self, key_name: str, idempotency_key: str) -> str:
         """A request replayed under ``Idempotency-Key`` by API key ``key_name``."""
         return f"{self.base}:idem:{key_name}:{idempotency_key}"
+
+    def import_job(self, job: str) -> str:
+        """An import job of the HTTP API (its state, so that any API process answers)."""
+        return f"{self.base}:ij:{job}"
 
     # -- outcome watcher (callscreen.gateway.outcomes) ---------------------------------------------
 

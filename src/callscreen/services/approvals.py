@@ -26,7 +26,7 @@ from callscreen.core.times import iso, iso_ms, parse_before, parse_expiry
 from callscreen.services import entries
 from callscreen.services.cascading import CascadePlan, CascadeQueue, plan_for_entries, plan_for_list
 from callscreen.services.context import Context
-from callscreen.services.entries import WriteSummary
+from callscreen.services.entries import Position, WriteSummary
 from callscreen.services.rules import (
     DEFAULT_PAGE,
     DEFAULT_SOURCE,
@@ -38,7 +38,7 @@ from callscreen.services.rules import (
     record_change,
 )
 from callscreen.services.table import ListInfo
-from callscreen.services.views import ChangeResult, EntryPage, EntryView
+from callscreen.services.views import ChangeResult, EntryCursorPage, EntryPage, EntryView
 
 
 async def queue_plan(ctx: Context, plan: CascadePlan | None) -> tuple[str, CascadePlan] | None:
@@ -237,14 +237,10 @@ class EntryService:
         search: str = "",
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
-        after: tuple[str, bool] | None = None,
     ) -> EntryPage:
         """A page of a list's entries sorted by entry, with the number matching the
         filter and the list's counts. ``search`` keeps entries starting with it
-        (``+3361``, or national digits read with the default region). ``after``
-        (digits, is_prefix) starts the page past that entry: a cursor that stays right
-        while entries are added or removed before it (``total`` still counts every
-        entry matching the filter).
+        (``+3361``, or national digits read with the default region).
 
         This scans the whole list (admin side, never on the call path).
         """
@@ -268,8 +264,6 @@ class EntryService:
             if status is not None and record.effective_status(now) is not status:
                 continue
             total += 1
-            if after is not None and _entry_order((key, record)) <= after:
-                continue
             # keep the smallest offset+limit seen so far (bounded memory)
             selected.append((key, record))
             if len(selected) > 2 * wanted + 1000:
@@ -278,6 +272,41 @@ class EntryService:
         counts = await entries.status_counts(ctx.table, info, now)
         views = await self._entry_views(page, now)
         return EntryPage(info.name, total, offset, limit, counts, views, status, search)
+
+    async def page_entries(
+        self,
+        list_name: str,
+        *,
+        status: Status | None = None,
+        search: str = "",
+        limit: int = DEFAULT_PAGE,
+        after: Position | None = None,
+    ) -> EntryCursorPage:
+        """A page of a list's entries in storage order (prefixes, then numbers in an
+        order fixed by where they are stored) past ``after``, with the position of the
+        next page: it stays right while entries change, and costs a few reads whatever
+        the list's size. ``status`` and ``search`` (entries starting with it) filter;
+        a filtered page may come back short of ``limit`` with a next position."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput(f"--limit must be between 1 and {MAX_PAGE}")
+        ctx = self.ctx
+        info = await ctx.table.get_list(list_name)
+        digits = ""
+        if search:
+            digits = parse_entry(search.strip().rstrip("*") + "*", ctx.region).digits
+        now = ctx.clock()
+
+        def keep(key: EntryKey, record: EntryRecord) -> bool:
+            if digits and not key.digits.startswith(digits):
+                return False
+            return status is None or record.effective_status(now) is status
+
+        filtered = bool(digits) or status is not None
+        items, position = await entries.page_entries(
+            ctx.table, info, after=after, limit=limit, keep=keep if filtered else None
+        )
+        counts = await entries.status_counts(ctx.table, info, now)
+        return EntryCursorPage(info.name, counts, await self._entry_views(items, now), position)
 
     async def show_entry(self, list_name: str, entry: str) -> EntryView:
         """One entry of a list (:class:`NotFound` if the list does not hold it, removed

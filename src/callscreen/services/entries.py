@@ -22,7 +22,7 @@ Writers outside this module (the importer) use :func:`upsert_records` and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -407,3 +407,115 @@ async def all_status_counts(
         pipe.zcount(table.keys.expiring(info.id), "-inf", at)
     raws = await store.wait(pipe.execute())
     return [counts_from(raws[i], int(raws[i + 1])) for i in range(0, len(raws), 2)]
+
+
+#: Where a page of entries ends: ``(loc, after)``, ``loc`` -1 for the prefixes (then
+#: ``after`` the last prefix's digits) or an exact-entry bucket (then ``after`` the last
+#: field read in it; None: the bucket is still to be read from its start).
+Position = tuple[int, str | None]
+
+PAGE_FIRST_BUCKETS = 4  # buckets read in the first round trip of a page; doubles after
+PAGE_MAX_BUCKETS = 4096  # buckets one page may read: a filtered page may come back short
+#: a list this small is read whole for a page (its buckets are mostly empty: walking
+#: them would give short pages); the order and the positions are the same
+PAGE_SMALL_LIST = 20_000
+
+
+async def page_entries(
+    table: Table,
+    info: ListInfo,
+    *,
+    after: Position | None,
+    limit: int,
+    keep: Callable[[EntryKey, EntryRecord], bool] | None = None,
+    max_buckets: int = PAGE_MAX_BUCKETS,
+) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
+    """Up to ``limit`` entries (those ``keep`` accepts) in storage order — prefixes by
+    digits, then exact numbers bucket by bucket, by field within a bucket — from past
+    ``after``, and the position to go on from (None: the list is done).
+
+    The order is fixed by where entries are stored, so a position stays right while
+    entries are added or removed: no index is needed and a page costs a few hash
+    reads, not a scan of the list. With ``keep`` rejecting most entries a page stops
+    after ``max_buckets`` buckets, possibly short of ``limit``, with a position to go
+    on from."""
+    out: list[tuple[EntryKey, EntryRecord]] = []
+    loc, last = after if after is not None else (-1, None)
+    buckets = await table.buckets()
+    stored = await store.wait(table.r.hgetall(table.keys.counts(info.id)))
+    if sum(int(n) for n in stored.values()) <= PAGE_SMALL_LIST:
+        return await _page_small(table, info, (loc, last), limit, keep)
+    if loc == -1:
+        raw: dict[str, str] = await store.wait(table.r.hgetall(table.keys.prefixes(info.id)))
+        for digits in sorted(raw):
+            if last is not None and digits <= last:
+                continue
+            key, record = EntryKey(digits, True), EntryRecord.decode(raw[digits])
+            if keep is None or keep(key, record):
+                out.append((key, record))
+                if len(out) >= limit:
+                    return out, (-1, digits)
+        loc, last = 0, None
+    after_field = int(last) if last is not None else -1
+    read, step = 0, PAGE_FIRST_BUCKETS
+    while loc < buckets and read < max_buckets:
+        chunk = range(loc, min(loc + step, buckets, loc + max_buckets - read))
+
+        pipe = table.r.pipeline(transaction=False)
+        for bucket in chunk:
+            pipe.hgetall(table.keys.exact(info.id, bucket))
+        fetched: list[Any] = await store.wait(pipe.execute())
+        for bucket, data in zip(chunk, fetched, strict=True):
+            floor = after_field if bucket == loc else -1
+            for hfield in sorted(int(f) for f in data):
+                if hfield <= floor:
+                    continue
+                key = EntryKey(str(hfield * buckets + bucket), False)
+                record = EntryRecord.decode(data[str(hfield)])
+                if keep is None or keep(key, record):
+                    out.append((key, record))
+                    if len(out) >= limit:
+                        return out, (bucket, str(hfield))
+        read += len(chunk)
+        loc, after_field = chunk.stop, -1
+        step = min(step * 2, 256)
+    return out, ((loc, None) if loc < buckets else None)
+
+
+async def _page_small(
+    table: Table,
+    info: ListInfo,
+    after: Position,
+    limit: int,
+    keep: Callable[[EntryKey, EntryRecord], bool] | None,
+) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
+    """:func:`page_entries` of a small list: read whole, in the same order."""
+    buckets = await table.buckets()
+    loc, last = after
+
+    def position(key: EntryKey) -> tuple[int, str | int]:
+        if key.is_prefix:
+            return -1, key.digits
+        number = int(key.digits)
+        return number % buckets, number // buckets
+
+    def past(key: EntryKey) -> bool:
+        where, what = position(key)
+        if where != loc:
+            return where > loc
+        if last is None:
+            return True
+        return what > (last if where == -1 else int(last))  # type: ignore[operator]
+
+    items = sorted(
+        [(key, record) async for key, record in scan_entries(table, info) if past(key)],
+        key=lambda item: position(item[0]),
+    )
+    out: list[tuple[EntryKey, EntryRecord]] = []
+    for key, record in items:
+        if keep is None or keep(key, record):
+            out.append((key, record))
+            if len(out) >= limit:
+                where, what = position(key)
+                return out, (where, str(what))
+    return out, None

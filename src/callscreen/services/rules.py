@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
 from callscreen.core.errors import InvalidInput, InvalidNumber, NeedsConfirmation
-from callscreen.core.numbers import EntryKey, parse_entry
+from callscreen.core.numbers import EntryKey, parse_entry_fast
 from callscreen.services import audit
 from callscreen.services.context import Context
 from callscreen.services.entries import WriteSummary
@@ -49,7 +49,7 @@ def parse_entries(raws: Iterable[str], region: str) -> list[EntryKey]:
     bad: list[str] = []
     for raw in raws:
         try:
-            keys.append(parse_entry(raw, region))
+            keys.append(parse_entry_fast(raw, region))
         except InvalidNumber as exc:
             bad.append(str(exc))
     if bad:

@@ -14,7 +14,7 @@ from callscreen.asterisk.cascade import CascadeReport
 from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.core.times import iso_ms
 from callscreen.services.cascading import CascadePlan
-from callscreen.services.entries import WriteSummary
+from callscreen.services.entries import Position, WriteSummary
 from callscreen.services.importer import ImportSummary
 from callscreen.services.table import ListInfo
 
@@ -117,6 +117,25 @@ class EntryPage:
             "limit": self.limit,
             "counts": self.counts,
             "entries": [entry.to_json() for entry in self.entries],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EntryCursorPage:
+    """A page of a list's entries in storage order, and where the next one starts
+    (None: this was the last)."""
+
+    list_name: str
+    counts: dict[str, int]  # the whole list, by status
+    entries: tuple[EntryView, ...]
+    next: Position | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "list_name": self.list_name,
+            "counts": self.counts,
+            "entries": [entry.to_json() for entry in self.entries],
+            "next": list(self.next) if self.next is not None else None,
         }
 
 
