@@ -563,9 +563,11 @@ async def test_logged_screener_records_screened_and_fail_policy_decisions(
 
 
 def test_the_batch_encoder_is_pure() -> None:
-    """The script arguments of a batch, without Redis: records, then the aggregated
-    counter, blocked-number, decider and first-contact commands."""
+    """The script arguments of a batch by log shard, without Redis: each shard's
+    records, then its aggregated counter, blocked-number, decider and first-contact
+    commands; a call goes to its number's shard."""
     from callscreen.gateway.attemptlog import encode_batch
+    from callscreen.schema.keys import LOG_SHARDS, log_shard
 
     log_settings = LogSettings(max_records=500, max_age_s=3600, counter_days=30, node="n1")
     keys = Keys()
@@ -577,24 +579,40 @@ def test_the_batch_encoder_is_pure() -> None:
         (at + 1, ScreenRequest("+33612345678", Direction.OUTBOUND, "A", "u2"), blocked, 0.001),
         (at + 2, ScreenRequest("+33698765432", Direction.INBOUND, "", "u3"), allowed, 0.001),
     ]
-    args, calls = encode_batch(
-        log_settings, keys, DayClock("UTC"), "n1", at + 7200, items, _Overflow()
+    seq = 5
+    by_shard, calls = encode_batch(
+        log_settings, keys, DayClock("UTC"), "n1", at + 7200, seq, items, _Overflow()
     )
     assert calls == 3
-    assert args[:3] == [3, 500, f"{int((at + 7200 - 3600) * 1000)}-0"]
-    records = args[3:6]
-    assert all(isinstance(r, str) for r in records) and "33612345678" in str(records[0])
-    rest = args[6:]
-    commands = []
-    while rest:
-        n = int(rest[0])
-        commands.append(rest[1 : n + 1])
-        rest = rest[n + 1 :]
+    mine, other = log_shard("33612345678"), log_shard("33698765432")
+    spare = seq % LOG_SHARDS  # the age bound's turn
+    assert set(by_shard) == {mine, other, spare}
+    per_shard = -(-500 // LOG_SHARDS)
+    min_id = f"{int((at + 7200 - 3600) * 1000)}-0"
     day = "20270115"
-    assert [keys.day_counters(day), "BLOCKED\toutbound\tdnc\tA"] in [c[1:3] for c in commands]
+
+    def split(args: list[str | int]) -> tuple[list[str | int], list[list[str | int]]]:
+        count = int(args[0])
+        assert args[1:3] == [per_shard, min_id]
+        records, rest = args[3 : 3 + count], args[3 + count :]
+        commands = []
+        while rest:
+            n = int(rest[0])
+            commands.append(rest[1 : n + 1])
+            rest = rest[n + 1 :]
+        return records, commands
+
+    records, commands = split(by_shard[mine])
+    assert len(records) == 2 and all("33612345678" in str(r) for r in records)
     counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
-    assert counted == {"BLOCKED\toutbound\tdnc\tA": 2, "ALLOWED\tinbound\t\t": 1}
-    assert ["EXPIRE", keys.day_counters(day), 30 * 86400] in commands
+    assert counted == {"BLOCKED\toutbound\tdnc\tA": 2}
+    assert ["EXPIRE", keys.day_counters(day, mine), 30 * 86400] in commands
     [zincr] = [c for c in commands if c[0] == "ZINCRBY"]
-    assert zincr[2:] == [2, "33612345678"] and zincr[1].startswith(keys.base + ":log:b:" + day)
-    assert [c[0] for c in commands if c[0] in ("HSET", "HSETNX")] == ["HSET", "HSETNX"]
+    assert zincr[2:] == [2, "33612345678"] and zincr[1].startswith(keys.log_base(mine))
+    assert [c[0] for c in commands if c[0] in ("HSET", "HSETNX")] == ["HSET"]
+
+    records, commands = split(by_shard[other])
+    assert len(records) == 1 and "33698765432" in str(records[0])
+    counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
+    assert counted == {"ALLOWED\tinbound\t\t": 1}
+    assert [c[0] for c in commands if c[0] in ("HSET", "HSETNX")] == ["HSETNX"]

@@ -24,13 +24,14 @@ from callscreen.gateway.optout import opt_out
 from callscreen.reports.report import build_report
 from callscreen.schema import scripts
 from callscreen.schema.attempts import LogSettings
-from callscreen.schema.keys import FRAGMENTS, NUMBERS, Keys
+from callscreen.schema.keys import FRAGMENTS, NUMBERS, Keys, bucket_shard
 from callscreen.services import importer
 from callscreen.services.importer import ImportOptions
 from tests.support.blocking import SyncAdmin
 
 _INT = 987654321
 _TEXT = "zzTEXTzz"
+_LOG_BASE = "zzLOGBASEzz"
 
 
 def schema_patterns(keys: Keys) -> list[re.Pattern[str]]:
@@ -43,11 +44,18 @@ def schema_patterns(keys: Keys) -> list[re.Pattern[str]]:
             made = getattr(keys, name)
         elif inspect.isfunction(member):
             params = list(inspect.signature(member).parameters.values())[1:]
-            args = [_INT if "int" in str(p.annotation) else _TEXT for p in params]
+            args = [
+                0 if p.name == "shard" else _INT if "int" in str(p.annotation) else _TEXT
+                for p in params
+            ]
             made = getattr(keys, name)(*args)
         else:
             continue
-        text = re.escape(made)
+        if not isinstance(made, str):  # attempt_logs: every attempt_log
+            continue
+        # an attempt-log key lives under one of the shards' hash tags: any of them
+        made = re.sub(r"\{[^{}]*\.log\.\d+(?:\.\d+)?\}", _LOG_BASE, made)
+        text = re.escape(made).replace(_LOG_BASE, r"\{[^{}]+\.log\.\d+(?:\.\d+)?\}")
         text = text.replace(str(_INT // 512), r"\d+").replace(str(_INT), r"\d+")
         text = text.replace(_TEXT, r".+").replace("True", r"[bl]").replace("False", r"[bl]")
         patterns.append(re.compile(text + r"\Z"))
@@ -76,7 +84,8 @@ def test_keys_are_made_from_the_fragments() -> None:
     keys = Keys()
     assert keys.list(7) == keys.base + FRAGMENTS["LIST"] + "7"
     assert keys.batch(1030) == keys.base + FRAGMENTS["BATCH"] + str(1030 // NUMBERS["BATCH_BUCKET"])
-    assert keys.first_contact(3) == keys.base + FRAGMENTS["FIRST_CONTACT"] + "3"
+    marks = keys.log_base(bucket_shard(3)) + FRAGMENTS["FIRST_CONTACT"] + "3"
+    assert keys.first_contact(3) == marks
 
 
 class Monitor:
