@@ -1,13 +1,15 @@
 """Who is calling: the Bearer key, its scopes, and the actor its changes are recorded as.
 
-``Authorization: Bearer cs_…`` is checked by :func:`callscreen.services.apikeys.authenticate`
-on every request (a revoked key fails on its next request, on every process). A client
-address that fails to authenticate more than ``api_auth_failures_per_s`` times in a
-second gets 429 with ``Retry-After`` until the second is over; the count is kept per
-process. The key never appears in a log line or in an error.
+``Authorization: Bearer cs_…`` is checked by the key service
+(:meth:`callscreen.services.apikeys.KeyService.authenticate`) on every request (a
+revoked key fails on its next request, on every process). A client address that fails
+to authenticate more than ``api_auth_failures_per_s`` times in a second gets 429 with
+``Retry-After`` until the second is over; the count is kept per process. The key never
+appears in a log line or in an error.
 
 Changes are recorded as made by ``key:NAME``, with the client's ``X-Actor`` header
-in parentheses when it sends one (``key:crm (agent 4411)``).
+in parentheses when it sends one (``key:crm (agent 4411)``), via ``api``: the actor
+of the services' context (:meth:`~callscreen.api.backend.Backend.acting_as`).
 """
 
 from __future__ import annotations

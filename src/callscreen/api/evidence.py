@@ -23,7 +23,6 @@ router = APIRouter(tags=["evidence"], responses=ERRORS)
 CallsReader = Annotated[Principal, Depends(scoped(KeyScope.CALLS_READ))]
 health = APIRouter(tags=["health"], responses={503: ERRORS[503]})
 
-EVENT_ID = re.compile(r"\d{1,20}-\d{1,20}")
 ATTEMPT_CURSOR = re.compile(r"(\d{1,18})\.(\d{1,18})-(\d{1,18})")
 
 
@@ -40,8 +39,7 @@ async def history(
     cursor: Annotated[str | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    if cursor is not None and not EVENT_ID.fullmatch(cursor):
-        raise InvalidInput("not a cursor this API gave")
+    # the cursor is an event id: the history service refuses anything else
     events = await who.backend.history(list_id, limit=limit, before=cursor)
     next_cursor = events[-1].id if len(events) == limit else None
     return {"events": [e.to_json() for e in events], "next_cursor": next_cursor}
