@@ -18,7 +18,7 @@ import redis
 from typer.testing import CliRunner
 
 from callscreen.api import problems
-from callscreen.api.backend import EXPORT_CHUNK
+from callscreen.api.backend import EXPORT_CHUNK, Backend
 from callscreen.api.models import MAX_ENTRIES
 from callscreen.callpath.decision import ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
@@ -799,3 +799,18 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(api: ApiServer) -> 
             assert bad.get("/lists", headers=other).status_code == 401
     finally:
         proxied.stop()
+
+
+async def test_the_api_refuses_data_of_an_older_schema(redis_url: str) -> None:
+    """As ``callscreen serve`` does: data of an older layout is migrated first."""
+    settings = Settings(redis_url=redis_url)
+    r = redis.Redis.from_url(redis_url, decode_responses=True)
+    backend = Backend.connect(settings)
+    try:
+        await backend.check_schema()  # an empty Redis: nothing to refuse
+        r.hset(Keys(settings.key_tag).meta, "schema", 0)
+        with pytest.raises(errors.SchemaTooOld, match=r"callscreen api.*callscreen migrate"):
+            await backend.check_schema()
+    finally:
+        await backend.close()
+        r.close()
