@@ -659,7 +659,7 @@ class ImportSummary:
     *not enforced* until approved; ``list_pending`` all the list's pending entries;
     ``enforced`` the entries the import made enforced (new, or pending, removed or
     expired before; active or permanent now): on a block list, calls to them are due
-    for cancelling (:meth:`callscreen.services.admin.Admin.import_file`)."""
+    for cancelling (:meth:`callscreen.services.transfer.TransferService.import_file`)."""
 
     list_name: str
     source: str
