@@ -577,24 +577,35 @@ def test_the_batch_encoder_is_pure() -> None:
         (at + 1, ScreenRequest("+33612345678", Direction.OUTBOUND, "A", "u2"), blocked, 0.001),
         (at + 2, ScreenRequest("+33698765432", Direction.INBOUND, "", "u3"), allowed, 0.001),
     ]
-    args, calls = encode_batch(
-        log_settings, keys, DayClock("UTC"), "n1", at + 7200, items, _Overflow()
+    by_shard, calls = encode_batch(
+        log_settings, keys, DayClock("UTC"), "n1", at + 7200, 5, items, _Overflow()
     )
     assert calls == 3
-    assert args[:3] == [3, 500, f"{int((at + 7200 - 3600) * 1000)}-0"]
-    records = args[3:6]
-    assert all(isinstance(r, str) for r in records) and "33612345678" in str(records[0])
-    rest = args[6:]
-    commands = []
-    while rest:
-        n = int(rest[0])
-        commands.append(rest[1 : n + 1])
-        rest = rest[n + 1 :]
+    blocked_shard, allowed_shard = log_shard("33612345678"), log_shard("33698765432")
+    # each number's records and commands go to its own shard; the age bound rides along
+    # on the batch's round-robin shard (5) even with nothing else to do there
+    assert set(by_shard) == {blocked_shard, allowed_shard, 5}
+    min_id = f"{int((at + 7200 - 3600) * 1000)}-0"
+    per_shard = -(-500 // LOG_SHARDS)
+    commands: list[list[str | int]] = []
+    records: list[str | int] = []
+    for args in by_shard.values():
+        count = int(args[0])
+        assert args[1:3] == [per_shard, min_id]
+        records += args[3 : 3 + count]
+        rest = args[3 + count :]
+        while rest:
+            n = int(rest[0])
+            commands.append(rest[1 : n + 1])
+            rest = rest[n + 1 :]
+    assert len(records) == 3 and all(isinstance(r, str) for r in records)
+    assert sum("33612345678" in str(r) for r in records) == 2
     day = "20270115"
-    assert [keys.day_counters(day), "BLOCKED\toutbound\tdnc\tA"] in [c[1:3] for c in commands]
     counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
     assert counted == {"BLOCKED\toutbound\tdnc\tA": 2, "ALLOWED\tinbound\t\t": 1}
-    assert ["EXPIRE", keys.day_counters(day), 30 * 86400] in commands
+    assert ["EXPIRE", keys.day_counters(day, blocked_shard), 30 * 86400] in commands
     [zincr] = [c for c in commands if c[0] == "ZINCRBY"]
-    assert zincr[2:] == [2, "33612345678"] and zincr[1].startswith(keys.base + ":log:b:" + day)
-    assert [c[0] for c in commands if c[0] in ("HSET", "HSETNX")] == ["HSET", "HSETNX"]
+    assert zincr[2:] == [2, "33612345678"]
+    assert zincr[1].startswith(keys.log_base(blocked_shard) + ":log:b:" + day)
+    # the decider of the blocked number, the first contact of the allowed one
+    assert sorted(c[0] for c in commands if c[0] in ("HSET", "HSETNX")) == ["HSET", "HSETNX"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from callscreen.services.admin import Admin
 
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
@@ -17,6 +16,7 @@ from callscreen.core.model import Action, Direction, Result
 from callscreen.gateway.attemptlog import CallLog
 from callscreen.schema.attempts import LogSettings
 from callscreen.schema.keys import LOG_SHARDS, Keys, key_slot, log_shard
+from tests.support.blocking import SyncAdmin as Admin
 from tests.support.clusterproc import ClusterSet, cluster_available
 
 pytestmark = pytest.mark.skipif(not cluster_available(), reason="redis-cli is not installed")

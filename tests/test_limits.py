@@ -46,7 +46,7 @@ async def screening(redis_url: str) -> AsyncIterator[tuple[Settings, Screener]]:
         # is not what is tested here
         deadline_ms=2000,
     )
-    fill(settings, "dnc", Action.BLOCK, [BLOCKED], "asked us to stop")
+    await fill(settings, "dnc", Action.BLOCK, [BLOCKED], "asked us to stop")
     screener = Screener.from_settings(settings)
     yield settings, screener
     await screener.close()

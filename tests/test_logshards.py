@@ -24,8 +24,8 @@ from callscreen.schema.keys import (
     log_shard,
     log_tag,
 )
-from callscreen.services.admin import Admin
 from callscreen.services.logshards import migrate_attempt_log, stream_id
+from tests.support.blocking import SyncAdmin as Admin
 
 OUT, IN = Direction.OUTBOUND, Direction.INBOUND
 KEYS = Keys("cs")
@@ -123,8 +123,10 @@ def to_old_layout(r: redis.Redis) -> None:
 def report_of(settings: Settings) -> Report:
     with Admin(settings) as admin:
         today = DayClock("UTC").date_of(time.time())
-        return build_report(
-            admin.table, LOG, today - timedelta(days=1), today, now=0, max_numbers=0
+        return admin.run(
+            build_report(
+                admin.ctx.table, LOG, today - timedelta(days=1), today, now=0, max_numbers=0
+            )
         )
 
 
@@ -142,7 +144,7 @@ async def test_migration_moves_every_old_key_and_the_reports_read_the_same(
     before = comparable(report_of(settings))
     assert before["totals"]["BLOCKED"] == 40 and before["never_contacted_count"] == 21  # type: ignore[index]
     with Admin(settings) as admin:
-        records, _ = recent_attempts(admin.table, LogQuery(), limit=1000)
+        records, _ = admin.run(recent_attempts(admin.ctx.table, LogQuery(), limit=1000))
     assert len(records) == 82
 
     to_old_layout(r)
@@ -158,7 +160,7 @@ async def test_migration_moves_every_old_key_and_the_reports_read_the_same(
     assert r.hget("{cs}:meta", "log_shards") == str(LOG_SHARDS)
     assert comparable(report_of(settings)) == before
     with Admin(settings) as admin:
-        again, _ = recent_attempts(admin.table, LogQuery(), limit=1000)
+        again, _ = admin.run(recent_attempts(admin.ctx.table, LogQuery(), limit=1000))
     assert [rec.uniqueid for rec in again] == [rec.uniqueid for rec in records]
     # every record in its number's shard, ids kept
     for rec in again:
@@ -188,7 +190,7 @@ async def test_migration_after_new_writes_keeps_counts_and_earliest_marks(
     await log.stop()
     with Admin(settings) as admin:
         migrate_attempt_log(admin.table.r, KEYS)
-        records, _ = recent_attempts(admin.table, LogQuery(), limit=1000)
+        records, _ = admin.run(recent_attempts(admin.ctx.table, LogQuery(), limit=1000))
     after = comparable(report_of(settings))
     assert after["totals"]["ALLOWED"] == before["totals"]["ALLOWED"] + 1  # type: ignore[index]
     assert after["lost_count"] == before["lost_count"]  # the old, earlier marks were kept

@@ -24,7 +24,7 @@ from callscreen.gateway.optout import opt_out
 from callscreen.reports.report import build_report
 from callscreen.schema import scripts
 from callscreen.schema.attempts import LogSettings
-from callscreen.schema.keys import FRAGMENTS, NUMBERS, Keys
+from callscreen.schema.keys import FRAGMENTS, NUMBERS, Keys, bucket_shard
 from callscreen.services import importer
 from callscreen.services.importer import ImportOptions
 from tests.support.blocking import SyncAdmin
@@ -34,20 +34,29 @@ _TEXT = "zzTEXTzz"
 
 
 def schema_patterns(keys: Keys) -> list[re.Pattern[str]]:
-    """Every key name :class:`Keys` can make, as a regular expression."""
-    patterns = []
+    """Every key name :class:`Keys` can make, as a regular expression (an attempt-log
+    shard's hash tag as any shard's)."""
+    made_names: list[str] = []
     for name, member in inspect.getmembers(Keys):
-        if name.startswith("_") or name in ("base", "exact_pattern"):
+        if name.startswith("_") or name in ("base", "exact_pattern", "old_log_patterns"):
             continue
         if isinstance(member, property):
             made = getattr(keys, name)
         elif inspect.isfunction(member):
             params = list(inspect.signature(member).parameters.values())[1:]
-            args = [_INT if "int" in str(p.annotation) else _TEXT for p in params]
+            args = [
+                0 if p.name == "shard" else _INT if "int" in str(p.annotation) else _TEXT
+                for p in params
+            ]
             made = getattr(keys, name)(*args)
         else:
             continue
-        text = re.escape(made)
+        made_names.extend(made if isinstance(made, tuple) else [made])
+    shard_tag = re.compile(r"\{" + re.escape(keys.tag) + r"\.log\.\d+(?:\.\d+)?\}")
+    patterns = []
+    for made in made_names:
+        text = re.escape(shard_tag.sub("zzSHARDzz", made))
+        text = text.replace("zzSHARDzz", shard_tag.pattern)
         text = text.replace(str(_INT // 512), r"\d+").replace(str(_INT), r"\d+")
         text = text.replace(_TEXT, r".+").replace("True", r"[bl]").replace("False", r"[bl]")
         patterns.append(re.compile(text + r"\Z"))
@@ -76,7 +85,9 @@ def test_keys_are_made_from_the_fragments() -> None:
     keys = Keys()
     assert keys.list(7) == keys.base + FRAGMENTS["LIST"] + "7"
     assert keys.batch(1030) == keys.base + FRAGMENTS["BATCH"] + str(1030 // NUMBERS["BATCH_BUCKET"])
-    assert keys.first_contact(3) == keys.base + FRAGMENTS["FIRST_CONTACT"] + "3"
+    assert (
+        keys.first_contact(3) == keys.log_base(bucket_shard(3)) + FRAGMENTS["FIRST_CONTACT"] + "3"
+    )
 
 
 class Monitor:
