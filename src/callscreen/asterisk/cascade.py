@@ -74,6 +74,7 @@ from callscreen.asterisk.callfiles import (
 from callscreen.core.config import Settings
 from callscreen.core.errors import AmiUnavailable
 from callscreen.core.numbers import EntryKey
+from callscreen.core.ratelog import clean
 
 log = logging.getLogger("callscreen.cascade")
 
@@ -339,12 +340,17 @@ def cancel_queued(
         try:
             claimed = _claim(item, spool_dir)
         except OSError as exc:
-            scan.notes.append(f"could not remove call file {queued.file}: {exc.strerror or exc}")
+            scan.notes.append(
+                f"could not remove call file {clean(queued.file)}: {exc.strerror or exc}"
+            )
             continue
         if claimed:
             scan.cancelled.append(queued)
             log.info(
-                "cancelled queued call %s to %s (%s)", queued.file, queued.number, queued.entry
+                "cancelled queued call %s to %s (%s)",
+                clean(queued.file),
+                queued.number,
+                queued.entry,
             )
         elif os.path.exists(item.path):
             scan.due.append(queued)
@@ -415,7 +421,9 @@ async def hangup_matching(settings: Settings, targets: Targets, region: str) -> 
                 continue
             if await client.hangup(ch.name):
                 hung.append(LiveCall(ch.name, "+" + hit, matched[hit], ch.linkedid))
-                log.info("hung up live channel %s (%s, %s)", ch.name, "+" + hit, matched[hit])
+                log.info(
+                    "hung up live channel %s (%s, %s)", clean(ch.name), "+" + hit, matched[hit]
+                )
         return hung
     finally:
         await client.close()
@@ -478,7 +486,7 @@ def run(
     if due:
         notes.append(
             f"{_count(len(due), 'matching call file')} due or being dialed left in place "
-            f"({', '.join(c.file for c in due[:5])}{', ...' if len(due) > 5 else ''})"
+            f"({', '.join(clean(c.file) for c in due[:5])}{', ...' if len(due) > 5 else ''})"
             + ("" if hangup else "; --hangup-live hangs up their calls")
         )
     return CascadeReport(

@@ -113,7 +113,7 @@ async def opt_out(
     except CallscreenError as exc:
         return _failed(f"opt-out not recorded: {exc}", number)
     except Exception:
-        log.exception("uniqueid=%s: opt-out failed", request.uniqueid or "-")
+        log.exception("uniqueid=%s: opt-out failed", printable(request.uniqueid) or "-")
         return _failed("opt-out not recorded: internal error", number)
     if recorded is not None and changed and not decision.failed:
         recorded(settings, key.digits)
