@@ -11,6 +11,8 @@ import logging
 import os
 import resource
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from callscreen.core.config import Settings
 from callscreen.core.model import Action
 from callscreen.core.numbers import parse_entry
 from callscreen.gateway.metrics import MAX_METRICS_CONNECTIONS
+from callscreen.gateway.optout import OptoutRoute
 from callscreen.gateway.serve import Gateway, watch_accept_failures
 from tests.agiclient import FakeAsterisk
 from tests.amihelpers import spool_names, write_call_file
@@ -230,3 +233,91 @@ async def test_accepts_failing_for_lack_of_descriptors_are_logged_and_counted(
         "a connection could not be accepted: Too many open files (open files limit reached?)"
     )
     assert len(lines) == 2 and "no_descriptors=49" in lines[1]
+
+
+def queue_files(spool: Path, numbers: list[str]) -> None:
+    """One waiting call file per number, as a dialer writes them (an hour ahead)."""
+    when = time.time() + 3600
+    for i, number in enumerate(numbers):
+        staging = spool.parent / f".{i}.tmp"
+        staging.write_text(
+            f"Channel: PJSIP/{number}@trunk\nCallerID: <+33140000000>\n"
+            "Context: campaign-out\nExtension: s\nPriority: 1\n"
+        )
+        os.utime(staging, (when, when))
+        os.replace(staging, spool / f"call-{i:05d}.call")
+
+
+async def test_an_opt_out_flood_against_a_large_spool_is_one_bounded_queue(
+    screening: tuple[Settings, Screener], tmp_path: Path
+) -> None:
+    settings, screener = screening
+    spool = tmp_path / "outgoing"
+    spool.mkdir()
+    opted = [f"+3361{i:07d}" for i in range(300)]
+    others = [f"+3362{i:07d}" for i in range(4700)]
+    queue_files(spool, opted + others)
+    settings = settings.model_copy(update={"spool_dir": str(spool), "optout_burst": 1000})
+    server = AgiServer(settings, screener)
+    route = OptoutRoute(server, screener.client)
+    server.routes["optout"] = route
+    await server.start()
+    try:
+        fake = FakeAsterisk(HOST, server.port, timeout=10.0)
+
+        async def opt_outs() -> list[str]:
+            results = []
+            for start in range(0, len(opted), 10):
+                batch = opted[start : start + 10]
+                done = await asyncio.gather(
+                    *(fake.call(script="optout", args=("outbound", n)) for n in batch)
+                )
+                results += [r.variables.get("CALLSCREEN_RESULT", "none") for r in done]
+            return results
+
+        optouts, answers = await asyncio.gather(opt_outs(), genuine_sessions(server.port, 60))
+        assert await route.drain(60.0) is None
+        assert route.canceller.wait_idle(0)
+    finally:
+        await server.close(1.0)
+        route.close()
+    assert optouts == ["BLOCKED"] * 300
+    wrong = [(n, r) for n, r in answers if r != expected(n)]
+    assert wrong == [], wrong[:5]
+    # every queued call to an opted-out number is gone, the others are all there
+    assert len(spool_names(spool)) == 4700 and route.canceller.cancelled == 300
+    # 300 requests, a handful of scans: merged, one at a time
+    assert route.canceller.submitted == 300 and route.canceller.scans <= 30
+
+
+def test_requests_are_merged_and_one_scan_serves_every_number_queued(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spool = tmp_path / "outgoing"
+    spool.mkdir()
+    settings = Settings(_env_file=None, spool_dir=str(spool), default_region="FR")
+    release, entered = threading.Event(), threading.Event()
+    scanned: list[frozenset[str]] = []
+    real = cascade.cancel_queued
+
+    def held(spool_dir: str, targets: EntryTargets, region: str, **kw: Any) -> Any:
+        scanned.append(targets.exact)
+        entered.set()
+        release.wait(10)
+        return real(spool_dir, targets, region, **kw)
+
+    monkeypatch.setattr(cascade, "cancel_queued", held)
+    canceller = cascade.SpoolCanceller(lambda: settings)
+    try:
+        assert canceller.submit(["33612345678"]) == 1
+        assert entered.wait(10)  # the first scan has started (and is held)
+        for _ in range(300):
+            canceller.submit(["33612345678"])
+        assert canceller.submit([f"336000000{i:02d}" for i in range(50)]) == 50
+        assert canceller.pending == 51
+        release.set()
+        assert canceller.wait_idle(10)
+    finally:
+        canceller.close()
+    assert len(scanned) == 2 and canceller.scans == 2
+    assert len(scanned[1]) == 51 and "33612345678" in scanned[1]

@@ -20,8 +20,9 @@ Writes go through the call path's Redis client within the deadline (three round 
 ``optout.lua`` finds or creates the list and records the batch; ``entries.lua``, the
 only writer of entry records, writes the entry; the audit trail gets its record).
 Then, off the call path, queued calls to the number are cancelled
-(:func:`callscreen.asterisk.cascade.cancel_queued`, in a thread): never live calls — the caller
-is on one, pressing 9. A number the list already enforces (active, or permanent) is
+(:class:`callscreen.asterisk.cascade.SpoolCanceller`: one bounded queue, one thread,
+requests merged, one spool scan for every number queued): never live calls — the
+caller is on one, pressing 9. A number the list already enforces (active, or permanent) is
 answered ``BLOCKED`` at the cost of one round trip that writes nothing: no batch, no
 audit record, no cascade — repeating an opt-out cannot grow Redis.
 
@@ -250,16 +251,20 @@ class OptoutRoute:
     """The ``optout`` AGI route. The gateway registers it on the FastAGI server with
     the call path's Redis client (``server.routes["optout"] = OptoutRoute(server,
     client)``); settings are the server's at each call (a reload applies). Queued
-    calls to a recorded number are cancelled by background tasks it keeps;
-    :meth:`drain` waits for them at shutdown."""
+    calls to a recorded number are cancelled by ``canceller`` (one of its own by
+    default); :meth:`drain` waits for it at shutdown."""
 
     def __init__(
-        self, server: AgiServer, client: LeanRedis, clock: Callable[[], float] = time.monotonic
+        self,
+        server: AgiServer,
+        client: LeanRedis,
+        clock: Callable[[], float] = time.monotonic,
+        canceller: cascade.SpoolCanceller | None = None,
     ) -> None:
         self.server = server
         self.client = client
         self.limiter = RateLimiter(clock)
-        self._background: set[asyncio.Task[None]] = set()
+        self.canceller = canceller or cascade.SpoolCanceller(lambda: self.server.settings)
 
     async def __call__(self, env: AgiEnv, call: CallInfo) -> Answer:
         refusal = self.refusal(call)
@@ -306,34 +311,14 @@ class OptoutRoute:
         return decision, fields
 
     def _cancel_queued_later(self, settings: Settings, digits: str) -> None:
-        """Cancel the number's queued calls in a worker thread, never delaying the answer."""
-        if not (settings.cascade_enabled and settings.spool_dir):
-            return
-        task = asyncio.get_running_loop().create_task(_cancel_queued(settings, digits))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """Queue the number's queued calls for cancelling, never delaying the answer."""
+        if settings.cascade_enabled and settings.spool_dir:
+            self.canceller.submit((digits,))
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the background cascades (at shutdown)."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=timeout)
+        """Wait up to ``timeout`` seconds for the cancellations queued (at shutdown)."""
+        await self.canceller.drain(timeout)
 
-
-async def _cancel_queued(settings: Settings, digits: str) -> None:
-    targets = cascade.EntryTargets(exact=frozenset({digits}))
-    try:
-        scan = await asyncio.to_thread(
-            cascade.cancel_queued, settings.spool_dir, targets, settings.default_region
-        )
-    except Exception:
-        log.exception("cancelling the queued calls of +%s failed", digits)
-        return
-    for note in scan.notes:
-        log.warning("opt-out of +%s: %s", digits, note)
-    if scan.cancelled or scan.due:
-        log.info(
-            "opt-out of +%s: cancelled %d queued call(s); %d due left in place",
-            digits,
-            len(scan.cancelled),
-            len(scan.due),
-        )
+    def close(self) -> None:
+        """Stop the cancelling thread (after the scan under way)."""
+        self.canceller.close()

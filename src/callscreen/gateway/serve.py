@@ -137,7 +137,7 @@ class Gateway:
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
             Part("outcome watcher", start=self.watcher.start, close=self.watcher.close),
             # opt-outs cancel queued calls in the background: let those finish
-            Part("optout cascades", close=lambda: self.optout.drain(OPTOUT_DRAIN_S)),
+            Part("optout cascades", close=self._close_cascades),
             Part(
                 "agi",
                 start=self.server.start,
@@ -152,6 +152,10 @@ class Gateway:
             )
         self._stack = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
+
+    async def _close_cascades(self) -> None:
+        await self.optout.drain(OPTOUT_DRAIN_S)
+        self.optout.close()
 
     def _baseline(self) -> Settings:
         """What the environment and ``.env`` say now (reloads apply what changes)."""
