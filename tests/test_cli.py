@@ -189,3 +189,17 @@ def test_console_script_end_to_end(redis_url: str) -> None:
     assert refused.stderr == "error: no list named 'nope'\n"
     usage = call("lists", "create", "x", "--action", "maybe")
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_arguments_that_are_not_utf8_are_refused_clearly(redis_url: str) -> None:
+    # what a Latin-1 terminal sends for "Crédit": a lone 0xE9 byte
+    for args in ([b"add", b"dnc", b"+33123456789", b"--reason", b"Cr\xe9dit"],):
+        done = subprocess.run(
+            [sys.executable.encode(), b"-m", b"callscreen", *args],
+            capture_output=True,
+            env={**os.environ, "CALLSCREEN_REDIS_URL": redis_url},
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.decode().startswith(f"error: argument {len(args)} is not valid UTF-8")
+        assert b"internal error" not in done.stderr and b"Traceback" not in done.stderr

@@ -111,8 +111,27 @@ def _quiet_library_logs() -> None:
         logger.addHandler(logging.NullHandler())
 
 
+def non_utf8_argument(argv: list[str]) -> int | None:
+    """The position (1-based) of the first argument that is not valid UTF-8 (Python
+    keeps its bytes as lone surrogates), or None."""
+    for position, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return position
+    return None
+
+
 def main() -> None:
     """The ``callscreen`` console script."""
+    bad = non_utf8_argument(sys.argv[1:])
+    if bad is not None:
+        typer.echo(
+            f"error: argument {bad} is not valid UTF-8 text; callscreen takes names, "
+            "numbers and reasons in UTF-8 (check the terminal's or the script's encoding)",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
     try:
         app()
     except Exception as exc:  # a bug: still one line, never a traceback
