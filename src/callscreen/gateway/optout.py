@@ -274,7 +274,7 @@ class OptoutRoute:
             decision = _failed(f"opt-out not recorded: {reason}")
             fields: LogFields = (("direction", env.arg(1)), *decision.log_fields())
             return Answer(decision.variables(), fields, decision, "", cause)
-        decision, fields = await self.answer(env)
+        decision, fields = await self.answer(env, self.server.budget(call))
         direction = dict(fields).get("direction", "")
         return Answer(decision.variables(), fields, decision, direction)
 
@@ -291,9 +291,11 @@ class OptoutRoute:
             return "rate_limited", "too many requests from this address"
         return None
 
-    async def answer(self, env: AgiEnv) -> tuple[Decision, LogFields]:
-        """The decision and the fields of the call's log line. Never raises but for
-        cancellation."""
+    async def answer(
+        self, env: AgiEnv, deadline: float | None = None
+    ) -> tuple[Decision, LogFields]:
+        """The decision and the fields of the call's log line, within ``deadline``
+        seconds (``deadline_ms`` by default). Never raises but for cancellation."""
         settings = self.server.settings
         try:
             request = screen_request(env)
@@ -301,7 +303,9 @@ class OptoutRoute:
             log.error("uniqueid=%s: %s; answering UNSCREENED", printable(env.uniqueid) or "-", exc)
             decision = bad_request_decision(f"bad request: {exc}")
             return decision, (("direction", env.arg(1)), *decision.log_fields())
-        decision = await opt_out(settings, self.client, request, recorded=self._cancel_queued_later)
+        decision = await opt_out(
+            settings, self.client, request, deadline=deadline, recorded=self._cancel_queued_later
+        )
         number = decision.number or request.number
         fields: LogFields = (
             ("direction", request.direction.value),
