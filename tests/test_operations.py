@@ -441,7 +441,13 @@ async def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(
     tmp_path: Path, redis_url: str
 ) -> None:
     load_lists(ops_settings(redis_url))
-    env = {"CALLSCREEN_REDIS_URL": redis_url, "CALLSCREEN_ENV_TIMEOUT_MS": "10000"}
+    # the call's environment comes in two halves, seconds apart: a deadline (counted
+    # from the accept) long enough for it to be screened all the same
+    env = {
+        "CALLSCREEN_REDIS_URL": redis_url,
+        "CALLSCREEN_ENV_TIMEOUT_MS": "10000",
+        "CALLSCREEN_DEADLINE_MS": "10000",
+    }
     async with ServeProcess(tmp_path, env) as gateway:
         # a call in flight: connected, half of its environment sent
         reader, writer = await asyncio.open_connection(HOST, gateway.port)

@@ -9,11 +9,14 @@ hang-up; any error is contained to its connection. See ``docs/server-behavior.md
 
 from __future__ import annotations
 
+import array
 import asyncio
 import dataclasses
+import fcntl
 import ipaddress
 import logging
 import socket
+import termios
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -262,7 +265,9 @@ class AgiServer:
         environment (it is no call yet) so that a newcomer takes its slot. False if
         every open connection is a call past its environment."""
         for connection in self._connections:
-            if connection.waiting_for_env:
+            # bytes already in the kernel's buffer: its environment is on its way (the
+            # loop has not read it yet: accepts come in batches), so it is not idle
+            if connection.waiting_for_env and not connection.input_waiting():
                 connection.evict("evicted")
                 return True
         return False
@@ -285,7 +290,7 @@ class AgiServer:
         for connection in self._connections:  # accept order: stop at the first young one
             if connection.started > oldest:
                 break
-            if connection.waiting_for_env:
+            if connection.waiting_for_env and not connection.input_waiting():
                 idle.append(connection)
         for connection in idle:
             connection.evict("idle")
@@ -482,6 +487,19 @@ class _AgiConnection(asyncio.Protocol):
     def waiting_for_env(self) -> bool:
         """Not a call yet: its AGI environment has not ended (nor failed)."""
         return self.session.phase is Phase.ENV and self.error is None and not self.eof
+
+    def input_waiting(self) -> bool:
+        """Whether bytes wait in the socket's receive buffer, not read by the loop yet."""
+        transport = self.transport
+        if transport is None:
+            return False
+        sock = transport.get_extra_info("socket")
+        try:
+            count = array.array("i", [0])
+            fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+        except (OSError, AttributeError, ValueError):
+            return False
+        return count[0] > 0
 
     def evict(self, reason: str) -> None:
         """Close a connection still waiting for its environment to free its slot:

@@ -312,6 +312,7 @@ class MetricsEndpoint:
         self._server: asyncio.Server | None = None
         self.open = 0
         self.refused = 0
+        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int | None:
@@ -335,9 +336,16 @@ class MetricsEndpoint:
         log.info("metrics on http://%s:%d/metrics", host, port)
 
     async def close(self) -> None:
+        """Stop listening and end the requests still open (a slow or idle client)."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        handlers = set(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers)
+        if server is not None:
             await server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -351,10 +359,15 @@ class MetricsEndpoint:
             writer.transport.abort()
             return
         self.open += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
         try:
             await self._serve(reader, writer)
         finally:
             self.open -= 1
+            if task is not None:
+                self._handlers.discard(task)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
