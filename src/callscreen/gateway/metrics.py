@@ -295,6 +295,11 @@ class Metrics(Collector):
         )
 
 
+class _Refused(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()  # type: ignore[attr-defined]
+
+
 class MetricsEndpoint:
     """Serves :class:`Metrics` over HTTP on ``metrics_host:metrics_port``, from the
     running event loop (no thread). ``GET /metrics`` (or ``/``) answers the
@@ -327,9 +332,8 @@ class MetricsEndpoint:
             log.info("metrics endpoint off (metrics_port=0)")
             return
         try:
-            self._server = await asyncio.start_server(
-                self._handle, host, port, limit=8192, reuse_address=True
-            )
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(self._protocol, host, port, reuse_address=True)
         except OSError as exc:
             log.error("metrics endpoint not started on %s:%d: %s", host, port, exc)
             return
@@ -348,7 +352,9 @@ class MetricsEndpoint:
         if server is not None:
             await server.wait_closed()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _protocol(self) -> asyncio.BaseProtocol:
+        """A connection's protocol; past the cap, one that closes it at once (no reader,
+        no task: a flood of them costs an accept and a close each)."""
         if self.open >= MAX_METRICS_CONNECTIONS:
             self.refused += 1
             self.metrics.server.notice(
@@ -356,9 +362,12 @@ class MetricsEndpoint:
                 "metrics endpoint: %d connections open, closing a new one",
                 self.open,
             )
-            writer.transport.abort()
-            return
-        self.open += 1
+            return _Refused()
+        self.open += 1  # given back when its request ends (_handle)
+        reader = asyncio.StreamReader(limit=8192)
+        return asyncio.StreamReaderProtocol(reader, self._handle)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._handlers.add(task)
