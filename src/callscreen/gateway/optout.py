@@ -133,7 +133,7 @@ async def _record(
     by = f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
     batch = Batch(0, "add", reason, SOURCE, by, now).encode()
     list_name = settings.optout_list
-    list_id, action, buckets, batch_id, created, existing = await client.evalsha(
+    list_id, action, buckets, batch_id, created, _record_kept = await client.evalsha(
         OPTOUT,
         [keys.meta],
         [
@@ -159,7 +159,6 @@ async def _record(
             number,
             list_name,
         )
-        del existing  # the record it holds: kept as it is
         return _answer(kind, number, list_name, f"{REASON} (already on {list_name})"), False
     if created:
         log.info("created the do-not-call list %r (global, block, both)", list_name)
