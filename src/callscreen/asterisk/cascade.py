@@ -53,11 +53,13 @@ cascade running in those 2 s would delay such a file until Asterisk restarts —
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat as statmod
+import threading
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -73,6 +75,7 @@ from callscreen.asterisk.callfiles import (
 from callscreen.core.config import Settings
 from callscreen.core.errors import AmiUnavailable
 from callscreen.core.numbers import EntryKey
+from callscreen.core.ratelog import clean
 
 log = logging.getLogger("callscreen.cascade")
 
@@ -312,11 +315,13 @@ def cancel_queued(
     campaigns: Collection[str] | None = None,
     now: float | None = None,
     margin: float = DUE_MARGIN_S,
+    pause: Callable[[], None] | None = None,
 ) -> SpoolScan:
     """Cancel the waiting call files of ``spool_dir`` that ``targets`` match; report
     the matching ones that are due or being dialed, left in place. With ``campaigns``
     (a campaign-only list), only files setting ``CALLSCREEN_CAMPAIGN`` to one of them
-    count. Never raises for one bad file: problems become notes."""
+    count. ``pause()`` is called after each file read (a background scan yields
+    there). Never raises for one bad file: problems become notes."""
     scan = SpoolScan()
     if not spool_dir:
         return scan
@@ -332,6 +337,8 @@ def cancel_queued(
     reads: list[tuple[_Read, list[tuple[str, str]]]] = []
     for name in names:
         item = _read(os.path.join(spool_dir, name))
+        if pause is not None:
+            pause()
         if item is None:
             continue
         if campaigns is not None and item.call.variable(CAMPAIGN_VARIABLE) not in campaigns:
@@ -352,12 +359,17 @@ def cancel_queued(
         try:
             claimed = _claim(item, spool_dir)
         except OSError as exc:
-            scan.notes.append(f"could not remove call file {queued.file}: {exc.strerror or exc}")
+            scan.notes.append(
+                f"could not remove call file {clean(queued.file)}: {exc.strerror or exc}"
+            )
             continue
         if claimed:
             scan.cancelled.append(queued)
             log.info(
-                "cancelled queued call %s to %s (%s)", queued.file, queued.number, queued.entry
+                "cancelled queued call %s to %s (%s)",
+                clean(queued.file),
+                queued.number,
+                queued.entry,
             )
         elif os.path.exists(item.path):
             scan.due.append(queued)
@@ -395,6 +407,138 @@ def settle_due(
     return cancelled, list(pending.values())
 
 
+# -- the bounded runner for the gateway ---------------------------------------------
+
+
+class SpoolCanceller:
+    """Cancels the queued calls to numbers that became blocked, as **one bounded
+    queue** worked by **one thread** (never the event loop), for the gateway's opt-outs.
+
+    :meth:`submit` queues numbers (E.164 digits) and returns at once. Requests for a
+    number already queued are merged; one spool scan serves every number queued at the
+    moment it starts; at most one scan runs at a time; the thread lowers its own CPU
+    priority where it can and yields after each file read, so that a flood of opt-outs
+    against a large spool costs a scan or two, not one per opt-out, and calls keep
+    being answered. It uses a thread of its own, so nothing else that runs in the
+    default executor (the outcome watcher) waits behind it. At most ``max_pending``
+    numbers wait at once; past it, numbers are dropped and counted (:attr:`dropped`)
+    and logged.
+
+    ``settings()`` is read at each scan (``spool_dir``, ``default_region``,
+    ``cascade_enabled``: a reload applies). This is the executor a Redis-backed queue
+    of cascade plans can hand its numbers to.
+    """
+
+    def __init__(self, settings: Callable[[], Settings], *, max_pending: int = 100_000) -> None:
+        self._settings = settings
+        self.max_pending = max_pending
+        self._cond = threading.Condition()
+        self._pending: dict[str, None] = {}
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.scans = 0  # spool scans run
+        self.submitted = 0  # numbers submitted (merged ones included)
+        self.dropped = 0  # numbers dropped: the queue was full
+        self.cancelled = 0  # call files cancelled
+
+    def submit(self, numbers: Iterable[str]) -> int:
+        """Queue ``numbers`` (E.164 digits) for the next scan; returns how many were
+        not queued already. Never blocks; thread-safe."""
+        added = 0
+        with self._cond:
+            if self._closed:
+                return 0
+            for digits in numbers:
+                self.submitted += 1
+                if digits in self._pending:
+                    continue
+                if len(self._pending) >= self.max_pending:
+                    self.dropped += 1
+                    if self.dropped == 1 or self.dropped % 1000 == 0:
+                        log.error(
+                            "cascade queue full (%d numbers): %d number(s) not cancelled",
+                            self.max_pending,
+                            self.dropped,
+                        )
+                    continue
+                self._pending[digits] = None
+                added += 1
+            if added:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="spool-cascade", daemon=True
+                    )
+                    self._thread.start()
+                self._cond.notify()
+        return added
+
+    @property
+    def pending(self) -> int:
+        """Numbers waiting for a scan."""
+        with self._cond:
+            return len(self._pending)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Until nothing is queued or scanning (True), or ``timeout`` seconds (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    async def drain(self, timeout: float) -> bool:
+        """:meth:`wait_idle` from the event loop, without blocking it."""
+        return await asyncio.to_thread(self.wait_idle, timeout)
+
+    def close(self) -> None:
+        """Stop taking numbers; the thread ends after the scan under way (if any)."""
+        with self._cond:
+            self._closed = True
+            self._pending.clear()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux: per-thread niceness
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closed)
+                if self._closed:
+                    self._cond.notify_all()
+                    return
+                batch = list(self._pending)
+                self._pending.clear()
+                self._busy = True
+            try:
+                self._scan(batch)
+            except Exception:
+                log.exception("cancelling the queued calls of %d number(s) failed", len(batch))
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _scan(self, batch: list[str]) -> None:
+        settings = self._settings()
+        if not (settings.cascade_enabled and settings.spool_dir):
+            return
+        targets = EntryTargets(exact=frozenset(batch))
+        scan = cancel_queued(settings.spool_dir, targets, settings.default_region, pause=_yield)
+        self.scans += 1
+        self.cancelled += len(scan.cancelled)
+        for note in scan.notes:
+            log.warning("cascade of %d number(s): %s", len(batch), note)
+        if scan.cancelled or scan.due:
+            log.info(
+                "cascade of %d number(s): cancelled %d queued call(s); %d due left in place",
+                len(batch),
+                len(scan.cancelled),
+                len(scan.due),
+            )
+
+
+def _yield() -> None:
+    time.sleep(0)  # let the event loop's thread have the interpreter
+
+
 # -- live calls --------------------------------------------------------------------
 
 
@@ -429,7 +573,9 @@ async def hangup_matching(settings: Settings, targets: Targets, region: str) -> 
                 continue
             if await client.hangup(ch.name):
                 hung.append(LiveCall(ch.name, "+" + hit, matched[hit], ch.linkedid))
-                log.info("hung up live channel %s (%s, %s)", ch.name, "+" + hit, matched[hit])
+                log.info(
+                    "hung up live channel %s (%s, %s)", clean(ch.name), "+" + hit, matched[hit]
+                )
         return hung
     finally:
         await client.close()
@@ -485,7 +631,7 @@ async def run(
     if due:
         notes.append(
             f"{_count(len(due), 'matching call file')} due or being dialed left in place "
-            f"({', '.join(c.file for c in due[:5])}{', ...' if len(due) > 5 else ''})"
+            f"({', '.join(clean(c.file) for c in due[:5])}{', ...' if len(due) > 5 else ''})"
             + ("" if hangup else "; --hangup-live hangs up their calls")
         )
     return CascadeReport(
