@@ -410,7 +410,9 @@ class CallLog:
                         clean(request.callerid_name, MAX_CALLERID_NAME),
                         node,
                         max(0, int(elapsed * 1_000_000)),
-                        "" if number else clean(request.number.strip(), MAX_NUMBER),
+                        ""
+                        if number and not decision.stripped
+                        else clean(request.number.strip(), MAX_NUMBER),
                     )
                 )
 
