@@ -453,6 +453,22 @@ def call_to_hang_up(call: list[Channel], found: Channel) -> list[Channel]:
 # -- the whole cascade -------------------------------------------------------------
 
 
+def spool_configured(settings: Settings) -> bool:
+    """Whether ``spool_dir`` was set (environment, .env, argument), not defaulted."""
+    return "spool_dir" in settings.model_fields_set
+
+
+def spool_problem(settings: Settings) -> str | None:
+    """Why queued calls will not be checked (the spool directory is missing or not a
+    directory), or None: one line for ``serve`` to log at start-up."""
+    if not settings.cascade_enabled or not settings.spool_dir:
+        return None
+    if os.path.isdir(settings.spool_dir):
+        return None
+    hint = "" if spool_configured(settings) else " (no Asterisk here? set CALLSCREEN_SPOOL_DIR=)"
+    return f"spool directory {settings.spool_dir} not found: queued calls are not checked{hint}"
+
+
 def _run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from synchronous code: in this thread, or, when
     this thread already runs an event loop (a sync call from async code), in another."""
@@ -489,6 +505,11 @@ def run(
     else:
         scan = cancel_queued(settings.spool_dir, targets, region, campaigns=campaigns)
     notes.extend(scan.notes)
+    if not scan.checked and not spool_configured(settings):
+        # The default spool of a machine without Asterisk: `serve` says so once at
+        # start-up (spool_problem); every add would repeat it. The report still
+        # says spool_checked false.
+        notes = [n for n in notes if not n.startswith(f"spool directory {settings.spool_dir} ")]
     cancelled, due = list(scan.cancelled), list(scan.due)
     hung: list[LiveCall] = []
     if hangup:

@@ -39,6 +39,7 @@ from typing import Any
 
 import pydantic
 
+from callscreen.asterisk.cascade import spool_problem
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
@@ -47,6 +48,7 @@ from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import Metrics, MetricsEndpoint
 from callscreen.gateway.optout import OptoutRoute
 from callscreen.gateway.outcomes import OutcomeWatcher
+from callscreen.gateway.reachability import RedisReachability
 from callscreen.schema.attempts import LogSettings
 
 log = logging.getLogger("callscreen.serve")
@@ -127,8 +129,10 @@ class Gateway:
         # Started in this order, closed in the reverse one: one line per component.
         # The FastAGI server stays last (first to close: calls drain while the rest
         # still works, and the attempt log then writes what they left queued).
+        self.reachability = RedisReachability(settings, self.screener.client)
         self.parts: list[Part] = [
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
+            Part("redis check", start=self.reachability.start, close=self.reachability.close),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
             Part("outcome watcher", start=self.watcher.start, close=self.watcher.close),
             # opt-outs cancel queued calls in the background: let those finish
@@ -273,6 +277,9 @@ async def serve(settings: Settings, *, load_settings: Callable[[], Settings] | N
     handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: gateway.reload}
     for sig, handler in handlers.items():
         loop.add_signal_handler(sig, handler)
+    problem = spool_problem(settings)
+    if problem is not None:
+        log.info("%s", problem)
     try:
         async with gateway:
             log.info(
