@@ -312,8 +312,13 @@ def run(
     raise_fd_limit(settings)
     local = LocalRedis(settings) if local_redis else None
     try:
-        if local is not None and local.ensure():
-            log.info("using a local Redis at %s", settings.redis_url)
+        if local is not None:
+            settings = local.ensure()
+            if settings.redis_url == local.url:
+                log.info(
+                    "using the local Redis; for the CLI: export CALLSCREEN_REDIS_URL=%s",
+                    local.url,
+                )
         try:
             import uvloop
 
