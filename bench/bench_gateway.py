@@ -16,8 +16,10 @@ What it does, all on loopback:
    (``--paced-rate``). The paced figure is the one real Asterisk traffic gives: a PBX
    sends calls one at a time, so each costs the gateway its own event-loop wake-ups
    (accept, the environment's segments, Redis's reply, Asterisk's reply, the close),
-   where the saturated run shares each wake-up among many sessions. The fake
-   Asterisk writes and closes as Asterisk does (``tests/agiclient.py``);
+   where the saturated run shares each wake-up among many sessions. In the paced run
+   the fake Asterisk writes and closes as Asterisk does (``asterisk_writes``,
+   ``tests/agiclient.py``); the saturated run sends each environment in one write
+   (with Nagle on, 64 sessions from one event loop stall on delayed ACKs);
 3. counts, for each decision, the Redis round trips (the gateway's own counter,
    logged at shutdown) and the AGI commands (seen by the fake Asterisk);
 4. runs the same load against a naive gateway (the same FastAGI server, but one
@@ -234,7 +236,7 @@ async def saturate(port: int, calls: list[tuple[str, ...]], concurrency: int, na
 
 
 async def paced(port: int, calls: list[tuple[str, ...]], rate: float, name: str) -> Run:
-    fake = FakeAsterisk(HOST, port, parse=True, timeout=10)
+    fake = FakeAsterisk(HOST, port, parse=True, timeout=10, asterisk_writes=True)
     run = Run(name)
     loop = asyncio.get_running_loop()
     start = loop.time()

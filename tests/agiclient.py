@@ -263,7 +263,7 @@ class FakeAsterisk:
         pause_after_first_blank: float = 0.0,
         reply_delay: float = 0.0,
         parse: bool = True,
-        asterisk_writes: bool = True,
+        asterisk_writes: bool = False,
     ) -> None:
         """``parse=False`` (benchmarks): commands are counted and answered
         ``200 result=0`` without running Asterisk's parsers on them.
