@@ -241,6 +241,16 @@ async def test_many_concurrent_sessions(start_server: ServerFactory) -> None:
         assert result.variables["CALLSCREEN_RESULT"] == expected
 
 
+async def test_asterisk_style_writes_and_close(server: AgiServer) -> None:
+    """The environment written a line at a time with Nagle on (one to three segments),
+    and HANGUP written after the server closed, as Asterisk 22 does."""
+    fake = FakeAsterisk(HOST, server.port, asterisk_writes=True)
+    results = [await fake.call(args=("inbound", n)) for n in ("+19005550001", "+33123450001")]
+    assert [r.variables["CALLSCREEN_RESULT"] for r in results] == ["BLOCKED", "ALLOWED"]
+    assert all(r.command_count == 1 and r.closed_by_server for r in results)
+    await assert_still_serving(server)
+
+
 # --------------------------------------------------------------------- replies
 
 

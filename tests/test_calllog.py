@@ -240,8 +240,8 @@ async def test_every_call_is_counted_and_logged_with_its_details(
     )
     calllog.record(ScreenRequest("0612345678", OUT, "spring"), allowed("+33612345678"), 0.0001)
     calllog.record(
-        ScreenRequest("+33999000000", IN),
-        Decision(Result.LABELED, "+33999000000", "spam", "+339*"),
+        ScreenRequest("+33999000000:5060", IN),
+        Decision(Result.LABELED, "+33999000000", "spam", "+339*", stripped=":5060"),
         0,
     )
     calllog.record(
@@ -270,6 +270,12 @@ async def test_every_call_is_counted_and_logged_with_its_details(
     assert first.callerid_name == "Bob[31m"  # the escape character is gone
     assert (first.uniqueid, first.node, first.elapsed_us) == ("1700000000.1", "test-node", 420)
     assert recs[2].match == "+339*"
+    # text trailing an inbound caller ID's number was not screened: the caller ID is kept
+    assert (recs[2].number, recs[2].dialed) == ("+33999000000", "+33999000000:5060")
+    assert recs[1].dialed == ""
+    request = ScreenRequest("+33999000000:5060", IN)
+    decision = Decision(Result.LABELED, "+33999000000", "spam", "+339*", stripped=":5060")
+    assert AttemptRecord.from_call(0, request, decision, 0, "n").dialed == "+33999000000:5060"
     assert recs[3].dialed == "+33123" and recs[3].number == "" and recs[3].failed
     assert recs[4].outcome is Outcome.UNAVAILABLE
     assert counters(r) == {

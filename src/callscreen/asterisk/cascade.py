@@ -35,9 +35,11 @@ cancelled.
 **Live calls** (``--hangup-live``, or ``cascade_hangup_live``): through AMI, every live
 channel whose ``CallerIDNum``, ``ConnectedLineNum`` or ``Exten`` (or, for a Local
 channel, the number in its name) is a number the entries match is hung up with cause
-21 (call rejected); the count is of calls (channels sharing a ``Linkedid`` are one
-call). Live channels are matched whatever their direction, and not for lists that
-apply only to some campaigns (a channel does not show its campaign).
+21 (call rejected), each call once: its first channel (the others it dialed go with
+it), never the ``;2`` half of a Local pair besides its ``;1``; the count is of calls
+(channels sharing a ``Linkedid`` are one call). Live channels are matched whatever
+their direction, and not for lists that apply only to some campaigns (a channel does
+not show its campaign).
 
 Numbers are read with the default region, and only valid numbers count
 (:func:`callscreen.asterisk.callfiles.valid_number`): an internal extension never matches.
@@ -557,8 +559,9 @@ def channel_numbers(channel: Channel, region: str) -> list[str]:
 
 
 async def hangup_matching(settings: Settings, targets: Targets, region: str) -> list[LiveCall]:
-    """Hang up (cause 21) every live channel showing a number ``targets`` match.
-    Raises :class:`~callscreen.core.errors.AmiUnavailable` if AMI cannot be used."""
+    """Hang up (cause 21) every live call with a channel showing a number ``targets``
+    match — each call once (see :func:`call_to_hang_up`). Raises
+    :class:`~callscreen.core.errors.AmiUnavailable` if AMI cannot be used."""
     client = AmiClient(settings, events="off")
     try:
         await client.connect()
@@ -566,22 +569,65 @@ async def hangup_matching(settings: Settings, targets: Targets, region: str) -> 
         numbers = {ch.name: channel_numbers(ch, region) for ch in channels}
         wanted = {d for found in numbers.values() for d in found}
         matched = await asyncio.to_thread(targets.match, wanted)  # may read Redis
-        hung: list[LiveCall] = []
+        hits: dict[str, tuple[Channel, str]] = {}  # linkedid -> a matching channel, number
         for ch in channels:
             hit = next((d for d in numbers[ch.name] if d in matched), None)
-            if hit is None:
-                continue
-            if await client.hangup(ch.name):
-                hung.append(LiveCall(ch.name, "+" + hit, matched[hit], ch.linkedid))
-                log.info(
-                    "hung up live channel %s (%s, %s)", clean(ch.name), "+" + hit, matched[hit]
-                )
+            if hit is not None:
+                hits.setdefault(ch.linkedid, (ch, hit))
+        hung: list[LiveCall] = []
+        for linkedid, (found, hit) in hits.items():
+            call = [ch for ch in channels if ch.linkedid == linkedid]
+            for ch in call_to_hang_up(call, found):
+                if await client.hangup(ch.name):
+                    hung.append(LiveCall(ch.name, "+" + hit, matched[hit], linkedid))
+                    log.info(
+                        "hung up live call %s through %s (%s, %s)",
+                        clean(linkedid), clean(ch.name), "+" + hit, matched[hit],
+                    )  # fmt: skip
+                    break
         return hung
     finally:
         await client.close()
 
 
+def call_to_hang_up(call: list[Channel], found: Channel) -> list[Channel]:
+    """The channels of one call (one ``Linkedid``) to try hanging up, best first; the
+    first that Asterisk hangs up ends the call.
+
+    The call's first channel (its uniqueid is the Linkedid) comes first: when it goes,
+    Asterisk hangs up every channel it dialed, Local pairs included. Then the channel
+    that showed the number, then the others — never a Local channel's ``;2`` half while
+    its ``;1`` half is there (hanging up ``;1`` takes ``;2`` with it; asking for both
+    made Asterisk log "Request to hangup non-existent channel")."""
+    names = {ch.name for ch in call}
+
+    def rank(ch: Channel) -> tuple[int, int]:
+        return (0 if ch.uniqueid == ch.linkedid else 1, 0 if ch is found else 1)
+
+    return [
+        ch
+        for ch in sorted(call, key=rank)
+        if not (ch.name.endswith(";2") and ch.name[:-1] + "1" in names)
+    ]
+
+
 # -- the whole cascade -------------------------------------------------------------
+
+
+def spool_configured(settings: Settings) -> bool:
+    """Whether ``spool_dir`` was set (environment, .env, argument), not defaulted."""
+    return "spool_dir" in settings.model_fields_set
+
+
+def spool_problem(settings: Settings) -> str | None:
+    """Why queued calls will not be checked (the spool directory is missing or not a
+    directory), or None: one line for ``serve`` to log at start-up."""
+    if not settings.cascade_enabled or not settings.spool_dir:
+        return None
+    if os.path.isdir(settings.spool_dir):
+        return None
+    hint = "" if spool_configured(settings) else " (no Asterisk here? set CALLSCREEN_SPOOL_DIR=)"
+    return f"spool directory {settings.spool_dir} not found: queued calls are not checked{hint}"
 
 
 async def run(
@@ -611,6 +657,11 @@ async def run(
             cancel_queued, settings.spool_dir, targets, region, campaigns=campaigns
         )
     notes.extend(scan.notes)
+    if not scan.checked and not spool_configured(settings):
+        # The default spool of a machine without Asterisk: `serve` says so once at
+        # start-up (spool_problem); every add would repeat it. The report still
+        # says spool_checked false.
+        notes = [n for n in notes if not n.startswith(f"spool directory {settings.spool_dir} ")]
     cancelled, due = list(scan.cancelled), list(scan.due)
     hung: list[LiveCall] = []
     if hangup:

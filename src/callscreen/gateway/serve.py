@@ -41,17 +41,18 @@ from typing import Any
 
 import pydantic
 
+from callscreen.asterisk.cascade import spool_problem
 from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
 from callscreen.core.errors import CallscreenError, StoreAuthError, StoreError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
-from callscreen.gateway.health import redis_description
 from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import MAX_METRICS_CONNECTIONS, Metrics, MetricsEndpoint
 from callscreen.gateway.optout import OptoutRoute
 from callscreen.gateway.outcomes import OutcomeWatcher
+from callscreen.gateway.reachability import RedisReachability
 from callscreen.schema.attempts import LogSettings
 from callscreen.services.cascading import RunnerTask
 from callscreen.services.context import Actor, Context
@@ -145,9 +146,11 @@ class Gateway:
         # Started in this order, closed in the reverse one: one line per component.
         # The FastAGI server stays last (first to close: calls drain while the rest
         # still works, and the attempt log then writes what they left queued).
+        self.reachability = RedisReachability(settings, self.screener.client)
         self.parts: list[Part] = [
             Part("schema check", start=self._check_schema),
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
+            Part("redis check", start=self.reachability.start, close=self.reachability.close),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
             Part(
                 "outcome watcher",
@@ -404,6 +407,9 @@ async def serve(
     handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: gateway.reload}
     for sig, handler in handlers.items():
         loop.add_signal_handler(sig, handler)
+    problem = spool_problem(settings)
+    if problem is not None:
+        log.info("%s", problem)
     try:
         async with gateway:
             log.info(
@@ -444,8 +450,13 @@ def run(
         return 1
     local = LocalRedis(settings) if local_redis else None
     try:
-        if local is not None and local.ensure():
-            log.info("using a local Redis at %s", redis_description(settings))
+        if local is not None:
+            settings = local.ensure()
+            if settings.redis_url == local.url:
+                log.info(
+                    "using the local Redis; for the CLI: export CALLSCREEN_REDIS_URL=%s",
+                    local.url,
+                )
         problem = credentials_problem(settings)
         if problem:
             log.error("%s", problem)
