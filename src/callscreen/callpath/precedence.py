@@ -8,6 +8,12 @@ Among the enforced entries that match a number in the lists that apply to a call
    never overridden by accident);
 4. at a full tie (same key, same action, in two lists) the list with the lower
    name decides, so that the answer never depends on Redis' set ordering.
+
+A national registry's listing (a match from a registry list, :attr:`Match.registry`)
+takes part only when no allow entry of the company's own lists matches: such an allow
+entry overrides the registry (the established-business-relationship exemption), and
+then the rules above decide among the company's own entries, so the allow entry never
+overrides the company's own block lists.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class Match:
     status: Status = Status.ACTIVE
     reason: str = ""
     source: str = ""
+    registry: bool = False  # a national registry's listing (a registry list's bit)
 
     @property
     def display(self) -> str:
@@ -57,4 +64,8 @@ def decide(matches: Iterable[Match]) -> Match | None:
     enforced = [m for m in matches if m.enforced]
     if not enforced:
         return None
+    if any(m.action is Action.ALLOW and not m.registry for m in enforced):
+        enforced = [m for m in enforced if not m.registry]
+        if not enforced:
+            return None
     return min(enforced, key=rank)

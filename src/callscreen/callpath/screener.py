@@ -170,6 +170,7 @@ def parse_matches(raw: list[Any], now: float) -> tuple[Match, ...]:
                 action=Action(_text(action)),
                 digits=_text(digits),
                 is_prefix=_text(is_prefix) == "1",
+                registry=_text(is_prefix) == "r",
                 status=record.effective_status(now),
                 reason=reason,
                 source=source,

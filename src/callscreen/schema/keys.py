@@ -21,6 +21,9 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:b:N``             hash   batch records (reason, source, who, when) -> JSON
 ``{cs}:hist:L``          stream changes to list L (audit trail)
 ``{cs}:hist``            stream changes to lists as a whole and to campaigns
+``{cs}:reg:L:X``         string a registry list's exchange X (US: NPA-NXX, 6 digits): one bit
+                                per possible number (10,000 bits, 1,250 bytes), bit n =
+                                the number whose last four digits are n (GETBIT order)
 
 Imports in progress (:mod:`callscreen.services.importer`; ``T`` an import's random token, ``LOC``
 a bucket number or ``p`` for prefixes). Temporary: an import deletes its keys when it
@@ -145,6 +148,13 @@ class Keys:
 
     def exact_pattern(self, list_id: int) -> str:
         return f"{self.base}:e:{list_id}:*"
+
+    def registry(self, list_id: int, exchange: str) -> str:
+        """A registry list's bitmap of one exchange (``lookup.lua`` builds it too)."""
+        return f"{self.base}:reg:{list_id}:{exchange}"
+
+    def registry_pattern(self, list_id: int) -> str:
+        return f"{self.base}:reg:{list_id}:*"
 
     def prefixes(self, list_id: int) -> str:
         return f"{self.base}:p:{list_id}"

@@ -7,7 +7,12 @@
 --          digits (E.164 without '+'), all ("1": also entries that are not enforced)
 --
 -- Returns a flat array, six items a match:
---   list name, action, entry digits, "1" if a prefix else "0", entry record, batch JSON
+--   list name, action, entry digits, "1" if a prefix, "r" if a registry listing, else
+--   "0", entry record, batch JSON
+-- A registry list (field "registry" of its hash: "us") holds no entries: one bit per
+-- possible number of each exchange, {cs}:reg:ID:NPANXX, bit = the last four digits;
+-- a listed number is reported as an active exact entry of the list's last load batch
+-- (field "rbatch").
 -- Which match decides is not chosen here: the precedence rules live in Python.
 
 local base, dir, camp = ARGV[1], ARGV[2], ARGV[3]
@@ -65,9 +70,17 @@ local function push(meta, key, is_prefix, rec)
   end
 end
 
+local nanp = #digits == 11 and string.sub(digits, 1, 1) == '1'
 for _, id in ipairs(ids) do
-  local meta = redis.call('HMGET', base .. ':list:' .. id, 'name', 'action', 'direction')
-  if meta[1] and (meta[3] == 'both' or meta[3] == dir) then
+  local meta = redis.call('HMGET', base .. ':list:' .. id, 'name', 'action', 'direction',
+    'registry', 'rbatch')
+  if meta[4] then
+    if nanp and meta[4] == 'us' and (meta[3] == 'both' or meta[3] == dir) then
+      local bit = redis.call('GETBIT', base .. ':reg:' .. id .. ':' .. string.sub(digits, 2, 7),
+        tonumber(string.sub(digits, 8, 11)))
+      if bit == 1 then push(meta, digits, 'r', 'a;' .. (meta[5] or '')) end
+    end
+  elseif meta[1] and (meta[3] == 'both' or meta[3] == dir) then
     local rec = redis.call('HGET', base .. ':e:' .. id .. ':' .. bucket, field)
     if rec then push(meta, digits, '0', rec) end
     local recs = redis.call('HMGET', base .. ':p:' .. id, unpack(prefixes))

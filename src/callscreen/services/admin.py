@@ -43,7 +43,13 @@ from callscreen.services import audit, cascading, entries, importer
 from callscreen.services.audit import Event
 from callscreen.services.entries import WriteSummary
 from callscreen.services.importer import ImportOptions, ImportSummary, Progress
-from callscreen.services.table import MAX_DESCRIPTION, ListInfo, Table, default_actor
+from callscreen.services.table import (
+    MAX_DESCRIPTION,
+    ListInfo,
+    Table,
+    default_actor,
+    refuse_registry,
+)
 
 MAX_REASON = 500
 MAX_ACTOR = 200
@@ -333,6 +339,8 @@ _STATUS_WORDS = {
 
 
 def _kind(match: Match) -> str:
+    if match.registry:
+        return "national registry listing"
     return f"prefix of {len(match.digits)} digits" if match.is_prefix else "exact number"
 
 
@@ -352,6 +360,14 @@ def explain(decision: Decision, lists_applied: Sequence[str] = ()) -> str:
         ]
         ignored_text = "; not enforced: " + ", ".join(parts)
     enforced = sorted((m for m in matches if m.enforced), key=rank)
+    exempted = [m for m in enforced if m.registry]
+    if exempted and any(m.action is Action.ALLOW and not m.registry for m in enforced):
+        enforced = [m for m in enforced if not m.registry]
+        names = ", ".join(sorted({repr(m.list_name) for m in exempted}))
+        ignored_text += (
+            f"; the registry listing in {names} is overridden by an allow entry of the "
+            "company's own lists (established business relationship)"
+        )
     if not enforced:
         if not matches:
             scope = (
@@ -409,8 +425,11 @@ class Admin:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _info(self, name: str) -> ListInfo:
-        return self.table.get_list(name)
+    def _info(self, name: str, *, write: bool = True) -> ListInfo:
+        info = self.table.get_list(name)
+        if write:
+            refuse_registry(info)
+        return info
 
     def parse_entries(self, raws: Iterable[str]) -> list[EntryKey]:
         """Entries as typed by an admin, deduplicated; every bad one is reported."""
@@ -487,7 +506,7 @@ class Admin:
 
     def show_list(self, name: str) -> ListView:
         """One list with its counts by status (expired included) and its campaigns."""
-        info = self._info(name)
+        info = self._info(name, write=False)
         counts = entries.status_counts(self.table, info)
         return ListView.of(info, counts, self.table.campaigns_of(info.id))
 
@@ -780,7 +799,7 @@ class Admin:
             raise InvalidInput(f"--limit must be between 0 and {MAX_PAGE}")
         if offset < 0:
             raise InvalidInput("--offset must not be negative")
-        info = self._info(list_name)
+        info = self._info(list_name, write=False)
         digits = ""
         if search:
             digits = parse_entry(search.strip().rstrip("*") + "*", self.region).digits
@@ -868,7 +887,7 @@ class Admin:
             raise InvalidInput(f"--limit must be between 1 and {MAX_PAGE}")
         if list_name is None:
             return audit.read(self.table, None, limit=limit)
-        info = self._info(list_name)
+        info = self._info(list_name, write=False)
         if entry is None:
             return audit.read(self.table, info.id, limit=limit)
         key = self.parse_entries([entry])[0]
@@ -968,7 +987,7 @@ class Admin:
                 list_name=m.list_name,
                 action=m.action,
                 entry=m.display,
-                kind="prefix" if m.is_prefix else "number",
+                kind="registry" if m.registry else "prefix" if m.is_prefix else "number",
                 status=m.status,
                 enforced=m.enforced,
                 decides=m is winner,

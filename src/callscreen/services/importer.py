@@ -106,7 +106,7 @@ from callscreen.core.model import Status
 from callscreen.core.numbers import parse_entry_fast
 from callscreen.services import audit, store
 from callscreen.services.exporter import EXPORT_COLUMNS, protect, unprotect
-from callscreen.services.table import ListInfo, Table, default_actor
+from callscreen.services.table import ListInfo, Table, default_actor, refuse_registry
 
 IMPORT_LUA = resources.files("callscreen.schema").joinpath("import.lua").read_text()
 
@@ -1046,6 +1046,7 @@ def import_file(
 ) -> ImportSummary:
     """Import ``path`` (``-`` for ``stdin``) into the list called ``list_name``."""
     info = table.get_list(list_name)
+    refuse_registry(info)
     if path == "-":
         if stdin is None:
             raise InvalidInput("no standard input to read")

@@ -59,6 +59,7 @@ class ListInfo:
     created_by: str = ""
     updated_at: float = 0.0
     updated_by: str = ""
+    registry: str = ""  # a national registry's list ("us"): read-only but to `registry`
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +77,16 @@ class ListInfo:
             created_by=data.get("created_by", ""),
             updated_at=float(data.get("updated_at", 0)),
             updated_by=data.get("updated_by", ""),
+            registry=data.get("registry", ""),
+        )
+
+
+def refuse_registry(info: ListInfo) -> None:
+    """Registry lists are read-only to every command but ``callscreen registry``."""
+    if info.registry:
+        raise Refused(
+            f"list {info.name!r} holds the {info.registry.upper()} national registry: it "
+            "changes only through `callscreen registry load|update`"
         )
 
 

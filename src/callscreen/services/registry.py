@@ -1,0 +1,368 @@
+"""National do-not-call registries: the US National Do Not Call Registry's files, loaded
+into a registry list kept as one bit per possible number.
+
+A registry list is a block list (outbound, global by default) flagged ``registry`` in
+its hash. It holds no entries: for each exchange (US: NPA-NXX, the first six digits of
+the ten) a string of 10,000 bits, ``{cs}:reg:L:NPANXX``, bit *n* set when the number
+ending in the four digits *n* is listed. At the registry's density (7-8 % of the numbers
+of the exchanges it covers) that is about 1.7 bytes a listed number. The lookup script
+reads the bit in the same round trip as the lists (``lookup.lua``); an allow entry of the
+company's own lists overrides a listing, never the company's own blocks
+(:mod:`callscreen.callpath.precedence`). Other commands refuse to change a registry
+list (:func:`~callscreen.services.table.refuse_registry`); a listed number carries the
+registry and the file's date (the batch of the last load), not a reason of its own.
+
+File formats (the registry's own; a header line is skipped, blank lines too):
+
+- **full files**, by area code: one number a line, ten digits (``2025550145``) or area
+  code and number in two comma-separated columns (``202,5550145``). Loading a full file
+  **replaces** the registry's numbers of every area code the file holds (numbers of
+  those area codes missing from the file are no longer listed); other area codes stay.
+- **change files**, the same shape with a third column saying addition or deletion
+  (``A``/``D``, ``add``/``delete``), or a first line that says it for the whole file
+  (``A``, ``D``, ``add``, ``delete``, ``additions``, ``deletions``).
+
+Numbers are taken as the registry gives them (canonical ten digits, no parsing per
+row); a line that is not one (a wrong length, a letter, an area code or exchange
+starting with 0 or 1) is counted as rejected, the first few are shown.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from callscreen.core.errors import InvalidInput, Refused
+from callscreen.core.model import Action, Direction, Scope
+from callscreen.services import audit, store
+from callscreen.services.table import ListInfo, Table, default_actor
+
+REGISTRIES = {"us": "US National Do Not Call Registry"}
+DEFAULT_LIST = {"us": "us-dnc"}
+EXCHANGE_BYTES = 1250  # 10,000 numbers a US exchange, one bit each
+PIPELINE_CHUNK = 2000
+SHOWN_REJECTS = 5
+_ADD = {b"a", b"add", b"addition", b"additions"}
+_DELETE = {b"d", b"delete", b"del", b"deletion", b"deletions"}
+
+
+@dataclass(slots=True)
+class FileResult:
+    """What one registry file did."""
+
+    path: str
+    kind: str  # "full" or "changes"
+    lines: int = 0  # numbers read (rejected ones not included)
+    listed: int = 0  # full: numbers of its area codes listed after the load
+    added: int = 0  # numbers newly listed
+    removed: int = 0  # numbers no longer listed
+    rejected: int = 0
+    rejects: list[str] = field(default_factory=list)
+    area_codes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.lines / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.path,
+            "kind": self.kind,
+            "numbers": self.lines,
+            "listed": self.listed,
+            "added": self.added,
+            "removed": self.removed,
+            "rejected": self.rejected,
+            "rejects": list(self.rejects),
+            "area_codes": self.area_codes,
+            "seconds": round(self.seconds, 3),
+            "numbers_per_second": round(self.rate),
+        }
+
+
+# -- parsing (pure) ------------------------------------------------------------------------------
+
+
+def _number(line: bytes) -> tuple[bytes, bytes]:
+    """``(ten digits, third column)`` of a line (digits may be invalid: checked later)."""
+    if b"," not in line:
+        return line, b""
+    parts = [part.strip() for part in line.split(b",")]
+    if len(parts[0]) == 3:  # area code, number[, change]
+        return parts[0] + parts[1], parts[2].lower() if len(parts) > 2 else b""
+    return parts[0], parts[1].lower()  # ten digits, change
+
+
+def _valid(digits: bytes) -> bool:
+    return (
+        len(digits) == 10
+        and digits.isdigit()
+        and digits[0] not in b"01"  # area code: NXX, N = 2-9
+        and digits[3] not in b"01"  # exchange: NXX
+    )
+
+
+def read_full(data: bytes, result: FileResult) -> dict[bytes, bytearray]:
+    """The bitmaps of a full file: exchange (six digits) -> 1,250 bytes."""
+    maps: dict[bytes, bytearray] = {}
+    first = True
+    for raw in data.split(b"\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        digits = line if len(line) == 10 else _number(line)[0]
+        if not _valid(digits):
+            if first and not any(ch in b"0123456789" for ch in line[:3]):
+                first = False
+                continue  # a header line
+            _reject(result, line)
+            continue
+        first = False
+        exchange = digits[:6]
+        n = int(digits[6:])
+        bits = maps.get(exchange)
+        if bits is None:
+            bits = maps[exchange] = bytearray(EXCHANGE_BYTES)
+        bits[n >> 3] |= 0x80 >> (n & 7)  # Redis's bit order: GETBIT n
+        result.lines += 1
+    return maps
+
+
+def read_changes(data: bytes, result: FileResult) -> list[tuple[bytes, bool]]:
+    """The changes of a change file: ``(ten digits, added)`` in file order."""
+    changes: list[tuple[bytes, bool]] = []
+    marker: bool | None = None
+    first = True
+    for raw in data.split(b"\n"):
+        line = raw.strip()
+        if not line:
+            continue
+        if first:
+            first = False
+            word = line.lower()
+            if word in _ADD or word in _DELETE:
+                marker = word in _ADD
+                continue
+        digits, op = _number(line)
+        if not _valid(digits):
+            if result.lines == 0 and result.rejected == 0 and not line[:1].isdigit():
+                continue  # a header line
+            _reject(result, line)
+            continue
+        if op:
+            if op not in _ADD and op not in _DELETE:
+                _reject(result, line)
+                continue
+            added = op in _ADD
+        elif marker is not None:
+            added = marker
+        else:
+            _reject(result, line)  # a change must say what it is
+            continue
+        changes.append((digits, added))
+        result.lines += 1
+    return changes
+
+
+def _reject(result: FileResult, line: bytes) -> None:
+    result.rejected += 1
+    if len(result.rejects) < SHOWN_REJECTS:
+        result.rejects.append(line[:40].decode(errors="replace"))
+
+
+def _raw(value: Any) -> bytes:
+    """A bitmap read back (``GET`` is sent undecoded: see :meth:`RegistryService._run`)."""
+    return value if isinstance(value, bytes) else b""
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+class RegistryService:
+    """Loads and updates a registry list (``callscreen registry``)."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def registry_list(self, registry: str, name: str | None = None, *, by: str = "") -> ListInfo:
+        """The registry list (created on first use: block, outbound, global)."""
+        registry = registry.lower()
+        if registry not in REGISTRIES:
+            known = ", ".join(sorted(REGISTRIES))
+            raise InvalidInput(f"unknown registry {registry!r} (known: {known})")
+        name = name or DEFAULT_LIST[registry]
+        table = self.table
+        if not store.call(lambda: table.r.hexists(table.keys.lists, name)):
+            info = table.create_list(
+                name,
+                Action.BLOCK,
+                Direction.OUTBOUND,
+                Scope.GLOBAL,
+                REGISTRIES[registry],
+                by=by or default_actor(),
+            )
+            store.call(lambda: table.r.hset(table.keys.list(info.id), "registry", registry))
+            audit.record(table, None, "create", by=by or default_actor(), list_name=name)
+            return table.get_list(name)
+        info = table.get_list(name)
+        if info.registry != registry:
+            raise Refused(f"list {name!r} is not the {registry.upper()} registry's list")
+        return info
+
+    def load(
+        self,
+        registry: str,
+        paths: Sequence[str],
+        *,
+        list_name: str | None = None,
+        file_date: date | None = None,
+        by: str = "",
+    ) -> list[FileResult]:
+        """Load full files (each replaces the numbers of its area codes)."""
+        return [self._apply(registry, path, "full", list_name, file_date, by) for path in paths]
+
+    def update(
+        self,
+        registry: str,
+        paths: Sequence[str],
+        *,
+        list_name: str | None = None,
+        file_date: date | None = None,
+        by: str = "",
+    ) -> list[FileResult]:
+        """Apply change files (additions and deletions), in order."""
+        return [self._apply(registry, path, "changes", list_name, file_date, by) for path in paths]
+
+    def _apply(
+        self,
+        registry: str,
+        path: str,
+        kind: str,
+        list_name: str | None,
+        file_date: date | None,
+        by: str,
+    ) -> FileResult:
+        by = by or default_actor()
+        info = self.registry_list(registry, list_name, by=by)
+        source = Path(path)
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+        day = file_date or datetime.fromtimestamp(source.stat().st_mtime, UTC).date()
+        result = FileResult(path=source.name, kind=kind)
+        started = time.perf_counter()
+        batch = self.table.new_batch(
+            "registry",
+            f"{REGISTRIES[registry.lower()]}, file of {day.isoformat()}",
+            source.name,
+            by,
+        )
+        if kind == "full":
+            self._write_full(info, read_full(data, result), result)
+        else:
+            self._write_changes(info, read_changes(data, result), result)
+        delta = result.added - result.removed
+        table = self.table
+
+        def finish() -> None:
+            pipe = table.r.pipeline(transaction=True)
+            pipe.hset(table.keys.list(info.id), "rbatch", str(batch.id))
+            if delta:
+                pipe.hincrby(table.keys.counts(info.id), "a", delta)
+            pipe.execute()
+
+        store.call(finish)
+        result.seconds = time.perf_counter() - started
+        detail = (
+            f"{kind} file {source.name} of {day.isoformat()}: {result.lines} numbers, "
+            f"+{result.added} -{result.removed}, {result.rejected} rejected"
+        )
+        audit.record(
+            table,
+            info.id,
+            f"registry-{'load' if kind == 'full' else 'update'}",
+            by=by,
+            list_name=info.name,
+            reason=REGISTRIES[registry.lower()],
+            count=result.added + result.removed,
+            batch=batch.id,
+            detail=detail,
+        )
+        return result
+
+    def _write_full(self, info: ListInfo, maps: dict[bytes, bytearray], result: FileResult) -> None:
+        """Each area code of the file: its exchanges' bitmaps replaced, the others of the
+        area code dropped; the counts from the old and new bitmaps."""
+        table = self.table
+        keys = table.keys
+        area_codes = sorted({exchange[:3] for exchange in maps})
+        result.area_codes = len(area_codes)
+        for area in area_codes:
+            names = [area.decode() + f"{nxx:03d}" for nxx in range(200, 1000)]
+            # the old bitmaps of the file's exchanges (exact adds and removes), the
+            # counts of the others (dropped)
+            reads = [
+                (
+                    "GET" if exchange.encode() in maps else "BITCOUNT",
+                    keys.registry(info.id, exchange),
+                )
+                for exchange in names
+            ]
+            old = self._run(reads)
+            commands: list[tuple[Any, ...]] = []
+            for exchange, before in zip(names, old, strict=True):
+                bits = maps.get(exchange.encode())
+                key = keys.registry(info.id, exchange)
+                if bits is None:
+                    if before:
+                        commands.append(("DEL", key))
+                        result.removed += int(before)
+                    continue
+                new = int.from_bytes(bits, "big")
+                was = int.from_bytes(_raw(before).ljust(EXCHANGE_BYTES, b"\0"), "big")
+                result.added += (new & ~was).bit_count()
+                result.removed += (was & ~new).bit_count()
+                result.listed += new.bit_count()
+                commands.append(("SET", key, bytes(bits)))
+            self._run(commands)
+
+    def _write_changes(
+        self, info: ListInfo, changes: Iterable[tuple[bytes, bool]], result: FileResult
+    ) -> None:
+        keys = self.table.keys
+        commands = [
+            ("SETBIT", keys.registry(info.id, digits[:6].decode()), int(digits[6:]), int(added))
+            for digits, added in changes
+        ]
+        # SETBIT answers the old bit: the counts stay exact whatever the file repeats
+        for (_, _, _, value), old in zip(commands, self._run(commands), strict=True):
+            if value and not old:
+                result.added += 1
+            elif not value and old:
+                result.removed += 1
+
+    def _run(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        out: list[Any] = []
+        r = self.table.r
+        for start in range(0, len(commands), PIPELINE_CHUNK):
+
+            def run(
+                chunk: Sequence[tuple[Any, ...]] = commands[start : start + PIPELINE_CHUNK],
+            ) -> list[Any]:
+                pipe = r.pipeline(transaction=False)
+                for command in chunk:
+                    if command[0] == "GET":  # a bitmap: bytes, never decoded as text
+                        pipe.execute_command(*command, NEVER_DECODE=True)
+                    else:
+                        pipe.execute_command(*command)
+                result: list[Any] = pipe.execute()
+                return result
+
+            out.extend(store.call(run))
+        return out
