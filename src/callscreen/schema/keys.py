@@ -24,6 +24,7 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:reg:L:X``         string a registry list's exchange X (US: NPA-NXX, 6 digits): one bit
                                 per possible number (10,000 bits, 1,250 bytes), bit n =
                                 the number whose last four digits are n (GETBIT order)
+``{cs}:regn:L``          hash   a registry list's exchanges: exchange -> numbers listed
 
 Imports in progress (:mod:`callscreen.services.importer`; ``T`` an import's random token, ``LOC``
 a bucket number or ``p`` for prefixes). Temporary: an import deletes its keys when it
@@ -153,8 +154,9 @@ class Keys:
         """A registry list's bitmap of one exchange (``lookup.lua`` builds it too)."""
         return f"{self.base}:reg:{list_id}:{exchange}"
 
-    def registry_pattern(self, list_id: int) -> str:
-        return f"{self.base}:reg:{list_id}:*"
+    def registry_index(self, list_id: int) -> str:
+        """A registry list's exchanges and how many numbers each lists."""
+        return f"{self.base}:regn:{list_id}"
 
     def prefixes(self, list_id: int) -> str:
         return f"{self.base}:p:{list_id}"

@@ -303,49 +303,66 @@ class RegistryService:
         keys = table.keys
         area_codes = sorted({exchange[:3] for exchange in maps})
         result.area_codes = len(area_codes)
+        index = keys.registry_index(info.id)
         for area in area_codes:
             names = [area.decode() + f"{nxx:03d}" for nxx in range(200, 1000)]
-            # the old bitmaps of the file's exchanges (exact adds and removes), the
-            # counts of the others (dropped)
-            reads = [
-                (
-                    "GET" if exchange.encode() in maps else "BITCOUNT",
-                    keys.registry(info.id, exchange),
+            (counts,) = self._run([("HMGET", index, *names)])
+            # the old bitmaps of the file's exchanges that held numbers (exact adds and
+            # removes); the others of the area code are dropped
+            present = [x for x, n in zip(names, counts, strict=True) if n and x.encode() in maps]
+            old = dict(
+                zip(
+                    present,
+                    self._run([("GET", keys.registry(info.id, x)) for x in present]),
+                    strict=True,
                 )
-                for exchange in names
-            ]
-            old = self._run(reads)
+            )
             commands: list[tuple[Any, ...]] = []
-            for exchange, before in zip(names, old, strict=True):
+            listed: dict[str, int] = {}
+            gone: list[str] = []
+            for exchange, count in zip(names, counts, strict=True):
                 bits = maps.get(exchange.encode())
                 key = keys.registry(info.id, exchange)
                 if bits is None:
-                    if before:
+                    if count:
                         commands.append(("DEL", key))
-                        result.removed += int(before)
+                        gone.append(exchange)
+                        result.removed += int(count)
                     continue
                 new = int.from_bytes(bits, "big")
-                was = int.from_bytes(_raw(before).ljust(EXCHANGE_BYTES, b"\0"), "big")
+                was = int.from_bytes(_raw(old.get(exchange)).ljust(EXCHANGE_BYTES, b"\0"), "big")
                 result.added += (new & ~was).bit_count()
                 result.removed += (was & ~new).bit_count()
-                result.listed += new.bit_count()
+                listed[exchange] = new.bit_count()
                 commands.append(("SET", key, bytes(bits)))
+            result.listed += sum(listed.values())
+            if listed:
+                commands.append(("HSET", index, *(v for x, n in listed.items() for v in (x, n))))
+            if gone:
+                commands.append(("HDEL", index, *gone))
             self._run(commands)
 
     def _write_changes(
         self, info: ListInfo, changes: Iterable[tuple[bytes, bool]], result: FileResult
     ) -> None:
         keys = self.table.keys
+        listed = list(changes)
         commands = [
             ("SETBIT", keys.registry(info.id, digits[:6].decode()), int(digits[6:]), int(added))
-            for digits, added in changes
+            for digits, added in listed
         ]
         # SETBIT answers the old bit: the counts stay exact whatever the file repeats
-        for (_, _, _, value), old in zip(commands, self._run(commands), strict=True):
-            if value and not old:
+        delta: dict[str, int] = {}
+        for (digits, added), old in zip(listed, self._run(commands), strict=True):
+            exchange = digits[:6].decode()
+            if added and not old:
                 result.added += 1
-            elif not value and old:
+                delta[exchange] = delta.get(exchange, 0) + 1
+            elif not added and old:
                 result.removed += 1
+                delta[exchange] = delta.get(exchange, 0) - 1
+        index = keys.registry_index(info.id)
+        self._run([("HINCRBY", index, x, n) for x, n in delta.items() if n])
 
     def _run(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
         out: list[Any] = []
