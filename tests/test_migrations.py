@@ -121,6 +121,13 @@ def test_commands_refuse_older_data_until_migrated(
     assert (history[0]["op"], history[0]["by"]) == ("migrate", "ops")
 
 
+def test_serve_refuses_older_data_with_the_migrate_exit_code(cli: Cli, client: Any) -> None:
+    written_by_this_release(cli)
+    client.hset("{cs}:meta", "schema", "1")
+    refused = cli("serve", code=EXIT_SCHEMA)
+    assert "callscreen serve: " in refused.stderr and "callscreen migrate" in refused.stderr
+
+
 def test_newer_data_is_refused_too(cli: Cli, client: Any) -> None:
     written_by_this_release(cli)
     client.hset("{cs}:meta", "schema", "99")

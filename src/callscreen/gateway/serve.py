@@ -47,7 +47,7 @@ from callscreen.callpath.replica import ReadRouter
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
-from callscreen.core.errors import CallscreenError, StoreAuthError, StoreError
+from callscreen.core.errors import CallscreenError, InvalidInput, StoreAuthError, StoreError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
 from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import MAX_METRICS_CONNECTIONS, Metrics, MetricsEndpoint
@@ -480,7 +480,7 @@ def run(
             asyncio.run(serve(settings, load_settings=load_settings, worker=worker))
     except asyncio.CancelledError:
         return 1
-    except CallscreenError as exc:  # settings the running servers refuse (an old replica)
+    except InvalidInput as exc:  # settings the running servers refuse (an old replica)
         log.error("cannot start: %s", exc)
         return 1
     except OSError as exc:  # the FastAGI address is taken or not ours
