@@ -5,6 +5,7 @@ refused, and the lookup without the read-only flag on Redis 6."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import time
 from collections.abc import Iterator
@@ -71,6 +72,9 @@ def test_lag_is_how_long_ago_the_primary_passed_the_replica() -> None:
     assert replica_lag(history, 400, 10.4) == 0.0
     assert replica_lag(history, 150, 10.4) == pytest.approx(0.1)
     assert replica_lag(history, 120, 10.4) == pytest.approx(0.3)
+    # passed before the first sample (a replica far behind at start): not known, too much
+    assert replica_lag(history, 50, 10.4) == math.inf
+    assert replica_lag(deque([(10.0, 100)]), 0, 10.0) == math.inf
 
 
 async def test_lookups_on_the_replica_then_primary_then_replica_alone(

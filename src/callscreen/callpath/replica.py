@@ -9,7 +9,8 @@ A replica is used only while it is **linked and its lag is under**
 ``replica_max_lag_ms`` (default 1,000). That is checked in the background every
 :data:`CHECK_S`, never per call, by comparing the primary's replication offset with the
 replica's: the lag is how long ago the primary first passed the offset the replica has
-reached (0 when the replica has everything the primary had at the last check). When the
+reached (0 when the replica has everything the primary had at the last check; unknown,
+so too much, when the primary had passed it before the oldest sample). When the
 replica is not usable, lookups go to the primary; if that fails too, the call gets the
 fail policy, as without a replica. A lookup that fails on the replica (it went away
 between two checks) is sent to the primary within the same deadline, and the replica is
@@ -33,6 +34,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import socket
 import time
 from collections import deque
@@ -70,9 +72,14 @@ def version_of(info: dict[str, str]) -> tuple[int, ...]:
 
 def replica_lag(history: deque[tuple[float, int]], offset: int, now: float) -> float:
     """Seconds the replica is behind: how long ago the primary first passed ``offset``
-    (the samples are ``(time, primary offset)``, oldest first); 0 when it has the last."""
+    (the samples are ``(time, primary offset)``, oldest first); 0 when it has the last.
+    Infinite when the primary was past ``offset`` already at the oldest sample: how
+    long ago is unknown (a replica far behind when the gateway starts is not used
+    until it reaches a sampled offset)."""
     if not history or offset >= history[-1][1]:
         return 0.0
+    if offset < history[0][1]:
+        return math.inf
     for at, primary in history:
         if primary > offset:
             return now - at
@@ -256,7 +263,12 @@ class ReadRouter:
             offset = 0
         self.lag = replica_lag(self._history, offset, now) if primary_up else self.lag
         if self.lag > self.max_lag:
-            self._set_usable(False, f"{self.lag * 1000:.0f} ms behind the primary")
+            behind = (
+                "behind the oldest offset sampled"
+                if math.isinf(self.lag)
+                else f"{self.lag * 1000:.0f} ms behind"
+            )
+            self._set_usable(False, f"{behind} the primary")
             return
         self._set_usable(True, "linked")
 
