@@ -23,7 +23,7 @@ from callscreen.core.model import Action, Direction, Result
 from callscreen.gateway.serve import Gateway
 from tests.support.blocking import SyncAdmin
 from tests.support.polling import until, until_async
-from tests.support.redisproc import RedisProcess, free_port, terminate
+from tests.support.redisproc import RedisProcess, free_port, terminate, wait_replicated
 from tests.support.sentinelproc import SentinelSet
 
 OUT = Direction.OUTBOUND
@@ -52,17 +52,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[RedisProcess, RedisProcess]]:
 
 
 def wait_synced(primary: RedisProcess, replica: RedisProcess) -> None:
-    """Until the replica has applied every write the primary has made so far (``WAIT``
-    on a new connection would not do: it waits for that connection's writes only)."""
-    with (
-        redis.Redis(port=primary.port, socket_timeout=5) as p,
-        redis.Redis(port=replica.port, socket_timeout=5) as r,
-    ):
-        target = int(p.info("replication")["master_repl_offset"])
-        until(
-            lambda: int(r.info("replication")["slave_repl_offset"]) >= target,
-            "the replica to catch up",
-        )
+    wait_replicated(primary.port, replica.port)
 
 
 def test_lag_is_how_long_ago_the_primary_passed_the_replica() -> None:
