@@ -1,8 +1,9 @@
 """The cascade: when numbers become blocked, cancel the calls already on their way.
 
 When an entry of a *block* list becomes enforced — added active, approved, restored,
-imported approved (:mod:`callscreen.services.approvals`, :mod:`callscreen.services.transfer`), or put on the do-not-call list
-by an opt-out (:mod:`callscreen.gateway.optout`) — two kinds of work may still reach the number:
+imported approved (:mod:`callscreen.services.approvals`,
+:mod:`callscreen.services.transfer`), or put on the do-not-call list by an opt-out
+(:mod:`callscreen.gateway.optout`) — two kinds of work may still reach the number:
 
 **Queued calls: Asterisk call files** in the outgoing spool directory (``spool_dir``).
 A call file whose target — its ``Channel``, a numeric ``Extension`` it connects to, or
