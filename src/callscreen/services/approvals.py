@@ -8,6 +8,8 @@ unapprove, purge — and pages of a list's entries.
   refuses every transition);
 - approving permanently a prefix that is a whole country calling code cannot be undone
   and reaches millions of numbers: it needs ``confirm_broad``;
+- with the four-eyes rule (setting ``four_eyes``), a permanent approval by the actor who
+  added the entry is refused, whatever the front end;
 - when entries of a *block* list become enforced (``add``, ``approve``, ``restore``),
   the result carries the cascade's plan and its queued job
   (:mod:`callscreen.services.cascading`); the front end may wait for its report.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from callscreen.core.errors import InvalidInput, NotFound
+from callscreen.core.errors import InvalidInput, NotFound, Refused
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.text import free_text
@@ -39,6 +41,11 @@ from callscreen.services.rules import (
 )
 from callscreen.services.table import ListInfo
 from callscreen.services.views import ChangeResult, EntryCursorPage, EntryPage, EntryView
+
+
+def _person(actor: str) -> str:
+    """The person or key behind an actor, without a client's ``(note)``."""
+    return actor.split(" (", 1)[0].strip()
 
 
 async def queue_plan(ctx: Context, plan: CascadePlan | None) -> tuple[str, CascadePlan] | None:
@@ -176,6 +183,11 @@ class EntryService:
             keys = self.parse_entries(raw_entries)
             if permanent and not confirm_broad:
                 _confirm(keys)
+            if permanent and ctx.settings.four_eyes:
+                records = await entries.read_records(ctx.table, info, keys)
+                await self._four_eyes(
+                    [(k, r) for k, r in zip(keys, records, strict=True) if r is not None]
+                )
             summary = await entries.transition(ctx.table, info, op, keys, permanent=permanent)
             plan = await plan_for_entries(ctx, info, keys, hangup_live)
         else:
@@ -185,6 +197,26 @@ class EntryService:
         job = await queue_plan(ctx, plan)
         notes = ("permanent entries cannot be unapproved, removed or deleted",) if permanent else ()
         return ChangeResult.of(info, op, ctx.actor.name, summary, notes=notes, cascade=job)
+
+    async def _four_eyes(self, items: Sequence[tuple[EntryKey, EntryRecord]]) -> None:
+        """The four-eyes rule (setting ``four_eyes``): refuse (nothing changed) if the
+        context's actor added any of these entries (the actor of the entry's creating
+        batch; a client's ``(note)`` after a key's name is not another person)."""
+        by = self.ctx.actor.name
+        mine: list[str] = []
+        for start in range(0, len(items), entries.CHUNK):
+            chunk = items[start : start + entries.CHUNK]
+            batches = await self.ctx.table.batches([r.created_batch for _k, r in chunk])
+            for key, record in chunk:
+                made = batches.get(record.created_batch)
+                if made is not None and _person(made.by) == _person(by):
+                    mine.append(key.display)
+        if mine:
+            more = f" and {len(mine) - 5} more" if len(mine) > 5 else ""
+            raise Refused(
+                f"four-eyes rule: {by} added {', '.join(mine[:5])}{more}; another person "
+                "must approve them permanently"
+            )
 
     async def _approve_all_pending(
         self, info: ListInfo, permanent: bool, confirm: bool
@@ -200,6 +232,14 @@ class EntryService:
         ]
         if permanent and not confirm:
             _confirm(pending)
+        if permanent and self.ctx.settings.four_eyes:
+            await self._four_eyes(
+                [
+                    (key, record)
+                    async for key, record in entries.scan_entries(table, info)
+                    if record.status is Status.PENDING
+                ]
+            )
 
         async def approve(chunk: list[EntryKey]) -> None:
             if chunk:
