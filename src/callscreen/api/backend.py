@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -31,11 +33,20 @@ from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.precedence import Match
 from callscreen.callpath.screener import Screener
 from callscreen.core.config import Settings
-from callscreen.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from callscreen.core.errors import Conflict, Forbidden, InvalidInput, InvalidNumber, NotFound
 from callscreen.core.model import Action, Direction, Scope, Status
+from callscreen.core.numbers import parse_entry
 from callscreen.gateway import optout
-from callscreen.services import apikeys, entries, store
+from callscreen.reports.report import (
+    LogQuery,
+    Report,
+    ReportService,
+    follow_attempts,
+    recent_attempts,
+)
+from callscreen.services import apikeys, entries, exporter, store, users
 from callscreen.services.admin import (
+    MAX_PAGE,
     Admin,
     CampaignView,
     ChangeResult,
@@ -51,7 +62,22 @@ from callscreen.services.table import ListInfo, Table
 T = TypeVar("T")
 
 ANOTHER_LIST = "another list"
+MAX_CARD_CAMPAIGNS = 50
+CARD_LOG_DAYS = 30
+FOLLOW_BLOCK_MS = 500
 IDEMPOTENCY_TTL_S = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class NumberCard:
+    """What the console's number page shows (:meth:`Backend.number_card`)."""
+
+    number: str
+    inbound: Decision
+    outbound: Decision
+    campaigns: tuple[tuple[str, Decision], ...]
+    entries: tuple[tuple[EntryView, list[Event], str], ...]
+    attempts: tuple[Any, ...]  # AttemptRecord, newest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,10 +271,16 @@ class Backend:
         search: str,
         limit: int,
         after: tuple[str, bool] | None,
+        statuses: frozenset[Status] | None = None,
     ) -> EntryPage:
         return await self._run(
             lambda a: a.list_entries(
-                self._list(a, list_id).name, status=status, search=search, limit=limit, after=after
+                self._list(a, list_id).name,
+                status=status,
+                search=search,
+                limit=limit,
+                after=after,
+                statuses=statuses,
             )
         )
 
@@ -427,6 +459,221 @@ class Backend:
     async def replay_abort(self, idempotency_key: str) -> None:
         redis_key = self._replay_key(idempotency_key)
         await asyncio.to_thread(lambda: store.call(lambda: self.client.delete(redis_key)))
+
+    # -- the web console ------------------------------------------------------------------
+
+    def as_user(self, user: users.User) -> Backend:
+        """The same connections, for a console user: changes recorded as ``user:NAME``,
+        the role's scopes standing in for a key's (no list restriction)."""
+        key = ApiKey(user.actor, user.scopes, (), user.created_by, user.created_at)
+        return self.acting_as(user.actor, key)
+
+    def _table(self) -> Table:
+        return Table(self.settings, self.client)
+
+    async def user_count(self) -> int:
+        return await asyncio.to_thread(lambda: users.count(self._table()))
+
+    async def sign_in(self, name: str, password: str, address: str) -> tuple[users.Session, str]:
+        return await asyncio.to_thread(
+            lambda: users.sign_in(self._table(), name, password, address)
+        )
+
+    async def session(self, token: str) -> users.Session:
+        return await asyncio.to_thread(lambda: users.session(self._table(), token))
+
+    async def sign_out(self, current: users.Session) -> None:
+        await asyncio.to_thread(lambda: users.sign_out(self._table(), current))
+
+    async def list_users(self) -> list[users.User]:
+        return await asyncio.to_thread(lambda: users.list_users(self._table()))
+
+    async def add_user(self, name: str, role: users.Role, password: str) -> users.User:
+        return await asyncio.to_thread(
+            lambda: users.add(self._table(), name, role, password, by=self.actor)
+        )
+
+    async def set_user_disabled(self, name: str, disabled: bool) -> users.User:
+        return await asyncio.to_thread(
+            lambda: users.set_disabled(self._table(), name, disabled, by=self.actor)
+        )
+
+    async def set_user_role(self, name: str, role: users.Role) -> users.User:
+        return await asyncio.to_thread(
+            lambda: users.set_role(self._table(), name, role, by=self.actor)
+        )
+
+    async def set_user_password(self, name: str, password: str) -> users.User:
+        return await asyncio.to_thread(
+            lambda: users.set_password(self._table(), name, password, by=self.actor)
+        )
+
+    async def check_lines(self, lines: Sequence[str]) -> list[tuple[int, str, str]]:
+        """The lines of a text box that are not an entry: (line number, text, why).
+        Blank lines are skipped."""
+
+        def run() -> list[tuple[int, str, str]]:
+            bad = []
+            for number, line in enumerate(lines, 1):
+                if line.strip():
+                    try:
+                        parse_entry(line.strip(), self.settings.default_region)
+                    except InvalidNumber as exc:
+                        bad.append((number, line, str(exc)))
+            return bad
+
+        return await asyncio.to_thread(run)
+
+    async def change_matching(
+        self,
+        list_id: int,
+        op: str,
+        *,
+        statuses: frozenset[Status],
+        search: str,
+        reason: str = "",
+        permanent: bool = False,
+    ) -> ChangeResult:
+        """``change_entries`` on every entry matching a filter ("all N matching"):
+        every pending entry at once for a plain approval of the review queue, else
+        page by page."""
+
+        def run(a: Admin) -> ChangeResult:
+            name = self._list(a, list_id).name
+            if op == "approve" and statuses == {Status.PENDING} and not search:
+                return a.approve(name, all_pending=True, permanent=permanent, by=self.actor)
+            chosen: list[str] = []
+            after: tuple[str, bool] | None = None
+            while True:
+                page = a.list_entries(
+                    name, statuses=statuses, search=search, limit=MAX_PAGE, after=after
+                )
+                chosen += [v.entry for v in page.entries]
+                if len(page.entries) < MAX_PAGE:
+                    break
+                last = page.entries[-1].entry
+                after = (last.lstrip("+").rstrip("*"), last.endswith("*"))
+            if not chosen:
+                raise InvalidInput("no entry matches this filter")
+            outcomes: dict[str, int] = {}
+            result: ChangeResult | None = None
+            for start in range(0, len(chosen), entries.CHUNK):
+                part = chosen[start : start + entries.CHUNK]
+                if op == "remove":
+                    result = a.remove(name, part, reason=reason, by=self.actor)
+                elif op == "restore":
+                    result = a.restore(name, part, reason=reason, by=self.actor)
+                elif op == "approve":
+                    result = a.approve(name, part, permanent=permanent, by=self.actor)
+                elif op == "unapprove":
+                    result = a.unapprove(name, part, by=self.actor)
+                else:
+                    raise InvalidInput(f"unknown change {op!r}")
+                for k, n in result.outcomes.items():
+                    outcomes[k] = outcomes.get(k, 0) + n
+            assert result is not None
+            return replace(result, outcomes=outcomes, entries={})
+
+        return await self._run(run)
+
+    async def export_csv(self, list_id: int, statuses: frozenset[Status] | None) -> str:
+        def run(a: Admin) -> str:
+            out = io.StringIO()
+            exporter.export_list(
+                a.table, self._list(a, list_id), out, statuses=statuses, now=time.time()
+            )
+            return out.getvalue()
+
+        return await self._run(run)
+
+    async def number_card(self, raw: str, attempts: int = 20) -> NumberCard:
+        """Everything known of one number: its decision inbound and outbound (and per
+        campaign), every entry of every list that matches it, with history, and its
+        last attempts."""
+        number = parse_entry(raw.strip(), self.settings.default_region)
+        if number.is_prefix:
+            raise InvalidInput("give a whole number, not a prefix")
+        display = number.display
+        inbound, outbound = await asyncio.gather(
+            self.screener.decide(
+                ScreenRequest(display, Direction.INBOUND, ""), include_inactive=True
+            ),
+            self.screener.decide(
+                ScreenRequest(display, Direction.OUTBOUND, ""), include_inactive=True
+            ),
+        )
+        names = await self.campaigns()
+        per_campaign = await asyncio.gather(
+            *(
+                self.screener.decide(ScreenRequest(display, Direction.OUTBOUND, c.name))
+                for c in names[:MAX_CARD_CAMPAIGNS]
+            )
+        )
+        matches = {(m.list_name, m.display): m for d in (inbound, outbound) for m in d.matches}
+        # an entry of a campaign list is matched only with its campaign
+        for d in per_campaign:
+            matches.update({(m.list_name, m.display): m for m in d.matches})
+
+        def run(a: Admin) -> tuple[list[tuple[EntryView, list[Event], str]], list[Any]]:
+            found = []
+            for list_name, entry in sorted(matches):
+                try:
+                    view = a.show_entry(list_name, entry)
+                except NotFound:
+                    continue
+                found.append((view, a.history(list_name, entry, limit=20), list_name))
+            query = LogQuery(number=display, since=time.time() - CARD_LOG_DAYS * 86400)
+            recent, _ = recent_attempts(a.table, query, attempts)
+            return found, recent
+
+        found, recent = await self._run(run)
+        return NumberCard(
+            display,
+            inbound,
+            outbound,
+            tuple((c.name, d) for c, d in zip(names, per_campaign, strict=False)),
+            tuple(found),
+            tuple(reversed(recent)),
+        )
+
+    async def attempts(self, query: LogQuery, limit: int) -> tuple[list[Any], str]:
+        """The last ``limit`` attempts matching ``query`` (newest last) and the stream
+        id to follow from."""
+        return await self._run(lambda a: recent_attempts(a.table, query, limit))
+
+    async def follow(
+        self, query: LogQuery, after: str, stop: threading.Event
+    ) -> AsyncGenerator[list[Any], None]:
+        """Attempts logged after ``after``, in groups as they come, until ``stop`` is set
+        (each blocking read lasts at most a second, so the stream ends within one)."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[list[Any] | None] = asyncio.Queue()
+
+        def pump() -> None:
+            try:
+                table = self._table()
+                for rec in follow_attempts(
+                    table, query, after, block_ms=FOLLOW_BLOCK_MS, stop=stop.is_set
+                ):
+                    loop.call_soon_threadsafe(queue.put_nowait, [rec])
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = loop.run_in_executor(None, pump)
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    break
+                yield item
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.shield(worker), FOLLOW_BLOCK_MS / 1000 + 5)
+
+    async def report(self, days: int, campaign: str | None) -> Report:
+        return await self._run(
+            lambda a: ReportService(self.settings, a.table).report(days=days, campaign=campaign)
+        )
 
 
 def _cancel_later(settings: Settings, digits: str) -> None:

@@ -88,6 +88,23 @@ name, ``H`` the hex SHA-256 of a key, ``I`` a client's ``Idempotency-Key``):
 ``{cs}:ak:h:H``          hash   one API key: name, scopes, lists, created by/at, expires,
                                 last used (the key itself is never stored)
 ``{cs}:idem:NAME:I``     string a bulk add's body hash and response, kept 24 h (SET NX EX)
+
+The web console's users and sessions (:mod:`callscreen.services.users`; ``U`` a user name,
+``S`` the hex SHA-256 of a session token, ``A`` a client address):
+
+``{cs}:users``           set    the user names
+``{cs}:user:U``          hash   one user: role, argon2 hash, disabled, created by/at
+``{cs}:sess:S``          hash   one session: user, CSRF token, created at, address; expires
+                                after the idle timeout, renewed on each request
+``{cs}:usess:U``         set    the sessions of user U (ended together on disable/passwd)
+``{cs}:signin:u:U``      string failed sign-ins for user U in the current window (INCR EX)
+``{cs}:signin:a:A``      string failed sign-ins from address A in the current window
+
+Console import tasks (:mod:`callscreen.services.tasks`; ``I`` a task id):
+
+``{cs}:tasks``           zset   task id -> started at (epoch seconds)
+``{cs}:task:I``          hash   one import: list, file, who, options, state, counts
+``{cs}:task:I:err``      string the rows it refused (CSV), kept with the task
 """
 
 from __future__ import annotations
@@ -254,6 +271,37 @@ class Keys:
     def idempotency(self, key_name: str, idempotency_key: str) -> str:
         """A request replayed under ``Idempotency-Key`` by API key ``key_name``."""
         return f"{self.base}:idem:{key_name}:{idempotency_key}"
+
+    # -- console users, sessions and tasks (callscreen.services.users, .tasks) ---------------
+
+    @property
+    def users(self) -> str:
+        return f"{self.base}:users"
+
+    def user(self, name: str) -> str:
+        return f"{self.base}:user:{name}"
+
+    def session(self, digest: str) -> str:
+        return f"{self.base}:sess:{digest}"
+
+    def user_sessions(self, name: str) -> str:
+        return f"{self.base}:usess:{name}"
+
+    def signin_user(self, name: str) -> str:
+        return f"{self.base}:signin:u:{name}"
+
+    def signin_address(self, address: str) -> str:
+        return f"{self.base}:signin:a:{address}"
+
+    @property
+    def tasks(self) -> str:
+        return f"{self.base}:tasks"
+
+    def task(self, task_id: str) -> str:
+        return f"{self.base}:task:{task_id}"
+
+    def task_errors(self, task_id: str) -> str:
+        return f"{self.base}:task:{task_id}:err"
 
     # -- outcome watcher (callscreen.gateway.outcomes) ---------------------------------------------
 

@@ -781,9 +781,11 @@ class Admin:
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
         after: tuple[str, bool] | None = None,
+        statuses: frozenset[Status] | None = None,
     ) -> EntryPage:
         """A page of a list's entries sorted by entry, with the number matching the
-        filter and the list's counts. ``search`` keeps entries starting with it
+        filter and the list's counts (``statuses``: any of these, as ``status`` one).
+        ``search`` keeps entries starting with it
         (``+3361``, or national digits read with the default region). ``after``
         (digits, is_prefix) starts the page past that entry (a cursor that stays
         right while entries are added or removed before it).
@@ -807,6 +809,8 @@ class Admin:
                 if digits and not key.digits.startswith(digits):
                     continue
                 if status is not None and record.effective_status(now) is not status:
+                    continue
+                if statuses is not None and record.effective_status(now) not in statuses:
                     continue
                 total += 1
                 if after is not None and (key.digits, key.is_prefix) <= after:
