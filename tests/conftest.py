@@ -67,11 +67,14 @@ def pytest_asyncio_loop_factories(
 
 
 @pytest.fixture(scope="session")
-def api_server(redis_server: RedisProcess) -> Iterator[ApiServer]:
+def api_server(
+    redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiServer]:
     """One real uvicorn serving the HTTP API for the session, over the session's Redis."""
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         redis_url=redis_server.url,
+        api_data_dir=str(tmp_path_factory.mktemp("api-data")),
         default_region="FR",
         spool_dir="",
         log_level="WARNING",

@@ -20,7 +20,7 @@ from callscreen.schema.keys import Keys
 from callscreen.services import users
 from callscreen.services.admin import Admin
 from callscreen.services.table import Table
-from tests.apiserver import ApiServer
+from tests.apiserver import ApiServer, wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -417,3 +417,40 @@ def test_attempts_stream_ends_on_shutdown(redis_url: str) -> None:
     server.thread.join(10)
     assert not server.thread.is_alive()
     assert time.monotonic() - started < 5
+
+
+def test_upload_runs_as_a_task_with_progress_and_errors(
+    api: ApiServer, admin_client: httpx.Client
+) -> None:
+    with Admin(api.settings) as admin:
+        view = admin.create_list("dnc", Action.BLOCK, Direction.BOTH)
+    rows = ["number,reason"] + [f"+336{n:08d},from the file" for n in range(300)]
+    rows[10] = "garbage,bad row"
+    body = ("\n".join(rows) + "\n").encode()
+    csrf = page_csrf(admin_client, f"/upload?list={view.id}")
+    r = admin_client.post(
+        "/upload",
+        data={"csrf": csrf, "list": str(view.id), "mode": "pending"},
+        files={"file": ("numbers.csv", body, "text/csv")},
+    )
+    assert r.status_code == 303, r.text
+    task_url = r.headers["location"]
+    wait_until(lambda: admin_client.get(task_url + ".json").json()["state"] != "running")
+    task = admin_client.get(task_url + ".json").json()
+    assert task["state"] == "done" and task["percent"] == 100, task
+    assert task["summary"]["added"] == 299 and task["summary"]["errors"] == 1
+    assert task["by"] == "user:alice" and task["file"] == "numbers.csv"
+    page = admin_client.get(task_url).text
+    assert "line 11 (garbage,bad row)" in page
+    errors = admin_client.get(task_url + "/errors.csv").text
+    assert "11" in errors and "garbage" in errors
+    tasks_page = admin_client.get("/tasks").text
+    assert "numbers.csv" in tasks_page and "done" in tasks_page
+    listing = admin_client.get(f"/lists/{view.id}?tab=review").text
+    assert '<span id="total">299</span>' in listing
+    # a running task whose process died reads as interrupted
+    stored = redis.Redis.from_url(api.settings.redis_url, decode_responses=True)
+    task_id = task_url.rsplit("/", 1)[1]
+    stored.hset(Keys().task(task_id), mapping={"state": "running", "beat": "0"})
+    assert admin_client.get(task_url + ".json").json()["state"] == "interrupted"
+    stored.close()

@@ -20,11 +20,14 @@ import asyncio
 import hashlib
 import io
 import json
+import shutil
 import threading
 import time
+import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 
 import redis
 
@@ -44,7 +47,7 @@ from callscreen.reports.report import (
     follow_attempts,
     recent_attempts,
 )
-from callscreen.services import apikeys, entries, exporter, store, users
+from callscreen.services import apikeys, entries, exporter, store, tasks, users
 from callscreen.services.admin import (
     MAX_PAGE,
     Admin,
@@ -670,6 +673,51 @@ class Backend:
             stop.set()
             await asyncio.wait_for(asyncio.shield(worker), FOLLOW_BLOCK_MS / 1000 + 5)
 
+    async def start_import(
+        self, list_id: int, filename: str, upload: BinaryIO, *, mode: str, replace: bool
+    ) -> tasks.Task:
+        """Save an uploaded CSV under ``api_data_dir`` and import it in the background
+        (:mod:`callscreen.services.tasks`); the task, running."""
+        if mode not in tasks.MODES:
+            raise InvalidInput(f"choose one of {', '.join(tasks.MODES)}")
+
+        def begin() -> tuple[tasks.Task, str]:
+            admin = self._admin()
+            info = self._list(admin, list_id)
+            folder = Path(self.settings.api_data_dir) / "uploads"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{uuid.uuid4().hex}.csv"
+            with open(path, "wb") as out:
+                shutil.copyfileobj(upload, out, 1024 * 1024)
+            size = path.stat().st_size
+            name = Path(filename or "upload.csv").name
+            task = tasks.create(
+                admin.table, info.name, name, size, mode=mode, replace=replace, by=self.actor
+            )
+            return task, str(path)
+
+        task, path = await asyncio.to_thread(begin)
+
+        def work() -> None:
+            try:
+                tasks.run(self._admin(), task, path)
+            finally:
+                Path(path).unlink(missing_ok=True)
+
+        job = asyncio.get_running_loop().run_in_executor(None, work)
+        _BACKGROUND_IMPORTS.add(job)
+        job.add_done_callback(_BACKGROUND_IMPORTS.discard)
+        return task
+
+    async def task(self, task_id: str) -> tasks.Task:
+        return await asyncio.to_thread(lambda: tasks.get(self._table(), task_id))
+
+    async def list_tasks(self) -> list[tasks.Task]:
+        return await asyncio.to_thread(lambda: tasks.list_tasks(self._table()))
+
+    async def task_errors(self, task_id: str) -> str:
+        return await asyncio.to_thread(lambda: tasks.error_rows(self._table(), task_id))
+
     async def report(self, days: int, campaign: str | None) -> Report:
         return await self._run(
             lambda a: ReportService(self.settings, a.table).report(days=days, campaign=campaign)
@@ -685,3 +733,4 @@ def _cancel_later(settings: Settings, digits: str) -> None:
 
 
 _BACKGROUND: set[asyncio.Task[None]] = set()
+_BACKGROUND_IMPORTS: set[asyncio.Future[None]] = set()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import secrets
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -159,32 +160,41 @@ class ConsoleRoute(APIRoute):
 
         async def run(request: Request) -> Response:
             try:
-                return await handler(request)
-            except SignIn:
-                target = request.url.path
-                if request.method == "GET" and request.url.query:
-                    target += "?" + request.url.query
-                if request.headers.get("accept", "").startswith("text/event-stream"):
-                    return Response(status_code=401)
-                return see_other("/signin?" + urlencode({"next": target}))
-            except CallscreenError as exc:
-                problem = problems.problem_of(exc)
-                headers = {}
-                if isinstance(exc, RateLimited):
-                    headers["Retry-After"] = str(exc.retry_after)
-                response = page(
-                    request,
-                    "error.html",
-                    None,
-                    status=problem.status,
-                    title=problem.title,
-                    detail=str(exc),
-                    back=request.headers.get("referer", "/"),
-                )
-                response.headers.update(headers)
-                return response
+                return await self._answer(handler, request)
+            finally:
+                await request.close()  # an uploaded file's spool, if any
 
         return run
+
+    @staticmethod
+    async def _answer(
+        handler: Callable[[Request], Coroutine[Any, Any, Response]], request: Request
+    ) -> Response:
+        try:
+            return await handler(request)
+        except SignIn:
+            target = request.url.path
+            if request.method == "GET" and request.url.query:
+                target += "?" + request.url.query
+            if request.headers.get("accept", "").startswith("text/event-stream"):
+                return Response(status_code=401)
+            return see_other("/signin?" + urlencode({"next": target}))
+        except CallscreenError as exc:
+            problem = problems.problem_of(exc)
+            headers = {}
+            if isinstance(exc, RateLimited):
+                headers["Retry-After"] = str(exc.retry_after)
+            response = page(
+                request,
+                "error.html",
+                None,
+                status=problem.status,
+                title=problem.title,
+                detail=str(exc),
+                back=request.headers.get("referer", "/"),
+            )
+            response.headers.update(headers)
+            return response
 
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -810,3 +820,88 @@ async def admin_revoke_key(request: Request, name: str) -> Response:
     ctx.need(KeyScope.KEYS_ADMIN)
     await ctx.backend.revoke_key(name)
     return see_other("/admin?" + urlencode({"done": f"API key {name} revoked"}))
+
+
+# -- uploads and tasks ------------------------------------------------------------------
+
+
+@router.get("/upload")
+async def upload_page(request: Request) -> Response:
+    ctx = await signed_in(request)
+    ctx.need(KeyScope.LISTS_WRITE)
+    views = await ctx.backend.list_lists()
+    chosen = _int(request.query_params.get("list"), 0)
+    return page(
+        request,
+        "upload.html",
+        ctx,
+        lists=views,
+        chosen=chosen,
+        limit_mb=ctx.backend.settings.api_max_body_bytes // (1024 * 1024),
+    )
+
+
+@router.post("/upload")
+async def upload(request: Request) -> Response:
+    ctx = await signed_in(request)
+    ctx.need(KeyScope.LISTS_WRITE)
+    mode = ctx.field("mode", "pending")
+    if mode == "approve":
+        ctx.need(KeyScope.ENTRIES_APPROVE)
+    if mode == "permanent":
+        ctx.need(KeyScope.ENTRIES_APPROVE_PERMANENT)
+        if ctx.field("confirm") != "yes":
+            raise InvalidInput("a permanent import must be confirmed: it cannot be undone")
+    upload_file = ctx.form.get("file") if ctx.form is not None else None
+    if upload_file is None or isinstance(upload_file, str) or not upload_file.filename:
+        raise InvalidInput("choose a CSV file")
+    task = await ctx.backend.start_import(
+        _int(ctx.field("list"), 0),
+        upload_file.filename,
+        upload_file.file,
+        mode=mode,
+        replace=ctx.field("replace") == "1",
+    )
+    return see_other(f"/tasks/{task.id}")
+
+
+@router.get("/tasks")
+async def tasks_page(request: Request) -> Response:
+    ctx = await signed_in(request)
+    found = await ctx.backend.list_tasks()
+    return page(request, "tasks.html", ctx, tasks=found)
+
+
+def _task_id(task_id: str) -> str:
+    if not task_id.replace("-", "").isalnum() or len(task_id) > 40:
+        raise InvalidInput("not a task id")
+    return task_id
+
+
+@router.get("/tasks/{task_id}.json")
+async def task_json(request: Request, task_id: str) -> Response:
+    ctx = await signed_in(request)
+    task = await ctx.backend.task(_task_id(task_id))
+    return Response(
+        json.dumps(task.to_json()),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/tasks/{task_id}/errors.csv")
+async def task_errors(request: Request, task_id: str) -> Response:
+    ctx = await signed_in(request)
+    body = await ctx.backend.task_errors(_task_id(task_id))
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{task_id}-errors.csv"'},
+    )
+
+
+@router.get("/tasks/{task_id}")
+async def task_page(request: Request, task_id: str) -> Response:
+    ctx = await signed_in(request)
+    task = await ctx.backend.task(_task_id(task_id))
+    return page(request, "task.html", ctx, task=task)

@@ -80,3 +80,24 @@
     window.addEventListener("pagehide", function () { source.close(); });
   }
 })();
+
+// an import's progress: polled until it ends, then the page is reloaded with its summary
+(function () {
+  "use strict";
+  var box = document.getElementById("task");
+  if (!box || box.dataset.state !== "running") { return; }
+  var poll = function () {
+    fetch(box.dataset.poll, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.json(); })
+      .then(function (t) {
+        document.getElementById("progress").value = t.percent;
+        document.getElementById("progress").textContent = t.percent + " %";
+        document.getElementById("percent").textContent = String(t.percent);
+        document.getElementById("state").textContent = t.state;
+        document.getElementById("rows").textContent = String(t.rows);
+        if (t.state === "running") { window.setTimeout(poll, 300); } else { window.location.reload(); }
+      })
+      .catch(function () { window.setTimeout(poll, 1000); });
+  };
+  window.setTimeout(poll, 200);
+})();
