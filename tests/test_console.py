@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -454,3 +455,44 @@ def test_upload_runs_as_a_task_with_progress_and_errors(
     stored.hset(Keys().task(task_id), mapping={"state": "running", "beat": "0"})
     assert admin_client.get(task_url + ".json").json()["state"] == "interrupted"
     stored.close()
+
+
+def test_four_eyes_rule_is_enforced_in_the_service(redis_url: str, tmp_path: Path) -> None:
+    from callscreen.core.config import Settings
+    from callscreen.core.errors import Refused
+    from callscreen.services.importer import ImportOptions
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, redis_url=redis_url, default_region="FR", four_eyes=True, spool_dir=""
+    )
+    with Admin(settings) as admin:
+        admin.create_list("dnc", Action.BLOCK, Direction.BOTH, by="user:alice")
+        admin.add("dnc", ["+33612345678", "+33612345679"], status=Status.PENDING, by="user:alice")
+        admin.add("dnc", ["+33612345680"], status=Status.PENDING, by="key:crm (agent 1)")
+        # the one who added them cannot make them permanent, by name or all pending
+        with pytest.raises(Refused, match="four-eyes"):
+            admin.approve("dnc", ["+33612345678"], permanent=True, by="user:alice")
+        with pytest.raises(Refused, match="four-eyes"):
+            admin.approve("dnc", all_pending=True, permanent=True, by="user:alice")
+        # a note after a key is the same actor
+        with pytest.raises(Refused, match="four-eyes"):
+            admin.approve("dnc", ["+33612345680"], permanent=True, by="key:crm (agent 2)")
+        assert admin.show_entry("dnc", "+33612345678").status is Status.PENDING
+        # a plain approval is not concerned; another person may approve permanently
+        admin.approve("dnc", ["+33612345678"], by="user:alice")
+        result = admin.approve("dnc", all_pending=True, permanent=True, by="user:bob")
+        assert result.outcomes["approved"] == 2
+        assert admin.show_entry("dnc", "+33612345680").status is Status.PERMANENT
+        admin.approve("dnc", ["+33612345678"], permanent=True, by="user:bob")
+        assert admin.show_entry("dnc", "+33612345678").status is Status.PERMANENT
+        # an import cannot approve permanently under the rule
+        csv_file = tmp_path / "n.csv"
+        csv_file.write_text("+33612345690\n")
+        with pytest.raises(Refused, match="four-eyes"):
+            admin.import_file(
+                "dnc", str(csv_file), ImportOptions(approve=Status.PERMANENT, by="user:bob")
+            )
+    # without the rule, the adder may approve permanently
+    with Admin(settings.model_copy(update={"four_eyes": False})) as admin:
+        admin.add("dnc", ["+33612345691"], status=Status.PENDING, by="user:alice")
+        admin.approve("dnc", ["+33612345691"], permanent=True, by="user:alice")

@@ -36,7 +36,13 @@ from callscreen.asterisk.cascade import CascadeReport
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.precedence import Match, rank, specificity
 from callscreen.core.config import Settings
-from callscreen.core.errors import InvalidInput, InvalidNumber, NeedsConfirmation, NotFound
+from callscreen.core.errors import (
+    InvalidInput,
+    InvalidNumber,
+    NeedsConfirmation,
+    NotFound,
+    Refused,
+)
 from callscreen.core.model import Action, Direction, EntryRecord, Scope, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.times import iso, parse_before, parse_expiry
@@ -72,6 +78,11 @@ def _text(value: str, what: str, limit: int) -> str:
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise InvalidInput(f"{what} must not contain control characters")
     return value
+
+
+def _person(actor: str) -> str:
+    """The person or key behind an actor, without a client's ``(note)``."""
+    return actor.split(" (", 1)[0].strip()
 
 
 def _actor(by: str) -> str:
@@ -670,12 +681,17 @@ class Admin:
             keys = self.parse_entries(raw_entries)
             if permanent and not confirm_broad:
                 self._confirm_broad(keys)
+            if permanent and self.settings.four_eyes:
+                records = entries.read_records(self.table, info, keys)
+                self._four_eyes(
+                    by, [(k, r) for k, r in zip(keys, records, strict=True) if r is not None]
+                )
             summary = entries.transition(self.table, info, op, keys, permanent=permanent)
             report = cascading.for_entries(
                 self.settings, self.table, info, keys, hangup_live=hangup_live
             )
         else:
-            summary = self._approve_all_pending(info, permanent, confirm_broad)
+            summary = self._approve_all_pending(info, permanent, confirm_broad, by)
             report = cascading.for_list(
                 self.settings, self.table, info, count=summary["approved"], hangup_live=hangup_live
             )
@@ -692,8 +708,35 @@ class Admin:
                 "cannot be undone and needs explicit confirmation"
             )
 
+    def _four_eyes(self, by: str, items: Iterable[tuple[EntryKey, EntryRecord]]) -> None:
+        """The four-eyes rule (setting ``four_eyes``): refuse (nothing changed) if ``by``
+        added any of these entries (the actor of the entry's creating batch; an API
+        key's ``(X-Actor)`` note is not a different person)."""
+        mine: list[str] = []
+        chunk: list[tuple[EntryKey, EntryRecord]] = []
+
+        def check() -> None:
+            batches = self.table.batches([r.created_batch for _k, r in chunk])
+            for key, record in chunk:
+                made = batches.get(record.created_batch)
+                if made is not None and _person(made.by) == _person(by):
+                    mine.append(key.display)
+
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= entries.CHUNK:
+                check()
+                chunk = []
+        check()
+        if mine:
+            more = f" and {len(mine) - 5} more" if len(mine) > 5 else ""
+            raise Refused(
+                f"four-eyes rule: {by} added {', '.join(mine[:5])}{more}; another person "
+                "must approve them permanently"
+            )
+
     def _approve_all_pending(
-        self, info: ListInfo, permanent: bool, confirm_broad: bool
+        self, info: ListInfo, permanent: bool, confirm_broad: bool, by: str
     ) -> WriteSummary:
         total = WriteSummary()
         if not entries.status_counts(self.table, info)[Status.PENDING.value]:
@@ -705,6 +748,15 @@ class Admin:
         ]
         if permanent and not confirm_broad:
             self._confirm_broad(pending)
+        if permanent and self.settings.four_eyes:
+            self._four_eyes(
+                by,
+                (
+                    (key, record)
+                    for key, record in entries.scan_entries(self.table, info)
+                    if record.status is Status.PENDING
+                ),
+            )
 
         def chunks() -> Iterator[list[EntryKey]]:
             yield pending
@@ -755,6 +807,11 @@ class Admin:
         :meth:`add` — matched against every enforced entry of the list, as after
         ``approve --all-pending``: an import is too big to name its entries."""
         options = dataclasses.replace(options, by=_actor(options.by))
+        if options.approve is Status.PERMANENT and self.settings.four_eyes:
+            raise Refused(
+                "four-eyes rule: an import cannot approve entries permanently; import them "
+                "pending or approved, and another person approves them permanently"
+            )
         if options.reason is not None:
             _text(options.reason, "reason", MAX_REASON)
         info = self._info(list_name)
