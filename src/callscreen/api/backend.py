@@ -47,7 +47,7 @@ from callscreen.reports.report import (
     follow_attempts,
     recent_attempts,
 )
-from callscreen.services import apikeys, entries, exporter, store, tasks, users
+from callscreen.services import apikeys, browse, entries, exporter, store, tasks, users
 from callscreen.services.admin import (
     MAX_PAGE,
     Admin,
@@ -576,6 +576,25 @@ class Backend:
                     outcomes[k] = outcomes.get(k, 0) + n
             assert result is not None
             return replace(result, outcomes=outcomes, entries={})
+
+        return await self._run(run)
+
+    async def browse_entries(
+        self, list_id: int, statuses: frozenset[Status], limit: int, after: str
+    ) -> tuple[EntryPage, str]:
+        """A page of entries in storage order (fast at any size; no search) and the
+        cursor of the next page ('' after the last)."""
+
+        def run(a: Admin) -> tuple[EntryPage, str]:
+            info = self._list(a, list_id)
+            now = time.time()
+            found = browse.browse(
+                a.table, info, statuses, limit, browse.Cursor.decode(after), now=now
+            )
+            views = a.entry_views(found.items, now)
+            counts = entries.status_counts(a.table, info, now)
+            page = EntryPage(info.name, found.total, 0, limit, counts, views)
+            return page, found.next.encode() if found.next is not None else ""
 
         return await self._run(run)
 

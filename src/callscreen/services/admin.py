@@ -890,6 +890,12 @@ class Admin:
             raise NotFound(f"{key.display} is not in list {info.name!r}")
         return self._entry_views([(key, record)], time.time())[0]
 
+    def entry_views(
+        self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float | None = None
+    ) -> tuple[EntryView, ...]:
+        """Views of entries read elsewhere (:mod:`callscreen.services.browse`)."""
+        return self._entry_views(items, time.time() if now is None else now)
+
     def _entry_views(
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float
     ) -> tuple[EntryView, ...]:

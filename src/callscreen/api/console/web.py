@@ -418,21 +418,26 @@ async def _list_page(
         size = 50
     after = params.get("after", "")
     view = await ctx.backend.show_list(list_id)
-    try:
-        entries = await ctx.backend.list_entries(
-            list_id,
-            status=None,
-            search=search,
-            limit=size,
-            after=_cursor(after),
-            statuses=statuses,
-        )
-    except InvalidInput as exc:
-        entries = None
-        error = error or str(exc)
+    entries = None
     next_after = ""
-    if entries is not None and len(entries.entries) == size:
-        next_after = entries.entries[-1].entry
+    try:
+        if search:
+            # a search scans the list (sorted by number); without one, pages come in
+            # storage order, read only as far as the page goes
+            entries = await ctx.backend.list_entries(
+                list_id,
+                status=None,
+                search=search,
+                limit=size,
+                after=_cursor(after),
+                statuses=statuses,
+            )
+            if len(entries.entries) == size:
+                next_after = entries.entries[-1].entry
+        else:
+            entries, next_after = await ctx.backend.browse_entries(list_id, statuses, size, after)
+    except InvalidInput as exc:
+        error = error or str(exc)
     base = {"tab": tab, "q": search, "size": size, "status": only}
     return page(
         ctx.request,

@@ -1,0 +1,126 @@
+"""Pages of a list's entries in storage order, for screens: fast whatever the list's size.
+
+:meth:`callscreen.services.admin.Admin.list_entries` sorts (it scans the whole list for
+every page: seconds at a million entries). A screen needs the next 50 entries of a
+status now, so this reads the list as it is stored — prefixes first, then the exact
+numbers bucket by bucket, each bucket's numbers in field order — and stops as soon as
+the page is full. The cursor (:class:`Cursor`) is where the page ended (a bucket and a
+field), so it stays right while entries are added or removed elsewhere. The number of
+entries matching comes from the list's status counts, not from a scan.
+
+Reads are pipelined HGETALLs of as many buckets as should hold a page, given the
+list's size and the share of entries with the statuses asked for.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from callscreen.core.errors import InvalidInput
+from callscreen.core.model import EntryRecord, Status
+from callscreen.core.numbers import EntryKey
+from callscreen.services import entries, store
+from callscreen.services.table import ListInfo, Table
+
+MAX_BUCKETS_PER_READ = 1024
+PREFIX_BUCKET = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page ended: bucket ``-1`` is the prefixes (field: the prefix digits),
+    else an exact-number bucket (field: the number's field in it)."""
+
+    bucket: int
+    field: int
+
+    def encode(self) -> str:
+        return f"{self.bucket}.{self.field}"
+
+    @classmethod
+    def decode(cls, raw: str) -> Cursor | None:
+        if not raw:
+            return None
+        try:
+            bucket, field = raw.split(".", 1)
+            return cls(int(bucket), int(field))
+        except ValueError:
+            raise InvalidInput("not a page cursor") from None
+
+
+@dataclass(frozen=True, slots=True)
+class BrowsePage:
+    """A page of entries in storage order, the cursor of the next one (None: the last
+    page), and how many entries have these statuses."""
+
+    items: tuple[tuple[EntryKey, EntryRecord], ...]
+    next: Cursor | None
+    total: int
+
+
+def browse(
+    table: Table,
+    info: ListInfo,
+    statuses: frozenset[Status],
+    limit: int,
+    after: Cursor | None = None,
+    now: float | None = None,
+) -> BrowsePage:
+    """Up to ``limit`` entries whose status (as enforced at ``now``) is in ``statuses``,
+    after ``after``."""
+    at = time.time() if now is None else now
+    counts = entries.status_counts(table, info, at)
+    total = sum(counts.get(s.value, 0) for s in statuses)
+    found: list[tuple[EntryKey, EntryRecord]] = []
+    if total == 0 or limit <= 0:
+        return BrowsePage((), None, total)
+    r = table.r
+    start_bucket = after.bucket if after is not None else PREFIX_BUCKET
+
+    def take(bucket: int, items: Sequence[tuple[int, Any]], prefix: bool) -> Cursor | None:
+        """Add the matching items (sorted by field) past the cursor; the cursor of the
+        next page if this one filled up."""
+        for hfield, raw in items:
+            if after is not None and bucket == after.bucket and hfield <= after.field:
+                continue
+            record = EntryRecord.decode(str(raw))
+            if record.effective_status(at) not in statuses:
+                continue
+            digits = str(hfield) if prefix else str(hfield * table.buckets + bucket)
+            found.append((EntryKey(digits, prefix), record))
+            if len(found) >= limit:
+                return Cursor(bucket, hfield)
+        return None
+
+    if start_bucket == PREFIX_BUCKET:
+        with store.converted():
+            raw_prefixes = r.hgetall(table.keys.prefixes(info.id))
+        items = sorted((int(k), v) for k, v in raw_prefixes.items())
+        done = take(PREFIX_BUCKET, items, True)
+        if done is not None:
+            return BrowsePage(tuple(found), done, total)
+        start_bucket = 0
+    stored = max(1, sum(counts.values()))
+    share = max(total / stored, 1 / stored)
+    per_read = int(min(MAX_BUCKETS_PER_READ, max(1, 1.5 * limit * table.buckets / stored / share)))
+    bucket = start_bucket
+    while bucket < table.buckets:
+        numbers = range(bucket, min(bucket + per_read, table.buckets))
+
+        def read(numbers: range = numbers) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            for b in numbers:
+                pipe.hgetall(table.keys.exact(info.id, b))
+            result: list[Any] = pipe.execute()
+            return result
+
+        for b, data in zip(numbers, store.call(read), strict=True):
+            done = take(b, sorted((int(k), v) for k, v in data.items()), False)
+            if done is not None:
+                return BrowsePage(tuple(found), done, total)
+        bucket = numbers.stop
+        per_read = min(MAX_BUCKETS_PER_READ, per_read * 2)  # sparser than expected
+    return BrowsePage(tuple(found), None, total)
