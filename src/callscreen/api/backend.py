@@ -598,6 +598,34 @@ class Backend:
 
         return await self._run(run)
 
+    async def exact_entry_page(
+        self, list_id: int, raw: str, statuses: frozenset[Status], limit: int
+    ) -> EntryPage | None:
+        """A search for one whole number, read directly (no scan): a page with the
+        entry if the list holds it with one of ``statuses``; None when ``raw`` is not a
+        whole valid number (a partial one needs a scan)."""
+
+        def run(a: Admin) -> EntryPage | None:
+            info = self._list(a, list_id)
+            try:
+                key = parse_entry(raw.strip(), self.settings.default_region)
+            except InvalidNumber:
+                return None
+            if key.is_prefix:
+                return None
+            now = time.time()
+            record = entries.read_records(a.table, info, [key])[0]
+            items = (
+                [(key, record)]
+                if record is not None and record.effective_status(now) in statuses
+                else []
+            )
+            counts = entries.status_counts(a.table, info, now)
+            views = a.entry_views(items, now)
+            return EntryPage(info.name, len(items), 0, limit, counts, views, None, raw)
+
+        return await self._run(run)
+
     async def export_csv(self, list_id: int, statuses: frozenset[Status] | None) -> str:
         def run(a: Admin) -> str:
             out = io.StringIO()

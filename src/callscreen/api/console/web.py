@@ -422,8 +422,11 @@ async def _list_page(
     next_after = ""
     try:
         if search:
-            # a search scans the list (sorted by number); without one, pages come in
-            # storage order, read only as far as the page goes
+            # a whole number is read directly; a partial one scans the list (sorted by
+            # number); without a search, pages come in storage order, read only as far
+            # as the page goes
+            entries = await ctx.backend.exact_entry_page(list_id, search, statuses, size)
+        if search and entries is None:
             entries = await ctx.backend.list_entries(
                 list_id,
                 status=None,
@@ -434,7 +437,7 @@ async def _list_page(
             )
             if len(entries.entries) == size:
                 next_after = entries.entries[-1].entry
-        else:
+        elif not search:
             entries, next_after = await ctx.backend.browse_entries(list_id, statuses, size, after)
     except InvalidInput as exc:
         error = error or str(exc)
