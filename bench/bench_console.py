@@ -80,6 +80,16 @@ def time_page(client: httpx.Client, path: str, repeat: int) -> tuple[float, floa
     return statistics.median(times), max(times), status
 
 
+def later_page(client: httpx.Client, list_id: int, pages: int = 20) -> str:
+    """The URL of the ``pages``-th page of the review tab, followed link by link."""
+    url = f"/lists/{list_id}?tab=review"
+    for _ in range(pages):
+        found = re.search(r'href="(\?[^"]*after=[^"]+)" id="next-page"', client.get(url).text)
+        assert found, "no next page"
+        url = f"/lists/{list_id}" + found.group(1).replace("&amp;", "&")
+    return url
+
+
 def upload(client: httpx.Client, list_id: int, rows: int, work: Path) -> float:
     path = work / "upload.csv"
     with path.open("w") as out:
@@ -132,7 +142,7 @@ def main() -> None:
                     ("lists", "/lists"),
                     ("list: for review, 50 rows", f"/lists/{list_id}?tab=review"),
                     ("list: for review, 200 rows", f"/lists/{list_id}?tab=review&size=200"),
-                    ("list: next page", f"/lists/{list_id}?tab=review&after=%2B33610250000"),
+                    ("list: a later page", later_page(client, list_id)),
                     ("list: blacklisted", f"/lists/{list_id}?tab=blacklisted"),
                     ("list: search a number", f"/lists/{list_id}?tab=review&q=%2B33610000123"),
                     ("list: search a part +336123 (scan)", f"/lists/{list_id}?q=%2B336123"),
@@ -150,6 +160,7 @@ def main() -> None:
                 for name, path in pages:
                     median, worst, status = time_page(client, path, args.repeat)
                     assert status == 200, (path, status)
+                    assert 'class="error"' not in client.get(path).text, path
                     print(f"{name:34} {median:10.0f} {worst:10.0f}")
                 if args.upload:
                     seconds = upload(client, list_id, args.upload, work)
