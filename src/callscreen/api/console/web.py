@@ -295,8 +295,7 @@ async def signin(request: Request) -> Response:
         httponly=True,
         samesite="strict",
         secure=_secure(request),
-        max_age=users.IDLE_S,
-        path="/",
+        path="/",  # a browser-session cookie: Redis ends the session after 12 h idle
     )
     redirect.delete_cookie(PRE_COOKIE, path="/signin")
     return redirect
