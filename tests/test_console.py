@@ -511,3 +511,27 @@ def test_four_eyes_rule_is_enforced_in_the_service(redis_url: str, tmp_path: Pat
     with Admin(settings.model_copy(update={"four_eyes": False})) as admin:
         admin.add("dnc", ["+33612345691"], status=Status.PENDING, by="user:alice")
         admin.approve("dnc", ["+33612345691"], permanent=True, by="user:alice")
+
+
+def test_filters_by_source_batch_and_day_added(api: ApiServer, admin_client: httpx.Client) -> None:
+    with Admin(api.settings) as admin:
+        view = admin.create_list("dnc", Action.BLOCK, Direction.BOTH)
+        first = admin.add("dnc", ["+33612345678", "+33612345679"], status=Status.PENDING)
+        admin.add("dnc", ["+33612345680"], status=Status.PENDING, source="crm")
+    base = f"/lists/{view.id}?tab=review"
+
+    def shown(query: str) -> set[str]:
+        page = admin_client.get(base + query)
+        assert page.status_code == 200, page.text
+        return set(re.findall(r'name="entry" value="([^"]+)"', page.text))
+
+    assert shown("") == {"+33612345678", "+33612345679", "+33612345680"}
+    assert shown("&source=crm") == {"+33612345680"}
+    assert shown(f"&batch={first.batch}") == {"+33612345678", "+33612345679"}
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert len(shown(f"&from={today}&to={today}")) == 3
+    assert shown("&to=2001-01-01") == set()
+    page = admin_client.get(base + "&source=crm").text
+    assert 'id="all-matching"' not in page and "shown on this page (filtered)" in page
+    bad = admin_client.get(base + "&from=yesterday")
+    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text

@@ -580,20 +580,33 @@ class Backend:
         return await self._run(run)
 
     async def browse_entries(
-        self, list_id: int, statuses: frozenset[Status], limit: int, after: str
+        self,
+        list_id: int,
+        statuses: frozenset[Status],
+        limit: int,
+        after: str,
+        keep: browse.Filter | None = None,
     ) -> tuple[EntryPage, str]:
         """A page of entries in storage order (fast at any size; no search) and the
-        cursor of the next page ('' after the last)."""
+        cursor of the next page ('' after the last). The page's ``total`` is -1 when
+        only a scan could count the entries ``keep`` keeps."""
 
         def run(a: Admin) -> tuple[EntryPage, str]:
             info = self._list(a, list_id)
             now = time.time()
             found = browse.browse(
-                a.table, info, statuses, limit, browse.Cursor.decode(after), now=now
+                a.table,
+                info,
+                statuses,
+                limit,
+                browse.Cursor.decode(after),
+                now=now,
+                keep=keep or browse.Filter(),
             )
             views = a.entry_views(found.items, now)
             counts = entries.status_counts(a.table, info, now)
-            page = EntryPage(info.name, found.total, 0, limit, counts, views)
+            total = -1 if found.total is None else found.total
+            page = EntryPage(info.name, total, 0, limit, counts, views)
             return page, found.next.encode() if found.next is not None else ""
 
         return await self._run(run)

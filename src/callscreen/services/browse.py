@@ -52,13 +52,34 @@ class Cursor:
 
 
 @dataclass(frozen=True, slots=True)
+class Filter:
+    """What a page keeps besides the status: entries of one batch (the change that
+    created them or last set them), whose last change came from ``source`` (exact,
+    ``import:FILE``, ``api``, ...), or created between two times (epoch seconds)."""
+
+    batch: int | None = None
+    source: str = ""
+    added_from: float | None = None
+    added_to: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.batch is None
+            and not self.source
+            and self.added_from is None
+            and self.added_to is None
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class BrowsePage:
     """A page of entries in storage order, the cursor of the next one (None: the last
     page), and how many entries have these statuses."""
 
     items: tuple[tuple[EntryKey, EntryRecord], ...]
     next: Cursor | None
-    total: int
+    total: int | None  # None: not known without a scan (a filter besides the status)
 
 
 def browse(
@@ -68,26 +89,61 @@ def browse(
     limit: int,
     after: Cursor | None = None,
     now: float | None = None,
+    keep: Filter = Filter(),
 ) -> BrowsePage:
     """Up to ``limit`` entries whose status (as enforced at ``now``) is in ``statuses``,
-    after ``after``."""
+    and that ``keep`` keeps, after ``after``."""
     at = time.time() if now is None else now
     counts = entries.status_counts(table, info, at)
     total = sum(counts.get(s.value, 0) for s in statuses)
     found: list[tuple[EntryKey, EntryRecord]] = []
     if total == 0 or limit <= 0:
         return BrowsePage((), None, total)
+    shown_total = total if keep.empty else None
+    batch_cache: dict[int, Any] = {}
+
+    def kept(record: EntryRecord) -> bool:
+        if keep.empty:
+            return True
+        if keep.batch is not None and keep.batch not in (record.batch, record.created_batch):
+            return False
+        if keep.source:
+            last = batch_cache.get(record.batch)
+            if last is None or last.source != keep.source:
+                return False
+        if keep.added_from is not None or keep.added_to is not None:
+            made = batch_cache.get(record.created_batch)
+            when = made.at if made is not None else 0.0
+            if keep.added_from is not None and when < keep.added_from:
+                return False
+            if keep.added_to is not None and when >= keep.added_to:
+                return False
+        return True
+
+    def load_batches(records: Sequence[EntryRecord]) -> None:
+        if keep.empty or (not keep.source and keep.added_from is None and keep.added_to is None):
+            return
+        wanted = {r.batch for r in records} | {r.created_batch for r in records}
+        missing = [b for b in wanted if b not in batch_cache]
+        if missing:
+            batch_cache.update(table.batches(missing))
+
     r = table.r
     start_bucket = after.bucket if after is not None else PREFIX_BUCKET
 
     def take(bucket: int, items: Sequence[tuple[int, Any]], prefix: bool) -> Cursor | None:
         """Add the matching items (sorted by field) past the cursor; the cursor of the
         next page if this one filled up."""
+        decoded = []
         for hfield, raw in items:
             if after is not None and bucket == after.bucket and hfield <= after.field:
                 continue
             record = EntryRecord.decode(str(raw))
-            if record.effective_status(at) not in statuses:
+            if record.effective_status(at) in statuses:
+                decoded.append((hfield, record))
+        load_batches([record for _f, record in decoded])
+        for hfield, record in decoded:
+            if not kept(record):
                 continue
             digits = str(hfield) if prefix else str(hfield * table.buckets + bucket)
             found.append((EntryKey(digits, prefix), record))
@@ -101,7 +157,7 @@ def browse(
         items = sorted((int(k), v) for k, v in raw_prefixes.items())
         done = take(PREFIX_BUCKET, items, True)
         if done is not None:
-            return BrowsePage(tuple(found), done, total)
+            return BrowsePage(tuple(found), done, shown_total)
         start_bucket = 0
     stored = max(1, sum(counts.values()))
     share = max(total / stored, 1 / stored)
@@ -120,7 +176,7 @@ def browse(
         for b, data in zip(numbers, store.call(read), strict=True):
             done = take(b, sorted((int(k), v) for k, v in data.items()), False)
             if done is not None:
-                return BrowsePage(tuple(found), done, total)
+                return BrowsePage(tuple(found), done, shown_total)
         bucket = numbers.stop
         per_read = min(MAX_BUCKETS_PER_READ, per_read * 2)  # sparser than expected
-    return BrowsePage(tuple(found), None, total)
+    return BrowsePage(tuple(found), None, shown_total)

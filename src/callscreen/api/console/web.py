@@ -42,7 +42,7 @@ from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.reports.render import attempt_json, report_csv, report_html
 from callscreen.reports.report import LogQuery
 from callscreen.schema.attempts import Outcome
-from callscreen.services import users
+from callscreen.services import browse, users
 from callscreen.services.apikeys import KeyScope
 
 SESSION_COOKIE = "cs_session"
@@ -416,6 +416,7 @@ async def _list_page(
     if size not in PAGE_SIZES:
         size = 50
     after = params.get("after", "")
+    keep, filters = _entry_filter(params)
     view = await ctx.backend.show_list(list_id)
     entries = None
     next_after = ""
@@ -437,10 +438,12 @@ async def _list_page(
             if len(entries.entries) == size:
                 next_after = entries.entries[-1].entry
         elif not search:
-            entries, next_after = await ctx.backend.browse_entries(list_id, statuses, size, after)
+            entries, next_after = await ctx.backend.browse_entries(
+                list_id, statuses, size, after, keep
+            )
     except InvalidInput as exc:
         error = error or str(exc)
-    base = {"tab": tab, "q": search, "size": size, "status": only}
+    base = {"tab": tab, "q": search, "size": size, "status": only, **filters}
     return page(
         ctx.request,
         "list.html",
@@ -464,7 +467,34 @@ async def _list_page(
         done=params.get("done", ""),
         options=_options(),
         statuses=sorted(s.value for s in TABS[tab][0]),
+        filters=filters,
+        filtered=not keep.empty,
     )
+
+
+def _day(raw: str, what: str) -> float | None:
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        raise InvalidInput(f"{what}: a date as YYYY-MM-DD") from None
+
+
+def _entry_filter(params: Any) -> tuple[browse.Filter, dict[str, str]]:
+    """The list page's filters besides status and search: batch, source, added
+    between two days (UTC, the second one included)."""
+    raw = {k: params.get(k, "").strip()[:200] for k in ("batch", "source", "from", "to")}
+    if raw["batch"] and not raw["batch"].isdigit():
+        raise InvalidInput("batch: a batch number")
+    to = _day(raw["to"], "added until")
+    keep = browse.Filter(
+        batch=int(raw["batch"]) if raw["batch"] else None,
+        source=raw["source"],
+        added_from=_day(raw["from"], "added from"),
+        added_to=to + 86400 if to is not None else None,
+    )
+    return keep, {k: v for k, v in raw.items() if v}
 
 
 @router.post("/lists/{list_id}/add")
