@@ -96,6 +96,23 @@ The cascade queue (:mod:`callscreen.services.cascading`; ``J`` a job id, ``H`` a
 ``{cs}:cq``              stream cascade jobs (a plan each); one consumer group per host
 ``{cs}:cq:r:J``          hash   host -> the cascade's report (JSON); expires after a day
 ``{cs}:cq:lock:H``       string the runner of host H (SET NX PX, renewed while it runs)
+
+The web console's users and sessions (:mod:`callscreen.services.users`; ``U`` a user name,
+``S`` the hex SHA-256 of a session token, ``A`` a client address):
+
+``{cs}:users``           set    the user names
+``{cs}:user:U``          hash   one user: role, argon2 hash, disabled, created by/at
+``{cs}:sess:S``          hash   one session: user, CSRF token, created at, address; expires
+                                after the idle timeout, renewed on each request
+``{cs}:usess:U``         set    the sessions of user U (ended together on disable/passwd)
+``{cs}:signin:u:U``      string failed sign-ins for user U in the current window (INCR EX)
+``{cs}:signin:a:A``      string failed sign-ins from address A in the current window
+
+Console import tasks (:mod:`callscreen.services.tasks`; ``I`` a task id):
+
+``{cs}:tasks``           zset   task id -> started at (epoch seconds)
+``{cs}:task:I``          hash   one import: list, file, who, options, state, counts
+``{cs}:task:I:err``      string the rows it refused (CSV), kept with the task
 """
 
 from __future__ import annotations
@@ -308,6 +325,37 @@ class Keys:
     def import_job(self, job: str) -> str:
         """An import job of the HTTP API (its state, so that any API process answers)."""
         return f"{self.base}:ij:{job}"
+
+    # -- console users, sessions and tasks (callscreen.services.users, .tasks) ---------------
+
+    @property
+    def users(self) -> str:
+        return f"{self.base}:users"
+
+    def user(self, name: str) -> str:
+        return f"{self.base}:user:{name}"
+
+    def session(self, digest: str) -> str:
+        return f"{self.base}:sess:{digest}"
+
+    def user_sessions(self, name: str) -> str:
+        return f"{self.base}:usess:{name}"
+
+    def signin_user(self, name: str) -> str:
+        return f"{self.base}:signin:u:{name}"
+
+    def signin_address(self, address: str) -> str:
+        return f"{self.base}:signin:a:{address}"
+
+    @property
+    def tasks(self) -> str:
+        return f"{self.base}:tasks"
+
+    def task(self, task_id: str) -> str:
+        return f"{self.base}:task:{task_id}"
+
+    def task_errors(self, task_id: str) -> str:
+        return f"{self.base}:task:{task_id}:err"
 
     # -- outcome watcher (callscreen.gateway.outcomes) ---------------------------------------------
 

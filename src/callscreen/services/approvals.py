@@ -277,10 +277,15 @@ class EntryService:
         search: str = "",
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
+        after: tuple[str, bool] | None = None,
+        statuses: frozenset[Status] | None = None,
     ) -> EntryPage:
         """A page of a list's entries sorted by entry, with the number matching the
-        filter and the list's counts. ``search`` keeps entries starting with it
-        (``+3361``, or national digits read with the default region).
+        filter and the list's counts (``statuses``: any of these, as ``status`` one).
+        ``search`` keeps entries starting with it (``+3361``, or national digits read
+        with the default region). ``after`` (digits, is_prefix) starts the page past
+        that entry (a cursor that stays right while entries are added or removed
+        before it).
 
         This scans the whole list (admin side, never on the call path).
         """
@@ -303,7 +308,11 @@ class EntryService:
                 continue
             if status is not None and record.effective_status(now) is not status:
                 continue
+            if statuses is not None and record.effective_status(now) not in statuses:
+                continue
             total += 1
+            if after is not None and (key.digits, key.is_prefix) <= after:
+                continue
             # keep the smallest offset+limit seen so far (bounded memory)
             selected.append((key, record))
             if len(selected) > 2 * wanted + 1000:
@@ -380,6 +389,12 @@ class EntryService:
         info = await self.ctx.table.get_list(list_name)
         keys = self.parse_entries(raw_entries)
         return await queue_plan(self.ctx, await plan_for_entries(self.ctx, info, keys, hangup_live))
+
+    async def entry_views(
+        self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float | None = None
+    ) -> tuple[EntryView, ...]:
+        """Views of entries read elsewhere (:mod:`callscreen.services.browse`)."""
+        return await self._entry_views(items, self.ctx.clock() if now is None else now)
 
     async def _entry_views(
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float
