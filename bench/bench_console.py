@@ -109,7 +109,11 @@ def upload(client: httpx.Client, list_id: int, rows: int, work: Path) -> float:
         )
     assert r.status_code == 303, r.text
     url = r.headers["location"] + ".json"
-    until(lambda: client.get(url).json()["state"] != "running", "the upload", timeout=600)
+    until(
+        lambda: client.get(url).json()["state"] not in ("queued", "running"),
+        "the upload's end",
+        timeout=600,
+    )
     elapsed = time.perf_counter() - started
     task = client.get(url).json()
     assert task["state"] == "done", task

@@ -455,7 +455,10 @@ def test_upload_runs_as_a_task_with_progress_and_errors(
     )
     assert r.status_code == 303, r.text
     task_url = r.headers["location"]
-    until(lambda: admin_client.get(task_url + ".json").json()["state"] != "running", "the task")
+    until(
+        lambda: admin_client.get(task_url + ".json").json()["state"] not in ("queued", "running"),
+        "the import's end",
+    )
     task = admin_client.get(task_url + ".json").json()
     assert task["state"] == "done" and task["percent"] == 100, task
     assert task["summary"]["added"] == 299 and task["summary"]["errors"] == 1
@@ -471,7 +474,7 @@ def test_upload_runs_as_a_task_with_progress_and_errors(
     # a running task whose process died reads as interrupted
     stored = redis.Redis.from_url(api.settings.redis_url, decode_responses=True)
     task_id = task_url.rsplit("/", 1)[1]
-    stored.hset(Keys().task(task_id), mapping={"state": "running", "beat": "0"})
+    stored.hset(Keys().import_job(task_id), mapping={"state": "running", "heartbeat": "0"})
     assert admin_client.get(task_url + ".json").json()["state"] == "interrupted"
     stored.close()
 
@@ -498,3 +501,40 @@ def test_filters_by_source_batch_and_day_added(api: ApiServer, admin_client: htt
     assert 'id="all-matching"' not in page and "shown on this page (filtered)" in page
     bad = admin_client.get(base + "&from=yesterday")
     assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text
+
+
+def test_uploads_are_the_apis_import_jobs(api: ApiServer, admin_client: httpx.Client) -> None:
+    """One import mechanism: the console's upload is an API import job (readable at
+    /api/v1/imports/JOB), and the task log lists the API's jobs beside the console's."""
+    with Admin(api.settings) as admin:
+        view = admin.create_list("dnc", Action.BLOCK, Direction.BOTH)
+    csrf = page_csrf(admin_client, f"/upload?list={view.id}")
+    r = admin_client.post(
+        "/upload",
+        data={"csrf": csrf, "list": str(view.id), "mode": "pending"},
+        files={"file": ("console.csv", b"+33612345678\n", "text/csv")},
+    )
+    assert r.status_code == 303, r.text
+    job = r.headers["location"].rsplit("/", 1)[1]
+    with api.client(api.make_key("crm")) as c:
+        until(lambda: c.get(f"/imports/{job}").json()["done"], "the console's import")
+        state = c.get(f"/imports/{job}").json()
+        assert state["state"] == "done" and state["created_by"] == "user:alice", state
+        r = c.post(
+            f"/lists/{view.id}/imports",
+            content="+33612345679\n",
+            headers={"Content-Type": "text/csv"},
+        )
+        assert r.status_code == 202, r.text
+        api_job = r.json()["job"]
+        until(lambda: c.get(f"/imports/{api_job}").json()["done"], "the API's import")
+    tasks_page = admin_client.get("/tasks").text
+    assert f"/tasks/{job}" in tasks_page and f"/tasks/{api_job}" in tasks_page
+    assert "console.csv" in tasks_page and "key:crm" in tasks_page
+    # the console's import is recorded as its user via the console
+    with Admin(api.settings) as admin:
+        events = admin.history("dnc", limit=10)
+    assert {(e.by, e.via) for e in events if e.op == "import"} == {
+        ("user:alice", "console"),
+        ("key:crm", "api"),
+    }

@@ -27,7 +27,6 @@ import logging
 import queue
 import shutil
 import threading
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -61,7 +60,7 @@ from callscreen.reports.report import (
     recent_attempts,
 )
 from callscreen.schema.attempts import AttemptRecord, Outcome
-from callscreen.services import browse, entries, store, tasks, users
+from callscreen.services import browse, entries, store, users
 from callscreen.services.apikeys import ApiKey
 from callscreen.services.audit import Event
 from callscreen.services.context import Actor, Context
@@ -538,10 +537,14 @@ class Backend:
 
     async def start_import(self, job: str, request: jobs.ImportRequest, size: int) -> None:
         """Record the job (its file is in place) and run it in the background."""
-        record = {**jobs.record(request, jobs.now()), "size": str(size)}
+        now = jobs.now()
+        record = {**jobs.record(request, now), "size": str(size)}
+        index = self.ctx.table.keys.import_jobs
         pipe = self.ctx.table.r.pipeline(transaction=True)
         pipe.hset(self._job_key(job), mapping=record)
         pipe.expire(self._job_key(job), jobs.KEEP_S)
+        pipe.zadd(index, {job: now})
+        pipe.zremrangebyscore(index, "-inf", now - jobs.KEEP_S)
         await store.wait(pipe.execute())
         self._background(self._run_import(job))
 
@@ -617,7 +620,7 @@ class Backend:
                 replace=request.replace,
                 keep_status=request.keep_status,
             )
-            services = Services(self.ctx.acting_as(Actor(request.by, VIA)))
+            services = Services(self.ctx.acting_as(Actor(request.by, request.via)))
             path = str(jobs.upload_path(self.settings, job))
             result = await services.transfer.import_file(
                 info.name, path, options, errors_out=cast(TextIO, errors), progress=on_progress
@@ -917,42 +920,68 @@ class Backend:
 
     async def start_upload(
         self, list_id: int, filename: str, upload: BinaryIO, *, mode: str, replace: bool
-    ) -> tasks.Task:
-        """Save an uploaded CSV under ``api_data_dir`` and import it in the background
-        (:mod:`callscreen.services.tasks`); the task, running."""
-        if mode not in tasks.MODES:
-            raise InvalidInput(f"choose one of {', '.join(tasks.MODES)}")
+    ) -> jobs.ImportTask:
+        """An uploaded CSV as an import job (the API's, :mod:`callscreen.api.jobs`):
+        saved under ``api_data_dir``, imported in the background as this user; the
+        job as the console shows it."""
+        status = jobs.mode_status(mode)
         info = await self._list(list_id)
-        folder = Path(self.settings.api_data_dir) / "uploads"
-        path = folder / f"{uuid.uuid4().hex}.csv"
+        job = jobs.new_job_id()
+        path = jobs.upload_path(self.settings, job)
 
         def save() -> int:
-            folder.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "wb") as out:
                 shutil.copyfileobj(upload, out, 1024 * 1024)
             return path.stat().st_size
 
         size = await asyncio.to_thread(save)
-        name = Path(filename or "upload.csv").name
-        task = await tasks.create(self.ctx, info.name, name, size, mode=mode, replace=replace)
+        name = Path(filename or "upload.csv").name[:200]
+        request = jobs.ImportRequest(
+            list_id=info.id,
+            list_name=info.name,
+            approve=status.value,
+            reason=None,
+            source=f"upload:{name}",
+            restore_deleted=False,
+            replace=replace,
+            keep_status=False,
+            by=self.actor,
+            key=self.key.name if self.key else "",
+            via=self.ctx.actor.via,
+            file=name,
+        )
+        await self.start_import(job, request, size)
+        return await self.task(job)
 
-        async def work() -> None:
-            try:
-                await tasks.run(self.services, task, str(path))
-            finally:
-                path.unlink(missing_ok=True)
+    async def task(self, job: str) -> jobs.ImportTask:
+        """An import job as the console's task log shows it."""
+        return jobs.task_of(job, await self._job_data(job), jobs.now())
 
-        self._background(work())
-        return task
+    async def list_tasks(self) -> list[jobs.ImportTask]:
+        """The latest import jobs (the API's and the console's), newest first."""
+        r = self.ctx.table.r
+        ids = await store.wait(
+            r.zrevrange(self.ctx.table.keys.import_jobs, 0, jobs.MAX_TASKS_SHOWN - 1)
+        )
+        pipe = r.pipeline(transaction=False)
+        for job in ids:
+            pipe.hgetall(self._job_key(job))
+        found: list[dict[str, str]] = await store.wait(pipe.execute())
+        now = jobs.now()
+        return [
+            jobs.task_of(job, data, now)
+            for job, data in zip(ids, found, strict=True)
+            if data and (self.key is None or self.key.may_use_list(jobs.list_id_of(data)))
+        ]
 
-    async def task(self, task_id: str) -> tasks.Task:
-        return await tasks.get(self.ctx, task_id)
-
-    async def list_tasks(self) -> list[tasks.Task]:
-        return await tasks.list_tasks(self.ctx)
-
-    async def task_errors(self, task_id: str) -> str:
-        return await tasks.error_rows(self.ctx, task_id)
+    async def task_errors(self, job: str) -> Path | None:
+        """The rows a job refused (CSV ``line,raw,error``), None before there is any."""
+        try:
+            return await self.import_errors(job)
+        except NotFound:
+            await self._job_data(job)  # NotFound for no such job
+            return None
 
     async def console_report(self, days: int, campaign: str | None) -> Report:
         return await ReportService(self.settings, self.ctx.table).report(

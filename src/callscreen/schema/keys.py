@@ -88,8 +88,10 @@ name, ``H`` the hex SHA-256 of a key, ``I`` a client's ``Idempotency-Key``):
 ``{cs}:ak:h:H``          hash   one API key: name, scopes, lists, created by/at, expires,
                                 last used (the key itself is never stored)
 ``{cs}:idem:NAME:I``     string a bulk add's body hash and response, kept 24 h (SET NX EX)
-``{cs}:ij:JOB``          hash   an import job of the API: list, file, options, state,
-                                progress, heartbeat, summary (kept 30 days)
+``{cs}:ij:JOB``          hash   an import job of the API or the console: list, file,
+                                options, state, progress, heartbeat, summary (kept 30 days)
+``{cs}:ij``              zset   import job -> created at (epoch seconds): the console's
+                                task log, newest first (trimmed past 30 days)
 
 The cascade queue (:mod:`callscreen.services.cascading`; ``J`` a job id, ``H`` a host name):
 
@@ -107,12 +109,6 @@ The web console's users and sessions (:mod:`callscreen.services.users`; ``U`` a 
 ``{cs}:usess:U``         set    the sessions of user U (ended together on disable/passwd)
 ``{cs}:signin:u:U``      string failed sign-ins for user U in the current window (INCR EX)
 ``{cs}:signin:a:A``      string failed sign-ins from address A in the current window
-
-Console import tasks (:mod:`callscreen.services.tasks`; ``I`` a task id):
-
-``{cs}:tasks``           zset   task id -> started at (epoch seconds)
-``{cs}:task:I``          hash   one import: list, file, who, options, state, counts
-``{cs}:task:I:err``      string the rows it refused (CSV), kept with the task
 """
 
 from __future__ import annotations
@@ -326,7 +322,12 @@ class Keys:
         """An import job of the HTTP API (its state, so that any API process answers)."""
         return f"{self.base}:ij:{job}"
 
-    # -- console users, sessions and tasks (callscreen.services.users, .tasks) ---------------
+    @property
+    def import_jobs(self) -> str:
+        """The import jobs by creation time (the console's task log)."""
+        return f"{self.base}:ij"
+
+    # -- console users and sessions (callscreen.services.users) -------------------------------
 
     @property
     def users(self) -> str:
@@ -346,16 +347,6 @@ class Keys:
 
     def signin_address(self, address: str) -> str:
         return f"{self.base}:signin:a:{address}"
-
-    @property
-    def tasks(self) -> str:
-        return f"{self.base}:tasks"
-
-    def task(self, task_id: str) -> str:
-        return f"{self.base}:task:{task_id}"
-
-    def task_errors(self, task_id: str) -> str:
-        return f"{self.base}:task:{task_id}:err"
 
     # -- outcome watcher (callscreen.gateway.outcomes) ---------------------------------------------
 

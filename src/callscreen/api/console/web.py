@@ -24,7 +24,13 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, Undefined, select_autoescape
 from jinja2.exceptions import TemplateRuntimeError, UndefinedError
@@ -943,12 +949,11 @@ async def task_json(request: Request, task_id: str) -> Response:
 @router.get("/tasks/{task_id}/errors.csv")
 async def task_errors(request: Request, task_id: str) -> Response:
     ctx = await signed_in(request)
-    body = await ctx.backend.task_errors(_task_id(task_id))
-    return Response(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{task_id}-errors.csv"'},
-    )
+    path = await ctx.backend.task_errors(_task_id(task_id))
+    headers = {"Content-Disposition": f'attachment; filename="{task_id}-errors.csv"'}
+    if path is None:
+        return Response("", media_type="text/csv; charset=utf-8", headers=headers)
+    return FileResponse(path, media_type="text/csv; charset=utf-8", headers=headers)
 
 
 @router.get("/tasks/{task_id}")

@@ -85,7 +85,8 @@
 (function () {
   "use strict";
   var box = document.getElementById("task");
-  if (!box || box.dataset.state !== "running") { return; }
+  var live = function (state) { return state === "queued" || state === "running"; };
+  if (!box || !live(box.dataset.state)) { return; }
   var poll = function () {
     fetch(box.dataset.poll, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.json(); })
@@ -95,7 +96,7 @@
         document.getElementById("percent").textContent = String(t.percent);
         document.getElementById("state").textContent = t.state;
         document.getElementById("rows").textContent = String(t.rows);
-        if (t.state === "running") { window.setTimeout(poll, 300); } else { window.location.reload(); }
+        if (live(t.state)) { window.setTimeout(poll, 300); } else { window.location.reload(); }
       })
       .catch(function () { window.setTimeout(poll, 1000); });
   };
