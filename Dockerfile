@@ -18,8 +18,11 @@ RUN pip install ".[api]" \
  && install -d -o callscreen -g callscreen /var/lib/callscreen-api
 
 # Listen on every interface of the container; Asterisk reaches it by service name.
+# Only private and loopback addresses may connect unless CALLSCREEN_ALLOWED_CLIENTS
+# says otherwise (set it to the Asterisk hosts): the port must never face the Internet.
 ENV CALLSCREEN_LISTEN_HOST=0.0.0.0 \
-    CALLSCREEN_LISTEN_PORT=4573
+    CALLSCREEN_LISTEN_PORT=4573 \
+    CALLSCREEN_ALLOWED_CLIENTS=127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
 EXPOSE 4573 8573
 
 USER callscreen

@@ -20,7 +20,14 @@ d. **hostile**: ``--connections`` (2,000) connections open at once, 10 % of them
    reply), beside a quiet run with the normal connections only. Normal sessions
    keep their channel ``--hold`` seconds before replying, so that many stay open;
 e. **fuzz**: hypothesis, for ``--fuzz-seconds``, on the AGI session, environment
-   and reply parsers, the MSet escaping, and number normalization.
+   and reply parsers, the MSet escaping, and number normalization;
+f. **floods** (``tests/flood.py`` in a process of its own), each for
+   ``--flood-seconds`` with sessions at ``--flood-rate`` beside it:
+   *per-peer*: idle sockets from 127.0.0.3–127.0.0.60, reopened as soon as they are
+   closed, ``--flood-sockets`` in all (past ``max_connections``, 2,000);
+   *opt-outs*: 300 opt-outs against a spool of 5,000 queued call files (300 of them to
+   the numbers opted out, cancelled; the others kept);
+   *metrics port*: 700 idle connections to the metrics endpoint, reopened as closed.
 
 Asserted (the run fails, exit code 1, listing every failed check): every session got
 an answer; every answer right for its number, or — only while Redis was down or
@@ -553,6 +560,150 @@ async def steady(
         await task
 
 
+# ------------------------------------------------------------------ floods
+
+
+def start_flood(port: int, *args: str) -> subprocess.Popen[bytes]:
+    """``tests/flood.py`` in a process of its own; returns once its sockets are open."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.flood", "idle", HOST, str(port), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # {"ready": N}
+    return proc
+
+
+def flood_counts(proc: subprocess.Popen[bytes]) -> str:
+    out, _ = proc.communicate(timeout=120)
+    return out.decode().strip().splitlines()[-1] if out.strip() else "{}"
+
+
+def phase_floods(args: argparse.Namespace, tmp: Path, run: Run) -> list[PhaseResult]:
+    seconds, rate = args.flood_seconds, args.flood_rate
+    n = int(seconds * rate)
+    print(f"\n[f] floods: {seconds:g} s each, {n:,} sessions beside each", flush=True)
+    redis_server = RedisProcess(tmp / "f-redis")
+    redis_server.start()
+    results: list[PhaseResult] = []
+    spool = tmp / "f-spool"
+    spool.mkdir()
+    try:
+        table = Table(random.Random(6), args.table_size)
+        table.load(gateway_settings(redis_url=redis_server.url))
+        base = {
+            "CALLSCREEN_REDIS_URL": redis_server.url,
+            "CALLSCREEN_DEADLINE_MS": str(args.deadline_ms),
+            "CALLSCREEN_SPOOL_DIR": str(spool),
+            "CALLSCREEN_OPTOUT_BURST": "1000",
+        }
+
+        # per-peer idle flood
+        result = PhaseResult("f per-peer idle flood", deadline=args.deadline_ms / 1000)
+        gateway = GatewayProcess(tmp / "f1-gw", base)
+        gateway.start()
+        try:
+            per_source = max(1, args.flood_sockets // 58)
+            flood = start_flood(
+                gateway.port, "--per-source", str(per_source), "--seconds", str(seconds)
+            )
+            run(steady(gateway.port, table.specs(), n, rate, result))
+            result.notes.append(f"{58 * per_source:,} idle sockets: {flood_counts(flood)}")
+            samples = gateway.metrics()
+            closed = sum(
+                metric_sum(samples, "callscreen_unanswered_total", reason=r)
+                for r in ("evicted", "idle")
+            )
+            result.notes.append(f"idle connections closed by the gateway: {closed:,.0f}")
+            common_checks(result, args.slack_ms / 1000)
+        finally:
+            check(gateway.stop() == 0, "f per-peer: the gateway did not exit 0")
+        results.append(result)
+
+        # opt-out flood against 5,000 queued call files
+        result = PhaseResult("f opt-outs, 5,000 call files", deadline=args.deadline_ms / 1000)
+        opted = [f"+3368{i:07d}" for i in range(300)]
+        when = time.time() + 3600
+        for i, number in enumerate(opted + [f"+3369{i:07d}" for i in range(4700)]):
+            path = spool / f"call-{i:05d}.call"
+            path.write_text(f"Channel: PJSIP/{number}@trunk\nContext: out\nExtension: s\n")
+            os.utime(path, (when, when))
+        gateway = GatewayProcess(tmp / "f2-gw", base)
+        gateway.start()
+        try:
+
+            async def opt_outs() -> list[Outcome]:
+                await asyncio.sleep(0.2)
+                out: list[Outcome] = []
+                for start in range(0, len(opted), 10):
+                    batch = opted[start : start + 10]
+                    out += await asyncio.gather(
+                        *(optout_session(gateway.port, number) for number in batch)
+                    )
+                return out
+
+            async def both() -> list[Outcome]:
+                optouts, _ = await asyncio.gather(
+                    opt_outs(), steady(gateway.port, table.specs(), n, rate, result)
+                )
+                return optouts
+
+            optouts = run(both())
+            blocked = sum(1 for o in optouts if o.result == "BLOCKED")
+            check(blocked == 300, f"f opt-outs: {blocked} of 300 opt-outs recorded")
+            deadline = time.monotonic() + 120
+            while len(list(spool.glob("*.call"))) > 4700 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            left = len(list(spool.glob("*.call")))
+            check(left == 4700, f"f opt-outs: {left} call files left, 4,700 expected")
+            result.notes.append(f"300 opt-outs recorded; call files left {left:,} of 5,000")
+            common_checks(result, args.slack_ms / 1000)
+        finally:
+            check(gateway.stop() == 0, "f opt-outs: the gateway did not exit 0")
+        results.append(result)
+
+        # metrics-port flood
+        result = PhaseResult("f metrics-port flood", deadline=args.deadline_ms / 1000)
+        gateway = GatewayProcess(tmp / "f3-gw", base)
+        gateway.start()
+        try:
+            flood = start_flood(
+                gateway.metrics_port,
+                "--per-source", "14", "--sources", "127.0.0.3-127.0.0.52",
+                "--seconds", str(seconds), "--reopen-delay", "0.05",
+            )  # fmt: skip
+            run(steady(gateway.port, table.specs(), n, rate, result))
+            result.notes.append(f"700 idle metrics connections: {flood_counts(flood)}")
+            common_checks(result, args.slack_ms / 1000)
+        finally:
+            check(gateway.stop() == 0, "f metrics: the gateway did not exit 0")
+        results.append(result)
+    finally:
+        redis_server.stop()
+    return results
+
+
+async def optout_session(port: int, number: str) -> Outcome:
+    """One opt-out: ``Outcome.result`` is its answer's result."""
+    spec = Spec("outbound", number, "BLOCKED")
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    env = build_env(port=port, script="optout", args=("outbound", number), uniqueid="o")
+    call = _Call(env, 0.0, done)
+    try:
+        transport, _ = await loop.create_connection(lambda: call, HOST, port)
+    except OSError as exc:
+        return judge(spec, None, f"connect: {exc}")
+    try:
+        async with asyncio.timeout(10):
+            await done
+    except TimeoutError:
+        transport.abort()
+        return judge(spec, None, "no close within 10 s")
+    return judge(spec, call)
+
+
 # ------------------------------------------------------------------ phases
 
 
@@ -1076,7 +1227,7 @@ def report(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="every phase scaled down")
-    parser.add_argument("--phases", default="abcde", help="which phases, e.g. ab (default abcde)")
+    parser.add_argument("--phases", default="abcdef", help="which phases, e.g. ab (default abcdef)")
     parser.add_argument("--sessions", type=int, help="phase a sessions (200,000)")
     parser.add_argument("--rate", type=float, default=1000.0, help="sessions/s in a, b, c")
     parser.add_argument("--restart-sessions", type=int, help="phase b sessions (30,000)")
@@ -1093,6 +1244,9 @@ def main() -> int:
         help="d: a normal session replies after this long (< reply timeout)",
     )
     parser.add_argument("--fuzz-seconds", type=float, help="phase e (60)")
+    parser.add_argument("--flood-seconds", type=float, help="each flood of f (30)")
+    parser.add_argument("--flood-rate", type=float, default=200.0, help="sessions/s in f")
+    parser.add_argument("--flood-sockets", type=int, default=2400, help="f per-peer sockets")
     parser.add_argument("--deadline-ms", type=int, default=200)
     parser.add_argument(
         "--slack-ms",
@@ -1109,6 +1263,7 @@ def main() -> int:
         "failover_sessions": (20_000, 8_000),
         "hostile_seconds": (20.0, 8.0),
         "fuzz_seconds": (60.0, 10.0),
+        "flood_seconds": (30.0, 6.0),
     }
     for name, (full, quick) in scale.items():
         if getattr(args, name) is None:
@@ -1142,6 +1297,8 @@ def main() -> int:
                 results += phase_hostile(args, tmp, run)
             if "e" in args.phases:
                 fuzz = phase_fuzz(args)
+            if "f" in args.phases:
+                results += phase_floods(args, tmp, run)
         except KeyboardInterrupt:
             check(False, "interrupted")
     report(results, fuzz, args.deadline_ms / 1000, slack, time.monotonic() - started)

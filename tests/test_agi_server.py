@@ -228,7 +228,9 @@ async def test_caller_gone_before_the_answer(
     await assert_still_serving(server)
 
 
-async def test_many_concurrent_sessions(server: AgiServer) -> None:
+async def test_many_concurrent_sessions(start_server: ServerFactory) -> None:
+    # 300 connections at once on this loop: the deadline (from the accept) is not tested
+    server = await start_server(deadline_ms=5000)
     fake = asterisk(server)
     numbers = [f"+1900555{i:04d}" if i % 2 else f"+3312345{i:04d}" for i in range(300)]
     results = await asyncio.gather(*(fake.call(args=("inbound", n)) for n in numbers))
@@ -237,6 +239,16 @@ async def test_many_concurrent_sessions(server: AgiServer) -> None:
         assert result.variables["CALLSCREEN_NUMBER"] == number
         expected = "BLOCKED" if number.startswith("+1900") else "ALLOWED"
         assert result.variables["CALLSCREEN_RESULT"] == expected
+
+
+async def test_asterisk_style_writes_and_close(server: AgiServer) -> None:
+    """The environment written a line at a time with Nagle on (one to three segments),
+    and HANGUP written after the server closed, as Asterisk 22 does."""
+    fake = FakeAsterisk(HOST, server.port, asterisk_writes=True)
+    results = [await fake.call(args=("inbound", n)) for n in ("+19005550001", "+33123450001")]
+    assert [r.variables["CALLSCREEN_RESULT"] for r in results] == ["BLOCKED", "ALLOWED"]
+    assert all(r.command_count == 1 and r.closed_by_server for r in results)
+    await assert_still_serving(server)
 
 
 # --------------------------------------------------------------------- replies
@@ -289,6 +301,26 @@ async def test_a_slow_screener_gets_the_fail_policy_answer(start_server: ServerF
     assert result.variables["CALLSCREEN_RESULT"] == "UNSCREENED"
     assert "deadline" in result.variables["CALLSCREEN_REASON"]
     assert result.elapsed < 2.0
+
+
+async def test_the_deadline_runs_from_the_accept(start_server: ServerFactory) -> None:
+    # 100 ms of screening fits a 300 ms deadline counted from the start of screening,
+    # but not once 250 ms went by between the accept and the environment
+    server = await start_server(StubScreener(delay=0.1), deadline_ms=300)
+    reader, writer = await asyncio.open_connection(HOST, server.port)
+    try:
+        await asyncio.sleep(0.25)  # the peer is slow to send its environment
+        writer.write(build_env(port=server.port, args=("inbound", "+19005550100")))
+        line = await asyncio.wait_for(reader.readline(), 5)
+    finally:
+        writer.close()
+    variables = mset_variables(line.rstrip(b"\n"))
+    assert variables["CALLSCREEN_RESULT"] == "UNSCREENED"
+    assert variables["CALLSCREEN_REASON"] == "screening unavailable: deadline exceeded"
+    # sent at once, the same call is screened
+    assert (await asterisk(server).call(args=("inbound", "+19005550100"))).variables[
+        "CALLSCREEN_RESULT"
+    ] == "BLOCKED"
 
 
 async def test_a_failing_screener_gets_the_fail_policy_answer(

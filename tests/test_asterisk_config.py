@@ -289,18 +289,19 @@ def test_screening_passes_the_number_explicitly(
 
 
 @pytest.mark.parametrize("context", ["callscreen-inbound", "callscreen-outbound"])
-def test_a_call_that_goes_on_costs_three_priorities(
+def test_a_call_that_goes_on_costs_two_priorities(
     dialplan: dict[str, list[Step]], context: str
 ) -> None:
-    """AGI, one GotoIf, Return: the gateway's MSet carries the CDR mark and the
-    labeled caller's name, so nothing else runs for ALLOWED, LABELED or UNSCREENED."""
+    """AGI, then one ExecIf that returns: the gateway's MSet carries the CDR mark and
+    the labeled caller's name, so nothing else runs for ALLOWED, LABELED or
+    UNSCREENED (Goto and Return run inside ExecIf, checked on Asterisk 22)."""
     steps = dialplan[context]
-    assert [step.app for step in steps[:3]] == ["AGI", "GotoIf", "Return"]
+    assert [step.app for step in steps[:2]] == ["AGI", "ExecIf"]
     condition = steps[1].data
     assert condition.startswith(
         '$["${CALLSCREEN_RESULT}" = "BLOCKED" | "${CALLSCREEN_RESULT}" = ""'
     )
-    assert condition.endswith("?check")
+    assert condition.endswith("]?Goto(check):Return()")
 
 
 _HANG_UP = [
@@ -347,7 +348,7 @@ def test_the_dialplan_no_longer_sets_what_the_gateway_answers(
 
 def test_the_last_caller_is_remembered_only_when_asked(dialplan: dict[str, list[Step]]) -> None:
     steps = dialplan["callscreen-inbound"]
-    assert "${LEN(${ARG2})} > 0]?check" in steps[1].data
+    assert "${LEN(${ARG2})} > 0]?Goto(check)" in steps[1].data
     assert path_from(steps, "pass") == [
         "ExecIf($[${LEN(${ARG2})} > 0]?Set(DB(callscreen/lastcaller/${ARG2})="
         "${FILTER(0-9A-Za-z+*#@.:,${CALLERID(num)})}))",
@@ -397,3 +398,46 @@ def test_examples_add_one_gosub_line(dialplan: dict[str, list[Step]]) -> None:
     assert "Gosub(callscreen-inbound,s,1(mycampaign,101))" in inbound
     assert outbound[0] == "Gosub(callscreen-outbound,s,1(${EXTEN},mycampaign))"
     assert outbound[1].startswith("Dial(")
+
+
+def test_the_classic_wrapper_runs_the_program_with_the_settings_file(tmp_path: Path) -> None:
+    """Asterisk gives an AGI program its own environment, without CALLSCREEN_*: the
+    shipped wrapper reads them from a file and hands over arguments and stdin."""
+    program = tmp_path / "program"
+    program.write_text(
+        '#!/bin/sh\necho "url=$CALLSCREEN_REDIS_URL region=$CALLSCREEN_DEFAULT_REGION args=$*"\n'
+        "cat\n"
+    )
+    program.chmod(0o755)
+    settings = tmp_path / "callscreen.env"
+    settings.write_text(
+        "CALLSCREEN_REDIS_URL=redis://10.0.0.7:6379/0\nCALLSCREEN_DEFAULT_REGION=FR\n"
+    )
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "CALLSCREEN_ENV_FILE": str(settings),
+        "CALLSCREEN_AGI_PROGRAM": str(program),
+    }
+    proc = subprocess.run(
+        ["sh", str(ASTERISK_DIR / "callscreen-agi.sh"), "inbound", "+33123456789", "spring"],
+        input="agi_request: callscreen-agi\n\n",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "url=redis://10.0.0.7:6379/0 region=FR args=inbound +33123456789 spring",
+        "agi_request: callscreen-agi",
+        "",
+    ]
+    missing = subprocess.run(
+        ["sh", str(ASTERISK_DIR / "callscreen-agi.sh")],
+        input="",
+        env={**env, "CALLSCREEN_ENV_FILE": str(tmp_path / "none.env")},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert "not readable" in missing.stderr and missing.stdout.startswith("url= region=")

@@ -240,8 +240,8 @@ async def test_every_call_is_counted_and_logged_with_its_details(
     )
     calllog.record(ScreenRequest("0612345678", OUT, "spring"), allowed("+33612345678"), 0.0001)
     calllog.record(
-        ScreenRequest("+33999000000", IN),
-        Decision(Result.LABELED, "+33999000000", "spam", "+339*"),
+        ScreenRequest("+33999000000:5060", IN),
+        Decision(Result.LABELED, "+33999000000", "spam", "+339*", stripped=":5060"),
         0,
     )
     calllog.record(
@@ -270,6 +270,12 @@ async def test_every_call_is_counted_and_logged_with_its_details(
     assert first.callerid_name == "Bob[31m"  # the escape character is gone
     assert (first.uniqueid, first.node, first.elapsed_us) == ("1700000000.1", "test-node", 420)
     assert recs[2].match == "+339*"
+    # text trailing an inbound caller ID's number was not screened: the caller ID is kept
+    assert (recs[2].number, recs[2].dialed) == ("+33999000000", "+33999000000:5060")
+    assert recs[1].dialed == ""
+    request = ScreenRequest("+33999000000:5060", IN)
+    decision = Decision(Result.LABELED, "+33999000000", "spam", "+339*", stripped=":5060")
+    assert AttemptRecord.from_call(0, request, decision, 0, "n").dialed == "+33999000000:5060"
     assert recs[3].dialed == "+33123" and recs[3].number == "" and recs[3].failed
     assert recs[4].outcome is Outcome.UNAVAILABLE
     assert counters(r) == {
@@ -563,11 +569,9 @@ async def test_logged_screener_records_screened_and_fail_policy_decisions(
 
 
 def test_the_batch_encoder_is_pure() -> None:
-    """The script arguments of a batch by log shard, without Redis: each shard's
-    records, then its aggregated counter, blocked-number, decider and first-contact
-    commands; a call goes to its number's shard."""
+    """The script arguments of a batch, without Redis: records, then the aggregated
+    counter, blocked-number, decider and first-contact commands."""
     from callscreen.gateway.attemptlog import encode_batch
-    from callscreen.schema.keys import LOG_SHARDS, log_shard
 
     log_settings = LogSettings(max_records=500, max_age_s=3600, counter_days=30, node="n1")
     keys = Keys()
@@ -579,40 +583,35 @@ def test_the_batch_encoder_is_pure() -> None:
         (at + 1, ScreenRequest("+33612345678", Direction.OUTBOUND, "A", "u2"), blocked, 0.001),
         (at + 2, ScreenRequest("+33698765432", Direction.INBOUND, "", "u3"), allowed, 0.001),
     ]
-    seq = 5
     by_shard, calls = encode_batch(
-        log_settings, keys, DayClock("UTC"), "n1", at + 7200, seq, items, _Overflow()
+        log_settings, keys, DayClock("UTC"), "n1", at + 7200, 5, items, _Overflow()
     )
     assert calls == 3
-    mine, other = log_shard("33612345678"), log_shard("33698765432")
-    spare = seq % LOG_SHARDS  # the age bound's turn
-    assert set(by_shard) == {mine, other, spare}
-    per_shard = -(-500 // LOG_SHARDS)
+    blocked_shard, allowed_shard = log_shard("33612345678"), log_shard("33698765432")
+    # each number's records and commands go to its own shard; the age bound rides along
+    # on the batch's round-robin shard (5) even with nothing else to do there
+    assert set(by_shard) == {blocked_shard, allowed_shard, 5}
     min_id = f"{int((at + 7200 - 3600) * 1000)}-0"
-    day = "20270115"
-
-    def split(args: list[str | int]) -> tuple[list[str | int], list[list[str | int]]]:
+    per_shard = -(-500 // LOG_SHARDS)
+    commands: list[list[str | int]] = []
+    records: list[str | int] = []
+    for args in by_shard.values():
         count = int(args[0])
         assert args[1:3] == [per_shard, min_id]
-        records, rest = args[3 : 3 + count], args[3 + count :]
-        commands = []
+        records += args[3 : 3 + count]
+        rest = args[3 + count :]
         while rest:
             n = int(rest[0])
             commands.append(rest[1 : n + 1])
             rest = rest[n + 1 :]
-        return records, commands
-
-    records, commands = split(by_shard[mine])
-    assert len(records) == 2 and all("33612345678" in str(r) for r in records)
+    assert len(records) == 3 and all(isinstance(r, str) for r in records)
+    assert sum("33612345678" in str(r) for r in records) == 2
+    day = "20270115"
     counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
-    assert counted == {"BLOCKED\toutbound\tdnc\tA": 2}
-    assert ["EXPIRE", keys.day_counters(day, mine), 30 * 86400] in commands
+    assert counted == {"BLOCKED\toutbound\tdnc\tA": 2, "ALLOWED\tinbound\t\t": 1}
+    assert ["EXPIRE", keys.day_counters(day, blocked_shard), 30 * 86400] in commands
     [zincr] = [c for c in commands if c[0] == "ZINCRBY"]
-    assert zincr[2:] == [2, "33612345678"] and zincr[1].startswith(keys.log_base(mine))
-    assert [c[0] for c in commands if c[0] in ("HSET", "HSETNX")] == ["HSET"]
-
-    records, commands = split(by_shard[other])
-    assert len(records) == 1 and "33698765432" in str(records[0])
-    counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
-    assert counted == {"ALLOWED\tinbound\t\t": 1}
-    assert [c[0] for c in commands if c[0] in ("HSET", "HSETNX")] == ["HSETNX"]
+    assert zincr[2:] == [2, "33612345678"]
+    assert zincr[1].startswith(keys.log_base(blocked_shard) + ":log:b:" + day)
+    # the decider of the blocked number, the first contact of the allowed one
+    assert sorted(c[0] for c in commands if c[0] in ("HSET", "HSETNX")) == ["HSET", "HSETNX"]

@@ -436,7 +436,10 @@ async def test_a_live_call_to_a_newly_blocked_number_is_hung_up(
             live("PJSIP/trunk-00000007", "1700.7", exten="0612345678", linkedid="1700.6"),
             live("PJSIP/101-00000006", "1700.6", connected_num=NUM, callerid_num="101"),
             live("PJSIP/trunk-00000009", "1700.9", callerid_num=OTHER, exten="101"),
-            live("Local/0699111222@campaign-out-00000002;2", "1700.2"),
+            # an originated call: the Local pair, its ;2 half dialing the trunk
+            live("Local/0699111222@campaign-out-00000002;1", "1700.2"),
+            live("Local/0699111222@campaign-out-00000002;2", "1700.21", linkedid="1700.2"),
+            live("PJSIP/trunk-00000004", "1700.22", exten="0699111222", linkedid="1700.2"),
             live("PJSIP/102-00000003", "1700.3", callerid_num="102", exten="*32"),
         )
     }
@@ -465,11 +468,12 @@ async def test_a_live_call_to_a_newly_blocked_number_is_hung_up(
             service.add, "dnc", [NUM, "+33699*"], reason="complaint", hangup_live=True
         )
 
+    # each call hung up once, through its first channel: never a ;2 half besides its
+    # ;1 (Asterisk: "Request to hangup non-existent channel")
     hangups = peer.named("Hangup")
     assert sorted(h["Channel"] for h in hangups) == [
-        "Local/0699111222@campaign-out-00000002;2",
+        "Local/0699111222@campaign-out-00000002;1",
         "PJSIP/101-00000006",
-        "PJSIP/trunk-00000007",
     ]
     assert {h["Cause"] for h in hangups} == {"21"}
     assert sorted(peer.channels) == ["PJSIP/102-00000003", "PJSIP/trunk-00000009"]

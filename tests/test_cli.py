@@ -226,3 +226,17 @@ def test_json_has_one_name_per_field_and_one_time_format(cli: Cli) -> None:
     times += [entry[k] for k in ("expires", "created_at", "updated_at", "removed_at")]
     assert all(moment.match(t) for t in times), times
     assert entry["removed_reason"] == "gone" and "removal_reason" not in entry
+
+
+def test_arguments_that_are_not_utf8_are_refused_clearly(redis_url: str) -> None:
+    # what a Latin-1 terminal sends for "Crédit": a lone 0xE9 byte
+    for args in ([b"add", b"dnc", b"+33123456789", b"--reason", b"Cr\xe9dit"],):
+        done = subprocess.run(
+            [sys.executable.encode(), b"-m", b"callscreen", *args],
+            capture_output=True,
+            env={**os.environ, "CALLSCREEN_REDIS_URL": redis_url},
+            timeout=60,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.decode().startswith(f"error: argument {len(args)} is not valid UTF-8")
+        assert b"internal error" not in done.stderr and b"Traceback" not in done.stderr

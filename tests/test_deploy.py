@@ -5,6 +5,7 @@ systemd unit parsed for what they must say."""
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import json
 import re
 import shlex
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from callscreen.core.config import Settings
+from callscreen.gateway.serve import descriptors_needed
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -100,6 +102,20 @@ def test_compose_callscreen_points_at_redis_and_shares_the_spool(
     assert int(gateway["stop_grace_period"].rstrip("s")) > grace
 
 
+def test_compose_allows_only_its_own_fixed_subnet_and_enough_descriptors(
+    compose: dict[str, Any],
+) -> None:
+    [pool] = compose["networks"]["callscreen"]["ipam"]["config"]
+    subnet = pool["subnet"]
+    assert subnet == "${CALLSCREEN_SUBNET:-172.28.73.0/24}"
+    for service in compose["services"].values():
+        assert service["networks"] == ["callscreen"]
+    env = compose["services"]["callscreen"]["environment"]
+    assert env["CALLSCREEN_ALLOWED_CLIENTS"] == env["CALLSCREEN_OPTOUT_CLIENTS"] == subnet
+    nofile = compose["services"]["callscreen"]["ulimits"]["nofile"]
+    assert nofile["soft"] == nofile["hard"] >= descriptors_needed(Settings(_env_file=None))
+
+
 def test_the_ami_user_has_what_callscreen_needs() -> None:
     parser = configparser.ConfigParser(strict=False, interpolation=None, comment_prefixes=(";",))
     parser.read(ROOT / "deploy" / "asterisk" / "manager_callscreen.conf")
@@ -157,6 +173,11 @@ def test_dockerfile_builds_from_python_slim_and_runs_callscreen_serve() -> None:
     assert ["4573", "8573"] in exposed
     env = " ".join(a for n, a in instructions if n == "ENV")
     assert re.search(r"CALLSCREEN_LISTEN_HOST=0\.0\.0\.0\b", env)
+    # never open to the Internet by default: private and loopback networks only
+    allowed = re.search(r"CALLSCREEN_ALLOWED_CLIENTS=(\S+)", env)
+    assert allowed is not None
+    networks = [ipaddress.ip_network(n) for n in allowed.group(1).split(",")]
+    assert networks and all(n.is_private for n in networks)
     assert any(n == "RUN" and 'pip install ".[api]"' in a for n, a in instructions)
     for name, arguments in instructions:
         if name == "COPY":
@@ -197,7 +218,9 @@ def test_compose_api_is_published_on_loopback_only(compose: dict[str, Any]) -> N
     assert api["ports"] == ["127.0.0.1:8573:8573"]  # never on every interface of the host
     assert api["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "/healthz" in " ".join(api["healthcheck"]["test"])
-    assert f"asterisk-spool:{SPOOL}" in api["volumes"]  # opt-outs cancel queued calls
+    # the API queues cascades for the gateway: it never touches Asterisk's spool
+    assert not any(SPOOL in volume for volume in api["volumes"])
+    assert "CALLSCREEN_SPOOL_DIR" not in env
     # uploads on a named volume, at the data directory the image makes for the user
     assert f"api-data:{env['CALLSCREEN_API_DATA_DIR']}" in api["volumes"]
     assert "api-data" in compose["volumes"]
@@ -216,7 +239,8 @@ def test_systemd_unit_of_the_api() -> None:
     assert service["Restart"] == "on-failure"
     assert service["WorkingDirectory"] == "/etc/callscreen"  # the gateway's .env
     assert service["KillSignal"] == "SIGTERM"
-    assert SPOOL in service["ReadWritePaths"].split()
+    # the API queues cascades for the gateway: no spool to write, no asterisk group
+    assert "ReadWritePaths" not in service and "Group" not in service
     # the data directory is the one systemd makes writable
     assert service["Environment"] == "CALLSCREEN_API_DATA_DIR=/var/lib/callscreen-api"
     assert service["StateDirectory"] == "callscreen-api"

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from callscreen.cli import app
 from callscreen.cli.exits import EXIT_INVALID, EXIT_NOT_FOUND
 from callscreen.core.config import Settings
-from callscreen.core.errors import InvalidInput
+from callscreen.core.errors import InvalidInput, StoreError
 from callscreen.core.model import Action, EntryRecord, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.services import importer
@@ -276,6 +276,36 @@ def test_strict_writes_nothing_if_any_row_is_bad(
     assert not table.r.exists(table.keys.counts(dnc.id))
     assert table.r.get(table.keys.batch_seq) == seq
     check_bookkeeping(table, dnc)
+
+
+def test_a_redis_failure_midway_says_what_was_written_and_a_rerun_finishes_it(
+    table: Table, dnc: ListInfo
+) -> None:
+    data = "".join(f"+336{i:08d}\n" for i in range(12_000)).encode()  # two blocks
+    admin_r = redis.Redis.from_url(table.settings.redis_url)
+
+    def fail_after_first_block(phase: str, done: int, rows: int) -> None:
+        if phase == "import" and rows:  # Redis refuses writes from now on
+            admin_r.config_set("maxmemory-policy", "noeviction")
+            admin_r.config_set("maxmemory", "1")
+
+    options = ImportOptions(approve=Status.ACTIVE, strict=True, by="tester", workers=0)
+    try:
+        with pytest.raises(StoreError) as caught:
+            importer.import_stream(
+                table, dnc, io.BytesIO(data), name="f.csv", options=options,
+                progress=fail_after_first_block,
+            )  # fmt: skip
+    finally:
+        admin_r.config_set("maxmemory", "0")
+        admin_r.close()
+    message = str(caught.value)
+    written = len(dump(table, dnc))
+    assert 0 < written < 12_000
+    assert f"{written} entries were written and stay in effect" in message
+    assert "run the same import again to finish it" in message
+    again = importer.import_stream(table, dnc, io.BytesIO(data), name="f.csv", options=options)
+    assert again.written and again.added == 12_000 - written and again.unchanged == written
 
 
 @pytest.mark.parametrize("seekable", [True, False])

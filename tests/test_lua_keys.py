@@ -31,14 +31,14 @@ from tests.support.blocking import SyncAdmin
 
 _INT = 987654321
 _TEXT = "zzTEXTzz"
-_LOG_BASE = "zzLOGBASEzz"
 
 
 def schema_patterns(keys: Keys) -> list[re.Pattern[str]]:
-    """Every key name :class:`Keys` can make, as a regular expression."""
-    patterns = []
+    """Every key name :class:`Keys` can make, as a regular expression (an attempt-log
+    shard's hash tag as any shard's)."""
+    made_names: list[str] = []
     for name, member in inspect.getmembers(Keys):
-        if name.startswith("_") or name in ("base", "exact_pattern"):
+        if name.startswith("_") or name in ("base", "exact_pattern", "old_log_patterns"):
             continue
         if isinstance(member, property):
             made = getattr(keys, name)
@@ -51,11 +51,12 @@ def schema_patterns(keys: Keys) -> list[re.Pattern[str]]:
             made = getattr(keys, name)(*args)
         else:
             continue
-        if not isinstance(made, str):  # attempt_logs: every attempt_log
-            continue
-        # an attempt-log key lives under one of the shards' hash tags: any of them
-        made = re.sub(r"\{[^{}]*\.log\.\d+(?:\.\d+)?\}", _LOG_BASE, made)
-        text = re.escape(made).replace(_LOG_BASE, r"\{[^{}]+\.log\.\d+(?:\.\d+)?\}")
+        made_names.extend(made if isinstance(made, tuple) else [made])
+    shard_tag = re.compile(r"\{" + re.escape(keys.tag) + r"\.log\.\d+(?:\.\d+)?\}")
+    patterns = []
+    for made in made_names:
+        text = re.escape(shard_tag.sub("zzSHARDzz", made))
+        text = text.replace("zzSHARDzz", shard_tag.pattern)
         text = text.replace(str(_INT // 512), r"\d+").replace(str(_INT), r"\d+")
         text = text.replace(_TEXT, r".+").replace("True", r"[bl]").replace("False", r"[bl]")
         patterns.append(re.compile(text + r"\Z"))
@@ -84,8 +85,9 @@ def test_keys_are_made_from_the_fragments() -> None:
     keys = Keys()
     assert keys.list(7) == keys.base + FRAGMENTS["LIST"] + "7"
     assert keys.batch(1030) == keys.base + FRAGMENTS["BATCH"] + str(1030 // NUMBERS["BATCH_BUCKET"])
-    marks = keys.log_base(bucket_shard(3)) + FRAGMENTS["FIRST_CONTACT"] + "3"
-    assert keys.first_contact(3) == marks
+    assert (
+        keys.first_contact(3) == keys.log_base(bucket_shard(3)) + FRAGMENTS["FIRST_CONTACT"] + "3"
+    )
 
 
 class Monitor:

@@ -12,11 +12,13 @@ from callscreen.core.numbers import (
     CallNumber,
     EntryKey,
     NumberKind,
+    _clean,  # the function's own cleaning
     is_anonymous_marker,
     is_never_blocked_outbound,
     parse_entry,
     parse_entry_fast,
     read_call_number,
+    read_inbound_number,
 )
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -196,11 +198,11 @@ def test_call_path_never_raises(raw: str, region: str) -> None:
         assert number.digits == ""
         assert number.reason
         assert "\n" not in number.reason
-    # never raises either; and what it exempts is a short number of the region: at most
-    # 12 national digits (+ and the country code may come first), never anything else
+    # never raises either; and what it exempts is all ASCII digits once cleaned (with
+    # at most a leading +), and short: no short number is near E.164's length
     if is_never_blocked_outbound(raw, region):
-        digits = "".join(ch for ch in raw if ch.isdigit())
-        assert digits and len(digits) <= 12 + 3
+        cleaned = _clean(raw).removeprefix("+")
+        assert cleaned.isascii() and cleaned.isdigit() and len(cleaned) <= 12 + 3
 
 
 _PHONEY = st.text(alphabet="+0123456789 -().*/#xtelsip:@;=", max_size=30)
@@ -578,3 +580,49 @@ def test_no_national_number_starts_with_0_where_there_is_a_national_prefix() -> 
                 kind,
             )
     assert checked > 500
+
+
+# -- inbound caller IDs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "digits", "stripped"),
+    [
+        ("+33123456789", "33123456789", ""),
+        ("+33123456789abc", "33123456789", "abc"),
+        ("+33123456789#", "33123456789", "#"),
+        ("+33123456789:5060", "33123456789", ":5060"),
+        ("+33123456789@host", "33123456789", "@host"),
+        ("+33123456789;tag=x", "33123456789", ";tag=x"),
+        ("sip:+33123456789@h;user=phone", "33123456789", "@h;user=phone"),
+        ("<tel:+33123456789;ext=2>", "33123456789", ";ext=2"),
+        ("01 23 45 67 89 x", "33123456789", "x"),
+        ("+1 (415) 555-0100 ext 3", "14155550100", "ext 3"),
+        ("1800FLOWERS", "331800", "FLOWERS"),
+    ],
+)
+def test_inbound_reads_the_leading_number_and_never_converts_letters(
+    raw: str, digits: str, stripped: str
+) -> None:
+    number = read_inbound_number(raw, "FR")
+    assert (number.kind, number.digits, number.stripped) == (NumberKind.NUMBER, digits, stripped)
+
+
+def test_inbound_without_a_leading_number() -> None:
+    assert read_inbound_number("abc", "FR").kind is NumberKind.INVALID
+    assert read_inbound_number("abc+33123456789", "FR").kind is NumberKind.INVALID
+    assert read_inbound_number("anonymous", "FR").reason == "anonymous caller"
+    assert read_inbound_number("", "FR").reason == "no number"
+    assert read_inbound_number("x" * 5000, "FR").kind is NumberKind.INVALID
+
+
+@PROPERTY
+@given(
+    digits=st.sampled_from(["33123456789", "14155550100", "447911123456", "4930123456"]),
+    tail=st.text(min_size=1, max_size=30).filter(
+        lambda t: not (t[0].isdigit() or t[0].isspace() or t[0] in "-./()")
+    ),
+)
+def test_inbound_number_is_the_same_whatever_trails_it(digits: str, tail: str) -> None:
+    number = read_inbound_number(f"+{digits}{tail}", "FR")
+    assert (number.kind, number.digits) == (NumberKind.NUMBER, digits)

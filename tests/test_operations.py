@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import resource
 import signal
@@ -28,6 +29,7 @@ from callscreen.cli import app
 from callscreen.core.config import Settings
 from callscreen.core.model import Action
 from callscreen.gateway.serve import Gateway, Part, exposure_warnings, raise_fd_limit
+from callscreen.gateway.serve import run as serve_run
 from tests.support.agiclient import FakeAsterisk, build_env, mset_variables
 from tests.support.blocking import SyncAdmin as Admin
 from tests.support.polling import until_async as until
@@ -426,7 +428,13 @@ async def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(
     tmp_path: Path, redis_url: str
 ) -> None:
     load_lists(ops_settings(redis_url))
-    env = {"CALLSCREEN_REDIS_URL": redis_url, "CALLSCREEN_ENV_TIMEOUT_MS": "10000"}
+    # the call's environment comes in two halves, seconds apart: a deadline (counted
+    # from the accept) long enough for it to be screened all the same
+    env = {
+        "CALLSCREEN_REDIS_URL": redis_url,
+        "CALLSCREEN_ENV_TIMEOUT_MS": "10000",
+        "CALLSCREEN_DEADLINE_MS": "10000",
+    }
     async with ServeProcess(tmp_path, env) as gateway:
         # a call in flight: connected, half of its environment sent
         reader, writer = await asyncio.open_connection(HOST, gateway.port)
@@ -564,11 +572,23 @@ def test_the_open_files_limit_is_raised_for_max_connections(
     limits = {"now": (1024, 100_000)}
     monkeypatch.setattr(resource, "getrlimit", lambda _: limits["now"])
     monkeypatch.setattr(resource, "setrlimit", lambda _, value: limits.update(now=value))
-    raise_fd_limit(Settings(_env_file=None, max_connections=3000))
-    assert limits["now"] == (6256, 100_000)
-    limits["now"] = (1024, 2048)
-    raise_fd_limit(Settings(_env_file=None, max_connections=3000))
-    assert limits["now"] == (2048, 2048)  # as far as the hard limit allows (and a warning)
+    assert raise_fd_limit(Settings(_env_file=None, max_connections=3000)) == ""
+    assert limits["now"] == (100_000, 100_000)  # the hard limit, always
+    limits["now"] = (1024, 6000)
+    problem = raise_fd_limit(Settings(_env_file=None, max_connections=3000))
+    assert limits["now"] == (6000, 6000)
+    assert problem.startswith("open files limited to 6000, but max_connections=3000 needs 6320")
+
+
+def test_serve_refuses_to_start_without_the_descriptors_it_needs(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1024, 1024))
+    monkeypatch.setattr(resource, "setrlimit", lambda _, value: None)
+    with caplog.at_level(logging.ERROR):
+        assert serve_run(Settings(_env_file=None, max_connections=2000)) == 1
+    [line] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "open files limited to 1024, but max_connections=2000 needs 4320" in line
 
 
 def test_a_port_open_to_everyone_is_warned_about() -> None:

@@ -465,8 +465,9 @@ async def test_recent_attempts_filters_and_follow(direct: Rig) -> None:
     prefix, _ = await recent_attempts(table, svc.query(number="+3361299*"), limit=100)
     assert {r.number for r in prefix} == {PREFIXED, EXCEPTION}
     unavailable, _ = await recent_attempts(table, svc.query(outcome=Outcome.UNAVAILABLE), limit=100)
-    # fail-policy answers carry the number that was read (CALLSCREEN_NUMBER, the log)
+    # fail-policy answers carry the number they read (dialed only when none was read)
     assert [r.number for r in unavailable] == ["+33612340051", "+33612340052"]
+    assert [r.dialed for r in unavailable] == ["", ""]
     two, _ = await recent_attempts(table, svc.query(), limit=2)
     assert [r.uniqueid for r in two] == [
         f"1700000000.{len(SCRIPT) - 1}",

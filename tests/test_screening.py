@@ -260,3 +260,52 @@ async def test_redis_down_gives_fail_policy_answer_within_deadline(
         assert (d.result, d.failed, d.list_name) == (Result.BLOCKED, False, "dnc")
     finally:
         await s.close()
+
+
+@pytest.mark.parametrize(
+    ("caller_id", "trailing"),
+    [
+        ("+33123456789abc", "abc"),
+        ("+33123456789#", "#"),
+        ("+33123456789:5060", ":5060"),
+        ("+33123456789@host.example", "@host.example"),
+        ("+33123456789;ext=12", ";ext=12"),
+        ("01 23 45 67 89 x", "x"),
+    ],
+)
+async def test_inbound_caller_id_is_screened_on_its_leading_number(
+    table: Table, screener: Screener, caller_id: str, trailing: str
+) -> None:
+    """Whatever trails a blocked caller ID's number, the call is blocked; letters are
+    never read as keypad digits (``…789abc`` used to become ``…789222``, allowed), and
+    what was not screened is kept for the attempt log."""
+    await fill(table, "dnc", Action.BLOCK, ["+33123456789"])
+    d = await screener.screen(ScreenRequest(caller_id, IN))
+    assert (d.result, d.number, d.stripped) == (Result.BLOCKED, "+33123456789", trailing)
+
+
+async def test_letters_stay_letters_inbound_and_spell_digits_outbound(
+    table: Table, screener: Screener
+) -> None:
+    """``+33612345222`` is listed: an inbound ``+33612345abc`` is not it, an outbound
+    vanity number dialed as ``+33612345abc`` is (1800FLOWERS is a real number to
+    dial)."""
+    await fill(table, "vanity", Action.BLOCK, ["+33612345222"])
+    inbound = await screener.screen(ScreenRequest("+33612345abc", IN))
+    outbound = await screener.screen(ScreenRequest("+33612345abc", Direction.OUTBOUND))
+    assert (inbound.result, inbound.number, inbound.stripped) == (
+        Result.ALLOWED,
+        "+33612345",
+        "abc",
+    )
+    assert (outbound.result, outbound.number) == (Result.BLOCKED, "+33612345222")
+    assert outbound.stripped == ""
+
+
+async def test_a_caller_id_with_no_leading_number_follows_the_anonymous_policy(
+    table: Table, screener: Screener
+) -> None:
+    await fill(table, "dnc", Action.BLOCK, ["+33123456789"])
+    d = await screener.screen(ScreenRequest("abc+33123456789", IN))
+    assert d.result is Result.ALLOWED and d.number == ""
+    assert d.reason.startswith("not a phone number")

@@ -12,12 +12,16 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import redis
 from typer.testing import CliRunner
 
+from callscreen.callpath.decision import ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis, RedisTarget
+from callscreen.callpath.screener import Screener
 from callscreen.cli import app
 from callscreen.core.config import Settings, mask_url
 from callscreen.core.errors import InvalidInput, StoreAuthError
+from callscreen.core.model import Direction, Result
 from callscreen.gateway import serve
 from callscreen.gateway.health import redis_description
 from tests.support.redisproc import RedisProcess
@@ -123,3 +127,31 @@ def test_serve_refuses_to_start_with_a_wrong_password(
         update={"redis_url": f"redis://:{quote(PASSWORD, safe='')}@127.0.0.1:{locked_redis.port}/0"}
     )
     assert serve.credentials_problem(right) == ""
+    # a Redis that wants a password, none given: the same clear refusal
+    none = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{locked_redis.port}/0"})
+    assert "NOAUTH" in serve.credentials_problem(none)
+
+
+async def test_a_password_changed_under_a_running_gateway_fails_calls_and_logs_once(
+    private_redis: RedisProcess, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings(_env_file=None, redis_url=private_redis.url, default_region="FR")
+    screener = Screener.from_settings(settings)
+    admin_r = redis.Redis(port=private_redis.port)
+    try:
+        request = ScreenRequest("+33123456789", Direction.INBOUND)
+        assert not (await screener.screen(request)).failed
+        admin_r.config_set("requirepass", PASSWORD)
+        admin_r.execute_command("AUTH", PASSWORD)
+        admin_r.client_kill_filter(_type="normal", skipme=True)
+        with caplog.at_level(logging.INFO):
+            decisions = [await screener.screen(request) for _ in range(30)]
+        assert all(d.failed and d.result is Result.UNSCREENED for d in decisions)
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        refused = [line for line in warnings if "cannot connect to Redis" in line]
+        assert "NOAUTH" in refused[0]
+        assert 1 <= len(refused) <= 2, warnings  # once per failure streak, not per call
+        assert all(clean(line) for line in warnings)
+    finally:
+        admin_r.close()
+        await screener.close()

@@ -39,6 +39,8 @@ class Workers:
             "CALLSCREEN_METRICS_PORT": str(self.metrics_port),
             "CALLSCREEN_DEFAULT_REGION": "FR",
             "CALLSCREEN_SHUTDOWN_GRACE_S": "2",
+            # the workers share two cores with the test: the deadline is not under test
+            "CALLSCREEN_DEADLINE_MS": "2000",
         }
         self.cwd = tmp_path
         self.workers = workers

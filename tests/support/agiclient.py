@@ -8,6 +8,15 @@ port of ``ast_app_separate_args`` (twice, as ``pbx_builtin_setvar_multiple`` doe
 records the variables set and replies as Asterisk would. Usable from tests and from
 the benchmark (asyncio streams, no per-call threads).
 
+On the wire it behaves as a real Asterisk 22 was seen to (``res_agi.c``, and a probe
+server against Asterisk 22.10.1): every environment line is its own ``write()`` on a
+socket with Nagle's algorithm on (Asterisk never sets ``TCP_NODELAY``), so the block
+reaches the server in one to three segments, not always split at line ends; and when
+the server closes after its answer, Asterisk writes ``HANGUP`` (``AGISIGHUP``, on by
+default) before closing its side — to a socket the server has usually closed already.
+``asterisk_writes=False`` sends the block in one write and closes quietly, as the
+fake used to.
+
 The parsers are byte-for-byte ports of the C code, kept deliberately literal so that
 the property tests check our escaping against what Asterisk actually does.
 """
@@ -16,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -254,12 +264,15 @@ class FakeAsterisk:
         reply_delay: float = 0.0,
         parse: bool = True,
         local_addr: str | None = None,
+        asterisk_writes: bool = False,
     ) -> None:
         """``parse=False`` (benchmarks): commands are counted and answered
         ``200 result=0`` without running Asterisk's parsers on them. ``local_addr``:
-        the source address to connect from (another loopback address, say)."""
+        the source address to connect from (another loopback address, say).
+        ``asterisk_writes``: write and close as Asterisk does (see the module doc)."""
         self.parse = parse
         self.local_addr = (local_addr, 0) if local_addr else None
+        self.asterisk_writes = asterisk_writes
         self.host = host
         self.port = port
         self.reply_mode = reply_mode
@@ -323,6 +336,10 @@ class FakeAsterisk:
         reader, writer = await asyncio.open_connection(
             self.host, self.port, limit=1 << 20, local_addr=self.local_addr
         )
+        if self.asterisk_writes:
+            sock = writer.get_extra_info("socket")
+            if sock is not None:  # asyncio sets TCP_NODELAY; Asterisk leaves Nagle on
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
         try:
             first_blank = env.find(b"\n\n")
             if self.pause_after_first_blank and 0 <= first_blank < len(env) - 2:
@@ -330,6 +347,11 @@ class FakeAsterisk:
                 await writer.drain()
                 await asyncio.sleep(self.pause_after_first_blank)
                 writer.write(env[first_blank + 2 :])
+            elif self.asterisk_writes:
+                # one write per line (ast_agi_send); with the transport's buffer empty,
+                # each is its own send() and Nagle coalesces them as it does Asterisk's
+                for line in env.splitlines(keepends=True):
+                    writer.write(line)
             else:
                 writer.write(env)
             dead = False
@@ -342,6 +364,8 @@ class FakeAsterisk:
                 chunk = await reader.read(65536)
                 if not chunk:
                     result.closed_by_server = True
+                    if self.asterisk_writes and not dead:
+                        writer.write(b"HANGUP\n")  # run_agi's last words (AGISIGHUP)
                     break
                 result.received += chunk
                 pending += chunk

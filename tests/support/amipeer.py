@@ -227,8 +227,18 @@ class AmiPeer:
                 out.append(_response("Error", aid, "No such channel"))
             else:
                 out.append(_response("Success", aid, "Channel Hungup"))
+                gone = [channel]
+                # As Asterisk does: the call's first channel takes the channels it
+                # dialed with it (its Linkedid), a Local ;1 half its ;2 half.
+                linked = channel.linkedid or channel.uniqueid
+                for other in list(self.channels.values()):
+                    if (channel.uniqueid == linked and other.linkedid == linked) or (
+                        name.endswith(";1") and other.name == name[:-1] + "2"
+                    ):
+                        gone.append(self.channels.pop(other.name))
                 if self.on_hangup is not None:
-                    self.on_hangup(channel)
+                    for each in gone:
+                        self.on_hangup(each)
         else:
             out.append(_response("Error", aid, "Invalid/unknown command"))
         for headers in out:

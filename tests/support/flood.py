@@ -41,7 +41,14 @@ def raise_nofile() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-async def idle(host: str, port: int, addresses: list[str], per_source: int, seconds: float) -> None:
+async def idle(
+    host: str,
+    port: int,
+    addresses: list[str],
+    per_source: int,
+    seconds: float,
+    reopen_delay: float = 0.0,
+) -> None:
     counts = {"connects": 0, "closed_by_server": 0, "failed": 0}
     ready = asyncio.Event()
     opened = 0
@@ -72,6 +79,8 @@ async def idle(host: str, port: int, addresses: list[str], per_source: int, seco
                 pass
             finally:
                 writer.close()
+            if reopen_delay:
+                await asyncio.sleep(reopen_delay)
 
     tasks = [asyncio.create_task(hold(a)) for a in addresses for _ in range(per_source)]
     await asyncio.wait([asyncio.create_task(ready.wait())], timeout=seconds)
@@ -88,9 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sources", default="127.0.0.3-127.0.0.60")
     parser.add_argument("--per-source", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--reopen-delay", type=float, default=0.0)
     args = parser.parse_args(argv)
     raise_nofile()
-    asyncio.run(idle(args.host, args.port, sources(args.sources), args.per_source, args.seconds))
+    addresses = sources(args.sources)
+    asyncio.run(
+        idle(args.host, args.port, addresses, args.per_source, args.seconds, args.reopen_delay)
+    )
 
 
 if __name__ == "__main__":

@@ -35,9 +35,11 @@ cancelled.
 **Live calls** (``--hangup-live``, or ``cascade_hangup_live``): through AMI, every live
 channel whose ``CallerIDNum``, ``ConnectedLineNum`` or ``Exten`` (or, for a Local
 channel, the number in its name) is a number the entries match is hung up with cause
-21 (call rejected); the count is of calls (channels sharing a ``Linkedid`` are one
-call). Live channels are matched whatever their direction, and not for lists that
-apply only to some campaigns (a channel does not show its campaign).
+21 (call rejected), each call once: its first channel (the others it dialed go with
+it), never the ``;2`` half of a Local pair besides its ``;1``; the count is of calls
+(channels sharing a ``Linkedid`` are one call). Live channels are matched whatever
+their direction, and not for lists that apply only to some campaigns (a channel does
+not show its campaign).
 
 Numbers are read with the default region, and only valid numbers count
 (:func:`callscreen.asterisk.callfiles.valid_number`): an internal extension never matches.
@@ -53,11 +55,13 @@ cascade running in those 2 s would delay such a file until Asterisk restarts —
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat as statmod
+import threading
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -73,6 +77,7 @@ from callscreen.asterisk.callfiles import (
 from callscreen.core.config import Settings
 from callscreen.core.errors import AmiUnavailable
 from callscreen.core.numbers import EntryKey
+from callscreen.core.ratelog import clean
 
 log = logging.getLogger("callscreen.cascade")
 
@@ -312,11 +317,13 @@ def cancel_queued(
     campaigns: Collection[str] | None = None,
     now: float | None = None,
     margin: float = DUE_MARGIN_S,
+    pause: Callable[[], None] | None = None,
 ) -> SpoolScan:
     """Cancel the waiting call files of ``spool_dir`` that ``targets`` match; report
     the matching ones that are due or being dialed, left in place. With ``campaigns``
     (a campaign-only list), only files setting ``CALLSCREEN_CAMPAIGN`` to one of them
-    count. Never raises for one bad file: problems become notes."""
+    count. ``pause()`` is called after each file read (a background scan yields
+    there). Never raises for one bad file: problems become notes."""
     scan = SpoolScan()
     if not spool_dir:
         return scan
@@ -332,6 +339,8 @@ def cancel_queued(
     reads: list[tuple[_Read, list[tuple[str, str]]]] = []
     for name in names:
         item = _read(os.path.join(spool_dir, name))
+        if pause is not None:
+            pause()
         if item is None:
             continue
         if campaigns is not None and item.call.variable(CAMPAIGN_VARIABLE) not in campaigns:
@@ -352,12 +361,17 @@ def cancel_queued(
         try:
             claimed = _claim(item, spool_dir)
         except OSError as exc:
-            scan.notes.append(f"could not remove call file {queued.file}: {exc.strerror or exc}")
+            scan.notes.append(
+                f"could not remove call file {clean(queued.file)}: {exc.strerror or exc}"
+            )
             continue
         if claimed:
             scan.cancelled.append(queued)
             log.info(
-                "cancelled queued call %s to %s (%s)", queued.file, queued.number, queued.entry
+                "cancelled queued call %s to %s (%s)",
+                clean(queued.file),
+                queued.number,
+                queued.entry,
             )
         elif os.path.exists(item.path):
             scan.due.append(queued)
@@ -395,6 +409,138 @@ def settle_due(
     return cancelled, list(pending.values())
 
 
+# -- the bounded runner for the gateway ---------------------------------------------
+
+
+class SpoolCanceller:
+    """Cancels the queued calls to numbers that became blocked, as **one bounded
+    queue** worked by **one thread** (never the event loop), for the gateway's opt-outs.
+
+    :meth:`submit` queues numbers (E.164 digits) and returns at once. Requests for a
+    number already queued are merged; one spool scan serves every number queued at the
+    moment it starts; at most one scan runs at a time; the thread lowers its own CPU
+    priority where it can and yields after each file read, so that a flood of opt-outs
+    against a large spool costs a scan or two, not one per opt-out, and calls keep
+    being answered. It uses a thread of its own, so nothing else that runs in the
+    default executor (the outcome watcher) waits behind it. At most ``max_pending``
+    numbers wait at once; past it, numbers are dropped and counted (:attr:`dropped`)
+    and logged.
+
+    ``settings()`` is read at each scan (``spool_dir``, ``default_region``,
+    ``cascade_enabled``: a reload applies). This is the executor a Redis-backed queue
+    of cascade plans can hand its numbers to.
+    """
+
+    def __init__(self, settings: Callable[[], Settings], *, max_pending: int = 100_000) -> None:
+        self._settings = settings
+        self.max_pending = max_pending
+        self._cond = threading.Condition()
+        self._pending: dict[str, None] = {}
+        self._busy = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.scans = 0  # spool scans run
+        self.submitted = 0  # numbers submitted (merged ones included)
+        self.dropped = 0  # numbers dropped: the queue was full
+        self.cancelled = 0  # call files cancelled
+
+    def submit(self, numbers: Iterable[str]) -> int:
+        """Queue ``numbers`` (E.164 digits) for the next scan; returns how many were
+        not queued already. Never blocks; thread-safe."""
+        added = 0
+        with self._cond:
+            if self._closed:
+                return 0
+            for digits in numbers:
+                self.submitted += 1
+                if digits in self._pending:
+                    continue
+                if len(self._pending) >= self.max_pending:
+                    self.dropped += 1
+                    if self.dropped == 1 or self.dropped % 1000 == 0:
+                        log.error(
+                            "cascade queue full (%d numbers): %d number(s) not cancelled",
+                            self.max_pending,
+                            self.dropped,
+                        )
+                    continue
+                self._pending[digits] = None
+                added += 1
+            if added:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._run, name="spool-cascade", daemon=True
+                    )
+                    self._thread.start()
+                self._cond.notify()
+        return added
+
+    @property
+    def pending(self) -> int:
+        """Numbers waiting for a scan."""
+        with self._cond:
+            return len(self._pending)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Until nothing is queued or scanning (True), or ``timeout`` seconds (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    async def drain(self, timeout: float) -> bool:
+        """:meth:`wait_idle` from the event loop, without blocking it."""
+        return await asyncio.to_thread(self.wait_idle, timeout)
+
+    def close(self) -> None:
+        """Stop taking numbers; the thread ends after the scan under way (if any)."""
+        with self._cond:
+            self._closed = True
+            self._pending.clear()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):  # Linux: per-thread niceness
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._pending or self._closed)
+                if self._closed:
+                    self._cond.notify_all()
+                    return
+                batch = list(self._pending)
+                self._pending.clear()
+                self._busy = True
+            try:
+                self._scan(batch)
+            except Exception:
+                log.exception("cancelling the queued calls of %d number(s) failed", len(batch))
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def _scan(self, batch: list[str]) -> None:
+        settings = self._settings()
+        if not (settings.cascade_enabled and settings.spool_dir):
+            return
+        targets = EntryTargets(exact=frozenset(batch))
+        scan = cancel_queued(settings.spool_dir, targets, settings.default_region, pause=_yield)
+        self.scans += 1
+        self.cancelled += len(scan.cancelled)
+        for note in scan.notes:
+            log.warning("cascade of %d number(s): %s", len(batch), note)
+        if scan.cancelled or scan.due:
+            log.info(
+                "cascade of %d number(s): cancelled %d queued call(s); %d due left in place",
+                len(batch),
+                len(scan.cancelled),
+                len(scan.due),
+            )
+
+
+def _yield() -> None:
+    time.sleep(0)  # let the event loop's thread have the interpreter
+
+
 # -- live calls --------------------------------------------------------------------
 
 
@@ -413,8 +559,9 @@ def channel_numbers(channel: Channel, region: str) -> list[str]:
 
 
 async def hangup_matching(settings: Settings, targets: Targets, region: str) -> list[LiveCall]:
-    """Hang up (cause 21) every live channel showing a number ``targets`` match.
-    Raises :class:`~callscreen.core.errors.AmiUnavailable` if AMI cannot be used."""
+    """Hang up (cause 21) every live call with a channel showing a number ``targets``
+    match — each call once (see :func:`call_to_hang_up`). Raises
+    :class:`~callscreen.core.errors.AmiUnavailable` if AMI cannot be used."""
     client = AmiClient(settings, events="off")
     try:
         await client.connect()
@@ -422,20 +569,65 @@ async def hangup_matching(settings: Settings, targets: Targets, region: str) -> 
         numbers = {ch.name: channel_numbers(ch, region) for ch in channels}
         wanted = {d for found in numbers.values() for d in found}
         matched = await asyncio.to_thread(targets.match, wanted)  # may read Redis
-        hung: list[LiveCall] = []
+        hits: dict[str, tuple[Channel, str]] = {}  # linkedid -> a matching channel, number
         for ch in channels:
             hit = next((d for d in numbers[ch.name] if d in matched), None)
-            if hit is None:
-                continue
-            if await client.hangup(ch.name):
-                hung.append(LiveCall(ch.name, "+" + hit, matched[hit], ch.linkedid))
-                log.info("hung up live channel %s (%s, %s)", ch.name, "+" + hit, matched[hit])
+            if hit is not None:
+                hits.setdefault(ch.linkedid, (ch, hit))
+        hung: list[LiveCall] = []
+        for linkedid, (found, hit) in hits.items():
+            call = [ch for ch in channels if ch.linkedid == linkedid]
+            for ch in call_to_hang_up(call, found):
+                if await client.hangup(ch.name):
+                    hung.append(LiveCall(ch.name, "+" + hit, matched[hit], linkedid))
+                    log.info(
+                        "hung up live call %s through %s (%s, %s)",
+                        clean(linkedid), clean(ch.name), "+" + hit, matched[hit],
+                    )  # fmt: skip
+                    break
         return hung
     finally:
         await client.close()
 
 
+def call_to_hang_up(call: list[Channel], found: Channel) -> list[Channel]:
+    """The channels of one call (one ``Linkedid``) to try hanging up, best first; the
+    first that Asterisk hangs up ends the call.
+
+    The call's first channel (its uniqueid is the Linkedid) comes first: when it goes,
+    Asterisk hangs up every channel it dialed, Local pairs included. Then the channel
+    that showed the number, then the others — never a Local channel's ``;2`` half while
+    its ``;1`` half is there (hanging up ``;1`` takes ``;2`` with it; asking for both
+    made Asterisk log "Request to hangup non-existent channel")."""
+    names = {ch.name for ch in call}
+
+    def rank(ch: Channel) -> tuple[int, int]:
+        return (0 if ch.uniqueid == ch.linkedid else 1, 0 if ch is found else 1)
+
+    return [
+        ch
+        for ch in sorted(call, key=rank)
+        if not (ch.name.endswith(";2") and ch.name[:-1] + "1" in names)
+    ]
+
+
 # -- the whole cascade -------------------------------------------------------------
+
+
+def spool_configured(settings: Settings) -> bool:
+    """Whether ``spool_dir`` was set (environment, .env, argument), not defaulted."""
+    return "spool_dir" in settings.model_fields_set
+
+
+def spool_problem(settings: Settings) -> str | None:
+    """Why queued calls will not be checked (the spool directory is missing or not a
+    directory), or None: one line for ``serve`` to log at start-up."""
+    if not settings.cascade_enabled or not settings.spool_dir:
+        return None
+    if os.path.isdir(settings.spool_dir):
+        return None
+    hint = "" if spool_configured(settings) else " (no Asterisk here? set CALLSCREEN_SPOOL_DIR=)"
+    return f"spool directory {settings.spool_dir} not found: queued calls are not checked{hint}"
 
 
 async def run(
@@ -465,6 +657,11 @@ async def run(
             cancel_queued, settings.spool_dir, targets, region, campaigns=campaigns
         )
     notes.extend(scan.notes)
+    if not scan.checked and not spool_configured(settings):
+        # The default spool of a machine without Asterisk: `serve` says so once at
+        # start-up (spool_problem); every add would repeat it. The report still
+        # says spool_checked false.
+        notes = [n for n in notes if not n.startswith(f"spool directory {settings.spool_dir} ")]
     cancelled, due = list(scan.cancelled), list(scan.due)
     hung: list[LiveCall] = []
     if hangup:
@@ -485,7 +682,7 @@ async def run(
     if due:
         notes.append(
             f"{_count(len(due), 'matching call file')} due or being dialed left in place "
-            f"({', '.join(c.file for c in due[:5])}{', ...' if len(due) > 5 else ''})"
+            f"({', '.join(clean(c.file) for c in due[:5])}{', ...' if len(due) > 5 else ''})"
             + ("" if hangup else "; --hangup-live hangs up their calls")
         )
     return CascadeReport(

@@ -56,7 +56,9 @@ class Decision:
 
     ``failed`` marks answers given by the fail policy (screening unavailable); they
     are counted apart from list decisions. ``matches`` holds every entry that matched
-    (pending ones included when asked for), for ``check`` and the log.
+    (pending ones included when asked for), for ``check`` and the log. ``stripped``
+    is what trailed an inbound caller ID's leading number and was not screened
+    (``#``, ``:5060``, letters…): the attempt log then keeps the caller ID as given.
     """
 
     result: Result
@@ -66,6 +68,7 @@ class Decision:
     reason: str = ""
     failed: bool = False
     matches: tuple[Match, ...] = field(default=())
+    stripped: str = ""  # inbound: what trailed the caller ID's leading number
 
     @property
     def label(self) -> str:

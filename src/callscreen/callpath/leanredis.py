@@ -670,7 +670,8 @@ class LeanRedis:
             for command, reply in zip(commands, replies, strict=True):
                 if isinstance(reply, RespError):
                     name = command[0].decode() if isinstance(command[0], bytes) else command[0]
-                    error = StoreAuthError if name == "AUTH" else StoreError
+                    refused_credentials = name == "AUTH" or reply.code in ("NOAUTH", "WRONGPASS")
+                    error = StoreAuthError if refused_credentials else StoreError
                     raise error(f"Redis at {target.describe()} refused {name}: {reply}")
             if self._sentinels:
                 role = replies[-1]

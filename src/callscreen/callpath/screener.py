@@ -20,7 +20,13 @@ from callscreen.callpath.precedence import Match, decide
 from callscreen.core.config import AnonymousPolicy, FailPolicy, Settings
 from callscreen.core.errors import CallscreenError
 from callscreen.core.model import Action, Direction, EntryRecord, Result
-from callscreen.core.numbers import NumberKind, is_never_blocked_outbound, read_call_number
+from callscreen.core.numbers import (
+    CallNumber,
+    NumberKind,
+    is_never_blocked_outbound,
+    read_call_number,
+    read_inbound_number,
+)
 from callscreen.schema import scripts
 from callscreen.schema.keys import Keys
 
@@ -103,7 +109,7 @@ class Screener:
             request.number, region
         ):
             return Decision(Result.ALLOWED, number=request.number.strip(), reason=EMERGENCY_REASON)
-        number = read_call_number(request.number, region)
+        number = read_number(request, region)
         if number.kind is not NumberKind.NUMBER:
             if request.direction is Direction.OUTBOUND and number.kind is NumberKind.INVALID:
                 return Decision(Result.ALLOWED, reason=number.reason)
@@ -116,7 +122,9 @@ class Screener:
         )
         winner = decide(matches)
         if winner is None:
-            return Decision(Result.ALLOWED, number=number.e164, matches=matches)
+            return Decision(
+                Result.ALLOWED, number=number.e164, matches=matches, stripped=number.stripped
+            )
         return Decision(
             _RESULT_OF[winner.action],
             number=number.e164,
@@ -124,6 +132,7 @@ class Screener:
             match=winner.display,
             reason=winner.reason,
             matches=matches,
+            stripped=number.stripped,
         )
 
     async def lookup(
@@ -157,14 +166,27 @@ class Screener:
         when the caller ID or dialed string reads as one (the same as a screened
         answer would carry), else ''."""
         region = self.settings.default_region
-        number = read_call_number(request.number, region)
+        number = read_number(request, region)
         e164 = number.e164 if number.kind is NumberKind.NUMBER else ""
         if self.settings.fail_policy is FailPolicy.CLOSED and not (
             request.direction is Direction.OUTBOUND
             and is_never_blocked_outbound(request.number, region)
         ):
-            return Decision(Result.BLOCKED, number=e164, reason=reason, failed=True)
-        return Decision(Result.UNSCREENED, number=e164, reason=reason, failed=True)
+            return Decision(
+                Result.BLOCKED, number=e164, reason=reason, failed=True, stripped=number.stripped
+            )
+        return Decision(
+            Result.UNSCREENED, number=e164, reason=reason, failed=True, stripped=number.stripped
+        )
+
+
+def read_number(request: ScreenRequest, region: str) -> CallNumber:
+    """The number a request screens: an inbound caller ID by its leading number, letters
+    never converted (:func:`read_inbound_number`); a number the PBX dials as dialed,
+    vanity letters included (:func:`read_call_number`)."""
+    if request.direction is Direction.INBOUND:
+        return read_inbound_number(request.number, region)
+    return read_call_number(request.number, region)
 
 
 def parse_matches(raw: list[Any], now: float) -> tuple[Match, ...]:

@@ -9,10 +9,14 @@ hang-up; any error is contained to its connection. See ``docs/server-behavior.md
 
 from __future__ import annotations
 
+import array
 import asyncio
+import dataclasses
+import fcntl
 import ipaddress
 import logging
 import socket
+import termios
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -69,6 +73,11 @@ IDLE_CLOSE_SHARE = 0.8
 #: Lines a peer can cause (refused, garbage, unknown scripts, ...) are written once
 #: per cause per this many seconds; the rest are summed up in one line.
 NOTICE_INTERVAL_S = 10.0
+#: The deadline runs from the connection's accept; screening stops this share of it
+#: early (at least :data:`MIN_DEADLINE_MARGIN_S`), so that the answer is *written*
+#: before the deadline, not merely decided.
+DEADLINE_MARGIN_SHARE = 0.1
+MIN_DEADLINE_MARGIN_S = 0.005
 
 
 class ScreenerLike(Protocol):
@@ -90,6 +99,7 @@ class CallInfo:
     peer: str
     overloaded: bool = False
     host: str = ""  # the peer's address, without its port
+    accepted: float | None = None  # the event loop's time at the accept
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +268,9 @@ class AgiServer:
         environment (it is no call yet) so that a newcomer takes its slot. False if
         every open connection is a call past its environment."""
         for connection in self._connections:
-            if connection.waiting_for_env:
+            # bytes already in the kernel's buffer: its environment is on its way (the
+            # loop has not read it yet: accepts come in batches), so it is not idle
+            if connection.waiting_for_env and not connection.input_waiting():
                 connection.evict("evicted")
                 return True
         return False
@@ -281,7 +293,7 @@ class AgiServer:
         for connection in self._connections:  # accept order: stop at the first young one
             if connection.started > oldest:
                 break
-            if connection.waiting_for_env:
+            if connection.waiting_for_env and not connection.input_waiting():
                 idle.append(connection)
         for connection in idle:
             connection.evict("idle")
@@ -289,9 +301,22 @@ class AgiServer:
 
     # ------------------------------------------------------------ the screen route
 
+    def budget(self, call: CallInfo) -> float:
+        """Seconds left for screening ``call``: the deadline counted from the
+        connection's accept, less a margin for writing the answer (never negative)."""
+        deadline = self.deadline
+        margin = max(deadline * DEADLINE_MARGIN_SHARE, MIN_DEADLINE_MARGIN_S)
+        spent = 0.0
+        if call.accepted is not None:
+            spent = asyncio.get_running_loop().time() - call.accepted
+        return max(0.0, deadline - margin - spent)
+
     async def screen(self, env: AgiEnv, call: CallInfo) -> Answer:
-        """The ``screen`` route: see :func:`screen_answer`."""
-        return await screen_answer(self.screener, env, self.deadline, overloaded=call.overloaded)
+        """The ``screen`` route: see :func:`screen_answer`; the deadline runs from the
+        connection's accept (:meth:`budget`)."""
+        return await screen_answer(
+            self.screener, env, self.budget(call), overloaded=call.overloaded
+        )
 
 
 async def screen_answer(
@@ -317,6 +342,9 @@ async def screen_answer(
     if overloaded:
         decision = _fail(screener, request, "screening unavailable: gateway overloaded")
         cause = "overloaded"
+    elif deadline <= 0:  # spent before screening could start (a slow peer, a busy loop)
+        decision = _fail(screener, request, "screening unavailable: deadline exceeded")
+        cause = "deadline"
     else:
         try:
             # asyncio.timeout rather than wait_for: same guard, no extra task per call
@@ -382,6 +410,7 @@ class _AgiConnection(asyncio.Protocol):
         self.amended = False
         self.replies: list[Reply] = []
         self.started = 0.0
+        self.accepted: float | None = None
         self.evicted = ""
         self._waiter: asyncio.Future[None] | None = None
 
@@ -390,6 +419,7 @@ class _AgiConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
         self.started = time.perf_counter()
+        self.accepted = asyncio.get_running_loop().time()
         server = self.server
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
@@ -460,6 +490,19 @@ class _AgiConnection(asyncio.Protocol):
     def waiting_for_env(self) -> bool:
         """Not a call yet: its AGI environment has not ended (nor failed)."""
         return self.session.phase is Phase.ENV and self.error is None and not self.eof
+
+    def input_waiting(self) -> bool:
+        """Whether bytes wait in the socket's receive buffer, not read by the loop yet."""
+        transport = self.transport
+        if transport is None:
+            return False
+        sock = transport.get_extra_info("socket")
+        try:
+            count = array.array("i", [0])
+            fcntl.ioctl(sock.fileno(), termios.FIONREAD, count)
+        except (OSError, AttributeError, ValueError):
+            return False
+        return count[0] > 0
 
     def evict(self, reason: str) -> None:
         """Close a connection still waiting for its environment to free its slot:
@@ -556,7 +599,9 @@ class _AgiConnection(asyncio.Protocol):
                 printable(env.script),
             )
             return
-        call = CallInfo(peer=self.peer, overloaded=self.overloaded, host=self.host)
+        call = CallInfo(
+            peer=self.peer, overloaded=self.overloaded, host=self.host, accepted=self.accepted
+        )
         self.amended = False
         env = session.env or env
         answer = await handler(env, call)
@@ -587,7 +632,8 @@ class _AgiConnection(asyncio.Protocol):
                 printable(current.calleridname),
             )
             env = current
-            answer = await handler(env, call)
+            # a correction gets a deadline of its own: the first answer met the call's
+            answer = await handler(env, dataclasses.replace(call, accepted=None))
         return env, answer
 
     def _write(self, answer: Answer) -> bool:

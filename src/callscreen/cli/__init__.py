@@ -1,4 +1,4 @@
-"""The ``callscreen`` command line: a thin skin over :mod:`callscreen.services.admin`.
+"""The ``callscreen`` command line: a thin skin over the services (:mod:`callscreen.services`).
 
 Each command parses its arguments, calls the services through
 :func:`callscreen.cli.common.call` (one ``asyncio.run`` per command) and renders the
@@ -22,7 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from callscreen.cli.common import State
-from callscreen.cli.exits import EXIT_FAILED, exit_code
+from callscreen.cli.exits import EXIT_FAILED, EXIT_USAGE, exit_code
 from callscreen.core.config import Settings
 from callscreen.core.errors import CallscreenError, InvalidInput
 
@@ -108,8 +108,27 @@ def _quiet_library_logs() -> None:
         logger.addHandler(logging.NullHandler())
 
 
+def non_utf8_argument(argv: list[str]) -> int | None:
+    """The position (1-based) of the first argument that is not valid UTF-8 (Python
+    keeps its bytes as lone surrogates), or None."""
+    for position, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return position
+    return None
+
+
 def main() -> None:
     """The ``callscreen`` console script."""
+    bad = non_utf8_argument(sys.argv[1:])
+    if bad is not None:
+        typer.echo(
+            f"error: argument {bad} is not valid UTF-8 text; callscreen takes names, "
+            "numbers and reasons in UTF-8 (check the terminal's or the script's encoding)",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
     try:
         app()
     except Exception as exc:  # a bug: still one line, never a traceback

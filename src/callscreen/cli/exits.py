@@ -16,7 +16,8 @@ code   meaning
        a confirmation that was not given
 6      conflict: a name already taken, or a change that clashed with
        another one made at the same time; look, then try again
-7      Redis answered with an error (or bytes that are not RESP)
+7      Redis answered with an error (or bytes that are not RESP), or refused
+       the password
 8      Asterisk's manager interface (AMI) could not be used
 9      the stored data is older than this release: run ``callscreen migrate``
 75     Redis unavailable: could not be reached or did not answer in time;
@@ -45,23 +46,23 @@ EXIT_CODES: dict[type[errors.CallscreenError], int] = {
     errors.InvalidInput: EXIT_INVALID,
     errors.InvalidNumber: EXIT_INVALID,
     errors.InvalidName: EXIT_INVALID,
-    errors.TooLarge: EXIT_INVALID,
     errors.NotFound: EXIT_NOT_FOUND,
     errors.Conflict: EXIT_CONFLICT,
     errors.Refused: EXIT_REFUSED,
     errors.NeedsConfirmation: EXIT_REFUSED,
     errors.SchemaTooOld: EXIT_SCHEMA,
     errors.StoreError: EXIT_STORE,
-    errors.StoreAuthError: EXIT_STORE,
     errors.StoreUnavailable: EXIT_UNAVAILABLE,
     errors.StoreProtocolError: EXIT_STORE,
+    errors.StoreAuthError: EXIT_STORE,
+    # the HTTP API's own refusals: a command never raises them, each still has its code
+    errors.Unauthenticated: EXIT_REFUSED,
+    errors.Forbidden: EXIT_REFUSED,
+    errors.RateLimited: EXIT_UNAVAILABLE,
+    errors.TooLarge: EXIT_INVALID,
     errors.AmiUnavailable: EXIT_AMI,
     errors.ProtocolError: EXIT_FAILED,
     errors.PeerHangup: EXIT_FAILED,
-    # the HTTP API's own refusals (its keys); a command never raises them
-    errors.Unauthenticated: EXIT_FAILED,
-    errors.Forbidden: EXIT_FAILED,
-    errors.RateLimited: EXIT_FAILED,
 }
 
 

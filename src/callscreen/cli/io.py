@@ -184,7 +184,12 @@ def import_(
         ),
     ] = False,
     strict: Annotated[
-        bool, typer.Option("--strict", help="Write nothing if any row is bad.")
+        bool,
+        typer.Option(
+            "--strict",
+            help="Write nothing if any row is bad (bad rows only: a Redis failure midway "
+            "is not undone; run the same import again to finish it).",
+        ),
     ] = False,
     keep_status: Annotated[
         bool,

@@ -139,6 +139,7 @@ class CallNumber:
     kind: NumberKind
     digits: str = ""  # E.164 digits without '+', e.g. "33123456789"; '' unless NUMBER
     reason: str = ""  # why ANONYMOUS or INVALID, human readable
+    stripped: str = ""  # inbound: what trailed the leading number and was not screened
 
     @property
     def e164(self) -> str:
@@ -460,6 +461,62 @@ def _read(raw: str, region: str) -> CallNumber:
     except NumberParseException as exc:
         return CallNumber(NumberKind.INVALID, reason=_parse_failure(exc, raw, cleaned, region))
     return CallNumber(NumberKind.NUMBER, _e164_digits(number))
+
+
+# An inbound caller ID's leading number: an optional "+" (after any opening
+# parenthesis), then a digit, then digits and the separators a person writes.
+_LEADING_NUMBER = re.compile(r"[\s(]*\+?[\s(]*[0-9][0-9\s\-.()/]*")
+_URI_SCHEME = re.compile(r"(?i)(?:sips?|tel):")
+
+
+def read_inbound_number(raw: str, region: str) -> CallNumber:
+    """The number of an inbound caller ID. Never raises.
+
+    Unlike :func:`read_call_number` (for numbers the PBX dials, where ``1800FLOWERS``
+    is a real number to dial), letters are never read as keypad digits: a caller
+    chooses its caller ID, and ``+33123456789abc`` must not become another number.
+    The *leading number* is screened — ``+`` or a digit, then digits and separators —
+    whatever trails it (``;…``, ``#``, ``:5060``, ``@host``, letters); what trailed is
+    kept in :attr:`CallNumber.stripped` for the attempt log. A caller ID with no
+    leading number (``abc``) is INVALID; anonymous markers and an empty caller ID are
+    read as by :func:`read_call_number`.
+    """
+    try:
+        fast = _fast_number(raw)
+        if fast is not None:
+            return fast
+        if len(raw) > MAX_INPUT_CHARS:
+            return CallNumber(
+                NumberKind.INVALID, reason=f"too long to be a phone number: {_show(raw)}"
+            )
+        user = _user_part(raw)
+        if not user:
+            return CallNumber(NumberKind.ANONYMOUS, reason="no number")
+        if user.lower() in ANONYMOUS_MARKERS:
+            return CallNumber(NumberKind.ANONYMOUS, reason="anonymous caller")
+        body = raw.strip()
+        if body.startswith("<"):
+            body = body[1:].strip()
+        scheme = _URI_SCHEME.match(body)
+        if scheme is not None:
+            body = body[scheme.end() :]
+        if "%" in body:
+            body = unquote(body)
+        leading = _LEADING_NUMBER.match(body)
+        if leading is None:
+            return CallNumber(NumberKind.INVALID, reason=f"not a phone number: {_show(raw)}")
+        text = leading.group().rstrip()
+        stripped = body[len(text) :].strip()
+        if stripped.endswith(">") and raw.strip().startswith("<"):
+            stripped = stripped[:-1].rstrip()
+        number = _read(text, region)
+        if number.kind is NumberKind.NUMBER and stripped:
+            return CallNumber(NumberKind.NUMBER, number.digits, stripped=stripped)
+        return number
+    except Exception as exc:  # the call path never raises; phonenumbers has surprises
+        return CallNumber(
+            NumberKind.INVALID, reason=f"unreadable number {_show(raw)}: {type(exc).__name__}"
+        )
 
 
 # -- entries -------------------------------------------------------------------------

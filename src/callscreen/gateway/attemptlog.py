@@ -515,7 +515,9 @@ def encode_batch(
                 clean(request.callerid_name, MAX_CALLERID_NAME),
                 node,
                 max(0, int(elapsed * 1_000_000)),
-                "" if number else clean(request.number.strip(), MAX_NUMBER),
+                ""
+                if number and not decision.stripped
+                else clean(request.number.strip(), MAX_NUMBER),
             )
             shard_records = records.get(shard)
             if shard_records is None:

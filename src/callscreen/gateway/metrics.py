@@ -60,6 +60,7 @@ from prometheus_client.registry import Collector
 from callscreen import __version__
 from callscreen.callpath.stats import CallStats
 from callscreen.core.config import Settings
+from callscreen.core.ratelog import LogLimiter
 
 if TYPE_CHECKING:
     from callscreen.callpath.leanredis import LeanRedis
@@ -71,6 +72,10 @@ log = logging.getLogger("callscreen.metrics")
 #: An HTTP request to the endpoint: this many header lines at most, this long to send them.
 _MAX_HEADER_LINES = 100
 _REQUEST_TIMEOUT_S = 5.0
+#: Connections to the endpoint open at once; past it, newcomers are closed unread. A
+#: scraper needs one: the cap keeps idle connections from taking the descriptors
+#: that calls need.
+MAX_METRICS_CONNECTIONS = 64
 
 
 class ServerLike(Protocol):
@@ -87,6 +92,11 @@ class ServerLike(Protocol):
 
     @property
     def draining(self) -> bool: ...
+
+    @property
+    def notices(self) -> LogLimiter: ...
+
+    def notice(self, cause: str, msg: str, *args: object, level: int = ...) -> None: ...
 
 
 class LogStatsLike(Protocol):
@@ -205,6 +215,14 @@ class Metrics(Collector):
         for reason, n in list(stats.unanswered.items()):
             unanswered.add_metric([reason], n)
         yield unanswered
+        events = CounterMetricFamily(
+            "callscreen_peer_events",
+            "Events a peer caused whose log lines are rate-limited, by cause",
+            labels=["cause"],
+        )
+        for cause, n in list(server.notices.counts.items()):
+            events.add_metric([cause], n)
+        yield events
 
         yield from self._collect_redis()
         yield from self._collect_log()
@@ -277,11 +295,17 @@ class Metrics(Collector):
         )
 
 
+class _Refused(asyncio.Protocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()  # type: ignore[attr-defined]
+
+
 class MetricsEndpoint:
     """Serves :class:`Metrics` over HTTP on ``metrics_host:metrics_port``, from the
     running event loop (no thread). ``GET /metrics`` (or ``/``) answers the
     exposition; anything else 404 or 405. One request per connection, headers
-    bounded in size, count and time.
+    bounded in size, count and time (5 s); at most :data:`MAX_METRICS_CONNECTIONS`
+    connections at once (the others are closed unread, counted in ``refused``).
 
     A port that cannot be bound is logged at ERROR and the gateway runs on without
     metrics: calls matter more than their counts.
@@ -291,6 +315,9 @@ class MetricsEndpoint:
         self.settings = settings
         self.metrics = metrics
         self._server: asyncio.Server | None = None
+        self.open = 0
+        self.refused = 0
+        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int | None:
@@ -305,21 +332,53 @@ class MetricsEndpoint:
             log.info("metrics endpoint off (metrics_port=0)")
             return
         try:
-            self._server = await asyncio.start_server(
-                self._handle, host, port, limit=8192, reuse_address=True
-            )
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_server(self._protocol, host, port, reuse_address=True)
         except OSError as exc:
             log.error("metrics endpoint not started on %s:%d: %s", host, port, exc)
             return
         log.info("metrics on http://%s:%d/metrics", host, port)
 
     async def close(self) -> None:
+        """Stop listening and end the requests still open (a slow or idle client)."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        handlers = set(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers)
+        if server is not None:
             await server.wait_closed()
 
+    def _protocol(self) -> asyncio.BaseProtocol:
+        """A connection's protocol; past the cap, one that closes it at once (no reader,
+        no task: a flood of them costs an accept and a close each)."""
+        if self.open >= MAX_METRICS_CONNECTIONS:
+            self.refused += 1
+            self.metrics.server.notice(
+                "metrics_refused",
+                "metrics endpoint: %d connections open, closing a new one",
+                self.open,
+            )
+            return _Refused()
+        self.open += 1  # given back when its request ends (_handle)
+        reader = asyncio.StreamReader(limit=8192)
+        return asyncio.StreamReaderProtocol(reader, self._handle)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self.open -= 1
+            if task is not None:
+                self._handlers.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(_REQUEST_TIMEOUT_S):
                 status, body, content_type, head = await self._respond(reader)

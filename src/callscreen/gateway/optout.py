@@ -20,8 +20,9 @@ Writes go through the call path's Redis client within the deadline (three round 
 ``optout.lua`` finds or creates the list and records the batch; ``entries.lua``, the
 only writer of entry records, writes the entry; the audit trail gets its record).
 Then, off the call path, queued calls to the number are cancelled
-(:func:`callscreen.asterisk.cascade.cancel_queued`, in a thread): never live calls — the caller
-is on one, pressing 9. A number the list already enforces (active, or permanent) is
+(:class:`callscreen.asterisk.cascade.SpoolCanceller`: one bounded queue, one thread,
+requests merged, one spool scan for every number queued): never live calls — the
+caller is on one, pressing 9. A number the list already enforces (active, or permanent) is
 answered ``BLOCKED`` at the cost of one round trip that writes nothing: no batch, no
 audit record, no cascade — repeating an opt-out cannot grow Redis.
 
@@ -121,7 +122,7 @@ async def opt_out(
     except CallscreenError as exc:
         return _failed(f"opt-out not recorded: {exc}", number)
     except Exception:
-        log.exception("uniqueid=%s: opt-out failed", request.uniqueid or "-")
+        log.exception("uniqueid=%s: opt-out failed", printable(request.uniqueid) or "-")
         return _failed("opt-out not recorded: internal error", number)
     if recorded is not None and changed and not decision.failed:
         recorded(settings, key.digits)
@@ -146,7 +147,7 @@ async def _record(
     by = by or f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
     batch = Batch(0, "add", reason, source or SOURCE, by, now).encode()
     list_name = settings.optout_list
-    list_id, action, buckets, batch_id, created, existing = await client.evalsha(
+    list_id, action, buckets, batch_id, created, _record_kept = await client.evalsha(
         OPTOUT,
         [keys.meta],
         [
@@ -172,7 +173,6 @@ async def _record(
             number,
             list_name,
         )
-        del existing  # the record it holds: kept as it is
         return _answer(kind, number, list_name, f"{REASON} (already on {list_name})"), False
     if created:
         log.info("created the do-not-call list %r (global, block, both)", list_name)
@@ -264,16 +264,20 @@ class OptoutRoute:
     """The ``optout`` AGI route. The gateway registers it on the FastAGI server with
     the call path's Redis client (``server.routes["optout"] = OptoutRoute(server,
     client)``); settings are the server's at each call (a reload applies). Queued
-    calls to a recorded number are cancelled by background tasks it keeps;
-    :meth:`drain` waits for them at shutdown."""
+    calls to a recorded number are cancelled by ``canceller`` (one of its own by
+    default); :meth:`drain` waits for it at shutdown."""
 
     def __init__(
-        self, server: AgiServer, client: LeanRedis, clock: Callable[[], float] = time.monotonic
+        self,
+        server: AgiServer,
+        client: LeanRedis,
+        clock: Callable[[], float] = time.monotonic,
+        canceller: cascade.SpoolCanceller | None = None,
     ) -> None:
         self.server = server
         self.client = client
         self.limiter = RateLimiter(clock)
-        self._background: set[asyncio.Task[None]] = set()
+        self.canceller = canceller or cascade.SpoolCanceller(lambda: self.server.settings)
 
     async def __call__(self, env: AgiEnv, call: CallInfo) -> Answer:
         refusal = self.refusal(call)
@@ -283,7 +287,7 @@ class OptoutRoute:
             decision = _failed(f"opt-out not recorded: {reason}")
             fields: LogFields = (("direction", env.arg(1)), *decision.log_fields())
             return Answer(decision.variables(), fields, decision, "", cause)
-        decision, fields = await self.answer(env)
+        decision, fields = await self.answer(env, self.server.budget(call))
         direction = dict(fields).get("direction", "")
         return Answer(decision.variables(), fields, decision, direction)
 
@@ -300,9 +304,11 @@ class OptoutRoute:
             return "rate_limited", "too many requests from this address"
         return None
 
-    async def answer(self, env: AgiEnv) -> tuple[Decision, LogFields]:
-        """The decision and the fields of the call's log line. Never raises but for
-        cancellation."""
+    async def answer(
+        self, env: AgiEnv, deadline: float | None = None
+    ) -> tuple[Decision, LogFields]:
+        """The decision and the fields of the call's log line, within ``deadline``
+        seconds (``deadline_ms`` by default). Never raises but for cancellation."""
         settings = self.server.settings
         try:
             request = screen_request(env)
@@ -310,7 +316,9 @@ class OptoutRoute:
             log.error("uniqueid=%s: %s; answering UNSCREENED", printable(env.uniqueid) or "-", exc)
             decision = bad_request_decision(f"bad request: {exc}")
             return decision, (("direction", env.arg(1)), *decision.log_fields())
-        decision = await opt_out(settings, self.client, request, recorded=self._cancel_queued_later)
+        decision = await opt_out(
+            settings, self.client, request, deadline=deadline, recorded=self._cancel_queued_later
+        )
         number = decision.number or request.number
         fields: LogFields = (
             ("direction", request.direction.value),
@@ -320,17 +328,17 @@ class OptoutRoute:
         return decision, fields
 
     def _cancel_queued_later(self, settings: Settings, digits: str) -> None:
-        """Cancel the number's queued calls in a worker thread, never delaying the answer."""
-        if not (settings.cascade_enabled and settings.spool_dir):
-            return
-        task = asyncio.get_running_loop().create_task(cancel_queued(settings, digits))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        """Queue the number's queued calls for cancelling, never delaying the answer."""
+        if settings.cascade_enabled and settings.spool_dir:
+            self.canceller.submit((digits,))
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the background cascades (at shutdown)."""
-        if self._background:
-            await asyncio.wait(set(self._background), timeout=timeout)
+        """Wait up to ``timeout`` seconds for the cancellations queued (at shutdown)."""
+        await self.canceller.drain(timeout)
+
+    def close(self) -> None:
+        """Stop the cancelling thread (after the scan under way)."""
+        self.canceller.close()
 
 
 async def cancel_queued(settings: Settings, digits: str) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import ipaddress
 import logging
@@ -40,17 +41,18 @@ from typing import Any
 
 import pydantic
 
+from callscreen.asterisk.cascade import spool_problem
 from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
 from callscreen.core.errors import CallscreenError, StoreAuthError, StoreError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
-from callscreen.gateway.health import redis_description
 from callscreen.gateway.localredis import LocalRedis
-from callscreen.gateway.metrics import Metrics, MetricsEndpoint
+from callscreen.gateway.metrics import MAX_METRICS_CONNECTIONS, Metrics, MetricsEndpoint
 from callscreen.gateway.optout import OptoutRoute
 from callscreen.gateway.outcomes import OutcomeWatcher
+from callscreen.gateway.reachability import RedisReachability
 from callscreen.schema.attempts import LogSettings
 from callscreen.services.cascading import RunnerTask
 from callscreen.services.context import Actor, Context
@@ -144,9 +146,11 @@ class Gateway:
         # Started in this order, closed in the reverse one: one line per component.
         # The FastAGI server stays last (first to close: calls drain while the rest
         # still works, and the attempt log then writes what they left queued).
+        self.reachability = RedisReachability(settings, self.screener.client)
         self.parts: list[Part] = [
             Part("schema check", start=self._check_schema),
             Part("screener", close=self.screener.close, reconfigure=self.screener.reconfigure),
+            Part("redis check", start=self.reachability.start, close=self.reachability.close),
             Part("metrics", start=self.endpoint.start, close=self.endpoint.close),
             Part(
                 "outcome watcher",
@@ -159,7 +163,7 @@ class Gateway:
                 close=self.cascades.close if watch else None,
             ),
             # opt-outs cancel queued calls in the background: let those finish
-            Part("optout cascades", close=lambda: self.optout.drain(OPTOUT_DRAIN_S)),
+            Part("optout cascades", close=self._close_cascades),
             Part(
                 "agi",
                 start=self.server.start,
@@ -174,6 +178,10 @@ class Gateway:
             )
         self._stack = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
+
+    async def _close_cascades(self) -> None:
+        await self.optout.drain(OPTOUT_DRAIN_S)
+        self.optout.close()
 
     def _baseline(self) -> Settings:
         """What the environment and ``.env`` say now (reloads apply what changes)."""
@@ -310,23 +318,63 @@ def credentials_problem(settings: Settings, timeout: float = 2.0) -> str:
     return asyncio.run(check())
 
 
-def raise_fd_limit(settings: Settings) -> None:
-    """Raise the soft limit of open files to what ``max_connections`` needs (up to the
-    hard limit): past it, accept() fails and asyncio stops accepting for a second."""
-    needed = settings.max_connections * HARD_LIMIT_FACTOR + SPARE_FDS
+def descriptors_needed(settings: Settings) -> int:
+    """Open files the gateway may need at once: every FastAGI connection up to twice
+    ``max_connections``, the metrics endpoint's cap, and a margin for Redis, logs and
+    the rest."""
+    return settings.max_connections * HARD_LIMIT_FACTOR + MAX_METRICS_CONNECTIONS + SPARE_FDS
+
+
+def raise_fd_limit(settings: Settings) -> str:
+    """Raise the soft limit of open files to the hard limit. Returns ``""``, or — when
+    even that cannot hold :func:`descriptors_needed` — the one line saying so (the
+    gateway then refuses to start: past the limit, accept() fails, and calls would be
+    dropped with no answer)."""
+    needed = descriptors_needed(settings)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass  # e.g. a hard limit above the kernel's nr_open: keep what we have
     if soft == resource.RLIM_INFINITY or soft >= needed:
-        return
-    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-    if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    if target < needed:
-        log.warning(
-            "open files limited to %d; max_connections=%d wants %d (raise LimitNOFILE)",
-            target,
-            settings.max_connections,
-            needed,
-        )
+        return ""
+    return (
+        f"open files limited to {soft}, but max_connections={settings.max_connections} needs "
+        f"{needed} (2 x connections + {MAX_METRICS_CONNECTIONS} metrics + {SPARE_FDS} for "
+        "Redis and the rest): raise LimitNOFILE / ulimit -n, or lower "
+        "CALLSCREEN_MAX_CONNECTIONS"
+    )
+
+
+#: errno values of an accept() that failed for lack of resources (descriptors, memory)
+_NO_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+def watch_accept_failures(loop: asyncio.AbstractEventLoop, server: AgiServer) -> None:
+    """Log (rate-limited) and count the connections the event loop could not accept
+    for lack of descriptors: asyncio and uvloop report them to the loop's exception
+    handler, once per failed accept; everything else goes to the default handler."""
+    previous = loop.get_exception_handler()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in _NO_RESOURCES:
+            server.stats.refuse("no_descriptors")
+            server.notice(
+                "no_descriptors",
+                "a connection could not be accepted: %s (open files limit reached?)",
+                exc.strerror or exc,
+                level=logging.ERROR,
+            )
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 async def serve(
@@ -355,9 +403,13 @@ async def serve(
             for task in asyncio.all_tasks(loop):
                 task.cancel()
 
+    watch_accept_failures(loop, gateway.server)
     handlers = {signal.SIGINT: on_stop, signal.SIGTERM: on_stop, signal.SIGHUP: gateway.reload}
     for sig, handler in handlers.items():
         loop.add_signal_handler(sig, handler)
+    problem = spool_problem(settings)
+    if problem is not None:
+        log.info("%s", problem)
     try:
         async with gateway:
             log.info(
@@ -392,11 +444,19 @@ def run(
     """Run the gateway in this process (as worker ``worker`` of
     :mod:`callscreen.gateway.workers` when given); returns the exit code."""
     configure_logging(settings.log_level)
-    raise_fd_limit(settings)
+    problem = raise_fd_limit(settings)
+    if problem:
+        log.error("%s", problem)
+        return 1
     local = LocalRedis(settings) if local_redis else None
     try:
-        if local is not None and local.ensure():
-            log.info("using a local Redis at %s", redis_description(settings))
+        if local is not None:
+            settings = local.ensure()
+            if settings.redis_url == local.url:
+                log.info(
+                    "using the local Redis; for the CLI: export CALLSCREEN_REDIS_URL=%s",
+                    local.url,
+                )
         problem = credentials_problem(settings)
         if problem:
             log.error("%s", problem)

@@ -283,7 +283,9 @@ class AttemptRecord:
     """One screened call, as logged.
 
     ``number`` is the E.164 number as screened (empty when there was none: anonymous
-    callers, screening unavailable); ``dialed`` then holds what the dialplan gave.
+    callers, screening unavailable); ``dialed`` then holds what the dialplan gave, as
+    it does when an inbound caller ID had text after its leading number that was not
+    screened (``+33123456789#``, ``…:5060``, letters).
     Text that came from outside (caller-ID name, campaign, unique id) is cleaned of
     control characters and cut to a bounded length. ``id`` is the stream id of a
     record read back from Redis.
@@ -333,7 +335,9 @@ class AttemptRecord:
             callerid_name=clean(request.callerid_name, MAX_CALLERID_NAME),
             node=node,
             elapsed_us=max(0, int(elapsed_s * 1_000_000)),
-            dialed="" if number else clean(request.number.strip(), MAX_NUMBER),
+            dialed=""
+            if number and not decision.stripped
+            else clean(request.number.strip(), MAX_NUMBER),
         )
 
     def pack(self) -> str:

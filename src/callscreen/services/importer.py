@@ -43,7 +43,11 @@ What the import does to the list
   are kept (counted). The sweep is not done if any row was bad (a typo must not remove
   an entry): the summary says so.
 - ``strict``: the whole file is checked first; if any row is bad nothing is written.
-  (Standard input is spooled to a temporary file for the second pass.)
+  (Standard input is spooled to a temporary file for the second pass.) It is about
+  *bad rows* only: it is not a transaction. A Redis failure in the middle of any
+  import leaves the entries written so far in place (active, if the import approves);
+  the error then says how many were written, and that running the same import again
+  finishes it (imports are idempotent: what is already there is counted unchanged).
 - An export file (:mod:`callscreen.services.exporter`) re-imports losslessly into a new list:
   reason, source, external id, updated by/at (the entry's batch), created by/at (its
   creation batch, for an entry the import creates; an entry already in the list keeps
@@ -93,7 +97,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import IO, Any, Protocol, TextIO
+from typing import IO, Any, Protocol, TextIO, TypeVar
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
@@ -998,9 +1002,9 @@ def import_stream(
                 reader = spool
             else:
                 stream.seek(origin)
-            done = run(reader, "import", merger)
+            done = _written_or_say_so(lambda: run(reader, "import", merger), summary)
         else:
-            done = run(stream, "import", merger)
+            done = _written_or_say_so(lambda: run(stream, "import", merger), summary)
         summary.notes = _layout_notes(done.cfg.layout, options)
         deleted_rows = done.deleted_rows
         if deleted_rows:
@@ -1046,6 +1050,22 @@ def _layout_notes(layout: Layout, options: ImportOptions) -> list[str]:
             "--keep-status uses it"
         )
     return notes
+
+
+_W = TypeVar("_W")
+
+
+def _written_or_say_so(write: Callable[[], _W], summary: ImportSummary) -> _W:
+    """Run the writing pass; a Redis failure in it says how far the import got."""
+    try:
+        return write()
+    except StoreError as exc:
+        written = summary.added + summary.updated + summary.restored
+        raise type(exc)(
+            f"{exc}; the import stopped after {summary.rows} rows: {written} entries were "
+            "written and stay in effect (--strict refuses bad rows, it does not undo a "
+            "failure); run the same import again to finish it (imports are idempotent)"
+        ) from exc
 
 
 def import_file(
