@@ -339,28 +339,6 @@ def redis_cpu() -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
-async def hmget_floor(url: str, numbers: list[str], concurrency: int) -> float:
-    """Redis CPU per ``HMGET`` of a number's candidate prefixes (µs), sent by
-    ``concurrency`` callers over one pipelined connection (1: one at a time)."""
-    from callscreen.callpath.leanredis import LeanRedis
-
-    client = LeanRedis.from_url(url, command_timeout=10)
-    queue = iter(numbers)
-
-    async def worker() -> None:
-        for number in queue:
-            digits = number.lstrip("+")
-            prefixes = (digits[:k] for k in range(1, len(digits) + 1))
-            await client.call("HMGET", "{cs}:p:1", *prefixes)
-
-    await client.call("PING")
-    cpu0 = await asyncio.to_thread(redis_cpu)
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    cpu = await asyncio.to_thread(redis_cpu) - cpu0
-    await client.close()
-    return cpu / len(numbers) * 1e6
-
-
 def measure(
     env: dict[str, str],
     argv: list[str],
@@ -459,6 +437,85 @@ def show(runs: list[Run], base: Run) -> None:
         )
         if run.errors:
             print(f"{'':44} errors: {run.errors}")
+
+
+async def redis_costs(url: str, loaded: Loaded, calls: list[tuple[str, ...]]) -> dict[str, float]:
+    """Redis's own CPU per operation (µs, INFO cpu), each measured alone in this run:
+    one ``HMGET`` of a number's candidate prefixes (the floor) and the lookup script,
+    each sent one at a time and by 64 concurrent callers over one pipelined connection
+    (as the gateway sends them); the attempt log's writes per call (batched as the
+    gateway batches them) and its Redis bytes per logged call."""
+    from callscreen.callpath.decision import Decision, ScreenRequest
+    from callscreen.callpath.leanredis import LeanRedis
+    from callscreen.callpath.screener import Screener
+    from callscreen.core.model import Result
+    from callscreen.gateway.attemptlog import CallLog
+    from callscreen.schema.attempts import LogSettings
+
+    settings = Settings(_env_file=None, redis_url=url, default_region=REGION)  # type: ignore[call-arg]
+    client = LeanRedis.from_url(url, command_timeout=10)
+    premium = int(await client.call("HGET", "{cs}:lists", "premium") or 1)
+    hkey = f"{{cs}}:p:{premium}"
+    screener = Screener.from_settings(settings)
+    requests = [
+        (call[1].lstrip("+"), Direction(call[0]), call[2] if len(call) > 2 else "")
+        for call in calls
+    ]
+
+    async def run(concurrency: int, one: Callable[[tuple[str, Direction, str]], Any]) -> float:
+        queue = iter(requests)
+
+        async def worker() -> None:
+            for request in queue:
+                await one(request)
+
+        cpu0 = await asyncio.to_thread(redis_cpu)
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return (await asyncio.to_thread(redis_cpu) - cpu0) / len(requests) * 1e6
+
+    async def hmget(request: tuple[str, Direction, str]) -> None:
+        digits = request[0]
+        await client.call("HMGET", hkey, *(digits[:k] for k in range(1, len(digits) + 1)))
+
+    async def lookup(request: tuple[str, Direction, str]) -> None:
+        await screener.lookup(request[0], request[1], request[2])
+
+    out = {
+        "floor_1": await run(1, hmget),
+        "lookup_1": await run(1, lookup),
+        "floor_64": await run(64, hmget),
+        "lookup_64": await run(64, lookup),
+    }
+    await screener.close()
+    await client.close()
+
+    sync = redis.Redis.from_url(url)
+    before = used_memory(sync)
+    log = CallLog(LogSettings(node="bench"), LeanRedis.from_url(url), own_client=True)
+    rng = random.Random(3)
+    kinds = ["dnc", "suspects", "vip", "none", "none", "none"]
+    n = len(calls)
+    cpu0 = await asyncio.to_thread(redis_cpu)
+    log.start()
+    for i in range(n):
+        kind = rng.choice(kinds)
+        number = rng.choice(loaded.samples[kind])
+        if kind == "dnc":
+            decision = Decision(Result.BLOCKED, number, "dnc", number, "bulk load")
+        elif kind == "suspects":
+            decision = Decision(Result.LABELED, number, "suspects", number, "bulk load")
+        else:
+            decision = Decision(Result.ALLOWED, number)
+        request = ScreenRequest(number, Direction.OUTBOUND, "spring", f"1700000000.{i}")
+        log.record(request, decision, 0)
+        if i % 200 == 199:
+            await asyncio.sleep(0.001)  # calls arrive over time: batches as in a gateway
+    assert await log.flush(60)
+    out["log"] = (await asyncio.to_thread(redis_cpu) - cpu0) / n * 1e6
+    await log.stop()
+    out["log_bytes"] = (used_memory(sync) - before) / n
+    sync.close()
+    return out
 
 
 def parse_cpus(text: str) -> set[int]:
@@ -604,19 +661,29 @@ def main() -> None:
                 )
             cost = 1 - on.saturated.rate / off.saturated.rate
             print(f"attempt log cost: {cost:.1%} fewer sessions/s")
-            numbers = [call[1] for call in calls]
-            floor = run_async(hmget_floor(server.url, numbers, 1))
-            piped = run_async(hmget_floor(server.url, numbers, args.concurrency))
+
+            costs = run_async(redis_costs(server.url, loaded, calls))
+            print(
+                f"Redis CPU per call, each measured alone in this run (µs): "
+                f"floor = one HMGET of the candidate prefixes {costs['floor_1']:.1f} one at a "
+                f"time, {costs['floor_64']:.1f} by 64 concurrent callers"
+            )
+            print(
+                f"  lookup {costs['lookup_1']:.1f} one at a time "
+                f"({costs['lookup_1'] / costs['floor_1']:.2f}× the floor), "
+                f"{costs['lookup_64']:.1f} by 64 ({costs['lookup_64'] / costs['floor_64']:.2f}×); "
+                f"goal ≤ 1.5×"
+            )
+            print(
+                f"  attempt log {costs['log']:.1f} per call, batched "
+                f"({costs['log'] / costs['floor_1']:.2f}× the one-at-a-time floor; goal ≤ 1×); "
+                f"{costs['log_bytes']:.0f} B of Redis per logged call"
+            )
             lookup = off.redis_cpu_per_session
             logcost = on.redis_cpu_per_session - off.redis_cpu_per_session
             print(
-                f"Redis CPU per call: lookup {lookup:.1f} µs ({lookup / floor:.2f}× the floor), "
-                f"attempt log {logcost:.1f} µs ({logcost / floor:.2f}× the floor)"
-            )
-            print(
-                f"  floor, same run: one HMGET of the candidate prefixes {floor:.1f} µs sent "
-                f"one at a time, {piped:.1f} µs pipelined by {args.concurrency} callers "
-                f"(goal: lookup ≤ 1.5×, log ≤ 1× the floor)"
+                f"  in the gateway runs: {lookup:.1f} per call with the log off, "
+                f"{on.redis_cpu_per_session:.1f} with it on (difference {logcost:.1f})"
             )
             if pace is not None:
                 print(f"results of the paced run: {dict(sorted(pace.results.items()))}")

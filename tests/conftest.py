@@ -4,14 +4,17 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
 import uvloop
 
 from callscreen.core.config import Settings
-from tests.support.apiserver import ApiServer
 from tests.support.redisproc import RedisProcess
+
+if TYPE_CHECKING:  # imported by the fixture: only the API's tests load the API
+    from tests.support.apiserver import ApiServer
 
 pytest_plugins = ["tests.listfixtures"]
 
@@ -71,6 +74,8 @@ def api_server(
     redis_server: RedisProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiServer]:
     """One real uvicorn serving the HTTP API for the session, over the session's Redis."""
+    from tests.support.apiserver import ApiServer
+
     settings = Settings(
         api_data_dir=str(tmp_path_factory.mktemp("api")),
         _env_file=None,  # type: ignore[call-arg]

@@ -3,14 +3,19 @@ shards (against a real Redis)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from datetime import timedelta
 
 import pytest
 import redis
+from typer.testing import CliRunner
 
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
+from callscreen.cli import app
+from callscreen.cli.exits import EXIT_SCHEMA
 from callscreen.core.config import Settings
 from callscreen.core.model import Action, Direction, Result
 from callscreen.gateway.attemptlog import CallLog
@@ -195,3 +200,37 @@ async def test_migration_after_new_writes_keeps_counts_and_earliest_marks(
     assert after["totals"]["ALLOWED"] == before["totals"]["ALLOWED"] + 1  # type: ignore[index]
     assert after["lost_count"] == before["lost_count"]  # the old, earlier marks were kept
     assert len(records) == 83 and "late" in {rec.uniqueid for rec in records}
+
+
+def test_callscreen_migrate_moves_the_log_of_schema_version_1(
+    redis_url: str, r: redis.Redis
+) -> None:
+    """Data of schema version 1 (the one-tag log): every command refuses it until
+    ``callscreen migrate``, whose step 2 is :func:`migrate_attempt_log`; ``--dry-run``
+    counts what it would move and writes nothing."""
+    settings = make_settings(redis_url)
+    asyncio.run(fill(redis_url, settings))  # the CLI below runs its own event loop
+    before = comparable(report_of(settings))
+    to_old_layout(r)
+    r.hset("{cs}:meta", "schema", "1")
+    env = {"CALLSCREEN_REDIS_URL": redis_url, "CALLSCREEN_DEFAULT_REGION": "FR"}
+
+    def cli(*args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == code, (args, result.output)
+        return result.output
+
+    assert "callscreen migrate" in cli("lists", "ls", code=EXIT_SCHEMA)
+    dry = json.loads(cli("migrate", "--dry-run", "--json"))
+    assert dry["stored_version"] == 1 and dry["version"] == 2
+    assert "82 log records" in dry["steps"][0] and r.xlen("{cs}:log") == 82
+    assert r.hget("{cs}:meta", "schema") == "1" and r.keys("{cs.log.*") == []
+
+    done = json.loads(cli("migrate", "--json", "--by", "ops"))
+    assert "82 records" in done["steps"][0] and "2 counter days" in done["steps"][0]
+    assert r.hget("{cs}:meta", "schema") == "2"
+    assert r.hget("{cs}:meta", "log_shards") == str(LOG_SHARDS)
+    assert [k for k in r.keys("{cs}:*") if ":log" in k or ":fc:" in k] == []
+    assert comparable(report_of(settings)) == before
+    assert json.loads(cli("migrate", "--json"))["steps"] == []  # up to date: nothing again
+    cli("lists", "ls")

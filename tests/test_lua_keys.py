@@ -77,8 +77,19 @@ def test_script_bodies_spell_no_key_fragment_or_size() -> None:
 def test_every_script_starts_with_the_prelude_of_the_schema() -> None:
     prelude = scripts.prelude()
     for name, script in scripts.ALL.items():
-        assert script.source == prelude + scripts.body(name)
+        body = scripts.body(name)
+        if body.startswith("#!"):  # script flags: Redis reads them on the first line only
+            shebang, rest = body.split("\n", 1)
+            assert script.source == shebang + "\n" + prelude + rest
+        else:
+            assert script.source == prelude + body
     assert "local BATCH_BUCKET = 512" in prelude and "local K_LIST = ':list:'" in prelude
+
+
+def test_the_lookup_is_read_only_and_has_a_variant_without_flags() -> None:
+    assert scripts.LOOKUP.source.startswith("#!lua flags=no-writes\n")
+    assert scripts.LOOKUP_PLAIN.source == scripts.LOOKUP.source.split("\n", 1)[1]
+    assert scripts.LOOKUP_PLAIN.sha1 != scripts.LOOKUP.sha1
 
 
 def test_keys_are_made_from_the_fragments() -> None:

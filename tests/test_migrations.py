@@ -44,20 +44,41 @@ def client(redis_url: str) -> Any:
     r.close()
 
 
-def written_by_the_previous_release(cli: Cli) -> None:
-    """What the release before this one leaves in Redis (schema version 1)."""
+def written_by_this_release(cli: Cli) -> None:
+    """Lists and entries of this release's layout."""
     cli("lists", "create", "dnc", "--action", "block")
     cli("add", "dnc", NUM, "+3361*", "--reason", "asked us")
 
 
-def test_migrate_on_data_of_the_previous_release(cli: Cli, client: Any) -> None:
-    written_by_the_previous_release(cli)
-    assert client.hget("{cs}:meta", "schema") == "1"
+def test_migrate_on_data_of_this_release(cli: Cli, client: Any) -> None:
+    written_by_this_release(cli)
+    version = schema_keys.SCHEMA_VERSION
+    assert client.hget("{cs}:meta", "schema") == version
     dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)
-    assert dry == {"stored_version": 1, "version": 1, "dry_run": True, "steps": []}
+    assert dry == {
+        "stored_version": int(version),
+        "version": int(version),
+        "dry_run": True,
+        "steps": [],
+    }
     assert "up to date" in cli("migrate", "--dry-run").stdout
     assert "up to date" in cli("migrate").stdout
     cli("check", NUM)
+
+
+def test_data_of_schema_version_1_moves_its_attempt_log(cli: Cli, client: Any) -> None:
+    """Version 2 keeps the attempt log in shards: data of version 1 is refused until
+    migrated (with no log to move, the step moves nothing; tests/test_logshards.py
+    moves one)."""
+    written_by_this_release(cli)
+    client.hset("{cs}:meta", "schema", "1")
+    cli("lists", "ls", code=EXIT_SCHEMA)
+    steps = json.loads(cli("migrate", "--json").stdout)["steps"]
+    assert steps == [
+        "2: the attempt log into its shards: 0 records, 0 counter days, 0 listed sets, "
+        "0 mark hashes, 0 decider hashes, 0 dropped keys"
+    ]
+    assert client.hget("{cs}:meta", "schema") == "2" and "dnc" in cli("lists", "ls").stdout
 
 
 def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:
@@ -68,7 +89,8 @@ def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:
 def test_commands_refuse_older_data_until_migrated(
     cli: Cli, client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    written_by_the_previous_release(cli)
+    written_by_this_release(cli)
+    client.hset("{cs}:meta", "schema", "1")
     runs: list[bool] = []
 
     async def step(table: Table, dry_run: bool) -> str:
@@ -99,8 +121,15 @@ def test_commands_refuse_older_data_until_migrated(
     assert (history[0]["op"], history[0]["by"]) == ("migrate", "ops")
 
 
+def test_serve_refuses_older_data_with_the_migrate_exit_code(cli: Cli, client: Any) -> None:
+    written_by_this_release(cli)
+    client.hset("{cs}:meta", "schema", "1")
+    refused = cli("serve", code=EXIT_SCHEMA)
+    assert "callscreen serve: " in refused.stderr and "callscreen migrate" in refused.stderr
+
+
 def test_newer_data_is_refused_too(cli: Cli, client: Any) -> None:
-    written_by_the_previous_release(cli)
+    written_by_this_release(cli)
     client.hset("{cs}:meta", "schema", "99")
     newer = cli("lists", "ls", code=EXIT_REFUSED)
     assert "newer than this release" in newer.stderr

@@ -91,3 +91,22 @@ class RedisProcess:
             self.proc.kill()
             self.proc.wait()
         self.proc = None
+
+
+def wait_replicated(primary_port: int, replica_port: int, timeout: float = 10) -> None:
+    """Until the replica has applied every write the primary has made so far. (``WAIT``
+    on a new connection would not do: it waits for that connection's writes only, and a
+    fresh one has none, so it returns at once.)"""
+    from tests.support.polling import until
+
+    def offset(port: int, field: str) -> int:
+        with redis.Redis(port=port, socket_timeout=2) as client:
+            return int(client.info("replication").get(field, -1))
+
+    target = offset(primary_port, "master_repl_offset")
+    until(
+        lambda: offset(replica_port, "slave_repl_offset") >= target,
+        "the replica to catch up",
+        timeout=timeout,
+        ignore=(redis.RedisError,),
+    )

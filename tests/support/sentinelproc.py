@@ -9,7 +9,13 @@ from pathlib import Path
 import redis
 
 from tests.support.polling import until
-from tests.support.redisproc import RedisProcess, free_port, redis_server_binary, terminate
+from tests.support.redisproc import (
+    RedisProcess,
+    free_port,
+    redis_server_binary,
+    terminate,
+    wait_replicated,
+)
 
 SERVICE = "callscreen"
 
@@ -74,12 +80,7 @@ class SentinelSet:
 
     def wait_replicated(self, timeout: float = 10) -> None:
         """Until the replica has everything the primary has."""
-
-        def synced() -> bool:
-            with redis.Redis(port=self.primary.port, socket_timeout=2) as primary:
-                return int(primary.execute_command("WAIT", 1, 100)) >= 1
-
-        until(synced, "the replica to catch up", timeout=timeout, ignore=(redis.RedisError,))
+        wait_replicated(self.primary.port, self.replica.port, timeout)
 
     def failover(self, *, kill: bool = False, timeout: float = 15) -> None:
         """Make the replica the primary, and wait until it is: ``SENTINEL FAILOVER``,

@@ -461,8 +461,10 @@ class LeanRedis:
         args: Sequence[Arg],
         *,
         timeout: float | None = None,
+        read_only: bool = False,
     ) -> Any:
-        """Run a Lua script by its SHA1, sending its source only if Redis lacks it.
+        """Run a Lua script by its SHA1, sending its source only if Redis lacks it;
+        ``read_only``: as ``EVALSHA_RO``/``EVAL_RO`` (Redis >= 7; a replica runs them).
 
         Redis forgets its script cache on restart, failover and ``SCRIPT FLUSH`` and
         then answers ``NOSCRIPT``: the call is repeated as ``EVAL`` (which caches the
@@ -471,14 +473,15 @@ class LeanRedis:
         loop = asyncio.get_running_loop()
         budget = self.command_timeout if timeout is None else timeout
         deadline = loop.time() + budget
-        payload = encode_command(b"EVALSHA", script.sha1, len(keys), *keys, *args)
+        evalsha, eval_ = (b"EVALSHA_RO", b"EVAL_RO") if read_only else (b"EVALSHA", b"EVAL")
+        payload = encode_command(evalsha, script.sha1, len(keys), *keys, *args)
         try:
             value = await self._send(payload, deadline, budget)
             if type(value) is RespError and value.code == "MOVED" and self._moved(value):
                 value = await self._send(payload, deadline, budget)
             if type(value) is RespError and value.code == "NOSCRIPT":
                 self.noscript += 1
-                payload = encode_command(b"EVAL", script.source, len(keys), *keys, *args)
+                payload = encode_command(eval_, script.source, len(keys), *keys, *args)
                 value = await self._send(payload, deadline, budget)
         except StoreError:
             self.failures += 1

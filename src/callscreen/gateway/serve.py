@@ -43,10 +43,11 @@ import pydantic
 
 from callscreen.asterisk.cascade import spool_problem
 from callscreen.callpath.leanredis import LeanRedis
+from callscreen.callpath.replica import ReadRouter
 from callscreen.callpath.screener import Screener
 from callscreen.callpath.server import HARD_LIMIT_FACTOR, AgiServer
 from callscreen.core.config import LIVE_SETTINGS, Settings
-from callscreen.core.errors import CallscreenError, StoreAuthError, StoreError
+from callscreen.core.errors import CallscreenError, InvalidInput, StoreAuthError, StoreError
 from callscreen.gateway.attemptlog import CallLog, LoggedScreener
 from callscreen.gateway.localredis import LocalRedis
 from callscreen.gateway.metrics import MAX_METRICS_CONNECTIONS, Metrics, MetricsEndpoint
@@ -125,6 +126,10 @@ class Gateway:
         self.load_settings = load_settings or from_environment
         self._loaded = self._baseline()
         self.screener = Screener.from_settings(settings)
+        self.reads = (
+            ReadRouter(settings, self.screener.client) if ReadRouter.wanted(settings) else None
+        )
+        self.screener.reads = self.reads
         log_settings = LogSettings.from_settings(settings)
         self.calllog = (
             CallLog.from_settings(settings, log_settings) if log_settings.enabled else None
@@ -171,6 +176,12 @@ class Gateway:
                 reconfigure=self.server.reconfigure,
             ),
         ]
+        if self.reads is not None:
+            self.parts.insert(
+                1, Part("replica reads", start=self.reads.start, close=self.reads.close)
+            )
+            if self.reads.replica is not None:
+                self.metrics.watch_redis("replica", self.reads.replica)
         if self.calllog is not None:
             self.metrics.watch_call_log(self.calllog.stats)
             self.parts.insert(
@@ -468,6 +479,9 @@ def run(
         except ImportError:
             asyncio.run(serve(settings, load_settings=load_settings, worker=worker))
     except asyncio.CancelledError:
+        return 1
+    except InvalidInput as exc:  # settings the running servers refuse (an old replica)
+        log.error("cannot start: %s", exc)
         return 1
     except OSError as exc:  # the FastAGI address is taken or not ours
         log.error("cannot serve on %s:%d: %s", settings.listen_host, settings.listen_port, exc)

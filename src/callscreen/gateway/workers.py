@@ -9,7 +9,8 @@ the kernel spreads new connections over them. Then the parent:
   died within a second of its start (so a worker that cannot start does not spin);
 - on **SIGTERM / SIGINT**, passes it to every worker, which drains as a single gateway
   does (stops accepting, finishes calls in flight for up to ``shutdown_grace_s``), waits
-  for them all and exits 0; a second signal is passed on too (forced exit);
+  for them all and exits 0; a second signal is passed on too (forced exit); a worker
+  still running :data:`STOP_SLACK_S` past the grace is killed (exit code 1);
 - on **SIGHUP**, passes it to every worker: each reloads its live settings;
 - serves **one** ``/metrics`` on ``metrics_host:metrics_port``: at each scrape it reads
   every worker's own endpoint (each worker listens on a loopback port of its own, picked
@@ -54,6 +55,7 @@ log = logging.getLogger("callscreen.workers")
 RESTART_QUICK_S = 1.0  # a worker that dies sooner than this after its start waits this long
 POLL_S = 0.1  # how often the supervisor looks at its workers and signals
 SCRAPE_TIMEOUT_S = 1.0
+STOP_SLACK_S = 15.0  # after SIGTERM, past the drain's grace, workers still up are killed
 WORKER_CODE = "from callscreen.gateway.workers import worker_main; worker_main()"
 
 
@@ -100,6 +102,7 @@ class Supervisor:
     _pool: list[Worker] = field(default_factory=list)
     _signals: list[int] = field(default_factory=list)
     _stopping: bool = False
+    _kill_at: float = 0.0
 
     def run(self) -> int:
         """Supervise until SIGTERM/SIGINT and every worker is gone; the exit code."""
@@ -121,6 +124,9 @@ class Supervisor:
                 alive = self._watch()
                 if self._stopping and not alive:
                     return 0
+                if self._stopping and time.monotonic() > self._kill_at:
+                    log.error("workers still running %.0f s after SIGTERM: killed", STOP_SLACK_S)
+                    return 1  # the finally below kills them
                 time.sleep(POLL_S)
         finally:
             if endpoint is not None:
@@ -143,6 +149,7 @@ class Supervisor:
                 continue
             if not self._stopping:
                 log.info("shutting down: the workers drain their calls")
+                self._kill_at = time.monotonic() + self.settings.shutdown_grace_s + STOP_SLACK_S
             self._stopping = True
             self._send(signal.SIGTERM)
 

@@ -21,6 +21,10 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:b:N``             hash   batch records (reason, source, who, when) -> JSON
 ``{cs}:hist:L``          stream changes to list L (audit trail)
 ``{cs}:hist``            stream changes to lists as a whole and to campaigns
+``{cs}:reg:L:X``         string a registry list's exchange X (US: NPA-NXX, 6 digits): one bit
+                                per possible number (10,000 bits, 1,250 bytes), bit n =
+                                the number whose last four digits are n (GETBIT order)
+``{cs}:regn:L``          hash   a registry list's exchanges: exchange -> numbers listed
 
 Imports in progress (:mod:`callscreen.services.importer`; ``T`` an import's random token, ``LOC``
 a bucket number or ``p`` for prefixes). Temporary: an import deletes its keys when it
@@ -117,7 +121,7 @@ import functools
 from dataclasses import dataclass
 
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the attempt log in shards (callscreen.services.migrations)
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
@@ -153,6 +157,8 @@ FRAGMENTS: dict[str, str] = {
     "IMP_SEEN": ":s:",
     "FIRST_CONTACT": ":fc:",
     "DECIDER": ":log:d:",
+    "REG": ":reg:",
+    "REG_INDEX": ":regn:",
 }
 # The sizes the scripts need, from the same place.
 NUMBERS: dict[str, int] = {
@@ -204,6 +210,14 @@ class Keys:
 
     def exact_pattern(self, list_id: int) -> str:
         return f"{self.base}{_F['EXACT']}{list_id}:*"
+
+    def registry(self, list_id: int, exchange: str) -> str:
+        """A registry list's bitmap of one exchange (``lookup.lua`` builds it too)."""
+        return f"{self.base}{_F['REG']}{list_id}:{exchange}"
+
+    def registry_index(self, list_id: int) -> str:
+        """A registry list's exchanges and how many numbers each lists."""
+        return f"{self.base}{_F['REG_INDEX']}{list_id}"
 
     def prefixes(self, list_id: int) -> str:
         return f"{self.base}{_F['PREFIXES']}{list_id}"

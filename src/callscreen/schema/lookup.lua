@@ -1,3 +1,4 @@
+#!lua flags=no-writes
 -- callscreen lookup: every entry that matches one number, in every list that
 -- applies to one call, in one round trip.
 --
@@ -7,7 +8,12 @@
 --          digits (E.164 without '+'), all ("1": also entries that are not enforced)
 --
 -- Returns a flat array, six items a match:
---   list name, action, entry digits, "1" if a prefix else "0", entry record, batch JSON
+--   list name, action, entry digits, "1" if a prefix, "r" if a registry listing, else
+--   "0", entry record, batch JSON
+-- A registry list (field "registry" of its hash: "us") holds no entries: one bit per
+-- possible number of each exchange, {cs}:reg:ID:NPANXX, bit = the last four digits;
+-- a listed number is reported as an active exact entry of the list's last load batch
+-- (field "rbatch").
 -- Which match decides is not chosen here: the precedence rules live in Python.
 
 local base, dir, camp = ARGV[1], ARGV[2], ARGV[3]
@@ -65,9 +71,17 @@ local function push(meta, key, is_prefix, rec)
   end
 end
 
+local nanp = #digits == 11 and string.sub(digits, 1, 1) == '1'
 for _, id in ipairs(ids) do
-  local meta = redis.call('HMGET', base .. K_LIST .. id, 'name', 'action', 'direction')
-  if meta[1] and (meta[3] == 'both' or meta[3] == dir) then
+  local meta = redis.call('HMGET', base .. K_LIST .. id, 'name', 'action', 'direction',
+    'registry', 'rbatch')
+  if meta[4] then
+    if nanp and meta[4] == 'us' and (meta[3] == 'both' or meta[3] == dir) then
+      local bit = redis.call('GETBIT', base .. K_REG .. id .. ':' .. string.sub(digits, 2, 7),
+        tonumber(string.sub(digits, 8, 11)))
+      if bit == 1 then push(meta, digits, 'r', 'a;' .. (meta[5] or '')) end
+    end
+  elseif meta[1] and (meta[3] == 'both' or meta[3] == dir) then
     local rec = redis.call('HGET', base .. K_EXACT .. id .. ':' .. bucket, field)
     if rec then push(meta, digits, '0', rec) end
     local recs = redis.call('HMGET', base .. K_PREFIXES .. id, unpack(prefixes))

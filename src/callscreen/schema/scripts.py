@@ -43,14 +43,22 @@ def body(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.lua").read_text()
 
 
-def load(name: str) -> Script:
-    """The script ``NAME.lua`` of this package, after the :func:`prelude`."""
-    return Script(prelude() + body(name))
+def load(name: str, *, flags: bool = True) -> Script:
+    """The script ``NAME.lua`` of this package with the :func:`prelude` put in front of
+    its body. A first line ``#!lua flags=...`` (script flags, Redis >= 7) stays first,
+    as Redis reads it only there; ``flags=False`` leaves it out, for a Redis that knows
+    no script flags (6: such a line is a syntax error there)."""
+    text = body(name)
+    if not text.startswith("#!"):
+        return Script(prelude() + text)
+    shebang, rest = text.split("\n", 1)
+    return Script((shebang + "\n" if flags else "") + prelude() + rest)
 
 
 ENTRIES = load("entries")
 IMPORT = load("import")
-LOOKUP = load("lookup")
+LOOKUP = load("lookup")  # read-only (#!lua flags=no-writes): EVALSHA_RO, on replicas too
+LOOKUP_PLAIN = load("lookup", flags=False)  # the same for Redis 6
 LOGWRITE = load("logwrite")
 OPTOUT = load("optout")
 OUTCOME = load("outcome")

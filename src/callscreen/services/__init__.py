@@ -5,6 +5,7 @@ returning views (:mod:`.views`) with one JSON convention:
 - :mod:`.lists` (lists), :mod:`.approvals` (entries and their life, approvals),
   :mod:`.campaigns`, :mod:`.checking` (check a number as a call would be),
   :mod:`.history` (the audit trail), :mod:`.transfer` (CSV import and export),
+  :mod:`.registry` (national do-not-call registries' files into a read-only list),
   :mod:`.migrations` (the stored layout's version), :mod:`.cascading` (the cascade as a
   plan, its queue and the gateway's runner); :class:`.facade.Services` holds them all;
 - the store they share: :mod:`.store` (redis-py connections, errors converted),

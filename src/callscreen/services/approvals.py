@@ -38,6 +38,7 @@ from callscreen.services.rules import (
     confirm_broad,
     parse_entries,
     record_change,
+    writable_list,
 )
 from callscreen.services.table import ListInfo
 from callscreen.services.views import ChangeResult, EntryCursorPage, EntryPage, EntryView
@@ -92,7 +93,7 @@ class EntryService:
         by = ctx.actor.name
         if status not in (Status.ACTIVE, Status.PENDING):
             raise InvalidInput("entries are added active or pending")
-        info = await ctx.table.get_list(list_name)
+        info = await writable_list(ctx, list_name)
         keys = self.parse_entries(raw_entries)
         free_text(reason, "reason", MAX_REASON)
         free_text(external_id, "external id", MAX_EXTERNAL_ID)
@@ -127,7 +128,7 @@ class EntryService:
         if not reason.strip():
             raise InvalidInput("a reason is required to remove entries")
         free_text(reason, "reason", MAX_REASON)
-        info = await ctx.table.get_list(list_name)
+        info = await writable_list(ctx, list_name)
         keys = self.parse_entries(raw_entries)
         await entries.precheck(ctx.table, info, "remove", keys)
         batch = await ctx.table.new_batch("remove", reason, DEFAULT_SOURCE, ctx.actor.name)
@@ -150,7 +151,7 @@ class EntryService:
         :meth:`add`, the cascade's plan is queued."""
         ctx = self.ctx
         free_text(reason, "reason", MAX_REASON)
-        info = await ctx.table.get_list(list_name)
+        info = await writable_list(ctx, list_name)
         keys = self.parse_entries(raw_entries)
         summary = await entries.transition(ctx.table, info, "restore", keys)
         await record_change(ctx, info, "restore", summary, reason=reason)
@@ -176,7 +177,7 @@ class EntryService:
         ctx = self.ctx
         if all_pending == bool(raw_entries):
             raise InvalidInput("give the entries to approve, or --all-pending (not both)")
-        info = await ctx.table.get_list(list_name)
+        info = await writable_list(ctx, list_name)
         op = "approve"
         detail = "permanent" if permanent else ""
         if not all_pending:
@@ -263,7 +264,7 @@ class EntryService:
         """Send active entries back to review (pending: no longer enforced). Refused
         (nothing changed) if any is permanent, removed or missing."""
         ctx = self.ctx
-        info = await ctx.table.get_list(list_name)
+        info = await writable_list(ctx, list_name)
         keys = self.parse_entries(raw_entries)
         summary = await entries.transition(ctx.table, info, "unapprove", keys)
         await record_change(ctx, info, "unapprove", summary)
@@ -432,7 +433,7 @@ class EntryService:
         """Hard-delete the entries soft-deleted before ``before`` (a date, or a
         duration meaning that long ago). Nothing else is touched."""
         ctx = self.ctx
-        info = await ctx.table.get_list(list_name)
+        info = await writable_list(ctx, list_name)
         cutoff = parse_before(before, ctx.clock())
         deleted = [
             (key, record)

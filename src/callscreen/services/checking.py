@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
-from callscreen.callpath.precedence import Match, rank, specificity
+from callscreen.callpath.precedence import Match, contenders, rank, specificity
 from callscreen.callpath.screener import Screener
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction, Scope, Status
@@ -73,7 +73,7 @@ def check_result(
             list_name=m.list_name,
             action=m.action,
             entry=m.display,
-            kind="prefix" if m.is_prefix else "number",
+            kind="registry" if m.registry else "prefix" if m.is_prefix else "number",
             status=m.status,
             enforced=m.enforced,
             decides=m is winner,
@@ -108,6 +108,8 @@ _STATUS_WORDS = {
 
 
 def _kind(match: Match) -> str:
+    if match.registry:
+        return "national registry listing"
     return f"prefix of {len(match.digits)} digits" if match.is_prefix else "exact number"
 
 
@@ -126,7 +128,14 @@ def explain(decision: Decision, lists_applied: Sequence[str] = ()) -> str:
             for m in ignored
         ]
         ignored_text = "; not enforced: " + ", ".join(parts)
-    enforced = sorted((m for m in matches if m.enforced), key=rank)
+    enforced = sorted(contenders(matches), key=rank)
+    exempted = [m for m in matches if m.enforced and m not in enforced]
+    if exempted:  # registry listings an allow entry of the company's own lists overrides
+        names = ", ".join(sorted({repr(m.list_name) for m in exempted}))
+        ignored_text += (
+            f"; the registry listing in {names} is overridden by an allow entry of the "
+            "company's own lists (established business relationship)"
+        )
     if not enforced:
         if not matches:
             scope = (

@@ -11,14 +11,16 @@ from callscreen.services.context import Context
 from callscreen.services.history import HistoryService
 from callscreen.services.lists import ListService
 from callscreen.services.migrations import SchemaService
+from callscreen.services.registry import RegistryService
 from callscreen.services.transfer import TransferService
 
 
 class Services:
     """The services by concern, sharing one :class:`Context`: ``lists``, ``entries``
     (and approvals), ``campaigns``, ``checks``, ``history``, ``transfer`` (import and
-    export), ``cascades`` (the queue of cascade plans), ``schema`` (the stored
-    layout's version, migrations), ``apikeys`` (the HTTP API's keys). The reports
+    export), ``registry`` (national do-not-call registries), ``cascades`` (the queue of
+    cascade plans), ``schema`` (the stored layout's version, migrations), ``apikeys``
+    (the HTTP API's keys). The reports
     reader is a layer up (:class:`callscreen.reports.report.Reports`), over the same
     context's table."""
 
@@ -30,6 +32,7 @@ class Services:
         self.checks = CheckService(ctx)
         self.history = HistoryService(ctx)
         self.transfer = TransferService(ctx)
+        self.registry = RegistryService(ctx)
         self.cascades = CascadeQueue(ctx.table)
         self.schema = SchemaService(ctx)
         self.apikeys = KeyService(ctx)

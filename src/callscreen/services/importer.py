@@ -110,7 +110,7 @@ from callscreen.schema.scripts import IMPORT
 from callscreen.services import store
 from callscreen.services.bulk import Bulk
 from callscreen.services.exporter import EXPORT_COLUMNS, protect, unprotect
-from callscreen.services.table import Batch, ListInfo
+from callscreen.services.table import Batch, ListInfo, refuse_registry
 
 BLOCK = 128 * 1024  # bytes a parse job reads (about 10k rows of E.164 numbers)
 MAX_BLOCK = 16 * 1024 * 1024  # a quoted cell left open cannot hold more than this
@@ -1080,6 +1080,7 @@ def import_file(
 ) -> ImportSummary:
     """Import ``path`` (``-`` for ``stdin``) into the list called ``list_name``."""
     info = table.get_list(list_name)
+    refuse_registry(info)
     if path == "-":
         if stdin is None:
             raise InvalidInput("no standard input to read")

@@ -6,7 +6,7 @@ from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.core.text import free_text
 from callscreen.services import entries
 from callscreen.services.context import Context
-from callscreen.services.rules import record
+from callscreen.services.rules import record, writable_list
 from callscreen.services.table import MAX_DESCRIPTION
 from callscreen.services.views import DeleteResult, ListView
 
@@ -72,7 +72,7 @@ class ListService:
         table = ctx.table
         if description is not None:
             free_text(description, "description", MAX_DESCRIPTION)
-        before = await table.get_list(name)
+        before = await writable_list(ctx, name)
         after = await table.update_list(
             name,
             new_name=new_name,
@@ -103,7 +103,7 @@ class ListService:
         Confirmation is the front end's business (the CLI asks, or takes ``--yes``).
         """
         ctx = self.ctx
-        info = await ctx.table.get_list(name)
+        info = await writable_list(ctx, name)
         raw = await ctx.table.drop_list(info)
         counts = entries.counts_from({k: str(v) for k, v in raw.items()}, 0)
         del counts[Status.EXPIRED.value]

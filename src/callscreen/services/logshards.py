@@ -224,6 +224,19 @@ def migrate_attempt_log(r: redis.Redis, keys: Keys) -> LogMigration:
     return done
 
 
+def count_old_attempt_log(r: redis.Redis, keys: Keys) -> tuple[int, int]:
+    """What :func:`migrate_attempt_log` would move: the old stream's records and the
+    old layout's other log keys (read only)."""
+    with store.converted():
+        old = keys.old_attempt_log
+        length: Any = r.xlen(old) if r.type(old) == "stream" else 0
+        records = int(length)
+        others = sum(
+            1 for pattern in keys.old_log_patterns for _ in r.scan_iter(match=pattern, count=1000)
+        )
+    return records, others
+
+
 def _migrate_key(r: redis.Redis, keys: Keys, name: str, done: LogMigration) -> None:
     rest = name[len(keys.base) + 1 :]  # "log:c:DAY", "log:b:DAY:C:K", "log:d:B", "fc:B", ...
     parts = rest.split(":")

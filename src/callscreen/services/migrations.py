@@ -13,11 +13,14 @@ the data in Redis has.
   once up to date. ``dry_run`` says what it would do and writes nothing.
 
 A release that changes a stored format bumps ``SCHEMA_VERSION`` and adds its step
-here. Version 1 is the first layout with a version; there is no step yet.
+here. Version 1 is the first layout with a version; version 2 keeps the attempt log in
+shards (:func:`~callscreen.services.logshards.migrate_attempt_log` moves the log of
+the one-tag layout; run it with the gateways stopped).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +28,9 @@ from typing import Any
 from callscreen.core.errors import Refused, SchemaTooOld
 from callscreen.schema import keys as schema_keys
 from callscreen.services import store
+from callscreen.services.bulk import Bulk
 from callscreen.services.context import Context
+from callscreen.services.logshards import count_old_attempt_log, migrate_attempt_log
 from callscreen.services.rules import record
 from callscreen.services.table import Table
 
@@ -40,7 +45,27 @@ class Migration:
     run: Callable[[Table, bool], Awaitable[str]]
 
 
-MIGRATIONS: list[Migration] = []
+async def _shard_attempt_log(table: Table, dry_run: bool) -> str:
+    """Version 2: the attempt log of the one-tag layout into its shards (bulk work: a
+    synchronous connection in a worker thread, as an import's)."""
+
+    def work() -> str:
+        bulk = Bulk(table.settings, clock=table.clock)
+        try:
+            if dry_run:
+                records, keys = count_old_attempt_log(bulk.r, bulk.keys)
+                return f"{records} log records and {keys} other log keys to move"
+            done = migrate_attempt_log(bulk.r, bulk.keys)
+            return ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in done.to_json().items())
+        finally:
+            bulk.close()
+
+    return await asyncio.to_thread(work)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(2, "the attempt log into its shards", _shard_attempt_log),
+]
 
 
 def current_version() -> int:

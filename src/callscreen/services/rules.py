@@ -1,5 +1,6 @@
 """Rules every service applies the same way: reading entries typed by an admin, the
-limits of free text, broad permanent approvals, and writing a change to the audit
+limits of free text, broad permanent approvals, which lists a command may change (not
+a national registry's: :func:`writable_list`), and writing a change to the audit
 trail with its actor."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from callscreen.core.numbers import EntryKey, parse_entry_fast
 from callscreen.services import audit
 from callscreen.services.context import Context
 from callscreen.services.entries import WriteSummary
-from callscreen.services.table import ListInfo
+from callscreen.services.table import ListInfo, refuse_registry
 
 MAX_REASON = 500
 MAX_EXTERNAL_ID = 64
@@ -58,6 +59,15 @@ def parse_entries(raws: Iterable[str], region: str) -> list[EntryKey]:
     if not keys:
         raise InvalidInput("no entries given")
     return list(dict.fromkeys(keys))
+
+
+async def writable_list(ctx: Context, name: str) -> ListInfo:
+    """The list called ``name``, about to be changed: a national registry's list is
+    refused (:class:`~callscreen.core.errors.Refused`), as it changes only through the
+    registry service (:mod:`callscreen.services.registry`); reading it is allowed."""
+    info = await ctx.table.get_list(name)
+    refuse_registry(info)
+    return info
 
 
 async def record_change(

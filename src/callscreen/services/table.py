@@ -52,6 +52,7 @@ class ListInfo:
     created_by: str = ""
     updated_at: float = 0.0
     updated_by: str = ""
+    registry: str = ""  # a national registry's list ("us"): read-only but to `registry`
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +70,16 @@ class ListInfo:
             created_by=data.get("created_by", ""),
             updated_at=float(data.get("updated_at", 0)),
             updated_by=data.get("updated_by", ""),
+            registry=data.get("registry", ""),
+        )
+
+
+def refuse_registry(info: ListInfo) -> None:
+    """Registry lists are read-only to every command but ``callscreen registry``."""
+    if info.registry:
+        raise Refused(
+            f"list {info.name!r} holds the {info.registry.upper()} national registry: it "
+            "changes only through `callscreen registry load|update`"
         )
 
 
@@ -176,8 +187,11 @@ class Table:
         scope: Scope,
         description: str,
         by: str,
+        *,
+        registry: str = "",
     ) -> ListInfo:
-        """Create a list; its name must be free."""
+        """Create a list; its name must be free. ``registry``: a national registry's
+        list (:mod:`callscreen.services.registry`), flagged so from its creation on."""
         check_name(name, "list", MAX_LIST_NAME)
         free_text(description, "description", MAX_DESCRIPTION)
         await self.buckets()  # fixes the schema before the first list
@@ -186,7 +200,9 @@ class Table:
             if not await self.r.hsetnx(self.keys.lists, name, list_id):
                 raise Conflict(f"a list named {name!r} already exists")
             now = self.clock()
-            info = ListInfo(list_id, name, action, direction, scope, description, now, by, now, by)
+            info = ListInfo(
+                list_id, name, action, direction, scope, description, now, by, now, by, registry
+            )
             pipe = self.r.pipeline(transaction=True)
             pipe.hset(self.keys.list(list_id), mapping=_list_hash(info))
             if scope is Scope.GLOBAL:
@@ -387,4 +403,5 @@ def _list_hash(info: ListInfo) -> dict[str, str]:
         "created_by": info.created_by,
         "updated_at": repr(info.updated_at),
         "updated_by": info.updated_by,
+        **({"registry": info.registry} if info.registry else {}),
     }

@@ -75,7 +75,7 @@ class EntryView:
     and who last set it, when, why."""
 
     entry: str  # +33123456789 or +33*
-    kind: str  # number | prefix
+    kind: str  # number | prefix | registry
     status: Status  # effective: an active entry past its expiry is expired
     reason: str
     source: str
