@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -538,3 +539,51 @@ def test_uploads_are_the_apis_import_jobs(api: ApiServer, admin_client: httpx.Cl
         ("user:alice", "console"),
         ("key:crm", "api"),
     }
+
+
+def test_four_eyes_rule_holds_through_the_console(redis_url: str, tmp_path: Path) -> None:
+    """With CALLSCREEN_FOUR_EYES=true the console's permanent approval is the entry
+    service's: refused (409) for the user who added the entry, done for another."""
+    from callscreen.core.config import Settings
+
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        redis_url=redis_url,
+        default_region="FR",
+        spool_dir="",
+        log_level="WARNING",
+        four_eyes=True,
+        api_data_dir=str(tmp_path / "api"),
+    )
+    server = ApiServer(settings)
+    server.start()
+    try:
+        make_user(server, "ann", "approver")
+        make_user(server, "bea", "approver")
+        with Admin(settings) as admin:
+            view = admin.create_list("fe", Action.BLOCK, Direction.BOTH)
+        list_url = f"/lists/{view.id}"
+        with sign_in(server, "ann") as ann:
+            csrf = page_csrf(ann, list_url)
+            r = ann.post(list_url + "/add", data={"csrf": csrf, "numbers": "+33612345678"})
+            assert r.status_code == 303, r.text
+            permanent = {
+                "csrf": csrf,
+                "op": "approve-permanent",
+                "entry": "+33612345678",
+                "confirm": "yes",
+                "tab": "review",
+            }
+            r = ann.post(list_url + "/change", data=permanent)
+            assert r.status_code == 409 and "four-eyes" in r.text
+        with Admin(settings) as admin:
+            entry = admin.show_entry("fe", "+33612345678")
+            assert entry.status is not Status.PERMANENT and entry.created_by == "user:ann"
+        with sign_in(server, "bea") as bea:
+            permanent["csrf"] = page_csrf(bea, list_url)
+            r = bea.post(list_url + "/change", data=permanent)
+            assert r.status_code == 303, r.text
+        with Admin(settings) as admin:
+            assert admin.show_entry("fe", "+33612345678").status is Status.PERMANENT
+    finally:
+        server.stop()
