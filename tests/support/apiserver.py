@@ -40,6 +40,7 @@ class ApiServer:
         self.port = free_port()
         self.server = uvicorn.Server(config(settings, host="127.0.0.1", port=self.port))
         self.server.config.log_level = "warning"
+        self.server.config.app.state.server = self.server
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property

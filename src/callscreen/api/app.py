@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -14,10 +16,12 @@ from callscreen import __version__
 from callscreen.api import evidence, imports, keys, lists, problems, screening
 from callscreen.api.auth import FailureLimiter
 from callscreen.api.backend import Backend
+from callscreen.api.console import web
 from callscreen.core.config import Settings
 from callscreen.core.errors import TooLarge
 
 PREFIX = "/api/v1"
+STATIC = Path(web.__file__).parent / "static"
 
 
 class BodyLimit:
@@ -88,6 +92,9 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         app.include_router(module.router, prefix=PREFIX)
     app.include_router(evidence.health)
     app.include_router(evidence.health, prefix=PREFIX)
+    # the web console under / (its own sessions; /api/v1 never reads its cookie)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     if settings.api_cors_origins:
         app.add_middleware(
             CORSMiddleware,

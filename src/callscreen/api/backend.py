@@ -25,12 +25,13 @@ import io
 import json
 import logging
 import queue
+import shutil
 import threading
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import IO, Any, TextIO, cast
+from typing import IO, Any, BinaryIO, TextIO, cast
 
 from callscreen.api import jobs
 from callscreen.callpath.decision import Decision, ScreenRequest
@@ -43,26 +44,37 @@ from callscreen.core.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
+    InvalidNumber,
     NotFound,
     StoreError,
 )
 from callscreen.core.model import Action, Direction, Scope, Status
+from callscreen.core.numbers import parse_entry
 from callscreen.gateway import optout
-from callscreen.reports.report import Order, ReportService
+from callscreen.reports.report import (
+    LogQuery,
+    Order,
+    Report,
+    ReportService,
+    follow_attempts,
+    recent_attempts,
+)
 from callscreen.schema.attempts import AttemptRecord, Outcome
-from callscreen.services import store
+from callscreen.services import browse, entries, store, users
 from callscreen.services.apikeys import ApiKey
 from callscreen.services.audit import Event
 from callscreen.services.context import Actor, Context
 from callscreen.services.entries import Position
 from callscreen.services.facade import Services
 from callscreen.services.importer import ImportOptions
+from callscreen.services.rules import MAX_PAGE
 from callscreen.services.table import ListInfo
 from callscreen.services.views import (
     CampaignView,
     ChangeResult,
     DeleteResult,
     EntryCursorPage,
+    EntryPage,
     EntryView,
     ListView,
 )
@@ -74,6 +86,11 @@ IDEMPOTENCY_TTL_S = 24 * 3600
 EXPORT_CHUNK = 64 * 1024
 #: what the audit trail records as the origin of every change made through the API
 VIA = "api"
+#: the origin of every change made through the web console
+CONSOLE_VIA = "console"
+MAX_CARD_CAMPAIGNS = 50
+CARD_LOG_DAYS = 30
+FOLLOW_BLOCK_MS = 500
 #: the actor of what the process does in no caller's name (authenticating a key)
 PROCESS_ACTOR = Actor("api", VIA)
 
@@ -84,6 +101,18 @@ class Replay:
 
     status: int
     body: Any
+
+
+@dataclass(frozen=True, slots=True)
+class NumberCard:
+    """What the console's number page shows (:meth:`Backend.number_card`)."""
+
+    number: str
+    inbound: Decision
+    outbound: Decision
+    campaigns: tuple[tuple[str, Decision], ...]
+    entries: tuple[tuple[EntryView, list[Event], str], ...]
+    attempts: tuple[AttemptRecord, ...]  # newest first
 
 
 class Backend:
@@ -508,10 +537,14 @@ class Backend:
 
     async def start_import(self, job: str, request: jobs.ImportRequest, size: int) -> None:
         """Record the job (its file is in place) and run it in the background."""
-        record = {**jobs.record(request, jobs.now()), "size": str(size)}
+        now = jobs.now()
+        record = {**jobs.record(request, now), "size": str(size)}
+        index = self.ctx.table.keys.import_jobs
         pipe = self.ctx.table.r.pipeline(transaction=True)
         pipe.hset(self._job_key(job), mapping=record)
         pipe.expire(self._job_key(job), jobs.KEEP_S)
+        pipe.zadd(index, {job: now})
+        pipe.zremrangebyscore(index, "-inf", now - jobs.KEEP_S)
         await store.wait(pipe.execute())
         self._background(self._run_import(job))
 
@@ -587,7 +620,7 @@ class Backend:
                 replace=request.replace,
                 keep_status=request.keep_status,
             )
-            services = Services(self.ctx.acting_as(Actor(request.by, VIA)))
+            services = Services(self.ctx.acting_as(Actor(request.by, request.via)))
             path = str(jobs.upload_path(self.settings, job))
             result = await services.transfer.import_file(
                 info.name, path, options, errors_out=cast(TextIO, errors), progress=on_progress
@@ -650,6 +683,310 @@ class Backend:
     async def replay_abort(self, idempotency_key: str) -> None:
         redis_key = self._replay_key(idempotency_key)
         await store.wait(self.ctx.table.r.delete(redis_key))
+
+    # -- the web console (callscreen.api.console) -------------------------------------------
+
+    def as_user(self, user: users.User) -> Backend:
+        """The same connections, for a console user: changes recorded as ``user:NAME``
+        (via ``console``), the role's scopes standing in for a key's (no list
+        restriction)."""
+        key = ApiKey(user.actor, user.scopes, (), user.created_by, user.created_at)
+        ctx = self.ctx.acting_as(Actor(user.actor, CONSOLE_VIA))
+        return Backend(
+            self.settings, ctx, self.lean, actor=user.actor, key=key, screener=self.screener
+        )
+
+    async def user_count(self) -> int:
+        return await users.count(self.ctx)
+
+    async def sign_in(self, name: str, password: str, address: str) -> tuple[users.Session, str]:
+        return await users.sign_in(self.ctx, name, password, address)
+
+    async def session(self, token: str) -> users.Session:
+        return await users.session(self.ctx, token)
+
+    async def sign_out(self, current: users.Session) -> None:
+        await users.sign_out(self.ctx, current)
+
+    async def list_users(self) -> list[users.User]:
+        return await users.list_users(self.ctx)
+
+    async def add_user(self, name: str, role: users.Role, password: str) -> users.User:
+        return await users.add(self.ctx, name, role, password)
+
+    async def set_user_disabled(self, name: str, disabled: bool) -> users.User:
+        return await users.set_disabled(self.ctx, name, disabled)
+
+    async def set_user_role(self, name: str, role: users.Role) -> users.User:
+        return await users.set_role(self.ctx, name, role)
+
+    async def set_user_password(self, name: str, password: str) -> users.User:
+        return await users.set_password(self.ctx, name, password)
+
+    async def check_lines(self, lines: Sequence[str]) -> list[tuple[int, str, str]]:
+        """The lines of a text box that are not an entry: (line number, text, why).
+        Blank lines are skipped."""
+        bad = []
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    parse_entry(line.strip(), self.settings.default_region)
+                except InvalidNumber as exc:
+                    bad.append((number, line, str(exc)))
+        return bad
+
+    async def search_entries(
+        self,
+        list_id: int,
+        *,
+        statuses: frozenset[Status] | None,
+        search: str,
+        limit: int,
+        after: tuple[str, bool] | None,
+    ) -> EntryPage:
+        """A page of entries sorted by entry (a scan: for a search), past ``after``."""
+        return await self.services.entries.list_entries(
+            await self._name(list_id), search=search, limit=limit, after=after, statuses=statuses
+        )
+
+    async def change_matching(
+        self,
+        list_id: int,
+        op: str,
+        *,
+        statuses: frozenset[Status],
+        search: str,
+        reason: str = "",
+        permanent: bool = False,
+    ) -> ChangeResult:
+        """``change_entries`` on every entry matching a filter ("all N matching"):
+        every pending entry at once for a plain approval of the review queue, else
+        page by page."""
+        service = self.services.entries
+        name = await self._name(list_id)
+        if op == "approve" and statuses == {Status.PENDING} and not search:
+            return await service.approve(name, all_pending=True, permanent=permanent)
+        if op not in ("remove", "restore", "approve", "unapprove"):
+            raise InvalidInput(f"unknown change {op!r}")
+        chosen: list[str] = []
+        after: tuple[str, bool] | None = None
+        while True:
+            page = await service.list_entries(
+                name, statuses=statuses, search=search, limit=MAX_PAGE, after=after
+            )
+            chosen += [v.entry for v in page.entries]
+            if len(page.entries) < MAX_PAGE:
+                break
+            last = page.entries[-1].entry
+            after = (last.lstrip("+").rstrip("*"), last.endswith("*"))
+        if not chosen:
+            raise InvalidInput("no entry matches this filter")
+        outcomes: dict[str, int] = {}
+        result: ChangeResult | None = None
+        for start in range(0, len(chosen), entries.CHUNK):
+            part = chosen[start : start + entries.CHUNK]
+            result = await self.change_entries(
+                list_id, op, part, reason=reason, permanent=permanent
+            )
+            for k, n in result.outcomes.items():
+                outcomes[k] = outcomes.get(k, 0) + n
+        assert result is not None
+        return replace(result, outcomes=outcomes, entries={})
+
+    async def browse_entries(
+        self,
+        list_id: int,
+        statuses: frozenset[Status],
+        limit: int,
+        after: str,
+        keep: browse.Filter | None = None,
+    ) -> tuple[EntryPage, str]:
+        """A page of entries in storage order (fast at any size; no search) and the
+        cursor of the next page ('' after the last). The page's ``total`` is -1 when
+        only a scan could count the entries ``keep`` keeps."""
+        info = await self._list(list_id)
+        table = self.ctx.table
+        now = self.ctx.clock()
+        found = await browse.browse(
+            table,
+            info,
+            statuses,
+            limit,
+            browse.Cursor.decode(after),
+            now=now,
+            keep=keep or browse.Filter(),
+        )
+        views = await self.services.entries.entry_views(found.items, now)
+        counts = await entries.status_counts(table, info, now)
+        total = -1 if found.total is None else found.total
+        page = EntryPage(info.name, total, 0, limit, counts, views)
+        return page, found.next.encode() if found.next is not None else ""
+
+    async def exact_entry_page(
+        self, list_id: int, raw: str, statuses: frozenset[Status], limit: int
+    ) -> EntryPage | None:
+        """A search for one whole number, read directly (no scan): a page with the
+        entry if the list holds it with one of ``statuses``; None when ``raw`` is not a
+        whole valid number (a partial one needs a scan)."""
+        info = await self._list(list_id)
+        try:
+            key = parse_entry(raw.strip(), self.settings.default_region)
+        except InvalidNumber:
+            return None
+        if key.is_prefix:
+            return None
+        table = self.ctx.table
+        now = self.ctx.clock()
+        record = (await entries.read_records(table, info, [key]))[0]
+        items = (
+            [(key, record)]
+            if record is not None and record.effective_status(now) in statuses
+            else []
+        )
+        counts = await entries.status_counts(table, info, now)
+        views = await self.services.entries.entry_views(items, now)
+        return EntryPage(info.name, len(items), 0, limit, counts, views, None, raw)
+
+    async def export_csv(self, list_id: int, statuses: frozenset[Status] | None) -> str:
+        """A list's CSV (the CLI's export format) whole, for the console's download."""
+        out = io.StringIO()
+        await self.services.transfer.export_list(await self._name(list_id), out, statuses=statuses)
+        return out.getvalue()
+
+    async def number_card(self, raw: str, attempts: int = 20) -> NumberCard:
+        """Everything known of one number: its decision inbound and outbound (and per
+        campaign), every entry of every list that matches it, with history, and its
+        last attempts."""
+        number = parse_entry(raw.strip(), self.settings.default_region)
+        if number.is_prefix:
+            raise InvalidInput("give a whole number, not a prefix")
+        display = number.display
+        inbound, outbound = await asyncio.gather(
+            self.screener.decide(
+                ScreenRequest(display, Direction.INBOUND, ""), include_inactive=True
+            ),
+            self.screener.decide(
+                ScreenRequest(display, Direction.OUTBOUND, ""), include_inactive=True
+            ),
+        )
+        names = await self.campaigns()
+        per_campaign = await asyncio.gather(
+            *(
+                self.screener.decide(ScreenRequest(display, Direction.OUTBOUND, c.name))
+                for c in names[:MAX_CARD_CAMPAIGNS]
+            )
+        )
+        matches = {(m.list_name, m.display): m for d in (inbound, outbound) for m in d.matches}
+        # an entry of a campaign list is matched only with its campaign
+        for d in per_campaign:
+            matches.update({(m.list_name, m.display): m for m in d.matches})
+        found: list[tuple[EntryView, list[Event], str]] = []
+        for list_name, entry in sorted(matches):
+            try:
+                view = await self.services.entries.show_entry(list_name, entry)
+            except NotFound:
+                continue
+            events = await self.services.history.history(list_name, entry, limit=20)
+            found.append((view, events, list_name))
+        query = LogQuery(number=display, since=self.ctx.clock() - CARD_LOG_DAYS * 86400)
+        recent, _ = await recent_attempts(self.ctx.table, query, attempts)
+        return NumberCard(
+            display,
+            inbound,
+            outbound,
+            tuple((c.name, d) for c, d in zip(names, per_campaign, strict=False)),
+            tuple(found),
+            tuple(reversed(recent)),
+        )
+
+    async def recent_attempts(self, query: LogQuery, limit: int) -> tuple[list[Any], str]:
+        """The last ``limit`` attempts matching ``query`` (newest last) and the stream
+        id to follow from."""
+        return await recent_attempts(self.ctx.table, query, limit)
+
+    async def follow(
+        self, query: LogQuery, after: str, stop: threading.Event
+    ) -> AsyncGenerator[list[Any], None]:
+        """Attempts logged after ``after``, in groups as they come, until ``stop`` is set
+        (each blocking read lasts at most :data:`FOLLOW_BLOCK_MS`, so the stream ends
+        within that)."""
+        try:
+            async for rec in follow_attempts(
+                self.ctx.table, query, after, block_ms=FOLLOW_BLOCK_MS, stop=stop.is_set
+            ):
+                yield [rec]
+        finally:
+            stop.set()
+
+    async def start_upload(
+        self, list_id: int, filename: str, upload: BinaryIO, *, mode: str, replace: bool
+    ) -> jobs.ImportTask:
+        """An uploaded CSV as an import job (the API's, :mod:`callscreen.api.jobs`):
+        saved under ``api_data_dir``, imported in the background as this user; the
+        job as the console shows it."""
+        status = jobs.mode_status(mode)
+        info = await self._list(list_id)
+        job = jobs.new_job_id()
+        path = jobs.upload_path(self.settings, job)
+
+        def save() -> int:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as out:
+                shutil.copyfileobj(upload, out, 1024 * 1024)
+            return path.stat().st_size
+
+        size = await asyncio.to_thread(save)
+        name = Path(filename or "upload.csv").name[:200]
+        request = jobs.ImportRequest(
+            list_id=info.id,
+            list_name=info.name,
+            approve=status.value,
+            reason=None,
+            source=f"upload:{name}",
+            restore_deleted=False,
+            replace=replace,
+            keep_status=False,
+            by=self.actor,
+            key=self.key.name if self.key else "",
+            via=self.ctx.actor.via,
+            file=name,
+        )
+        await self.start_import(job, request, size)
+        return await self.task(job)
+
+    async def task(self, job: str) -> jobs.ImportTask:
+        """An import job as the console's task log shows it."""
+        return jobs.task_of(job, await self._job_data(job), jobs.now())
+
+    async def list_tasks(self) -> list[jobs.ImportTask]:
+        """The latest import jobs (the API's and the console's), newest first."""
+        r = self.ctx.table.r
+        ids = await store.wait(
+            r.zrevrange(self.ctx.table.keys.import_jobs, 0, jobs.MAX_TASKS_SHOWN - 1)
+        )
+        pipe = r.pipeline(transaction=False)
+        for job in ids:
+            pipe.hgetall(self._job_key(job))
+        found: list[dict[str, str]] = await store.wait(pipe.execute())
+        now = jobs.now()
+        return [
+            jobs.task_of(job, data, now)
+            for job, data in zip(ids, found, strict=True)
+            if data and (self.key is None or self.key.may_use_list(jobs.list_id_of(data)))
+        ]
+
+    async def task_errors(self, job: str) -> Path | None:
+        """The rows a job refused (CSV ``line,raw,error``), None before there is any."""
+        try:
+            return await self.import_errors(job)
+        except NotFound:
+            await self._job_data(job)  # NotFound for no such job
+            return None
+
+    async def console_report(self, days: int, campaign: str | None) -> Report:
+        return await ReportService(self.settings, self.ctx.table).report(
+            days=days, campaign=campaign
+        )
 
 
 class _ExportAbandoned(Exception):

@@ -1,4 +1,5 @@
-"""Import jobs of the HTTP API: an uploaded CSV imported in the background.
+"""Import jobs of the HTTP API and the web console: an uploaded CSV imported in the
+background (the console's Upload and Tasks pages are these jobs, :class:`ImportTask`).
 
 The upload is streamed to ``CALLSCREEN_API_DATA_DIR/imports/JOB.csv`` (never held in
 memory); the job's state lives in Redis (``{cs}:ij:JOB``), so that any API process
@@ -21,12 +22,14 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from callscreen.core.config import Settings
-from callscreen.core.errors import NotFound
+from callscreen.core.errors import InvalidInput, NotFound
+from callscreen.core.model import Status
+from callscreen.core.times import iso
 
 log = logging.getLogger("callscreen.api.imports")
 
@@ -49,6 +52,8 @@ class ImportRequest:
     keep_status: bool
     by: str
     key: str
+    via: str = "api"  # the origin its changes are recorded with: api, console
+    file: str = ""  # the uploaded file's name, when the client gave one
 
 
 def new_job_id() -> str:
@@ -101,6 +106,90 @@ def view(job: str, data: dict[str, str], now: float) -> dict[str, Any]:
         "created_by": request["by"],
         "started": int(data.get("runs", 0)),
     }
+
+
+#: the console's import modes: the status the imported entries get
+MODES = {"pending": Status.PENDING, "approve": Status.ACTIVE, "permanent": Status.PERMANENT}
+MAX_TASKS_SHOWN = 200
+
+
+def mode_status(mode: str) -> Status:
+    """The status a console import mode gives (:data:`MODES`)."""
+    try:
+        return MODES[mode]
+    except KeyError:
+        raise InvalidInput(f"choose one of {', '.join(MODES)}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportTask:
+    """An import job as the console's task log shows it (:func:`task_of`)."""
+
+    id: str
+    list_name: str
+    file: str
+    by: str
+    started_at: float
+    size: int
+    mode: str  # pending | approve | permanent
+    replace: bool
+    state: str  # queued | running | done | failed | interrupted
+    bytes_read: int = 0
+    rows: int = 0
+    finished_at: float | None = None
+    error: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def percent(self) -> int:
+        if self.state == "done":
+            return 100
+        if not self.size:
+            return 0
+        return min(99, self.bytes_read * 100 // self.size)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "list": self.list_name,
+            "file": self.file,
+            "by": self.by,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "size": self.size,
+            "mode": self.mode,
+            "replace": self.replace,
+            "state": self.state,
+            "bytes_read": self.bytes_read,
+            "rows": self.rows,
+            "percent": self.percent,
+            "error": self.error,
+            "summary": self.summary,
+        }
+
+
+def task_of(job: str, data: dict[str, str], now: float) -> ImportTask:
+    """The console's view of a job (its stored hash)."""
+    shown = view(job, data, now)
+    request = json.loads(data["request"])
+    mode = {s.value: m for m, s in MODES.items()}.get(request["approve"], request["approve"])
+    finished = float(data["heartbeat"]) if shown["done"] and data.get("heartbeat") else None
+    return ImportTask(
+        id=job,
+        list_name=shown["list"],
+        file=request.get("file") or request.get("source") or job,
+        by=shown["created_by"],
+        started_at=float(data.get("created_at") or 0),
+        size=shown["file_bytes"],
+        mode=mode,
+        replace=bool(request.get("replace")),
+        state=shown["state"],
+        bytes_read=shown["file_bytes"] if shown["state"] == "done" else shown["bytes_read"],
+        rows=shown["rows_read"],
+        finished_at=finished,
+        error=shown["error"] or "",
+        summary=shown["summary"] or {},
+    )
 
 
 def list_id_of(data: dict[str, str]) -> int:

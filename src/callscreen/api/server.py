@@ -11,17 +11,23 @@ from __future__ import annotations
 import logging
 
 import uvicorn
+from fastapi import FastAPI
 
 from callscreen.api.app import create_app
 from callscreen.core.config import Settings
 
 
 def config(
-    settings: Settings, *, host: str | None = None, port: int | None = None
+    settings: Settings,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    app: FastAPI | None = None,
 ) -> uvicorn.Config:
-    """The uvicorn configuration of the API process."""
+    """The uvicorn configuration of the API process (serving ``app``, default a new
+    :func:`create_app`)."""
     return uvicorn.Config(
-        create_app(settings),
+        app if app is not None else create_app(settings),
         host=host if host is not None else settings.api_host,
         port=port if port is not None else settings.api_port,
         loop="uvloop",
@@ -45,4 +51,8 @@ def run(settings: Settings, *, host: str | None = None, port: int | None = None)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    uvicorn.Server(config(settings, host=host, port=port)).run()
+    app = create_app(settings)
+    server = uvicorn.Server(config(settings, host=host, port=port, app=app))
+    # the console's live streams end when the server starts shutting down
+    app.state.server = server
+    server.run()

@@ -146,3 +146,4 @@ from callscreen.cli import lists as _lists  # noqa: E402, F401
 from callscreen.cli import ops as _ops  # noqa: E402, F401
 from callscreen.cli import registry as _registry  # noqa: E402, F401
 from callscreen.cli import reports as _reports  # noqa: E402, F401
+from callscreen.cli import users as _users  # noqa: E402, F401

@@ -117,6 +117,11 @@ class Settings(BaseSettings):
         9573, ge=0, le=65535, description="port of the metrics endpoint; 0 = no endpoint"
     )
 
+    four_eyes: bool = Field(
+        False,
+        description="a permanent approval needs another actor than the one who added the entry",
+    )
+
     # Cascade on blacklisting: queued call files and live calls
     cascade_enabled: bool = Field(True, description="cancel queued/live work for new blocks")
     spool_dir: str = Field(

@@ -92,14 +92,27 @@ name, ``H`` the hex SHA-256 of a key, ``I`` a client's ``Idempotency-Key``):
 ``{cs}:ak:h:H``          hash   one API key: name, scopes, lists, created by/at, expires,
                                 last used (the key itself is never stored)
 ``{cs}:idem:NAME:I``     string a bulk add's body hash and response, kept 24 h (SET NX EX)
-``{cs}:ij:JOB``          hash   an import job of the API: list, file, options, state,
-                                progress, heartbeat, summary (kept 30 days)
+``{cs}:ij:JOB``          hash   an import job of the API or the console: list, file,
+                                options, state, progress, heartbeat, summary (kept 30 days)
+``{cs}:ij``              zset   import job -> created at (epoch seconds): the console's
+                                task log, newest first (trimmed past 30 days)
 
 The cascade queue (:mod:`callscreen.services.cascading`; ``J`` a job id, ``H`` a host name):
 
 ``{cs}:cq``              stream cascade jobs (a plan each); one consumer group per host
 ``{cs}:cq:r:J``          hash   host -> the cascade's report (JSON); expires after a day
 ``{cs}:cq:lock:H``       string the runner of host H (SET NX PX, renewed while it runs)
+
+The web console's users and sessions (:mod:`callscreen.services.users`; ``U`` a user name,
+``S`` the hex SHA-256 of a session token, ``A`` a client address):
+
+``{cs}:users``           set    the user names
+``{cs}:user:U``          hash   one user: role, argon2 hash, disabled, created by/at
+``{cs}:sess:S``          hash   one session: user, CSRF token, created at, address; expires
+                                after the idle timeout, renewed on each request
+``{cs}:usess:U``         set    the sessions of user U (ended together on disable/passwd)
+``{cs}:signin:u:U``      string failed sign-ins for user U in the current window (INCR EX)
+``{cs}:signin:a:A``      string failed sign-ins from address A in the current window
 """
 
 from __future__ import annotations
@@ -322,6 +335,32 @@ class Keys:
     def import_job(self, job: str) -> str:
         """An import job of the HTTP API (its state, so that any API process answers)."""
         return f"{self.base}:ij:{job}"
+
+    @property
+    def import_jobs(self) -> str:
+        """The import jobs by creation time (the console's task log)."""
+        return f"{self.base}:ij"
+
+    # -- console users and sessions (callscreen.services.users) -------------------------------
+
+    @property
+    def users(self) -> str:
+        return f"{self.base}:users"
+
+    def user(self, name: str) -> str:
+        return f"{self.base}:user:{name}"
+
+    def session(self, digest: str) -> str:
+        return f"{self.base}:sess:{digest}"
+
+    def user_sessions(self, name: str) -> str:
+        return f"{self.base}:usess:{name}"
+
+    def signin_user(self, name: str) -> str:
+        return f"{self.base}:signin:u:{name}"
+
+    def signin_address(self, address: str) -> str:
+        return f"{self.base}:signin:a:{address}"
 
     # -- outcome watcher (callscreen.gateway.outcomes) ---------------------------------------------
 

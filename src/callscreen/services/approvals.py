@@ -8,6 +8,8 @@ unapprove, purge — and pages of a list's entries.
   refuses every transition);
 - approving permanently a prefix that is a whole country calling code cannot be undone
   and reaches millions of numbers: it needs ``confirm_broad``;
+- with the four-eyes rule (setting ``four_eyes``), a permanent approval by the actor who
+  added the entry is refused, whatever the front end;
 - when entries of a *block* list become enforced (``add``, ``approve``, ``restore``),
   the result carries the cascade's plan and its queued job
   (:mod:`callscreen.services.cascading`); the front end may wait for its report.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from callscreen.core.errors import InvalidInput, NotFound
+from callscreen.core.errors import InvalidInput, NotFound, Refused
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.text import free_text
@@ -40,6 +42,11 @@ from callscreen.services.rules import (
 )
 from callscreen.services.table import ListInfo
 from callscreen.services.views import ChangeResult, EntryCursorPage, EntryPage, EntryView
+
+
+def _person(actor: str) -> str:
+    """The person or key behind an actor, without a client's ``(note)``."""
+    return actor.split(" (", 1)[0].strip()
 
 
 async def queue_plan(ctx: Context, plan: CascadePlan | None) -> tuple[str, CascadePlan] | None:
@@ -177,6 +184,11 @@ class EntryService:
             keys = self.parse_entries(raw_entries)
             if permanent and not confirm_broad:
                 _confirm(keys)
+            if permanent and ctx.settings.four_eyes:
+                records = await entries.read_records(ctx.table, info, keys)
+                await self._four_eyes(
+                    [(k, r) for k, r in zip(keys, records, strict=True) if r is not None]
+                )
             summary = await entries.transition(ctx.table, info, op, keys, permanent=permanent)
             plan = await plan_for_entries(ctx, info, keys, hangup_live)
         else:
@@ -186,6 +198,26 @@ class EntryService:
         job = await queue_plan(ctx, plan)
         notes = ("permanent entries cannot be unapproved, removed or deleted",) if permanent else ()
         return ChangeResult.of(info, op, ctx.actor.name, summary, notes=notes, cascade=job)
+
+    async def _four_eyes(self, items: Sequence[tuple[EntryKey, EntryRecord]]) -> None:
+        """The four-eyes rule (setting ``four_eyes``): refuse (nothing changed) if the
+        context's actor added any of these entries (the actor of the entry's creating
+        batch; a client's ``(note)`` after a key's name is not another person)."""
+        by = self.ctx.actor.name
+        mine: list[str] = []
+        for start in range(0, len(items), entries.CHUNK):
+            chunk = items[start : start + entries.CHUNK]
+            batches = await self.ctx.table.batches([r.created_batch for _k, r in chunk])
+            for key, record in chunk:
+                made = batches.get(record.created_batch)
+                if made is not None and _person(made.by) == _person(by):
+                    mine.append(key.display)
+        if mine:
+            more = f" and {len(mine) - 5} more" if len(mine) > 5 else ""
+            raise Refused(
+                f"four-eyes rule: {by} added {', '.join(mine[:5])}{more}; another person "
+                "must approve them permanently"
+            )
 
     async def _approve_all_pending(
         self, info: ListInfo, permanent: bool, confirm: bool
@@ -201,6 +233,14 @@ class EntryService:
         ]
         if permanent and not confirm:
             _confirm(pending)
+        if permanent and self.ctx.settings.four_eyes:
+            await self._four_eyes(
+                [
+                    (key, record)
+                    async for key, record in entries.scan_entries(table, info)
+                    if record.status is Status.PENDING
+                ]
+            )
 
         async def approve(chunk: list[EntryKey]) -> None:
             if chunk:
@@ -238,10 +278,15 @@ class EntryService:
         search: str = "",
         limit: int = DEFAULT_PAGE,
         offset: int = 0,
+        after: tuple[str, bool] | None = None,
+        statuses: frozenset[Status] | None = None,
     ) -> EntryPage:
         """A page of a list's entries sorted by entry, with the number matching the
-        filter and the list's counts. ``search`` keeps entries starting with it
-        (``+3361``, or national digits read with the default region).
+        filter and the list's counts (``statuses``: any of these, as ``status`` one).
+        ``search`` keeps entries starting with it (``+3361``, or national digits read
+        with the default region). ``after`` (digits, is_prefix) starts the page past
+        that entry (a cursor that stays right while entries are added or removed
+        before it).
 
         This scans the whole list (admin side, never on the call path).
         """
@@ -264,7 +309,11 @@ class EntryService:
                 continue
             if status is not None and record.effective_status(now) is not status:
                 continue
+            if statuses is not None and record.effective_status(now) not in statuses:
+                continue
             total += 1
+            if after is not None and (key.digits, key.is_prefix) <= after:
+                continue
             # keep the smallest offset+limit seen so far (bounded memory)
             selected.append((key, record))
             if len(selected) > 2 * wanted + 1000:
@@ -341,6 +390,12 @@ class EntryService:
         info = await self.ctx.table.get_list(list_name)
         keys = self.parse_entries(raw_entries)
         return await queue_plan(self.ctx, await plan_for_entries(self.ctx, info, keys, hangup_live))
+
+    async def entry_views(
+        self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float | None = None
+    ) -> tuple[EntryView, ...]:
+        """Views of entries read elsewhere (:mod:`callscreen.services.browse`)."""
+        return await self._entry_views(items, self.ctx.clock() if now is None else now)
 
     async def _entry_views(
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, TextIO
 
-from callscreen.core.errors import InvalidInput
+from callscreen.core.errors import InvalidInput, Refused
 from callscreen.core.model import Status
 from callscreen.core.text import free_text
 from callscreen.services import audit, exporter, importer
@@ -77,6 +77,11 @@ class TransferService:
         import's worker thread."""
         ctx = self.ctx
         options = dataclasses.replace(options, by=ctx.actor.name)
+        if options.approve is Status.PERMANENT and ctx.settings.four_eyes:
+            raise Refused(
+                "four-eyes rule: an import cannot approve entries permanently; import them "
+                "pending or approved, and another person approves them permanently"
+            )
         if options.reason is not None:
             free_text(options.reason, "reason", MAX_REASON)
         info = await ctx.table.get_list(list_name)

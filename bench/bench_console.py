@@ -1,0 +1,186 @@
+"""Console benchmark: how long each page of the web console takes to answer with a list
+of 1,000,000 entries.
+
+    python bench/bench_console.py                   # 1M entries (the target)
+    python bench/bench_console.py --entries 100000  # smaller
+    python bench/bench_console.py --upload 50000    # and a 50,000-row upload through the console
+
+Starts its own redis-server (as the tests do) and a real ``callscreen api`` (uvicorn,
+uvloop, httptools) on a free port, imports ``--entries`` numbers into one list (half
+pending, half approved), signs a user in over HTTP, then times every page (median and
+worst of ``--repeat`` requests, over a keep-alive connection) and prints a table.
+With ``--upload N`` it also uploads an N-row CSV through the console's upload form and
+times it from the POST to the task's ``done``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from tests.support.apiserver import ApiServer  # noqa: E402
+from tests.support.blocking import SyncAdmin as Admin  # noqa: E402
+from tests.support.polling import until  # noqa: E402
+from tests.support.redisproc import RedisProcess  # noqa: E402
+
+from callscreen.core.config import Settings  # noqa: E402
+from callscreen.core.model import Action, Direction, Status  # noqa: E402
+from callscreen.services import users  # noqa: E402
+from callscreen.services.context import Actor  # noqa: E402
+from callscreen.services.importer import ImportOptions  # noqa: E402
+
+PASSWORD = "benchmark password"
+
+
+def load(settings: Settings, work: Path, entries: int) -> int:
+    with Admin(settings) as admin:
+        view = admin.create_list("big", Action.BLOCK, Direction.BOTH, by="bench")
+        half = entries // 2
+        for part, (start, count, status) in enumerate(
+            ((0, half, Status.PENDING), (half, entries - half, Status.ACTIVE))
+        ):
+            path = work / f"part{part}.csv"
+            with path.open("w") as out:
+                out.write("number,reason\n")
+                for n in range(start, start + count):
+                    out.write(f"+3361{n:07d},bench\n")
+            started = time.perf_counter()
+            admin.import_file("big", str(path), ImportOptions(approve=status), by="bench")
+            print(f"imported {count:,} {status.value} in {time.perf_counter() - started:.1f} s")
+        admin.add("big", ["+33612345678"], reason="called twice", by="bench")
+        return view.id
+
+
+def sign_in(api: ApiServer) -> httpx.Client:
+    with Admin(api.settings) as admin:
+        ctx = admin.ctx.acting_as(Actor("bench", "bench"))
+        admin.run(users.add(ctx, "bench", users.Role.ADMIN, PASSWORD))
+    client = httpx.Client(base_url=api.url, timeout=120)
+    pre = re.search(r'name="pre" value="([^"]+)"', client.get("/signin").text)
+    assert pre
+    r = client.post("/signin", data={"pre": pre.group(1), "user": "bench", "password": PASSWORD})
+    assert r.status_code == 303, r.text
+    return client
+
+
+def time_page(client: httpx.Client, path: str, repeat: int) -> tuple[float, float, int]:
+    times = []
+    status = 0
+    for _ in range(repeat):
+        started = time.perf_counter()
+        r = client.get(path)
+        times.append((time.perf_counter() - started) * 1000)
+        status = r.status_code
+    return statistics.median(times), max(times), status
+
+
+def later_page(client: httpx.Client, list_id: int, pages: int = 20) -> str:
+    """The URL of the ``pages``-th page of the review tab, followed link by link."""
+    url = f"/lists/{list_id}?tab=review"
+    for _ in range(pages):
+        found = re.search(r'href="(\?[^"]*after=[^"]+)" id="next-page"', client.get(url).text)
+        assert found, "no next page"
+        url = f"/lists/{list_id}" + found.group(1).replace("&amp;", "&")
+    return url
+
+
+def upload(client: httpx.Client, list_id: int, rows: int, work: Path) -> float:
+    path = work / "upload.csv"
+    with path.open("w") as out:
+        for n in range(rows):
+            out.write(f"+3362{n:07d}\n")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/upload").text)
+    assert csrf
+    started = time.perf_counter()
+    with path.open("rb") as handle:
+        r = client.post(
+            "/upload",
+            data={"csrf": csrf.group(1), "list": str(list_id), "mode": "pending"},
+            files={"file": ("upload.csv", handle, "text/csv")},
+        )
+    assert r.status_code == 303, r.text
+    url = r.headers["location"] + ".json"
+    until(
+        lambda: client.get(url).json()["state"] not in ("queued", "running"),
+        "the upload's end",
+        timeout=600,
+    )
+    elapsed = time.perf_counter() - started
+    task = client.get(url).json()
+    assert task["state"] == "done", task
+    assert task["summary"]["added"] == rows, task
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--upload", type=int, default=0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        server = RedisProcess(work / "redis")
+        server.start()
+        try:
+            settings = Settings(
+                _env_file=None,  # type: ignore[call-arg]
+                redis_url=server.url,
+                default_region="FR",
+                spool_dir="",
+                log_level="WARNING",
+                api_data_dir=str(work / "api"),
+            )
+            list_id = load(settings, work, args.entries)
+            api = ApiServer(settings)
+            api.start()
+            try:
+                client = sign_in(api)
+                pages = [
+                    ("lists", "/lists"),
+                    ("list: for review, 50 rows", f"/lists/{list_id}?tab=review"),
+                    ("list: for review, 200 rows", f"/lists/{list_id}?tab=review&size=200"),
+                    ("list: a later page", later_page(client, list_id)),
+                    ("list: blacklisted", f"/lists/{list_id}?tab=blacklisted"),
+                    ("list: search a number", f"/lists/{list_id}?tab=review&q=%2B33610000123"),
+                    ("list: search a part +336123 (scan)", f"/lists/{list_id}?q=%2B336123"),
+                    ("number page", "/numbers/%2B33612345678"),
+                    ("attempts", "/attempts"),
+                    ("reports (page)", "/reports"),
+                    ("reports (the report, 7 days)", "/reports/view?days=7"),
+                    ("campaigns", "/campaigns"),
+                    ("tasks", "/tasks"),
+                    ("admin", "/admin"),
+                    ("sign-in page", "/signin"),
+                ]
+                print(f"\n{args.entries:,} entries in one list; {args.repeat} requests each")
+                print(f"{'page':34} {'median ms':>10} {'worst ms':>10}")
+                for name, path in pages:
+                    median, worst, status = time_page(client, path, args.repeat)
+                    assert status == 200, (path, status)
+                    assert 'class="error"' not in client.get(path).text, path
+                    print(f"{name:34} {median:10.0f} {worst:10.0f}")
+                if args.upload:
+                    seconds = upload(client, list_id, args.upload, work)
+                    print(
+                        f"\nupload of {args.upload:,} rows through the console: {seconds:.1f} s "
+                        f"to done ({args.upload / seconds:,.0f} rows/s)"
+                    )
+                client.close()
+            finally:
+                api.stop()
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
