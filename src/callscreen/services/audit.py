@@ -12,7 +12,8 @@ Every writer of the trail computes that bound with :func:`trim_floor`.
 
 A record's stream id is the service clock's time of the change (``ms-*``), so the
 trail's times agree with the batches'; when the clock is behind the stream's last
-record (another writer, a clock step back) Redis picks the id (``*``).
+record (another writer, a clock step back), or on Redis 6 (no ``ms-*`` ids), Redis
+picks the id (``*``).
 
 The entry records themselves carry the batch (who, when, why) of the change that
 last set them and of their removal, atomically with the change; the stream is the
@@ -106,12 +107,17 @@ async def record(
         fields["d"] = detail
     now = table.clock()
     args = trim_args(table.settings, now)
+    stamp = f"{int(now * 1000)}-*" if table.stream_time_ids else "*"
     try:
         event_id = await store.wait(
-            table.r.execute_command("XADD", key, *args, f"{int(now * 1000)}-*", *_flat(fields))
+            table.r.execute_command("XADD", key, *args, stamp, *_flat(fields))
         )
     except StoreError as exc:
-        if "equal or smaller" not in str(exc):
+        if stamp == "*":
+            raise
+        if "Invalid stream ID" in str(exc):
+            table.stream_time_ids = False  # Redis before 7.0 has no "ms-*" ids
+        elif "equal or smaller" not in str(exc):
             raise
         event_id = await store.wait(
             table.r.execute_command("XADD", key, *args, "*", *_flat(fields))

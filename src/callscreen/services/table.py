@@ -172,6 +172,8 @@ class Table:
         # side treats the client as untyped and converts its errors in store.wait
         self.r: Any = client if client is not None else store.connect(settings)
         self._buckets: int | None = None
+        # the audit trail's ids follow ``clock`` ("ms-*") unless Redis cannot (before 7.0)
+        self.stream_time_ids = True
 
     async def close(self) -> None:
         await store.close(self.r)
