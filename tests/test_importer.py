@@ -448,7 +448,12 @@ def test_replace_removes_what_the_file_lacks_but_permanent(
     admin.remove("dnc", ["+33123456783"], reason="gone")
     run(table, dnc, "+33123456784\n+1*\n")  # pending
     summary = run(
-        table, dnc, "number\n+33123456781\n+33123456785\n", replace=True, name="registry.csv"
+        table,
+        dnc,
+        "number\n+33123456781\n+33123456785\n",
+        replace=True,
+        name="registry.csv",
+        max_remove=1.0,  # 3 of the 5 live entries go
     )
     assert summary.replaced
     assert (summary.added, summary.unchanged) == (1, 1)
@@ -492,6 +497,40 @@ def test_replace_is_not_applied_when_rows_are_bad(
     assert not summary.replaced and summary.removed == 0
     assert any("--replace not applied" in note for note in summary.notes)
     assert record(table, dnc, "+33123456781").status is Status.ACTIVE  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("data", ["", "number\n", "bad\n+33 1 23 45 67 8x\n"])
+def test_replace_with_a_file_naming_no_entry_is_refused(
+    admin: Admin, table: Table, dnc: ListInfo, data: str
+) -> None:
+    admin.add("dnc", ["+33123456781", "+33123456782"])
+    summary = run(table, dnc, data, replace=True)
+    assert not summary.replaced and summary.removed == 0
+    assert "--replace refused: the file names no entry" in summary.replace_refused
+    assert check_bookkeeping(table, dnc) == {"a": 2}
+    emptied = run(table, dnc, data, replace=True, allow_empty=True)
+    assert not emptied.replace_refused
+    if not emptied.errors:  # a file of bad rows never sweeps (a typo must not remove)
+        assert emptied.replaced and emptied.removed == 2
+        assert check_bookkeeping(table, dnc) == {"d": 2}
+
+
+def test_replace_refuses_to_remove_more_than_max_remove(
+    admin: Admin, table: Table, dnc: ListInfo
+) -> None:
+    admin.add("dnc", [f"+3312345678{i}" for i in range(4)])
+    admin.add("dnc", ["+33123456789"])
+    admin.approve("dnc", ["+33123456789"], permanent=True)
+    # the file names 1 of the 4 live entries: 3 would go (75 %)
+    summary = run(table, dnc, "+33123456780\n", replace=True)
+    assert not summary.replaced and summary.removed == 0
+    refused = summary.replace_refused
+    assert "would remove 3 of the list's 4 live entries" in refused and "50 %" in refused
+    assert "1 permanent entries missing from the file would be kept" in refused
+    assert check_bookkeeping(table, dnc) == {"a": 4, "P": 1}
+    done = run(table, dnc, "+33123456780\n", replace=True, max_remove=0.75)
+    assert done.replaced and (done.removed, done.kept_permanent) == (3, 1)
+    assert check_bookkeeping(table, dnc) == {"a": 1, "d": 3, "P": 1}
 
 
 def test_replace_pages_through_many_prefixes(table: Table, dnc: ListInfo) -> None:

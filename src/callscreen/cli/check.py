@@ -10,6 +10,8 @@ from rich.table import Table as RichTable
 from callscreen.cli import app
 from callscreen.cli.common import JsonOption, call, console, emit_json, settings
 from callscreen.core.model import Direction
+from callscreen.services.facade import Services
+from callscreen.services.views import CheckResult
 
 
 @app.command("check")
@@ -21,16 +23,42 @@ def check(
             help="The number, as the dialplan would pass it.", metavar="NUMBER", show_default=False
         ),
     ],
-    direction: Annotated[Direction, typer.Option(help="inbound or outbound.")] = Direction.INBOUND,
+    direction: Annotated[
+        Direction,
+        typer.Option(help="inbound, outbound, or both (inbound's decision, then outbound's)."),
+    ] = Direction.INBOUND,
     campaign: Annotated[str, typer.Option(help="The call's campaign, if any.")] = "",
     json_out: JsonOption = False,
 ) -> None:
     """What a call would get: every entry that matches in every list that applies
-    (pending, removed and expired ones shown as not enforced), which one decides and why."""
+    (pending, removed and expired ones shown as not enforced), which one decides and why.
+    With ``--direction both``: an inbound call's answer, then an outbound call's (``--json``:
+    a list of the two)."""
+    if direction is Direction.BOTH:
+
+        async def work(s: Services) -> list[CheckResult]:
+            return [
+                await s.checks.check(number, one, campaign)
+                for one in (Direction.INBOUND, Direction.OUTBOUND)
+            ]
+
+        results = call(ctx, work)
+        if json_out:
+            emit_json([result.to_json() for result in results])
+            return
+        for i, result in enumerate(results):
+            if i:
+                console.print()
+            _render(result)
+        return
     result = call(ctx, lambda s: s.checks.check(number, direction, campaign))
     if json_out:
         emit_json(result.to_json())
         return
+    _render(result)
+
+
+def _render(result: CheckResult) -> None:
     head = f"{result.result}  {result.number or result.input}"
     if result.list_name:
         head += f"  list {result.list_name}, entry {result.match}"

@@ -34,6 +34,7 @@ from rich.progress import (
 from callscreen.cli import app, fail
 from callscreen.cli.common import ByOption, JsonOption, call, console, emit_json, settled
 from callscreen.cli.entries import HangupLiveOption, render_cascade
+from callscreen.cli.exits import EXIT_REFUSED
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Status
 from callscreen.services import importer
@@ -183,6 +184,23 @@ def import_(
             "permanent ones are kept.",
         ),
     ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty",
+            help="With --replace, let a file that names no entry empty the list.",
+        ),
+    ] = False,
+    max_remove: Annotated[
+        float,
+        typer.Option(
+            "--max-remove",
+            min=0,
+            max=100,
+            help="With --replace, refuse to remove more than this percentage of the "
+            "list's live (pending or active) entries.",
+        ),
+    ] = 50.0,
     strict: Annotated[
         bool,
         typer.Option(
@@ -254,6 +272,8 @@ def import_(
         by=by,
         restore_deleted=restore_deleted,
         replace=replace,
+        allow_empty=allow_empty,
+        max_remove=max_remove / 100,
         strict=strict,
         keep_status=keep_status,
         confirm_broad=confirm_country,
@@ -294,6 +314,8 @@ def import_(
         emit_json(result.to_json())
     else:
         render_import(result, errors)
+    if summary.replace_refused:
+        raise fail(summary.replace_refused, EXIT_REFUSED)
     if summary.errors:
         what = "nothing written" if not summary.written else "the good rows were imported"
         where = "standard input" if file == "-" else file

@@ -161,10 +161,14 @@ def delete(
     ctx: typer.Context,
     name: NameArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    reason: Annotated[str, typer.Option(help="Why the list is deleted (kept with it).")] = "",
     by: ByOption = "",
     json_out: JsonOption = False,
 ) -> None:
-    """Delete a list and all its entries (refused while it holds permanent entries)."""
+    """Delete a list and all its entries (refused while it holds permanent entries).
+
+    Its history is kept, with who deleted it, when, why and how many entries it held:
+    `history NAME` still shows it."""
 
     async def work(s: Services) -> DeleteResult:
         if not yes:
@@ -176,7 +180,7 @@ def delete(
             if not typer.confirm(f"Delete list {name!r} and its {view.total} entries?"):
                 typer.echo("not deleted", err=True)
                 raise typer.Exit(EXIT_FAILED)
-        return await s.lists.delete_list(name)
+        return await s.lists.delete_list(name, reason)
 
     result = call(ctx, work, by=by)
     if json_out:

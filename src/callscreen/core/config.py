@@ -190,6 +190,11 @@ class Settings(BaseSettings):
         4 * 1024**3, ge=1024, description="largest CSV upload to an import (413 past it)"
     )
 
+    # Audit trail: trimmed by age only, never by count (0: kept for ever)
+    history_retention_days: int = Field(
+        1830, ge=0, description="keep audit records this many days (0: for ever)"
+    )
+
     # Attempt log (every screening decision, for reports)
     calllog_enabled: bool = True
     calllog_allowed: bool = Field(True, description="keep allowed calls in the log too")

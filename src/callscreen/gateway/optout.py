@@ -56,7 +56,7 @@ from callscreen.core.numbers import parse_entry
 from callscreen.core.times import iso
 from callscreen.schema import scripts
 from callscreen.schema.keys import DEFAULT_BUCKETS, SCHEMA_VERSION, Keys, bucket_of
-from callscreen.services.audit import HISTORY_MAXLEN
+from callscreen.services.audit import trim_args, trim_floor
 from callscreen.services.table import Batch
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ async def _record(
             repr(now),
             by,
             batch,
-            str(HISTORY_MAXLEN),
+            trim_floor(settings, now) or "",
             str(DEFAULT_BUCKETS),
             SCHEMA_VERSION,
             digits,
@@ -197,9 +197,7 @@ async def _record(
         await client.call(
             "XADD",
             keys.history(list_id),
-            "MAXLEN",
-            "~",
-            HISTORY_MAXLEN,
+            *trim_args(settings, now),
             "*",
             "op",
             "add",

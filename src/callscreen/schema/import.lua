@@ -40,7 +40,8 @@
 -- permanent ones are kept)
 --   KEYS   counts hash, expiry index
 --   ARGV   "sweep", base, list id, token, removal batch id, then bucket numbers
---   Returns {removed, kept_permanent}.
+--   Returns {removed, kept_permanent}. Removal batch id "0": count only, write nothing
+--   (the --max-remove guard asks first).
 --
 -- Mode "sweep_p" (the same for prefixes, one HSCAN page a call)
 --   KEYS   counts hash, expiry index
@@ -112,10 +113,12 @@ if mode == 'sweep' or mode == 'sweep_p' then
         if s == 'P' then
           kept = kept + 1
         elseif s == 'p' or s == 'a' then
-          redis.call('HSET', key, field, encode('d', b, x, rid, c, e))
-          reindex(loc, field, s, x, 'd', x)
-          delta[s] = delta[s] - 1
-          delta.d = delta.d + 1
+          if rid ~= '0' then
+            redis.call('HSET', key, field, encode('d', b, x, rid, c, e))
+            reindex(loc, field, s, x, 'd', x)
+            delta[s] = delta[s] - 1
+            delta.d = delta.d + 1
+          end
           removed = removed + 1
         end
       end

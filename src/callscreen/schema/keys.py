@@ -153,6 +153,8 @@ FRAGMENTS: dict[str, str] = {
     "BATCH": ":b:",
     "HIST": ":hist",
     "HIST_LIST": ":hist:",
+    "TOMB": ":tomb:",
+    "TOMBS": ":tombs",
     "IMP": ":imp:",
     "IMP_SEEN": ":s:",
     "FIRST_CONTACT": ":fc:",
@@ -241,6 +243,15 @@ class Keys:
     @property
     def admin_history(self) -> str:
         return f"{self.base}{_F['HIST']}"
+
+    def tombstone(self, list_id: int) -> str:
+        """A deleted list's tombstone: name, who, when, why, how many entries it had."""
+        return f"{self.base}{_F['TOMB']}{list_id}"
+
+    @property
+    def tombstones(self) -> str:
+        """Deleted list names to the id of the latest deleted list of that name."""
+        return f"{self.base}{_F['TOMBS']}"
 
     # -- the cascade queue (callscreen.services.cascading) ----------------------------------
 

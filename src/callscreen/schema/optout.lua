@@ -4,7 +4,8 @@
 --
 -- KEYS[1]  the meta hash (declared for the slot; every other key shares its hash tag)
 -- ARGV     base ("{cs}"), list name, description, now (epoch seconds, as repr(float)),
---          by, batch record (JSON, as table.Batch.encode), history length (approx.),
+--          by, batch record (JSON, as table.Batch.encode), the trail's MINID (records
+--          older may go, XADD MINID ~; "": never trimmed, services.audit.trim_floor),
 --          default buckets, schema version, digits (E.164 without '+')
 --
 -- A missing list is created as Table.create_list does it: global, action block,
@@ -16,7 +17,7 @@
 
 local meta = KEYS[1]
 local base, name, description, now, by = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local batch_json, maxlen = ARGV[6], ARGV[7]
+local batch_json, minid = ARGV[6], ARGV[7]
 
 redis.call('HSETNX', meta, 'buckets', ARGV[8])
 redis.call('HSETNX', meta, 'schema', ARGV[9])
@@ -33,10 +34,14 @@ if not id then
     'updated_at', now, 'updated_by', by)
   redis.call('SADD', base .. K_GLOBAL, id)
   local detail = 'block, both, global'
-  redis.call('XADD', base .. K_HIST_LIST .. id, 'MAXLEN', '~', maxlen, '*',
-    'op', 'create', 'by', by, 'list', name, 'd', detail)
-  redis.call('XADD', base .. K_HIST, 'MAXLEN', '~', maxlen, '*',
-    'op', 'create', 'by', by, 'list', name, 'd', detail)
+  for _, stream in ipairs({ base .. K_HIST_LIST .. id, base .. K_HIST }) do
+    if minid ~= '' then
+      redis.call('XADD', stream, 'MINID', '~', minid, '*',
+        'op', 'create', 'by', by, 'list', name, 'd', detail)
+    else
+      redis.call('XADD', stream, '*', 'op', 'create', 'by', by, 'list', name, 'd', detail)
+    end
+  end
   created = 1
 end
 local action = redis.call('HGET', base .. K_LIST .. id, 'action') or 'block'

@@ -5,8 +5,15 @@ to list ``L`` and its entries, ``{cs}:hist`` for lists created, renamed or delet
 and for campaign assignments. A record names at most :data:`ENTRIES_PER_EVENT`
 entries; a bigger change (an import, ``approve --all-pending``) gives its count and
 its batch id, and every entry it wrote points at that batch, so the history of one
-entry still finds it. Streams are trimmed to about :data:`HISTORY_MAXLEN` records
-(``XADD MAXLEN ~``): the trail is bounded, its oldest records go first.
+entry still finds it. Streams are trimmed by age only, never by count: each write
+drops the records older than ``history_retention_days`` (``XADD MINID ~``, whole
+stream nodes at a time, so a few older records may linger); 0 keeps them for ever.
+Every writer of the trail computes that bound with :func:`trim_floor`.
+
+A record's stream id is the service clock's time of the change (``ms-*``), so the
+trail's times agree with the batches'; when the clock is behind the stream's last
+record (another writer, a clock step back), or on Redis 6 (no ``ms-*`` ids), Redis
+picks the id (``*``).
 
 The entry records themselves carry the batch (who, when, why) of the change that
 last set them and of their removal, atomically with the change; the stream is the
@@ -19,13 +26,29 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from callscreen.core.config import Settings
+from callscreen.core.errors import StoreError
 from callscreen.core.times import iso_ms
 from callscreen.services import store
 from callscreen.services.table import Table
 
-HISTORY_MAXLEN = 10_000
 ENTRIES_PER_EVENT = 100
 _PAGE = 500
+
+
+def trim_floor(settings: Settings, now: float) -> str | None:
+    """The ``MINID`` for a write to the trail at ``now`` (epoch seconds): records
+    older than the retention may go. None: no trimming (retention 0, for ever)."""
+    days = settings.history_retention_days
+    if days <= 0:
+        return None
+    return str(max(0, int((now - days * 86400) * 1000)))
+
+
+def trim_args(settings: Settings, now: float) -> list[str]:
+    """``MINID ~ <floor>`` for a raw XADD to the trail, or nothing (kept for ever)."""
+    floor = trim_floor(settings, now)
+    return [] if floor is None else ["MINID", "~", floor]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +105,28 @@ async def record(
         fields["b"] = str(batch)
     if detail:
         fields["d"] = detail
-    event_id = await store.wait(table.r.xadd(key, fields, maxlen=HISTORY_MAXLEN, approximate=True))
-    return str(event_id)
+    now = table.clock()
+    args = trim_args(table.settings, now)
+    stamp = f"{int(now * 1000)}-*" if table.stream_time_ids else "*"
+    try:
+        event_id = await store.wait(
+            table.r.execute_command("XADD", key, *args, stamp, *_flat(fields))
+        )
+    except StoreError as exc:
+        if stamp == "*":
+            raise
+        if "Invalid stream ID" in str(exc):
+            table.stream_time_ids = False  # Redis before 7.0 has no "ms-*" ids
+        elif "equal or smaller" not in str(exc):
+            raise
+        event_id = await store.wait(
+            table.r.execute_command("XADD", key, *args, "*", *_flat(fields))
+        )
+    return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [part for pair in fields.items() for part in pair]
 
 
 async def read(

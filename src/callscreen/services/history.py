@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import re
 
-from callscreen.core.errors import InvalidInput
+from callscreen.core.errors import InvalidInput, NotFound
 from callscreen.services import audit, entries
 from callscreen.services.audit import Event
 from callscreen.services.context import Context
 from callscreen.services.rules import MAX_PAGE, parse_entries
+from callscreen.services.table import Tombstone
 
 
 class HistoryService:
@@ -18,6 +19,15 @@ class HistoryService:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
+    async def tombstone(self, list_name: str, list_id: int | None = None) -> Tombstone | None:
+        """The latest deleted list of that name (or the deleted list ``list_id``); None
+        when no list of that name was deleted, or a list of that name is live and no
+        ``list_id`` was given."""
+        table = self.ctx.table
+        if list_id is None and await table.r.hexists(table.keys.lists, list_name):
+            return None
+        return await table.tombstone(list_name, list_id)
+
     async def history(
         self,
         list_name: str | None = None,
@@ -25,10 +35,16 @@ class HistoryService:
         *,
         limit: int = 50,
         before: str | None = None,
+        list_id: int | None = None,
     ) -> list[Event]:
         """The most recent changes first: to one list (and, given ``entry``, to that
         entry), or without a list to lists as a whole and to campaigns. ``before`` (an
-        event id) pages back past that event."""
+        event id) pages back past that event.
+
+        A deleted list's history is kept: a name no list has now gives the latest
+        deleted list of that name; ``list_id`` picks one (the id its ``delete`` record
+        names), live or deleted, which must have had that name.
+        """
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"--limit must be between 1 and {MAX_PAGE}")
         if before is not None and not _EVENT_ID.fullmatch(before):
@@ -36,7 +52,30 @@ class HistoryService:
         table = self.ctx.table
         if list_name is None:
             return await audit.read(table, None, limit=limit, before=before)
-        info = await table.get_list(list_name)
+        info = None
+        if list_id is None:
+            try:
+                info = await table.get_list(list_name)
+            except NotFound:
+                tomb = await table.tombstone(list_name)
+                if tomb is None:
+                    raise
+                list_id = tomb.list_id
+        else:
+            info = await table.get_list_by_id(list_id)
+            if info is None or info.name != list_name:
+                info = None
+                if await table.tombstone(list_name, list_id) is None:
+                    raise NotFound(f"no list {list_name!r} with id {list_id}")
+        if info is None:  # deleted: its entry records are gone, the trail names entries
+            key = None if entry is None else parse_entries([entry], self.ctx.region)[0]
+            return await audit.read(
+                table,
+                list_id,
+                entry=None if key is None else key.display,
+                limit=limit,
+                before=before,
+            )
         if entry is None:
             return await audit.read(table, info.id, limit=limit, before=before)
         key = parse_entries([entry], self.ctx.region)[0]

@@ -41,7 +41,12 @@ What the import does to the list
 - ``replace``: afterwards, every pending or active entry of the list that the file did
   not name is soft-removed, the removal's reason naming the file; permanent entries
   are kept (counted). The sweep is not done if any row was bad (a typo must not remove
-  an entry): the summary says so.
+  an entry): the summary says so. Nor, unless ``allow_empty``, when the file names no
+  entry (an empty file, or every row bad): the list would be emptied. Nor when it
+  would remove more than ``max_remove`` (a fraction, 0.5 by default) of the list's
+  live (pending or active) entries. A refused sweep removes nothing, says why in
+  ``replace_refused`` (the file's good rows are imported all the same), and the front
+  end exits with the refusal's code.
 - ``strict``: the whole file is checked first; if any row is bad nothing is written.
   (Standard input is spooled to a temporary file for the second pass.) It is about
   *bad rows* only: it is not a transaction. A Redis failure in the middle of any
@@ -649,6 +654,8 @@ class ImportOptions:
     by: str = ""  # who imports (the service sets it from its actor)
     restore_deleted: bool = False
     replace: bool = False
+    allow_empty: bool = False  # --replace with a file that names no entry empties the list
+    max_remove: float = 0.5  # --replace removes at most this share of the live entries
     strict: bool = False
     keep_status: bool = False
     confirm_broad: bool = False
@@ -687,6 +694,7 @@ class ImportSummary:
     seconds: float = 0.0
     batch: int | None = None  # the one batch the import made, if it made one
     removal: Batch | None = None  # the removal batch of --replace
+    replace_refused: str = ""  # why --replace removed nothing (a guard refused)
 
     @property
     def changed(self) -> int:
@@ -785,7 +793,8 @@ class _Merger:
             setattr(summary, name, getattr(summary, name) + int(count))
 
     def sweep(self, removal_batch: int, summary: ImportSummary) -> None:
-        """Soft-remove the live entries the file did not name (permanent ones kept)."""
+        """Soft-remove the live entries the file did not name (permanent ones kept);
+        removal batch 0: only count them (into ``summary``), write nothing."""
         if store.call(lambda: self.table.r.zscore(self.registry, self.token)) is None:
             # another import took this one for dead and dropped what it had seen
             raise StoreError(
@@ -1014,7 +1023,11 @@ def import_stream(
                 "(--keep-status imports them as removed entries)"
             )
         if options.replace:
-            if summary.errors:
+            refused = _replace_guard(merger, summary, options)
+            if refused:
+                summary.replace_refused = refused
+                summary.notes.append(refused)
+            elif summary.errors:
                 summary.notes.append(
                     f"--replace not applied: {summary.errors} bad rows (an entry whose row is "
                     "bad would have been removed); fix them, or use --strict"
@@ -1037,6 +1050,36 @@ def import_stream(
     summary.list_pending = int(counts or 0)
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def _replace_guard(merger: _Merger, summary: ImportSummary, options: ImportOptions) -> str:
+    """Why the ``--replace`` sweep must not run ("" : it may)."""
+    named = summary.rows - summary.errors
+    if named <= 0:
+        if not options.allow_empty:
+            return (
+                "--replace refused: the file names no entry"
+                + (f" (all {summary.rows} rows are bad)" if summary.rows else "")
+                + "; it would remove every live entry; nothing removed (--allow-empty "
+                "empties the list)"
+            )
+        return ""  # emptying the list is what was asked
+    if summary.errors:
+        return ""  # the sweep is skipped anyway, with its own note
+    table = merger.table
+    counts = store.call(lambda: table.r.hmget(table.keys.counts(merger.info.id), "p", "a"))
+    live = sum(int(n or 0) for n in counts)
+    probe = ImportSummary(summary.list_name, summary.source)
+    merger.sweep(0, probe)
+    if live and probe.removed > options.max_remove * live:
+        share = f"{options.max_remove * 100:g} %"
+        return (
+            f"--replace refused: it would remove {probe.removed} of the list's {live} live "
+            f"entries, more than --max-remove {share}; nothing removed "
+            f"({probe.kept_permanent} permanent entries missing from the file would be kept; "
+            "--max-remove 100 allows it)"
+        )
+    return ""
 
 
 def _layout_notes(layout: Layout, options: ImportOptions) -> list[str]:

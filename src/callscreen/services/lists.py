@@ -97,16 +97,21 @@ class ListService:
         counts = await entries.status_counts(table, after)
         return ListView.of(after, counts, await table.campaigns_of(after.id))
 
-    async def delete_list(self, name: str) -> DeleteResult:
+    async def delete_list(self, name: str, reason: str = "") -> DeleteResult:
         """Delete a list and all its entries; refused while it holds permanent entries.
 
+        The list's history is kept, with a tombstone (who, when, ``reason``, the entries
+        it held): ``history NAME`` still shows it (:class:`HistoryService`).
         Confirmation is the front end's business (the CLI asks, or takes ``--yes``).
         """
         ctx = self.ctx
+        reason = free_text(reason, "reason", MAX_DESCRIPTION)
         info = await writable_list(ctx, name)
-        raw = await ctx.table.drop_list(info)
+        raw = await ctx.table.drop_list(info, by=ctx.actor.name, reason=reason)
         counts = entries.counts_from({k: str(v) for k, v in raw.items()}, 0)
         del counts[Status.EXPIRED.value]
         detail = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "empty"
-        await record(ctx, None, "delete", list_name=name, detail=detail)
+        detail += f", list id {info.id}"
+        await record(ctx, info.id, "delete", list_name=name, reason=reason, detail=detail)
+        await record(ctx, None, "delete", list_name=name, reason=reason, detail=detail)
         return DeleteResult(name, ctx.actor.name, counts)

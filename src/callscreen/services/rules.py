@@ -98,7 +98,13 @@ async def record_change(
 
 
 async def record(
-    ctx: Context, list_id: int | None, op: str, *, list_name: str = "", detail: str = ""
+    ctx: Context,
+    list_id: int | None,
+    op: str,
+    *,
+    list_name: str = "",
+    reason: str = "",
+    detail: str = "",
 ) -> None:
     """One audit event for a change to a list as a whole or to campaigns."""
     await audit.record(
@@ -108,5 +114,6 @@ async def record(
         by=ctx.actor.name,
         via=ctx.actor.via,
         list_name=list_name,
+        reason=reason,
         detail=detail,
     )

@@ -19,6 +19,7 @@ from callscreen.core.config import Settings
 from callscreen.core.errors import Conflict, InvalidName, NotFound, Refused
 from callscreen.core.model import Action, Direction, Scope
 from callscreen.core.text import free_text
+from callscreen.core.times import iso_ms
 from callscreen.schema.keys import BATCH_BUCKET, DEFAULT_BUCKETS, SCHEMA_VERSION, Keys
 from callscreen.services import store
 
@@ -116,6 +117,41 @@ class Batch:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is left of a deleted list besides its history: who deleted it, when, why,
+    and the entries it held (``count``; ``detail`` by status)."""
+
+    list_id: int
+    list_name: str
+    by: str
+    at: float
+    reason: str
+    count: int
+    detail: str
+
+    @classmethod
+    def from_hash(cls, list_id: int, data: dict[str, str]) -> Tombstone:
+        return cls(
+            list_id=list_id,
+            list_name=data.get("name", ""),
+            by=data.get("by", ""),
+            at=float(data.get("at", 0)),
+            reason=data.get("r", ""),
+            count=int(data.get("n", 0)),
+            detail=data.get("d", ""),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["at"] = iso_ms(self.at)
+        return data
+
+
+# the stored count codes of a list's entries, as a tombstone names them
+_HELD = {"p": "pending", "a": "active", "P": "permanent", "d": "deleted"}
+
+
 class Table:
     """Lists, campaigns and batches over an asyncio redis-py client (admin side).
 
@@ -136,6 +172,8 @@ class Table:
         # side treats the client as untyped and converts its errors in store.wait
         self.r: Any = client if client is not None else store.connect(settings)
         self._buckets: int | None = None
+        # the audit trail's ids follow ``clock`` ("ms-*") unless Redis cannot (before 7.0)
+        self.stream_time_ids = True
 
     async def close(self) -> None:
         await store.close(self.r)
@@ -286,9 +324,12 @@ class Table:
             await pipe.execute()
         return updated
 
-    async def drop_list(self, info: ListInfo) -> dict[str, int]:
-        """Delete a list, its entries, its history and its assignments, unless it holds
-        permanently approved entries (:class:`Refused`).
+    async def drop_list(self, info: ListInfo, *, by: str, reason: str = "") -> dict[str, int]:
+        """Delete a list, its entries and its assignments, unless it holds permanently
+        approved entries (:class:`Refused`). Its history stays, and a :class:`Tombstone`
+        (``by``, ``reason``, now, the entries it held) is written in the same transaction;
+        the name then leads to it (:meth:`tombstone`) until a new list of that name is
+        deleted in turn.
 
         The check and the deletion are one transaction: the list's counts are watched,
         so an entry approved permanently meanwhile makes it retry, and then refuse.
@@ -297,12 +338,12 @@ class Table:
         for _attempt in range(10):
             with store.converted():
                 try:
-                    return await self._drop_once(info)
+                    return await self._drop_once(info, by, reason)
                 except redis.WatchError:
                     continue
         raise Conflict(f"list {info.name!r} kept changing while being deleted; try again")
 
-    async def _drop_once(self, info: ListInfo) -> dict[str, int]:
+    async def _drop_once(self, info: ListInfo, by: str, reason: str) -> dict[str, int]:
         keys = self.keys
         counts_key = keys.counts(info.id)
         async with self.r.pipeline(transaction=True) as pipe:
@@ -331,8 +372,15 @@ class Table:
                 counts_key,
                 keys.expiring(info.id),
                 keys.list(info.id),
-                keys.history(info.id),
             )
+            held = {c: n for c, n in counts.items() if c in _HELD and n}
+            detail = ", ".join(f"{n} {_HELD[c]}" for c, n in held.items()) or "empty"
+            tomb = {"name": info.name, "by": by, "at": repr(self.clock())}
+            tomb |= {"n": str(sum(held.values())), "d": detail}
+            if reason:
+                tomb["r"] = reason
+            pipe.hset(keys.tombstone(info.id), mapping=tomb)
+            pipe.hset(keys.tombstones, info.name, info.id)
             pipe.srem(keys.global_lists, info.id)
             for campaign, was_only in assigned:
                 pipe.srem(keys.campaign(campaign), info.id)
@@ -341,6 +389,19 @@ class Table:
             pipe.hdel(keys.lists, info.name)
             await pipe.execute()
         return counts
+
+    async def tombstone(self, name: str, list_id: int | None = None) -> Tombstone | None:
+        """The latest deleted list named ``name`` (or the deleted list ``list_id``,
+        which must have had that name); None when there is none."""
+        if list_id is None:
+            found = await store.wait(self.r.hget(self.keys.tombstones, name))
+            if found is None:
+                return None
+            list_id = int(found)
+        data = await store.wait(self.r.hgetall(self.keys.tombstone(list_id)))
+        if not data or data.get("name") != name:
+            return None
+        return Tombstone.from_hash(list_id, data)
 
     # -- campaigns -------------------------------------------------------------------------
 
