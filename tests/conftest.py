@@ -50,6 +50,14 @@ def redis_url(redis_server: RedisProcess) -> Iterator[str]:
 
 
 @pytest.fixture
+def spool(tmp_path: Path) -> Path:
+    """An empty outgoing call-file spool directory of the test's own."""
+    path = tmp_path / "outgoing"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     """A redis-server of the test's own, for tests that stop and restart it."""
     server = RedisProcess(tmp_path / "redis")

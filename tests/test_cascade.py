@@ -46,13 +46,6 @@ OTHER = "+33698765432"
 
 
 @pytest.fixture
-def spool(tmp_path: Path) -> Path:
-    path = tmp_path / "outgoing"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def admin(redis_url: str, spool: Path) -> Iterator[Admin]:
     service = Admin(make_settings(redis_url, spool_dir=str(spool)))
     service.create_list("dnc", Action.BLOCK)

@@ -28,13 +28,6 @@ OTHER = "+33698765432"
 
 
 @pytest.fixture
-def spool(tmp_path: Path) -> Path:
-    path = tmp_path / "outgoing"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def settings(redis_url: str, spool: Path) -> Settings:
     return make_settings(redis_url, spool_dir=str(spool), node_name="pbx1")
 

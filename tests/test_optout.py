@@ -33,13 +33,6 @@ OTHER = "+33698765432"
 
 
 @pytest.fixture
-def spool(tmp_path: Path) -> Path:
-    path = tmp_path / "outgoing"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 async def start(redis_url: str, spool: Path) -> AsyncIterator[Callable[..., Any]]:
     running: list[tuple[AgiServer, Screener, optout.OptoutRoute]] = []
 
