@@ -398,11 +398,6 @@ def _make_env(values: dict[str, str], tainted: bool) -> AgiEnv:
     )
 
 
-def looks_like_env_line(line: str) -> bool:
-    """Whether ``line`` could belong to an environment block (``key: value`` or empty)."""
-    return _classify(line)[_KIND] != _JUNK
-
-
 # ---------------------------------------------------------------------- requests
 
 

@@ -337,24 +337,3 @@ class OptoutRoute:
     def close(self) -> None:
         """Stop the cancelling thread (after the scan under way)."""
         self.canceller.close()
-
-
-async def cancel_queued(settings: Settings, digits: str) -> None:
-    """Cancel the calls queued for +DIGITS (off the call path; failures are logged)."""
-    targets = cascade.EntryTargets(exact=frozenset({digits}))
-    try:
-        scan = await asyncio.to_thread(
-            cascade.cancel_queued, settings.spool_dir, targets, settings.default_region
-        )
-    except Exception:
-        log.exception("cancelling the queued calls of +%s failed", digits)
-        return
-    for note in scan.notes:
-        log.warning("opt-out of +%s: %s", digits, note)
-    if scan.cancelled or scan.due:
-        log.info(
-            "opt-out of +%s: cancelled %d queued call(s); %d due left in place",
-            digits,
-            len(scan.cancelled),
-            len(scan.due),
-        )
