@@ -276,6 +276,15 @@ def test_error_statuses(api: ApiServer, c: httpx.Client) -> None:
         409,
         "refused",
     )
+    # a permanent entry is frozen: a later add of it is "permanent-unchanged"
+    r = c.post(
+        f"/lists/{list_id}/entries",
+        json={"entries": [{"number": NUM, "reason": "new", "external_id": "X"}]},
+    )
+    assert r.status_code == 200, r.text
+    assert [o["outcome"] for o in r.json()["outcomes"]] == ["permanent-unchanged"]
+    shown = c.get(f"/lists/{list_id}/entries/{NUM}").json()
+    assert (shown["status"], shown["reason"], shown["external_id"]) == ("permanent", "", "")
     # 422 names every invalid field, with the index of each bad entry
     entries = [{"number": NUM}, {"number": NUM, "reason": "r" * 501}, {"nope": 1}]
     body = problem(

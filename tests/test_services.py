@@ -200,8 +200,8 @@ def test_permanent_entries_cannot_be_unapproved_removed_or_deleted(admin: Admin)
     assert screen(admin, NUM).result is Result.BLOCKED
     assert screen(admin, OTHER).result is Result.BLOCKED
 
-    # adding it again updates its details, it stays permanent
-    assert admin.add("dnc", [NUM], reason="again").entries == {NUM: "updated"}
+    # adding it again changes nothing of it: permanent, unchanged
+    assert admin.add("dnc", [NUM], reason="again").entries == {NUM: "permanent-unchanged"}
     assert statuses(admin, "dnc")[NUM] is Status.PERMANENT
     assert admin.show_list("dnc").counts == {
         "pending": 0,
@@ -210,6 +210,45 @@ def test_permanent_entries_cannot_be_unapproved_removed_or_deleted(admin: Admin)
         "deleted": 0,
         "expired": 0,
     }
+
+
+def test_a_permanent_entry_is_frozen_against_every_add(admin: Admin, clock: Clock) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    admin.add("dnc", [NUM], reason="court order", external_id="CASE-1", expires="30d")
+    admin.add("dnc", [OTHER], reason="asked us")
+    admin.approve("dnc", [NUM], permanent=True)
+    frozen = raw_record(admin, "dnc", NUM)
+    shown = admin.show_entry("dnc", NUM)
+    assert shown.expires is None  # a permanent approval clears the expiry
+    info = admin.table.get_list("dnc")
+    assert admin.table.r.zcard(admin.table.keys.expiring(info.id)) == 0
+
+    attempts = [
+        {"reason": "overwrite"},
+        {"external_id": "CASE-2"},
+        {"expires": "0d"},
+        {"expires": "2099-01-01"},
+        {"reason": "pending copy", "status": Status.PENDING},
+    ]
+    for options in attempts:
+        result = admin.add("dnc", [NUM, OTHER], **options)  # type: ignore[arg-type]
+        assert result.entries[NUM] == "permanent-unchanged", options
+        assert result.outcomes["permanent-unchanged"] == 1
+        assert any("permanent, unchanged" in note for note in result.notes)
+        assert raw_record(admin, "dnc", NUM) == frozen, options
+    # a past expiry is said of the entries it was applied to, not of the permanent one
+    past = admin.add("dnc", [NUM], expires="0d")
+    assert not any("do not match" in note for note in past.notes)
+    assert past.changed == 0
+    view = admin.show_entry("dnc", NUM)
+    assert (view.status, view.reason, view.external_id, view.expires) == (
+        Status.PERMANENT,
+        "court order",
+        "CASE-1",
+        None,
+    )
+    assert screen(admin, NUM).result is Result.BLOCKED
+    assert admin.show_list("dnc").counts == recount(admin, "dnc")
 
 
 def test_permanent_approval_of_a_whole_country_code_needs_confirmation(admin: Admin) -> None:
@@ -345,9 +384,10 @@ def test_an_entry_keeps_who_created_it_through_every_change(admin: Admin) -> Non
     admin.remove("dnc", [NUM], reason="mistake", by="carol")
     admin.restore("dnc", [NUM], by="dave")
     admin.unapprove("dnc", [NUM])
-    admin.approve("dnc", [NUM], permanent=True)
     admin.add("dnc", [NUM], by="erin")  # no reason: keeps bob's batch
     admin.add("dnc", [NUM], reason="third", by="frank")
+    admin.approve("dnc", [NUM], permanent=True)
+    admin.add("dnc", [NUM], reason="fourth", by="gus")  # permanent: unchanged
     view = next(v for v in admin.list_entries("dnc").entries if v.entry == NUM)
     assert (view.status, view.external_id, view.reason) == (Status.PERMANENT, "T;1", "third")
     assert (view.created_by, view.updated_by) == ("alice", "frank")

@@ -81,7 +81,10 @@ class EntriesAdd(Strict):
 class EntryOutcome(BaseModel):
     index: int
     entry: str | None = Field(description="as stored (`+33123456789`), null when invalid")
-    outcome: str = Field(description="added, updated, restored, unchanged, skipped or invalid")
+    outcome: str = Field(
+        description="added, updated, restored, unchanged, permanent-unchanged (a permanent "
+        "entry is frozen: nothing of it changed), skipped or invalid"
+    )
     message: str | None = None
 
 

@@ -56,6 +56,8 @@ _SAID = {
     "updated": "updated (already in the list)",
     "restored": "restored (it had been removed)",
     "unchanged": "unchanged (already so)",
+    "permanent-unchanged": "permanent, unchanged (a permanent entry's reason, expiry and "
+    "external id never change)",
     "skipped": "skipped",
     "removed": "removed",
     "approved": "approved",

@@ -11,7 +11,8 @@
 --            m  upsert: never demote (pending < active < permanent)
 --            k  upsert: an empty expiry or external id keeps the stored one, and a
 --               batch without a reason keeps the entry's batch (its reason, who, when)
---            (upsert: an existing entry keeps its creation batch whatever the flags)
+--            (upsert: an existing entry keeps its creation batch whatever the flags;
+--            a permanent entry is never written: "permanent-unchanged")
 --            P  approve: approve permanently
 --            l  lenient: a missing or ineligible entry is "skipped" instead of refused
 -- ARGV[5..] one group per entry: hash key, field, member (its name in the expiry index
@@ -24,7 +25,14 @@
 -- Parsed, a record is f[1..6] in that order. Returns
 -- {"ok", outcome...} with one outcome per entry, or, when a rule forbids the change,
 -- {"refused", member, why, ...} having changed nothing. Outcomes: added, updated,
--- restored, unchanged, skipped, removed, approved, unapproved, purged.
+-- restored, unchanged, permanent-unchanged, skipped, removed, approved, unapproved,
+-- purged.
+--
+-- Permanent means frozen: a permanently approved entry's status, reason, expiry and
+-- external id never change again. An upsert of one (an add, an opt-out, the outcome
+-- watcher) writes nothing and says "permanent-unchanged"; remove and unapprove refuse
+-- it (lenient: "skipped"); a permanent approval clears the entry's expiry. import.lua,
+-- the bulk writer, follows the same rule.
 
 local counts, expiring = KEYS[1], KEYS[2]
 local op, base, batch, flags = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -156,12 +164,12 @@ for i = first, #ARGV, width do
       if f[5] == f[2] then f[5] = '' end
       write(key, field, member, nil, f)
       outcome = 'added'
+    elseif old[1] == 'P' then
+      outcome = 'permanent-unchanged'  -- frozen: nothing of it changes, whatever the flags
     elseif old[1] == 'd' and not restore then
       outcome = 'skipped'
     else
-      if old[1] == 'P' then
-        f[1] = 'P'
-      elseif monotonic and rank[old[1]] and rank[f[1]] and rank[old[1]] > rank[f[1]] then
+      if monotonic and rank[old[1]] and rank[f[1]] and rank[old[1]] > rank[f[1]] then
         f[1] = old[1]
       end
       if keep then

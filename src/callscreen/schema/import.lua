@@ -33,8 +33,10 @@
 --   An "inherit" spec stands for a row with no reason: a new entry gets an empty reason,
 --   an existing one keeps its reason (a batch is derived with the old reason).
 --   Returns {added, updated, restored, unchanged, deleted_kept, duplicates, pending,
---   enforced}: enforced counts the entries the call made enforced at `now` (new, or
---   pending, removed or expired before, and active or permanent after).
+--   enforced, permanent_unchanged}: enforced counts the entries the call made enforced
+--   at `now` (new, or pending, removed or expired before, and active or permanent
+--   after); permanent_unchanged the rows for permanent entries, which are frozen (their
+--   reason, expiry and external id never change: entries.lua's rule) and not written.
 --
 -- Mode "sweep" (after a --replace import: soft-remove live entries the file lacked;
 -- permanent ones are kept)
@@ -204,7 +206,7 @@ local function reason_of(bid)
 end
 
 local added, updated, restored, unchanged, deleted_kept, dups, pending = 0, 0, 0, 0, 0, 0, 0
-local enforced = 0
+local enforced, permanent_unchanged = 0, 0
 
 -- whether a record with status s and expiry x takes part in screening now
 local function live(s, x)
@@ -269,6 +271,11 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     tally(target, x)
     return
   end
+  -- a permanent entry is frozen: the row changes nothing of it, whatever it says
+  if os == 'P' then
+    permanent_unchanged = permanent_unchanged + 1
+    return
+  end
   -- a live entry: never demoted, never removed by an import row (a "deleted" row of
   -- an export file only recreates a removed entry that is missing)
   if target == 'd' then
@@ -311,4 +318,5 @@ else
   end
 end
 flush_counts()
-return { added, updated, restored, unchanged, deleted_kept, dups, pending, enforced }
+return { added, updated, restored, unchanged, deleted_kept, dups, pending, enforced,
+  permanent_unchanged }

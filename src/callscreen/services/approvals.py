@@ -80,7 +80,8 @@ class EntryService:
     ) -> ChangeResult:
         """Add entries, active at once (``status`` pending: new ones wait for review,
         and nothing is cascaded for them). An entry already there is updated (and said
-        so): a permanent one stays permanent, a removed one is restored, and what is
+        so): a permanent one is frozen and left as it is (outcome
+        ``permanent-unchanged``), a removed one is restored, and what is
         not given (reason, expiry, external id) keeps its stored value; an entry whose
         reason is kept also keeps the record of who gave it.
 
@@ -100,8 +101,6 @@ class EntryService:
         now = ctx.clock()
         expires_at = parse_expiry(expires, now) if expires else None
         notes = []
-        if expires_at is not None and expires_at <= now:
-            notes.append(f"the expiry {iso(expires_at)} is past: these entries do not match")
         batch = await ctx.table.new_batch("add", reason, source, by)
         summary = await entries.add_entries(
             ctx.table,
@@ -112,6 +111,16 @@ class EntryService:
             expires=expires_at,
             external_id=external_id,
         )
+        frozen = summary[entries.PERMANENT_UNCHANGED]
+        if expires_at is not None and expires_at <= now and summary.changed:
+            notes.append(
+                f"the expiry {iso(expires_at)} is past: the entries added or updated do not match"
+            )
+        if frozen:
+            notes.append(
+                f"{frozen} permanent, unchanged: a permanent entry's reason, expiry and "
+                "external id never change"
+            )
         await record_change(ctx, info, "add", summary, reason=reason, batch=batch.id)
         job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
         return ChangeResult.of(

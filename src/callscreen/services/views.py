@@ -14,7 +14,7 @@ from callscreen.asterisk.cascade import CascadeReport
 from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.core.times import iso_ms
 from callscreen.services.cascading import CascadePlan
-from callscreen.services.entries import Position, WriteSummary
+from callscreen.services.entries import NO_CHANGE, Position, WriteSummary
 from callscreen.services.importer import ImportSummary
 from callscreen.services.table import ListInfo
 
@@ -144,7 +144,8 @@ class ChangeResult:
     """What a change to entries did.
 
     ``outcomes`` counts entries by outcome (``added``, ``updated``, ``restored``,
-    ``unchanged``, ``skipped``, ``removed``, ``approved``, ``unapproved``,
+    ``unchanged``, ``permanent-unchanged`` (a permanent entry is frozen: an add changes
+    nothing of it), ``skipped``, ``removed``, ``approved``, ``unapproved``,
     ``purged``); ``entries`` gives each named entry's outcome (for small changes).
     """
 
@@ -162,7 +163,7 @@ class ChangeResult:
 
     @property
     def changed(self) -> int:
-        return sum(n for k, n in self.outcomes.items() if k not in ("unchanged", "skipped"))
+        return sum(n for k, n in self.outcomes.items() if k not in NO_CHANGE)
 
     @classmethod
     def of(
