@@ -484,6 +484,19 @@ def test_entry_changes_numbers_filter_and_dry_run(api: ApiServer, c: httpx.Clien
     assert restored["counts"] == {"restored": 1}
     unapproved = c.post(f"/lists/{list_id}/entries:unapprove", json={"numbers": [NUM]}).json()
     assert unapproved["counts"] == {"unapproved": 1}
+    # the entry tells its transitions, the last one in updated_by/at and last_change
+    entry = c.get(f"/lists/{list_id}/entries/{NUM}").json()
+    assert [(t["transition"], t["by"]) for t in entry["transitions"]] == [
+        ("added", "key:crm"),
+        ("removed", "key:crm"),
+        ("restored", "key:crm"),
+        ("unapproved", "key:crm"),
+    ]
+    assert entry["transitions"][1]["reason"] == "customer asked"
+    assert (entry["last_change"], entry["updated_at"]) == (
+        "unapproved",
+        entry["transitions"][-1]["at"],
+    )
     problem(
         c.post(f"/lists/{list_id}/entries:approve", json={"numbers": ["+339*"]}), 404, "not-found"
     )

@@ -111,6 +111,26 @@ class EntryOut(BaseModel):
     removed_by: str
     removed_at: str | None
     removed_reason: str
+    last_change: str = Field(
+        description="what the entry's last transition was (added, updated, approved, "
+        "approved-permanently, unapproved, removed, restored, expired); `updated_by` and "
+        "`updated_at` say who made it and when (expired: at its expiry, by nobody)"
+    )
+
+
+class TransitionOut(BaseModel):
+    transition: str = Field(
+        description="added, updated, approved, approved-permanently, unapproved, removed, "
+        "restored or expired"
+    )
+    by: str
+    at: str | None
+    reason: str
+    source: str
+    batch: int | None = Field(description="the change's batch (null: expired, no change)")
+    first_enforced: bool = Field(
+        description="this transition made the entry enforced for the first time"
+    )
 
 
 class EntryPageOut(BaseModel):
@@ -134,7 +154,10 @@ class EventOut(BaseModel):
 
 
 class EntryDetail(EntryOut):
-    history: list[EventOut]
+    history: list[EventOut] = Field(description="the list's audit-trail events naming it")
+    transitions: list[TransitionOut] = Field(
+        description="every transition of the entry, oldest first, read from the entry"
+    )
 
 
 class EntryFilter(Strict):

@@ -241,7 +241,10 @@ async def transition(
     lenient: bool = False,
 ) -> WriteSummary:
     """Move entries between statuses: ``remove`` (soft delete, ``batch`` is the
-    removal), ``restore``, ``approve`` (``permanent`` for permanently), ``unapprove``.
+    removal), ``restore``, ``approve`` (``permanent`` for permanently; it clears the
+    expiry), ``unapprove``. ``batch`` is the change's record (who, when, why): every
+    entry changed gets an item of its trail pointing at it (without one, none is
+    written — the services always give one).
 
     All or nothing: if any entry is missing, permanent (remove, unapprove) or removed
     (approve, unapprove), nothing is changed and :class:`Refused` (or
