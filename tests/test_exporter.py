@@ -91,11 +91,17 @@ _NOT_REPLAYED = {"approved", "approved-permanently", "unapproved", "restored"}
 
 
 def as_imported(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """``rows`` as an export of a copy made by importing them shows them."""
-    return [
-        {**row, "last_change": "updated"} if row["last_change"] in _NOT_REPLAYED else row
-        for row in rows
-    ]
+    """``rows`` as an export of a copy made by importing them shows them: the last
+    changes an import cannot replay read "updated", and an entry not pending has been
+    enforced since its creation."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        if row["last_change"] in _NOT_REPLAYED:
+            row["last_change"] = "updated"
+        row["enforced_since"] = "" if row["status"] == "pending" else row["created_at"]
+        out.append(row)
+    return out
 
 
 @pytest.fixture

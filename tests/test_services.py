@@ -478,6 +478,31 @@ def test_a_bulk_approval_points_every_entry_at_one_batch(admin: Admin) -> None:
     assert admin.show_list("dnc").counts["active"] == 1500
 
 
+def test_the_time_an_entry_was_first_enforced_is_set_once(admin: Admin, clock: Clock) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    admin.add("dnc", [NUM], reason="asked us", by="alice")
+    admin.add("dnc", [OTHER], reason="to review", status=Status.PENDING)
+    added = admin.show_entry("dnc", NUM)
+    assert added.enforced_since == added.created_at
+    assert admin.show_entry("dnc", OTHER).enforced_since is None  # pending: not yet
+    clock.advance(60)
+    admin.approve("dnc", [OTHER], by="bob")
+    approved = admin.show_entry("dnc", OTHER)
+    assert approved.enforced_since == approved.updated_at != approved.created_at
+    # later changes never move it: a new reason, an unapproval and a new approval, a
+    # removal and a restore
+    for step in range(3):
+        clock.advance(60)
+        admin.add("dnc", [NUM, OTHER], reason=f"new reason {step}")
+    admin.unapprove("dnc", [OTHER])
+    admin.approve("dnc", [OTHER])
+    admin.remove("dnc", [NUM], reason="x")
+    admin.restore("dnc", [NUM])
+    admin.approve("dnc", [NUM], permanent=True)
+    assert admin.show_entry("dnc", NUM).enforced_since == added.enforced_since
+    assert admin.show_entry("dnc", OTHER).enforced_since == approved.enforced_since
+
+
 def test_records_of_the_earlier_five_field_format_are_read_and_kept(admin: Admin) -> None:
     admin.create_list("dnc", Action.BLOCK)
     admin.add("dnc", [NUM, OTHER], reason="old", by="alice")

@@ -116,6 +116,11 @@ class EntryOut(BaseModel):
         "approved-permanently, unapproved, removed, restored, expired); `updated_by` and "
         "`updated_at` say who made it and when (expired: at its expiry, by nobody)"
     )
+    enforced_since: str | None = Field(
+        None,
+        description="when the entry first became enforced (active or permanent) in its "
+        "list, set once; null if it never was",
+    )
 
 
 class TransitionOut(BaseModel):

@@ -449,6 +449,7 @@ class EntryService:
         ids = [r.batch for _k, r in items] + [r.removal for _k, r in items if r.removal]
         ids += [r.created for _k, r in items if r.created is not None]
         ids += [r.last_batch for _k, r in items]
+        ids += [b for _k, r in items if (b := r.first_enforced_batch) is not None]
         batches = await self.ctx.table.batches(ids)
         views = []
         for key, record in items:
@@ -458,6 +459,8 @@ class EntryService:
             last = record.steps[-1]
             changed = batches[last.batch]
             expired = record.effective_status(now) is Status.EXPIRED
+            first = record.first_enforced_batch
+            enforced = batches[first] if first is not None else None
             views.append(
                 EntryView(
                     entry=key.display,
@@ -476,6 +479,7 @@ class EntryService:
                     removed_at=iso_ms(removal.at) if removal and removal.at else None,
                     removed_reason=removal.reason if removal else "",
                     last_change=Transition.EXPIRED if expired else last.transition,
+                    enforced_since=iso_ms(enforced.at) if enforced and enforced.at else None,
                 )
             )
         return tuple(views)

@@ -4,7 +4,7 @@ Columns (:data:`EXPORT_COLUMNS`)::
 
     number, kind, status, reason, source, external_id,
     created_by, created_at, updated_by, updated_at,
-    removed_by, removed_at, removed_reason, expires, last_change
+    removed_by, removed_at, removed_reason, expires, last_change, enforced_since
 
 - ``number`` is ``+33123456789`` or, for a prefix, ``+33*``; ``kind`` is ``number`` or
   ``prefix``.
@@ -19,6 +19,9 @@ Columns (:data:`EXPORT_COLUMNS`)::
   :attr:`callscreen.core.model.EntryRecord.created_batch`); ``removed_*`` from the
   change that removed it. The importer reads ``updated_by``/``updated_at`` back as the
   reason's who and when, and ignores ``last_change``.
+- ``enforced_since``: when the entry first became enforced (active or permanent) in
+  the list, set once (empty if it never was). An import does not read it: a copy of
+  an entry that is not pending counts from its ``created_at``.
 - Times are ISO 8601 in UTC (``2025-11-25T08:30:00.123456Z``); ``expires`` to the
   second.
 
@@ -63,6 +66,7 @@ EXPORT_COLUMNS = (
     "removed_reason",
     "expires",
     "last_change",
+    "enforced_since",
 )
 TEXT_COLUMNS = frozenset(
     {
@@ -152,6 +156,8 @@ def export_row(
     status = record.effective_status(now)
     last = record.steps[-1]
     changed = batches.get(last.batch)
+    first = record.first_enforced_batch
+    enforced = batches.get(first) if first is not None else None
     if status is Status.EXPIRED:  # no write happened: at its expiry, by nobody
         change, by, at = Transition.EXPIRED.value, "", format_time(record.expires)
     else:
@@ -174,6 +180,7 @@ def export_row(
         protect(removal.reason) if removal else "",
         format_time(record.expires, seconds=True) if record.expires is not None else "",
         change,
+        format_time(enforced.at) if enforced and enforced.at else "",
     ]
 
 
@@ -239,6 +246,8 @@ def export_list(
         for _, _, record in chosen:
             ids.append(record.batch)
             ids.append(record.last_batch)
+            if record.first_enforced_batch is not None:
+                ids.append(record.first_enforced_batch)
             if record.created is not None:
                 ids.append(record.created)
             if record.removal is not None:

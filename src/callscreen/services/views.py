@@ -142,6 +142,9 @@ class EntryView:
     removed_at: str | None = None
     removed_reason: str = ""
     last_change: Transition = Transition.ADDED
+    #: when the entry first became enforced (active or permanent) in its list, set once;
+    #: None if it never was (an entry written before this was kept: its creation)
+    enforced_since: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
