@@ -3,7 +3,7 @@
 --
 -- KEYS[1]  the list's counts hash (fields p, a, P, d: entries by stored status)
 -- KEYS[2]  the list's expiry index (zset: member -> expiry, active entries with an expiry)
--- ARGV[1]  op: upsert | remove | restore | approve | unapprove | purge
+-- ARGV[1]  op: upsert | remove | restore | approve | unapprove | purge | mark
 -- ARGV[2]  base ("{cs}"), to read batch records
 -- ARGV[3]  the op's batch id (remove: the removal batch; every op: the trail's item)
 -- ARGV[4]  flags, one letter each:
@@ -28,7 +28,7 @@
 -- {"ok", outcome...} with one outcome per entry, or, when a rule forbids the change,
 -- {"refused", member, why, ...} having changed nothing. Outcomes: added, updated,
 -- restored, unchanged, permanent-unchanged, skipped, removed, approved, unapproved,
--- purged.
+-- purged, marked.
 --
 -- Permanent means frozen: a permanently approved entry's status, reason, expiry and
 -- external id never change again. An upsert of one (an add, an opt-out, the outcome
@@ -200,6 +200,14 @@ for i = first, #ARGV, width do
       rec_stamp(f, 'p', batch)
       write(key, field, member, old, f)
       outcome = 'unapproved'
+    end
+  elseif op == 'mark' then
+    -- schema 3 (services.migrations): a pending entry written before trails, with no
+    -- trail, is taken as never enforced yet (its review is still to come)
+    if old[1] == 'p' and string.match(old[5], '^%d*$') then
+      local f = { old[1], old[2], old[3], old[4], old[5] .. '~', old[6] }
+      write(key, field, member, old, f)
+      outcome = 'marked'
     end
   elseif op == 'purge' then
     if old[1] == 'd' and old[4] == ARGV[i + 3] then

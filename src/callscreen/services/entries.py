@@ -277,6 +277,23 @@ async def transition(
     return summary
 
 
+async def mark_never_enforced(
+    table: Table, info: ListInfo, keys: Sequence[EntryKey]
+) -> WriteSummary:
+    """Schema 3 (:mod:`callscreen.services.migrations`): mark pending entries written
+    before entries kept a trail as never enforced yet (``marked``); any other entry, or
+    one changed meanwhile, is ``skipped``. Idempotent."""
+    writer = _Writer(table, info, await table.buckets())
+    summary = WriteSummary()
+    for start in range(0, len(keys), CHUNK):
+        part = keys[start : start + CHUNK]
+        groups = [item for key in part for item in writer.groups(key)]
+        reply = await writer.run("mark", "", "l", groups)
+        for key, outcome in zip(part, reply[1:], strict=True):
+            summary.note(key.display, outcome)
+    return summary
+
+
 async def precheck(table: Table, info: ListInfo, op: str, keys: Sequence[EntryKey]) -> None:
     """Raise what :func:`transition` would refuse, without writing anything."""
     refused: list[str] = ["refused"]
