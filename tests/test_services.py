@@ -476,6 +476,9 @@ def test_a_bulk_approval_points_every_entry_at_one_batch(admin: Admin) -> None:
     view = admin.show_entry("dnc", numbers[0])
     assert (view.reason, view.updated_by, view.last_change) == ("registry", "bob", "approved")
     assert admin.show_list("dnc").counts["active"] == 1500
+    # nothing pending: a scheduled approval writes no batch record
+    assert admin.approve("dnc", all_pending=True).outcomes == {}
+    assert int(admin.table.r.get(admin.table.keys.batch_seq)) == seq + 1
 
 
 def test_the_time_an_entry_was_first_enforced_is_set_once(admin: Admin, clock: Clock) -> None:

@@ -197,8 +197,11 @@ class EntryService:
         info = await writable_list(ctx, list_name)
         op = "approve"
         detail = "permanent" if permanent else ""
-        # one batch record for the whole approval: each entry's trail points at it
-        batch = await ctx.table.new_batch(op, "", DEFAULT_SOURCE, ctx.actor.name)
+        # one batch record for the whole approval: each entry's trail points at it (none
+        # when there is nothing pending: a scheduled --all-pending writes nothing then)
+        batch: Batch | None = None
+        if not all_pending or (await entries.status_counts(ctx.table, info))["pending"]:
+            batch = await ctx.table.new_batch(op, "", DEFAULT_SOURCE, ctx.actor.name)
         if not all_pending:
             keys = self.parse_entries(raw_entries)
             if permanent and not confirm_broad:
@@ -215,7 +218,8 @@ class EntryService:
         else:
             summary = await self._approve_all_pending(info, permanent, confirm_broad, batch)
             plan = await plan_for_list(ctx, info, summary["approved"], hangup_live)
-        await record_change(ctx, info, op, summary, detail=detail, batch=batch.id)
+        batch_id = batch.id if batch is not None else None
+        await record_change(ctx, info, op, summary, detail=detail, batch=batch_id)
         job = await queue_plan(ctx, plan)
         notes = ("permanent entries cannot be unapproved, removed or deleted",) if permanent else ()
         return ChangeResult.of(info, op, ctx.actor.name, summary, notes=notes, cascade=job)
@@ -241,7 +245,7 @@ class EntryService:
             )
 
     async def _approve_all_pending(
-        self, info: ListInfo, permanent: bool, confirm: bool, batch: Batch
+        self, info: ListInfo, permanent: bool, confirm: bool, batch: Batch | None
     ) -> WriteSummary:
         table = self.ctx.table
         total = WriteSummary()
