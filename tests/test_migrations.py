@@ -26,8 +26,10 @@ class Cli:
     def __init__(self, redis_url: str) -> None:
         self.env = {"CALLSCREEN_REDIS_URL": redis_url, "CALLSCREEN_DEFAULT_REGION": "FR"}
 
-    def __call__(self, *args: str, code: int = 0) -> Any:
-        result = CliRunner().invoke(app, list(args), env=self.env, catch_exceptions=False)
+    def __call__(self, *args: str, code: int = 0, input_text: str | None = None) -> Any:
+        result = CliRunner().invoke(
+            app, list(args), env=self.env, catch_exceptions=False, input=input_text
+        )
         assert result.exit_code == code, (args, result.output)
         return result
 
@@ -76,9 +78,45 @@ def test_data_of_schema_version_1_moves_its_attempt_log(cli: Cli, client: Any) -
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == [
         "2: the attempt log into its shards: 0 records, 0 counter days, 0 listed sets, "
-        "0 mark hashes, 0 decider hashes, 0 dropped keys"
+        "0 mark hashes, 0 decider hashes, 0 dropped keys",
+        "3: entries keep their transitions: 0 pending entries marked as not enforced yet",
     ]
-    assert client.hget("{cs}:meta", "schema") == "2" and "dnc" in cli("lists", "ls").stdout
+    assert client.hget("{cs}:meta", "schema") == "3" and "dnc" in cli("lists", "ls").stdout
+
+
+def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
+    cli: Cli, client: Any
+) -> None:
+    """Version 3 keeps each entry's transitions and first-enforced time: records of
+    version 2 are read as they are, and a pending one without a trail is taken as not
+    enforced yet, so that its approval becomes its first enforcement."""
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("add", "dnc", NUM, "--reason", "asked us")
+    pending = "+33698765432"
+    cli("lists", "create", "review", "--action", "block")
+    cli("import", "review", "-", input_text=f"{pending}\n+33698765433\n")
+    review = client.hget("{cs}:lists", "review")
+    fields = [
+        (f"{{cs}}:e:{review}:{n % 32768}", str(n // 32768)) for n in (33698765432, 33698765433)
+    ]
+    for key, field in fields:  # as version 2 wrote them: no trail
+        client.hset(key, field, client.hget(key, field).split(";")[0] + ";" + "1")
+    client.hset("{cs}:meta", "schema", "2")
+    cli("lists", "ls", code=EXIT_SCHEMA)
+    dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
+    assert dry == ["3: entries keep their transitions: 2 pending entries without a trail to "
+                   "mark as not enforced yet"]  # fmt: skip
+    steps = json.loads(cli("migrate", "--json").stdout)["steps"]
+    assert steps == ["3: entries keep their transitions: 2 pending entries marked as not "
+                     "enforced yet"]  # fmt: skip
+    assert [client.hget(key, field) for key, field in fields] == ["p;1;;;~;", "p;1;;;~;"]
+    assert "up to date" in cli("migrate").stdout
+    cli("approve", "review", pending)
+    shown = json.loads(cli("entries", "review", "--json").stdout)["entries"]
+    approved = next(e for e in shown if e["entry"] == "+" + pending[1:])
+    assert approved["enforced_since"] == approved["updated_at"] != approved["created_at"]
+    [active] = json.loads(cli("entries", "dnc", "--json").stdout)["entries"]
+    assert active["enforced_since"] == active["created_at"]  # untouched
 
 
 def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:

@@ -342,6 +342,35 @@ def totals_from_html(page: str) -> tuple[dict[str, int], dict[str, dict[str, int
 # -- the tests -------------------------------------------------------------------------------
 
 
+async def test_a_new_reason_does_not_make_a_never_contacted_number_lost(
+    redis_url: str,
+) -> None:
+    """Lost / never contacted is told by the time the entry was first enforced (kept on
+    the entry), not by its last change: a number blocked in campaign A since before its
+    first contact (an allowed call in campaign B) stays never contacted when its entry
+    gets a new reason later."""
+    async with direct_rig(redis_url) as rig:
+        rig.admin.add("camp-a", [NEVER_2], reason="campaign A do-not-call")
+        await asyncio.sleep(0.01)  # first-contact marks are in milliseconds
+        for n, (campaign, expected) in enumerate((("B", "ALLOWED"), ("A", "BLOCKED"))):
+            result, _list = await rig.dial(
+                Call(0, "up", OUT, NEVER_2, campaign, Outcome.ALLOWED), f"1700000001.{n}"
+            )
+            assert result == expected
+            if campaign == "B":
+                assert await rig.log.flush()
+                await asyncio.sleep(0.01)
+                rig.admin.add("camp-a", [NEVER_2], reason="asked again, on the phone")
+        assert await rig.log.flush()
+        since, until = three_days()
+        report = rig.admin.run(build_report(rig.admin.ctx.table, LOG, since, until))
+    assert [f.number for f in report.never_contacted] == [NEVER_2]
+    assert report.lost == ()
+    [fate] = report.never_contacted
+    assert fate.first_contact is not None and fate.blacklisted_at is not None
+    assert fate.blacklisted_at < fate.first_contact
+
+
 async def test_report_matches_the_scripted_calls_in_every_format(rig: Rig, redis_url: str) -> None:
     await run_script(rig.dial, rig.admin, rig.log)
     assert rig.log.stats().dropped == 0

@@ -10,8 +10,10 @@ A :class:`Report` covers whole days (in the log's timezone) and is built from wh
   (``{LT}:log:b:DAY:C:K``, ``{LT}:log:l:DAY:C:K``), summed over the range;
 - **lost** vs **never contacted**: for each number blocked or labeled in the range,
   its first-contact mark (``{LT}:fc:B``: when it first got an allowed call) against
-  the time it was blacklisted: the time of the change that set the entry which last
-  blocked or labeled it (``{LT}:log:d:B``, then that entry's batch record). A number
+  the time it was blacklisted: the time the entry which last blocked or labeled it
+  (``{LT}:log:d:B``) first became enforced in its list (active or permanent; kept on
+  the entry, set once: :attr:`~callscreen.core.model.EntryRecord.first_enforced_batch`,
+  then that batch record). A number
   contacted before that is *lost* (a lead the campaign had reached); one with no
   contact before it is *never contacted*. When the entry is gone (its list deleted)
   and the number had been contacted, the order cannot be told: *unknown*.
@@ -21,8 +23,9 @@ Reads are a few script calls over chunks of keys and numbers (``reportmarks.lua`
 shard, then ``reportentries.lua``: point reads, a few milliseconds of Redis each), so
 a report costs in proportion to the days and to the distinct blocked/labeled numbers
 per day and campaign, not to the calls. Caveats: contact counts allowed calls in
-either direction and any campaign; an entry updated with a new reason takes that
-change's time; marks exist only for calls logged since the log was turned on.
+either direction and any campaign; an entry written before entries kept their
+first-enforced time counts from its creation; marks exist only for calls logged since
+the log was turned on.
 
 :func:`recent_attempts` and :func:`follow_attempts` read the stream for
 ``callscreen log``.
@@ -40,7 +43,7 @@ from typing import Any
 
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, InvalidNumber
-from callscreen.core.model import Direction, Result
+from callscreen.core.model import Direction, EntryRecord, Result
 from callscreen.core.numbers import parse_entry
 from callscreen.core.times import iso_ms
 from callscreen.schema.attempts import (
@@ -405,10 +408,14 @@ async def _resolve(table: Table, listed: dict[str, _Listed]) -> None:
     for (_key, _args, chunk), reply in zip(entry_calls, replies, strict=True):
         for digits, record in zip(chunk, reply, strict=True):
             if record:
-                # "status;batch;...": only the batch (when the entry was set) is needed
-                batch_id = record.partition(";")[2].partition(";")[0]
-                if batch_id.isdigit():
-                    batch_of[digits] = int(batch_id)
+                # since when the entry has been enforced (set once on the entry: a later
+                # change of its reason does not move it), not its last change
+                try:
+                    parsed = EntryRecord.decode(record)
+                except (KeyError, ValueError):
+                    continue
+                first = parsed.first_enforced_batch
+                batch_of[digits] = parsed.batch if first is None else first
     batches = await table.batches(list(set(batch_of.values())))
     for digits, batch_id in batch_of.items():
         batch = batches.get(batch_id)

@@ -121,7 +121,8 @@ import functools
 from dataclasses import dataclass
 
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
-SCHEMA_VERSION = "2"  # 2: the attempt log in shards (callscreen.services.migrations)
+# 2: the attempt log in shards; 3: entries keep their transitions (services.migrations)
+SCHEMA_VERSION = "3"
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768

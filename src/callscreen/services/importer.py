@@ -27,8 +27,9 @@ What a file may look like
 What the import does to the list
 --------------------------------
 - New entries are *pending* (not enforced) unless ``approve`` is ACTIVE or PERMANENT.
-  An existing entry is never demoted (pending < active < permanent); a permanent entry
-  keeps its status and carries no expiry.
+  An existing entry is never demoted (pending < active < permanent). A permanent entry
+  is frozen: a row for it changes nothing (its reason, expiry and external id stay) and
+  is counted as ``permanent_unchanged``.
 - A cell left empty (or a column the file does not have) keeps what the entry has: a row
   without reason keeps the entry's reason (a new entry gets ``options.reason``, if given,
   else none), an empty external id or expiry keeps the stored one.
@@ -683,6 +684,7 @@ class ImportSummary:
     duplicates: int = 0
     pending: int = 0
     enforced: int = 0
+    permanent_unchanged: int = 0  # rows for permanent entries: frozen, not written
     errors: int = 0
     removed: int = 0
     kept_permanent: int = 0
@@ -703,9 +705,9 @@ class ImportSummary:
 
     @property
     def skipped(self) -> int:
-        """Rows that changed nothing: unchanged entries, deleted ones kept deleted, and
-        duplicates."""
-        return self.unchanged + self.deleted_kept + self.duplicates
+        """Rows that changed nothing: unchanged entries, permanent ones (frozen),
+        deleted ones kept deleted, and duplicates."""
+        return self.unchanged + self.permanent_unchanged + self.deleted_kept + self.duplicates
 
     def to_json(self) -> dict[str, Any]:
         hidden = ("first_errors", "batch", "removal")
@@ -726,6 +728,7 @@ _OUTCOMES = (
     "duplicates",
     "pending",
     "enforced",
+    "permanent_unchanged",
 )
 
 
@@ -961,11 +964,49 @@ def import_stream(
     source and the replace reason); ``size``, if known, decides on parallel parsing;
     ``errors_out`` receives every bad row as CSV ``line,raw,error``. See the module
     docstring for the rules. The audit records are the caller's (the service's): the
-    summary carries the batches they name."""
+    summary carries the batches they name.
+
+    The steps, each a function of its own: :func:`_parse_config` (how to read and
+    write), :func:`_write_strict` or :func:`_write` (the passes over the file: with
+    ``strict``, a checking pass first and nothing written if a row is bad),
+    :func:`_note_pass` (what to say about the file), :func:`_finish_replace` (the
+    ``--replace`` guard and sweep)."""
     started = time.monotonic()
     source = options.source or f"import:{name}"
     summary = ImportSummary(info.name, source)
-    cfg = ParseConfig(
+    passes = _Passes(
+        _parse_config(table, options, source),
+        _worker_count(options, size),
+        summary,
+        _ErrorSink(summary, options.shown_errors, errors_out),
+        options,
+        progress,
+    )
+    merger = _Merger(table, info, secrets.token_hex(8), passes.cfg, options.restore_deleted)
+    with contextlib.ExitStack() as cleanup:
+        merger.register()
+        cleanup.callback(merger.cleanup)
+        if options.strict:
+            done = _write_strict(passes, stream, merger, cleanup, spool_dir)
+            if done is None:  # bad rows: nothing written
+                summary.seconds = time.monotonic() - started
+                return summary
+        else:
+            done = _write(passes, stream, merger)
+        _note_pass(done, summary, options)
+        if options.replace:
+            _finish_replace(table, merger, summary, options, name, progress)
+        summary.batch = merger.only_batch()
+    counts = store.call(lambda: table.r.hget(table.keys.counts(info.id), "p"))
+    summary.list_pending = int(counts or 0)
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _parse_config(table: Bulk, options: ImportOptions, source: str) -> ParseConfig:
+    """How the import reads its rows and what it writes for them (the layout is sniffed
+    from the file's first line by the first pass)."""
+    return ParseConfig(
         layout=Layout(",", False, {"number": 0}),
         region=table.settings.default_region,
         buckets=table.buckets,
@@ -978,78 +1019,107 @@ def import_stream(
         confirm_broad=options.confirm_broad,
         rows_per_call=options.rows_per_call,
     )
-    workers = _worker_count(options, size)
-    errors = _ErrorSink(summary, options.shown_errors, errors_out)
 
-    def run(reader: _Reader, phase: str, merger: _Merger | None = None) -> _Pass:
+
+@dataclass(slots=True)
+class _Passes:
+    """What every pass over the file shares; :meth:`run` makes one."""
+
+    cfg: ParseConfig
+    workers: int
+    summary: ImportSummary
+    errors: _ErrorSink
+    options: ImportOptions
+    progress: Progress | None
+
+    def run(self, reader: _Reader, phase: str, merger: _Merger | None = None) -> _Pass:
+        """One pass: ``check`` (parse only) or ``import`` (parse and merge)."""
         return _read_pass(
-            reader, cfg, workers, summary, errors, phase=phase, merger=merger,
-            strict=options.strict, progress=progress,
+            reader, self.cfg, self.workers, self.summary, self.errors, phase=phase,
+            merger=merger, strict=self.options.strict, progress=self.progress,
         )  # fmt: skip
 
-    token = secrets.token_hex(8)
-    merger = _Merger(table, info, token, cfg, options.restore_deleted)
+
+def _write(passes: _Passes, stream: IO[bytes], merger: _Merger) -> _Pass:
+    """The one pass of an import that is not strict: good rows are written, bad ones
+    reported."""
+    return _written_or_say_so(lambda: passes.run(stream, "import", merger), passes.summary)
+
+
+def _write_strict(
+    passes: _Passes,
+    stream: IO[bytes],
+    merger: _Merger,
+    cleanup: contextlib.ExitStack,
+    spool_dir: str | None,
+) -> _Pass | None:
+    """``--strict``: a checking pass over the whole file, then, if no row is bad, the
+    writing pass over it again (a stream that cannot seek is spooled to a temporary
+    file, closed by ``cleanup``). None, with the summary saying so, when a row is bad:
+    nothing is written."""
+    summary = passes.summary
+    reader: _Reader = stream
     spool: IO[bytes] | None = None
-    merger.register()
-    try:
-        if options.strict:
-            seekable = stream.seekable()
-            reader: _Reader = stream
-            if not seekable:
-                spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed below
-                reader = _Spool(stream, spool)
-            else:
-                origin = stream.tell()
-            checked = run(reader, "check")
-            if summary.errors:
-                summary.written = False
-                summary.notes = _layout_notes(checked.cfg.layout, options)
-                summary.seconds = time.monotonic() - started
-                return summary
-            if spool is not None:
-                spool.seek(0)
-                reader = spool
-            else:
-                stream.seek(origin)
-            done = _written_or_say_so(lambda: run(reader, "import", merger), summary)
-        else:
-            done = _written_or_say_so(lambda: run(stream, "import", merger), summary)
-        summary.notes = _layout_notes(done.cfg.layout, options)
-        deleted_rows = done.deleted_rows
-        if deleted_rows:
-            summary.deleted_kept += deleted_rows
-            summary.notes.append(
-                f"{deleted_rows} rows marked deleted in the file were not imported "
-                "(--keep-status imports them as removed entries)"
-            )
-        if options.replace:
-            refused = _replace_guard(merger, summary, options)
-            if refused:
-                summary.replace_refused = refused
-                summary.notes.append(refused)
-            elif summary.errors:
-                summary.notes.append(
-                    f"--replace not applied: {summary.errors} bad rows (an entry whose row is "
-                    "bad would have been removed); fix them, or use --strict"
-                )
-            else:
-                if progress is not None:
-                    progress("replace", 0, summary.rows)
-                removal = table.new_batch(
-                    "replace", f"not in {name} (import --replace)", source, cfg.by
-                )
-                merger.sweep(removal.id, summary)
-                summary.replaced = True
-                summary.removal = removal
-        summary.batch = merger.only_batch()
-    finally:
-        merger.cleanup()
-        if spool is not None:
-            spool.close()
-    counts = store.call(lambda: table.r.hget(table.keys.counts(info.id), "p"))
-    summary.list_pending = int(counts or 0)
-    summary.seconds = time.monotonic() - started
-    return summary
+    origin = 0
+    if not stream.seekable():
+        spool = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed by cleanup
+        cleanup.callback(spool.close)
+        reader = _Spool(stream, spool)
+    else:
+        origin = stream.tell()
+    checked = passes.run(reader, "check")
+    if summary.errors:
+        summary.written = False
+        summary.notes = _layout_notes(checked.cfg.layout, passes.options)
+        return None
+    if spool is not None:
+        spool.seek(0)
+        reader = spool
+    else:
+        stream.seek(origin)
+    return _written_or_say_so(lambda: passes.run(reader, "import", merger), summary)
+
+
+def _note_pass(done: _Pass, summary: ImportSummary, options: ImportOptions) -> None:
+    """What the summary says about how the file was read, and its deleted rows."""
+    summary.notes = _layout_notes(done.cfg.layout, options)
+    deleted_rows = done.deleted_rows
+    if deleted_rows:
+        summary.deleted_kept += deleted_rows
+        summary.notes.append(
+            f"{deleted_rows} rows marked deleted in the file were not imported "
+            "(--keep-status imports them as removed entries)"
+        )
+
+
+def _finish_replace(
+    table: Bulk,
+    merger: _Merger,
+    summary: ImportSummary,
+    options: ImportOptions,
+    name: str,
+    progress: Progress | None,
+) -> None:
+    """``--replace``: unless a guard refuses (:func:`_replace_guard`) or a row was bad,
+    soft-remove the live entries the file did not name, under one removal batch."""
+    refused = _replace_guard(merger, summary, options)
+    if refused:
+        summary.replace_refused = refused
+        summary.notes.append(refused)
+    elif summary.errors:
+        summary.notes.append(
+            f"--replace not applied: {summary.errors} bad rows (an entry whose row is "
+            "bad would have been removed); fix them, or use --strict"
+        )
+    else:
+        if progress is not None:
+            progress("replace", 0, summary.rows)
+        removal = table.new_batch(
+            "replace", f"not in {name} (import --replace)", summary.source, options.by
+        )
+        merger.sweep(removal.id, summary)
+        summary.replaced = True
+        summary.removal = removal
 
 
 def _replace_guard(merger: _Merger, summary: ImportSummary, options: ImportOptions) -> str:

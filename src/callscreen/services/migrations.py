@@ -15,7 +15,10 @@ the data in Redis has.
 A release that changes a stored format bumps ``SCHEMA_VERSION`` and adds its step
 here. Version 1 is the first layout with a version; version 2 keeps the attempt log in
 shards (:func:`~callscreen.services.logshards.migrate_attempt_log` moves the log of
-the one-tag layout; run it with the gateways stopped).
+the one-tag layout; run it with the gateways stopped); version 3 keeps each entry's
+transitions and first-enforced time on the entry (:class:`~callscreen.core.model.EntryRecord`;
+nothing is rewritten but pending entries, marked as not enforced yet; the gateways may
+run).
 """
 
 from __future__ import annotations
@@ -26,8 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callscreen.core.errors import Refused, SchemaTooOld
+from callscreen.core.model import Status
+from callscreen.core.numbers import EntryKey
 from callscreen.schema import keys as schema_keys
-from callscreen.services import store
+from callscreen.services import entries, store
 from callscreen.services.bulk import Bulk
 from callscreen.services.context import Context
 from callscreen.services.logshards import count_old_attempt_log, migrate_attempt_log
@@ -63,8 +68,31 @@ async def _shard_attempt_log(table: Table, dry_run: bool) -> str:
     return await asyncio.to_thread(work)
 
 
+async def _mark_never_enforced(table: Table, dry_run: bool) -> str:
+    """Version 3: entries keep a trail of their transitions and the time they were first
+    enforced (``record.lua``). Records written before read as they are (their history is
+    their creation and last change; enforced since their creation) and older releases
+    cannot read the new ones, hence the version. One guess is written: a pending entry
+    without a trail has not been enforced yet (it waits for review; its approval will be
+    its first enforcement) and is marked so (a few bytes)."""
+    pending = 0
+    marked = 0
+    for info in await table.all_lists():
+        keys: list[EntryKey] = []
+        async for key, stored in entries.scan_entries(table, info):
+            if stored.status is Status.PENDING and not stored.trail:
+                keys.append(key)
+        pending += len(keys)
+        if keys and not dry_run:
+            marked += (await entries.mark_never_enforced(table, info, keys))["marked"]
+    if dry_run:
+        return f"{pending} pending entries without a trail to mark as not enforced yet"
+    return f"{marked} pending entries marked as not enforced yet"
+
+
 MIGRATIONS: list[Migration] = [
     Migration(2, "the attempt log into its shards", _shard_attempt_log),
+    Migration(3, "entries keep their transitions", _mark_never_enforced),
 ]
 
 
