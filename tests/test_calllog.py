@@ -108,6 +108,16 @@ def xlen(r: redis.Redis) -> int:
     return sum(int(r.xlen(name)) for name in KEYS.attempt_logs())
 
 
+def bounded_len(r: redis.Redis) -> int:
+    """Records in the count-bounded streams (allowed and unscreened calls)."""
+    return sum(int(r.xlen(KEYS.attempt_log(s))) for s in range(LOG_SHARDS))
+
+
+def kept_len(r: redis.Redis) -> int:
+    """Records in the streams kept by age only (blocked and labeled calls)."""
+    return sum(int(r.xlen(KEYS.kept_log(s))) for s in range(LOG_SHARDS))
+
+
 # -- pure parts ------------------------------------------------------------------------------
 
 
@@ -297,7 +307,7 @@ async def test_every_call_is_counted_and_logged_with_its_details(
     assert calllog.stats().written == 5 and calllog.stats().dropped == 0
     # each number's data in its own shard's keys, none left under the lists' tag
     shard = log_shard("33123456789")
-    assert r.xlen(KEYS.attempt_log(shard)) >= 1
+    assert r.xlen(KEYS.kept_log(shard)) >= 1  # blocked: the stream kept by age
     assert key.startswith(KEYS.log_base(log_shard("33999000000")))
     assert r.keys("{cs}:*") == []
 
@@ -331,7 +341,7 @@ async def test_first_contact_mark_keeps_the_earliest_allowed_call(
 ) -> None:
     now = time.time()
     times = iter([now, now - 100, now - 50, now + 10])
-    calllog.clock = lambda: next(times)
+    calllog.clock = lambda: next(times, now)  # then the age bounds' clock
     for _ in range(2):
         calllog.record(ScreenRequest("+33123456789", OUT, "a"), allowed("+33123456789"), 0)
     assert await calllog.flush()
@@ -407,13 +417,13 @@ async def test_retention_holds_under_load_and_counters_stay_exact(
 
     async def watcher() -> None:
         for _ in range(40):
-            lengths.append(xlen(r))
+            lengths.append(bounded_len(r))
             await asyncio.sleep(0.005)
 
     await asyncio.gather(*(caller(w) for w in range(8)), watcher())
     assert await log.flush(30)
     await log.stop()
-    lengths.append(xlen(r))
+    lengths.append(bounded_len(r))
     # MAXLEN ~ drops whole stream nodes (stream-node-max-entries, 100 by default) of
     # each shard's stream, bound to bound / LOG_SHARDS
     assert max(lengths) < bound + 100 * LOG_SHARDS
@@ -425,6 +435,36 @@ async def test_retention_holds_under_load_and_counters_stay_exact(
     # the records kept are the newest ones
     newest = stream(r)[-1]
     assert newest.number.startswith("+3361")
+    # the blocked calls are evidence: every one kept, whatever the count bound
+    assert kept_len(r) == 5000
+
+
+async def test_blocked_and_labeled_records_are_kept_by_age_never_by_count(
+    redis_url: str, r: redis.Redis
+) -> None:
+    """A small count bound trims allowed calls only: every blocked and labeled call
+    stays, until it is older than blocked_days."""
+    log = make_log(redis_url, max_records=LOG_SHARDS, blocked_days=10, batch_max=256)
+    log.start()
+    for i in range(4800):  # ~300 allowed records a shard: MAXLEN ~ drops whole nodes
+        number = f"+3361400{i:04d}"
+        log.record(ScreenRequest(number, OUT), allowed(number), 0)
+        if i % 15 == 0:
+            log.record(ScreenRequest(number, OUT), blocked(number), 0)
+        if i % 24 == 0:
+            labeled = Decision(Result.LABELED, number=number, list_name="lab", match=number)
+            log.record(ScreenRequest(number, IN), labeled, 0)
+    assert await log.flush()
+    kept = [rec for rec in stream(r) if rec.result is not Result.ALLOWED]
+    assert len(kept) == 320 + 200
+    assert bounded_len(r) < 4800 - 1000  # allowed ones were trimmed by count
+    real = time.time()
+    log.clock = lambda: real + 11 * 86400  # eleven days later: past blocked_days
+    for _ in range(LOG_SHARDS):  # each batch trims its shards and one more in turn
+        log.record(ScreenRequest("+33614099999", OUT), allowed("+33614099999"), 0)
+        assert await log.flush()
+    await log.stop()
+    assert kept_len(r) < 100  # whole nodes trimmed by age (the newest may stay)
 
 
 async def test_age_retention_trims_old_records_and_keeps_counters(
@@ -595,17 +635,22 @@ def test_the_batch_encoder_is_pure() -> None:
     per_shard = -(-500 // LOG_SHARDS)
     commands: list[list[str | int]] = []
     records: list[str | int] = []
+    kept_min_id = f"{int((at + 7200 - 1830 * 86400) * 1000)}-0"
+    kinds: list[str | int] = []
     for args in by_shard.values():
         count = int(args[0])
-        assert args[1:3] == [per_shard, min_id]
-        records += args[3 : 3 + count]
-        rest = args[3 + count :]
+        assert args[1:4] == [per_shard, min_id, kept_min_id]
+        kinds += args[4 : 4 + 2 * count : 2]
+        records += args[5 : 4 + 2 * count : 2]
+        rest = args[4 + 2 * count :]
         while rest:
             n = int(rest[0])
             commands.append(rest[1 : n + 1])
             rest = rest[n + 1 :]
     assert len(records) == 3 and all(isinstance(r, str) for r in records)
     assert sum("33612345678" in str(r) for r in records) == 2
+    # blocked records go to the stream kept by age ("k"), allowed ones to the bounded one
+    assert sorted(kinds) == ["", "k", "k"]
     day = "20270115"
     counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
     assert counted == {"BLOCKED\toutbound\tdnc\tA": 2, "ALLOWED\tinbound\t\t": 1}

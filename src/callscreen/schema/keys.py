@@ -49,9 +49,12 @@ spread over a Cluster's primaries while the lists stay together under ``{cs}``).
 number's shard is :func:`log_shard` of its digits: all that is kept about one number
 (its blocked/labeled counts, its decider, its first-contact mark) lives in one shard.
 
-``{LT}:log``             stream one record per screened call, trimmed to the retention
-                                (calls with a number: the number's shard; without one:
-                                any shard, round robin by batch)
+``{LT}:log``             stream one record per allowed or unscreened call, trimmed to the
+                                retention by count and/or age (calls with a number: the
+                                number's shard; without one: any shard, round robin by batch)
+``{LT}:log:k``           stream one record per blocked or labeled call (fail-closed blocks
+                                included): evidence, trimmed by age only
+                                (``calllog_blocked_days``), never by count
 ``{LT}:log:c:DAY``       hash   calls of DAY: "outcome TAB direction TAB list TAB campaign"
                                 -> count (exact; they outlive the records); a reader sums
                                 the shards
@@ -293,9 +296,15 @@ class Keys:
     def attempt_log(self, shard: int) -> str:
         return f"{self.log_base(shard)}:log"
 
+    def kept_log(self, shard: int) -> str:
+        """The shard's records of blocked and labeled calls: evidence, kept by age only."""
+        return f"{self.log_base(shard)}:log:k"
+
     def attempt_logs(self) -> tuple[str, ...]:
-        """The streams of every shard."""
-        return tuple(self.attempt_log(s) for s in range(LOG_SHARDS))
+        """Every stream of every shard: the count-bounded ones, then the kept ones."""
+        return tuple(self.attempt_log(s) for s in range(LOG_SHARDS)) + tuple(
+            self.kept_log(s) for s in range(LOG_SHARDS)
+        )
 
     def day_counters(self, day: str, shard: int) -> str:
         return f"{self.log_base(shard)}:log:c:{day}"

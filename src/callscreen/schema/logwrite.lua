@@ -1,15 +1,18 @@
 -- callscreen log writer: apply one batch of the attempt log exactly once.
 --
--- KEYS[1]  the writer's progress key ({cs}:log:w:WRITER): the last batch it applied
--- KEYS[2]  the attempt log stream ({cs}:log)
+-- KEYS[1]  the writer's progress key ({LT}:log:w:WRITER): the last batch it applied
+-- KEYS[2]  the shard's stream of allowed and unscreened calls ({LT}:log)
+-- KEYS[3]  the shard's stream of blocked and labeled calls ({LT}:log:k): evidence
 -- ARGV[1]  the batch's sequence number (increasing per writer)
 -- ARGV[2]  how long the progress key lives, in seconds
 -- ARGV[3]  n, the number of records to append
--- ARGV[4]  the stream's length bound (0: none), trimmed with MAXLEN ~ after appending
--- ARGV[5]  the stream's age bound as a minimal id ("": none), trimmed with MINID ~
--- ARGV[6 .. 5+n]  the records, each the value of the stream field "v1"
--- ARGV[6+n ..]    further commands, each as its argument count then its arguments:
---                 "4", "HINCRBY", key, field, n ... (HINCRBY, ZINCRBY, HSETNX, EXPIRE, ...)
+-- ARGV[4]  KEYS[2]'s length bound (0: none), trimmed with MAXLEN ~ after appending
+-- ARGV[5]  KEYS[2]'s age bound as a minimal id ("": none), trimmed with MINID ~
+-- ARGV[6]  KEYS[3]'s age bound as a minimal id ("": none): never trimmed by count
+-- ARGV[7 .. 6+2n]  the records, each as two arguments: "k" (kept: KEYS[3]) or "" (KEYS[2]),
+--                  then the value of the stream field "v1"
+-- ARGV[7+2n ..]    further commands, each as its argument count then its arguments:
+--                  "4", "HINCRBY", key, field, n ... (HINCRBY, ZINCRBY, HSETNX, EXPIRE, ...)
 --
 -- Returns {applied, refused}: applied is 1, or 0 when the batch had been applied
 -- already (a writer that lost its connection before reading the reply sends the
@@ -32,22 +35,35 @@ local function run(...)
   local reply = redis.pcall(...)
   if type(reply) == 'table' and reply.err then
     refused = refused + 1
+    return nil
   end
+  return reply
 end
 
-local stream = KEYS[2]
+local stream, kept = KEYS[2], KEYS[3]
 local n = tonumber(ARGV[3])
-for k = 6, 5 + n do
-  run('XADD', stream, '*', 'v1', ARGV[k])
+local added = 0
+local first = 7
+local after = first + 2 * n
+for k = first, after - 1, 2 do
+  if ARGV[k] == 'k' then
+    run('XADD', kept, '*', 'v1', ARGV[k + 1])
+  else
+    run('XADD', stream, '*', 'v1', ARGV[k + 1])
+    added = added + 1
+  end
 end
-if n > 0 and ARGV[4] ~= '0' then
+if added > 0 and ARGV[4] ~= '0' then
   run('XTRIM', stream, 'MAXLEN', '~', ARGV[4])
 end
 if ARGV[5] ~= '' then
   run('XTRIM', stream, 'MINID', '~', ARGV[5])
 end
+if ARGV[6] ~= '' then
+  run('XTRIM', kept, 'MINID', '~', ARGV[6])
+end
 
-local i = 6 + n
+local i = after
 local last = #ARGV
 while i <= last do
   local count = tonumber(ARGV[i])

@@ -14,7 +14,8 @@ slot (one shard, or ``{cs}``), so each also runs on Redis Cluster.
 - the lost/never-contacted split: ``reportmarks.lua`` per shard (first-contact mark and
   decider of each number), then ``reportentries.lua`` under ``{cs}`` (the deciding
   entry's record): two steps, each in one slot;
-- the stream: each shard's stream, merged by id (:func:`merge_newest_first`).
+- the records: each shard's two streams (allowed and unscreened calls, bounded by count;
+  blocked and labeled ones, kept by age), merged by call time (:func:`merge_newest_first`).
 
 :func:`migrate_attempt_log` moves the log of the layout before shards (``{cs}:log``,
 ``{cs}:log:*``, ``{cs}:fc:*``) into the shards. It is idempotent and safe to run again
@@ -32,7 +33,7 @@ from typing import Any
 
 import redis
 
-from callscreen.schema.attempts import STREAM_FIELD, AttemptRecord, e164_digits
+from callscreen.schema.attempts import KEPT_RESULTS, STREAM_FIELD, AttemptRecord, e164_digits
 from callscreen.schema.keys import (
     DAY_LISTED_BUCKETS,
     FIRST_CONTACT_BUCKETS,
@@ -298,19 +299,20 @@ def _migrate_stream(r: redis.Redis, keys: Keys, done: LogMigration) -> None:
         if not chunk:
             break
         pipe = r.pipeline(transaction=True)
-        last: dict[int, tuple[int, int]] = {}
+        last: dict[str, tuple[int, int]] = {}
         for entry_id, data in chunk:  # type: ignore[union-attr]
             value = data.get(STREAM_FIELD, "")
-            digits = e164_digits(AttemptRecord.unpack(entry_id, value).number)
+            rec = AttemptRecord.unpack(entry_id, value)
+            digits = e164_digits(rec.number)
             shard = 0 if digits is None else log_shard(digits)
-            stream = keys.attempt_log(shard)
-            if shard not in last:
+            stream = keys.kept_log(shard) if rec.result in KEPT_RESULTS else keys.attempt_log(shard)
+            if stream not in last:
                 newest = r.xrevrange(stream, count=1)
-                last[shard] = stream_id(newest[0][0]) if newest else (0, 0)  # type: ignore[index]
-            keep = stream_id(entry_id) > last[shard]
+                last[stream] = stream_id(newest[0][0]) if newest else (0, 0)  # type: ignore[index]
+            keep = stream_id(entry_id) > last[stream]
             pipe.xadd(stream, {STREAM_FIELD: value}, id=entry_id if keep else "*")
-            # once a record took a new id, the later ones of its shard must too
-            last[shard] = stream_id(entry_id) if keep else (1 << 63, 0)
+            # once a record took a new id, the later ones of its stream must too
+            last[stream] = stream_id(entry_id) if keep else (1 << 63, 0)
             pipe.xdel(old, entry_id)
         pipe.execute()  # type: ignore[no-untyped-call]
         done.records += len(chunk)  # type: ignore[arg-type]
