@@ -85,7 +85,7 @@ def main() -> None:
                     int(r.memory_usage(keys.log_base(s) + ":log" + stream, samples=0) or 0)
                     for s in range(LOG_SHARDS)
                 )
-                index, indexed = key_bytes(r, "{cs.log.*}:log:n:*")
+                index, indexed = key_bytes(r, "{cs.log.*}:log:n*")
                 print(
                     f"{result.value:>8}: {total / args.calls:6.1f} B of Redis per call in all; "
                     f"the stream {streams / args.calls:5.1f} B a record"

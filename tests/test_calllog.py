@@ -637,20 +637,25 @@ def test_the_batch_encoder_is_pure() -> None:
     records: list[str | int] = []
     kept_min_id = f"{int((at + 7200 - 1830 * 86400) * 1000)}-0"
     kinds: list[str | int] = []
-    for args in by_shard.values():
+    indexed: list[str | int] = []
+    for shard, args in by_shard.items():
         count = int(args[0])
         assert args[1:4] == [per_shard, min_id, kept_min_id]
-        kinds += args[4 : 4 + 2 * count : 2]
-        records += args[5 : 4 + 2 * count : 2]
-        rest = args[4 + 2 * count :]
+        assert args[4:7] == [keys.log_base(shard), 1830 * 86400, 3600]
+        kinds += args[7 : 7 + 3 * count : 3]
+        indexed += args[8 : 7 + 3 * count : 3]
+        records += args[9 : 7 + 3 * count : 3]
+        rest = args[7 + 3 * count :]
         while rest:
             n = int(rest[0])
             commands.append(rest[1 : n + 1])
             rest = rest[n + 1 :]
     assert len(records) == 3 and all(isinstance(r, str) for r in records)
     assert sum("33612345678" in str(r) for r in records) == 2
-    # blocked records go to the stream kept by age ("k"), allowed ones to the bounded one
-    assert sorted(kinds) == ["", "k", "k"]
+    # blocked records go to the stream kept by age (B), allowed ones to the bounded one
+    # (A); each to its number's attempt index
+    assert sorted(kinds) == ["A", "B", "B"]
+    assert sorted(indexed) == ["33612345678", "33612345678", "33698765432"]
     day = "20270115"
     counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
     assert counted == {"BLOCKED\toutbound\tdnc\tA": 2, "ALLOWED\tinbound\t\t": 1}
@@ -660,3 +665,61 @@ def test_the_batch_encoder_is_pure() -> None:
     assert zincr[1].startswith(keys.log_base(blocked_shard) + ":log:b:" + day)
     # the decider of the blocked number, the first contact of the allowed one
     assert sorted(c[0] for c in commands if c[0] in ("HSET", "HSETNX")) == ["HSET", "HSETNX"]
+
+
+async def test_each_number_has_an_attempt_index_trimmed_with_its_records(
+    redis_url: str, r: redis.Redis
+) -> None:
+    """A number's attempts are read from its index (newest first, with totals by
+    outcome), whose entries go with their records: the count bound trims the allowed
+    ones, the blocked one stays; the index expires with its longest-lived record."""
+    from callscreen.reports.report import LogQuery, recent_attempts
+    from callscreen.services.logshards import number_attempts
+    from tests.support.blocking import SyncAdmin
+
+    log = make_log(redis_url, max_records=LOG_SHARDS, blocked_days=30, batch_max=50)
+    log.start()
+    number, digits = "+33615000001", "33615000001"
+    log.record(ScreenRequest(number, OUT, "", "first"), blocked(number), 0)
+    for i in range(600):
+        log.record(ScreenRequest(number, OUT, "", f"a{i}"), allowed(number), 0)
+    failed = Decision(Result.BLOCKED, number=number, reason="screening unavailable", failed=True)
+    later = time.time() + 1
+    log.clock = lambda: later
+    log.record(ScreenRequest(number, IN, "", "last"), failed, 0)
+    other = "+33615000033"  # another number of the same shard
+    assert log_shard(other[1:]) == log_shard(digits)
+    log.record(ScreenRequest(other, OUT, "", "other"), allowed(other), 0)
+    assert await log.flush()
+    await log.stop()
+
+    index, kept = KEYS.attempt_index(int(digits)), KEYS.kept_index(int(digits))
+    shard = log_shard(digits)
+    in_stream = sum(
+        1 for _, data in r.xrange(KEYS.attempt_log(shard)) if data["v1"].split("\t")[2] == number
+    )
+    assert 1 <= in_stream < 300  # the count bound trimmed whole nodes
+    # the trimmed allowed records left the index; the evidence is in the kept one
+    assert len(r.lrange(index, 0, -1)) == in_stream
+    assert [e[0] for e in r.lrange(kept, 0, -1)] == ["F", "B"]  # newest first
+    assert 29 * 86400 < r.ttl(kept) <= 30 * 86400
+    # the allowed calls' stream is full: its index expires with twice its span, a day
+    assert 86400 <= r.ttl(index) <= 86400 + 60
+    assert 86400 <= r.ttl(KEYS.attempt_index(int(other[1:]))) <= 86400 + 60
+
+    settings = make_settings(redis_url)
+    with SyncAdmin(settings) as admin:
+        found = admin.run(number_attempts(admin.ctx.table, digits, 5, totals=True))
+        assert [rec.uniqueid for rec in found.records] == ["last", "a599", "a598", "a597", "a596"]
+        assert found.more and found.totals == {
+            Outcome.UNAVAILABLE: 1,
+            Outcome.ALLOWED: in_stream,
+            Outcome.BLOCKED: 1,
+        }
+        query = LogQuery(number=number, outcome=Outcome.BLOCKED)
+        recs, _ = admin.run(recent_attempts(admin.ctx.table, query, 10))
+        assert [rec.uniqueid for rec in recs] == ["first", "last"]  # oldest first
+        # `log --number` reads the indexes, not the streams: without them, nothing
+        r.delete(index, kept)
+        recs, _ = admin.run(recent_attempts(admin.ctx.table, query, 10))
+        assert recs == []

@@ -52,6 +52,7 @@ from callscreen.schema.attempts import (
     LogSettings,
     Outcome,
     day_key,
+    e164_digits,
     parse_counter_field,
     parse_decider,
 )
@@ -60,6 +61,7 @@ from callscreen.services import store
 from callscreen.services.logshards import (
     LogReader,
     newest_id,
+    number_attempts,
     record_order,
     stream_id,
 )
@@ -551,6 +553,10 @@ async def recent_attempts(
 
     Each shard's stream is read newest first, in chunks, down to ``query.since``, and
     the shards merged by id."""
+    digits = e164_digits(query.number or "")
+    if digits is not None:
+        # one number: read through its attempt index, no scan of the log
+        return await _number_recent(table, query, digits, limit, before)
     floor = "-"
     if query.since is not None:
         floor = str(max(0, int(query.since * 1000) - CLOCK_SLACK_MS))
@@ -603,6 +609,22 @@ async def recent_attempts(
                 heads[stream] = last[0][0]
     found.reverse()
     return found, newest_id(heads.values())
+
+
+async def _number_recent(
+    table: Table, query: LogQuery, digits: str, limit: int, before: Order | None
+) -> tuple[list[AttemptRecord], str]:
+    """:func:`recent_attempts` of one exact number, through its attempt index."""
+
+    def keep(rec: AttemptRecord) -> bool:
+        return query.matches(rec) and (before is None or order_of(rec) < before)
+
+    found = await number_attempts(table, digits, limit, keep=keep, since=query.since)
+    streams = LogReader(table.keys).streams()
+    lasts = await _pipelined(table, [("XREVRANGE", s, "+", "-", "COUNT", 1) for s in streams])
+    heads = [last[0][0] for last in lasts if last]
+    found.records.reverse()
+    return found.records, newest_id(heads)
 
 
 async def follow_attempts(

@@ -66,6 +66,20 @@ class Outcome(StrEnum):
     UNAVAILABLE = "BLOCKED_UNAVAILABLE"
 
 
+#: a number's attempt index (``{LT}:log:n:DIGITS``) keeps each attempt as one of these
+#: codes and the record's stream id; B, L and F records are in the stream kept by age
+#: (keyed by the outcome's value, so that a Result's finds its outcome's code too)
+INDEX_CODE: dict[str, str] = {
+    Outcome.ALLOWED.value: "A",
+    Outcome.UNSCREENED.value: "U",
+    Outcome.BLOCKED.value: "B",
+    Outcome.LABELED.value: "L",
+    Outcome.UNAVAILABLE.value: "F",
+}
+INDEX_OUTCOME = {code: Outcome(value) for value, code in INDEX_CODE.items()}
+KEPT_CODES = frozenset("BLF")
+
+
 def outcome_of(result: Result, failed: bool) -> Outcome:
     if failed and result is Result.BLOCKED:
         return Outcome.UNAVAILABLE
