@@ -9,6 +9,7 @@
 -- ARGV[2]  the position to start at in KEYS[2]
 -- ARGV[3]  how many entries to take, the newest of both from there (0: none)
 -- ARGV[4]  "1": also count every entry whose record is still kept, by code
+-- ARGV[5]  the codes of the entries to take ("": all), e.g. "B": blocked calls only
 --
 -- Returns {next1, next2, more, totals, records}: the positions after the entries taken;
 -- more is 1 when either index goes on; totals a flat list code, count, ... (empty
@@ -90,7 +91,8 @@ if count > 0 then
     local entry = got[k][at[k]]
     at[k] = at[k] + 1
     local stream = KEYS[k + 2]
-    if kept(entry, stream) then
+    local wanted = ARGV[5] == '' or string.find(ARGV[5], string.sub(entry, 1, 1), 1, true)
+    if wanted and kept(entry, stream) then
       local id = string.sub(entry, 2)
       local found = redis.call('XRANGE', stream, id, id)
       if #found == 1 then

@@ -185,11 +185,14 @@ async def number_attempts(
     keep: Callable[[AttemptRecord], bool] | None = None,
     since: float | None = None,
     totals: bool = False,
+    codes: str = "",
 ) -> NumberAttempts:
     """The newest ``limit`` attempts of the number whose E.164 digits are ``digits``
     that ``keep`` accepts (all when None), down to ``since`` (epoch seconds), read from
     its attempt index in its shard (``numberlog.lua``, a few hundred entries a call):
-    no scan of the log. ``totals`` counts every kept record by outcome too."""
+    no scan of the log. ``totals`` counts every kept record by outcome too; ``codes``
+    (:data:`~callscreen.schema.attempts.INDEX_CODE` values, e.g. ``"B"``) skips the
+    other outcomes' records in Redis."""
     keys = table.keys
     shard = log_shard(digits)
     number = int(digits)
@@ -207,7 +210,8 @@ async def number_attempts(
     while True:
         want = INDEX_CHUNK if limit > 0 else 0
         flag = "1" if first and totals else ""
-        reply = await store.run_script(table.r, scripts.NUMBERLOG, names, [*pos, want, flag])
+        args = [*pos, want, flag, codes]
+        reply = await store.run_script(table.r, scripts.NUMBERLOG, names, args)
         pos = [int(reply[0]), int(reply[1])]
         going_on, flat_totals, flat = int(reply[2]), reply[3], reply[4]
         if first:
