@@ -49,15 +49,19 @@ if ARGV[4] == '1' then
   local counts, codes = {}, {}
   for k = 1, 2 do
     local stream = KEYS[k + 2]
-    for _, entry in ipairs(redis.call('LRANGE', KEYS[k], 0, -1)) do
-      if kept(entry, stream) then
-        local code = string.sub(entry, 1, 1)
-        if not counts[code] then
-          counts[code] = 0
-          codes[#codes + 1] = code
-        end
-        counts[code] = counts[code] + 1
+    local all = redis.call('LRANGE', KEYS[k], 0, -1)
+    -- an index is in its stream's id order and the streams are trimmed from their
+    -- oldest end: the entries whose record is gone are the index's last ones
+    local n = #all
+    while n > 0 and not kept(all[n], stream) do n = n - 1 end
+    for i = 1, n do
+      local code = string.sub(all[i], 1, 1)
+      local c = counts[code]
+      if not c then
+        codes[#codes + 1] = code
+        c = 0
       end
+      counts[code] = c + 1
     end
   end
   for _, code in ipairs(codes) do

@@ -207,8 +207,8 @@ async def number_attempts(
     pos = [0, 0]
     more = False
     first = True
+    want = min(INDEX_CHUNK, limit + 1) if limit > 0 else 0  # one more: are there more?
     while True:
-        want = INDEX_CHUNK if limit > 0 else 0
         flag = "1" if first and totals else ""
         args = [*pos, want, flag, codes]
         reply = await store.run_script(table.r, scripts.NUMBERLOG, names, args)
@@ -236,6 +236,7 @@ async def number_attempts(
                 found.append(rec)
         if stop or not going_on or want == 0:
             break
+        want = INDEX_CHUNK  # filtered out: read on in bigger steps
     # the two indexes are merged by stream id in the script; calls of one millisecond
     # in both streams are put in call-time order here, as the log's reader does
     found.sort(key=lambda rec: (round(rec.time * 1000), stream_id(rec.id)), reverse=True)
