@@ -60,7 +60,7 @@ from callscreen.reports.report import (
     recent_attempts,
 )
 from callscreen.schema.attempts import AttemptRecord, Outcome
-from callscreen.services import browse, entries, store, users
+from callscreen.services import browse, entries, numbers, store, users
 from callscreen.services.apikeys import ApiKey
 from callscreen.services.audit import Event
 from callscreen.services.context import Actor, Context
@@ -898,6 +898,19 @@ class Backend:
             tuple(found),
             tuple(reversed(recent)),
         )
+
+    async def number_page(
+        self, raw: str, *, campaign: str | None = None, attempts: int = 20
+    ) -> numbers.NumberCard:
+        """Everything known of one number (:class:`~callscreen.services.numbers.NumberService`);
+        a key restricted to lists sees the others as ``another list``."""
+        card = await self.services.numbers.card(raw, campaign=campaign, attempts=attempts)
+        if not self._restricted() or self.key is None:
+            return card
+        infos = await self.ctx.table.all_lists()
+        key = self.key
+        visible = {info.name for info in infos if key.may_use_list(info.id)}
+        return card.restricted(visible, key.may_use_list)
 
     async def recent_attempts(self, query: LogQuery, limit: int) -> tuple[list[Any], str]:
         """The last ``limit`` attempts matching ``query`` (newest last) and the stream

@@ -28,6 +28,7 @@ each once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -219,10 +220,11 @@ class NumberCard:
             "log": self.log.to_json(),
         }
 
-    def restricted(self, visible: set[str]) -> NumberCard:
-        """The card as a reader restricted to the lists ``visible`` sees it: another
-        list's entries, matches and attempts show as ``another list``, with no name,
-        entry, reason or history; deleted lists only when visible by name."""
+    def restricted(self, visible: set[str], may_use: Callable[[int], bool]) -> NumberCard:
+        """The card as a reader restricted to some lists sees it (``visible``: their
+        names; ``may_use``: by list id): another list's entries, matches and attempts
+        show as ``another list``, with no name, entry, reason or history; a deleted list
+        only when the reader could use it."""
         lists: list[NumberList] = []
         hidden = 0
         for item in self.lists:
@@ -234,7 +236,7 @@ class NumberCard:
             lists.append(
                 NumberList(ANOTHER_LIST, None, "", "", "", (), "", ()),
             )
-        deleted = tuple(d for d in self.deleted_lists if d.tombstone.list_name in visible)
+        deleted = tuple(d for d in self.deleted_lists if may_use(d.tombstone.list_id))
         decisions = tuple(replace(d, check=_mask_check(d.check, visible)) for d in self.decisions)
         log = replace(
             self.log,
