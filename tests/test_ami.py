@@ -349,6 +349,23 @@ async def test_each_call_is_counted_once_by_several_gateways(
     assert [event.op for event in history] == ["add", "create"]
 
 
+async def test_the_watcher_leaves_a_permanent_entry_unchanged(
+    redis_url: str, peer: AmiPeer, admin: Admin
+) -> None:
+    admin.create_list("unreachable-numbers", Action.LABEL, Direction.OUTBOUND)
+    admin.add("unreachable-numbers", [NUM], reason="checked by hand", external_id="T-9")
+    admin.approve("unreachable-numbers", [NUM], permanent=True)
+    before = admin.show_entry("unreachable-numbers", NUM)
+    watcher = await start_watcher(redis_url, peer)
+    try:
+        await play(peer, [watcher], [failed_call(f"{NUM}@trunk") for _ in range(3)])
+    finally:
+        await watcher.close()
+    assert (watcher.frozen, watcher.listed) == ([NUM], [])
+    assert admin.show_entry("unreachable-numbers", NUM) == before
+    assert before.reason == "checked by hand" and before.status is Status.PERMANENT
+
+
 def originated_dialing_call(number: str, cause: int = 1) -> list[dict[str, str]]:
     """An AMI Originate of ``Local/NUMBER@campaign-out`` whose context dials the trunk,
     as Asterisk reports it: two DialBegin legs (the Local channel's, the trunk's), each

@@ -276,6 +276,15 @@ def test_error_statuses(api: ApiServer, c: httpx.Client) -> None:
         409,
         "refused",
     )
+    # a permanent entry is frozen: a later add of it is "permanent-unchanged"
+    r = c.post(
+        f"/lists/{list_id}/entries",
+        json={"entries": [{"number": NUM, "reason": "new", "external_id": "X"}]},
+    )
+    assert r.status_code == 200, r.text
+    assert [o["outcome"] for o in r.json()["outcomes"]] == ["permanent-unchanged"]
+    shown = c.get(f"/lists/{list_id}/entries/{NUM}").json()
+    assert (shown["status"], shown["reason"], shown["external_id"]) == ("permanent", "", "")
     # 422 names every invalid field, with the index of each bad entry
     entries = [{"number": NUM}, {"number": NUM, "reason": "r" * 501}, {"nope": 1}]
     body = problem(
@@ -475,6 +484,19 @@ def test_entry_changes_numbers_filter_and_dry_run(api: ApiServer, c: httpx.Clien
     assert restored["counts"] == {"restored": 1}
     unapproved = c.post(f"/lists/{list_id}/entries:unapprove", json={"numbers": [NUM]}).json()
     assert unapproved["counts"] == {"unapproved": 1}
+    # the entry tells its transitions, the last one in updated_by/at and last_change
+    entry = c.get(f"/lists/{list_id}/entries/{NUM}").json()
+    assert [(t["transition"], t["by"]) for t in entry["transitions"]] == [
+        ("added", "key:crm"),
+        ("removed", "key:crm"),
+        ("restored", "key:crm"),
+        ("unapproved", "key:crm"),
+    ]
+    assert entry["transitions"][1]["reason"] == "customer asked"
+    assert (entry["last_change"], entry["updated_at"]) == (
+        "unapproved",
+        entry["transitions"][-1]["at"],
+    )
     problem(
         c.post(f"/lists/{list_id}/entries:approve", json={"numbers": ["+339*"]}), 404, "not-found"
     )

@@ -38,7 +38,7 @@ async def test_the_number_page_over_http(api: ApiServer, c: httpx.Client) -> Non
     lists = {x["list_name"]: x for x in card["lists"]}
     assert set(lists) == {"secret", "mine"}
     assert lists["secret"]["entries"][0]["reason"] == "private"
-    assert [h["op"] for h in lists["secret"]["entries"][0]["history"]] == ["add"]
+    assert [h["transition"] for h in lists["secret"]["entries"][0]["history"]] == ["added"]
     assert lists["mine"]["entries"][0]["kind"] == "prefix"
     assert lists["mine"]["campaigns"] == ["spring"]
     decisions = {(d["direction"], d["campaign"]): d for d in card["decisions"]}

@@ -109,6 +109,26 @@ def test_permanent_entries_are_refused(cli: Cli) -> None:
     assert cli.json("entries", "dnc", "--status", "permanent")["total"] == 2
 
 
+def test_add_on_a_permanent_entry_says_permanent_unchanged(cli: Cli) -> None:
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("add", "dnc", NUM, "--reason", "court order", "--external-id", "CASE-1")
+    cli("approve", "dnc", NUM, "--permanent")
+    out = cli("add", "dnc", NUM, "--expires", "0d").stdout
+    assert f"{NUM}: permanent, unchanged" in out
+    assert "dnc: 1 permanent, unchanged" in out
+    assert "do not match" not in out
+    data = cli.json("add", "dnc", NUM, "--reason", "new", "--external-id", "CASE-2")
+    assert data["entries"] == {NUM: "permanent-unchanged"}
+    assert data["outcomes"] == {"permanent-unchanged": 1} and data["changed"] == 0
+    [entry] = cli.json("entries", "dnc")["entries"]
+    assert (entry["status"], entry["reason"], entry["external_id"], entry["expires"]) == (
+        "permanent",
+        "court order",
+        "CASE-1",
+        None,
+    )
+
+
 def test_remove_restore_and_purge(cli: Cli) -> None:
     cli("lists", "create", "dnc", "--action", "block")
     cli("add", "dnc", NUM)

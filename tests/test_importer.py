@@ -386,11 +386,34 @@ def test_approve_options(admin: Admin, table: Table, dnc: ListInfo, approve: Sta
     check_bookkeeping(table, dnc)  # a permanent entry carries no expiry
 
 
+def test_rows_for_a_permanent_entry_are_permanent_unchanged(
+    admin: Admin, table: Table, dnc: ListInfo
+) -> None:
+    admin.add("dnc", ["+33612345678"], reason="court order", external_id="CASE-1")
+    admin.approve("dnc", ["+33612345678"], permanent=True)
+    before = dump(table, dnc)
+    data = "number,reason,external_id,expires,status\n"
+    data += "+33612345678,overwrite,CASE-2,2099-01-01,active\n"
+    summary = run(table, dnc, data, approve=Status.ACTIVE)
+    assert (summary.permanent_unchanged, summary.updated, summary.unchanged) == (1, 0, 0)
+    assert summary.skipped == 1 and summary.to_json()["permanent_unchanged"] == 1
+    assert dump(table, dnc) == before
+    rec = record(table, dnc, "+33612345678")
+    assert rec is not None and (rec.status, rec.expires, rec.external_id) == (
+        Status.PERMANENT,
+        None,
+        "CASE-1",
+    )
+    assert reason(table, rec) == "court order"
+    check_bookkeeping(table, dnc)
+
+
 def test_never_demotes(admin: Admin, table: Table, dnc: ListInfo) -> None:
     admin.add("dnc", ["+33123456789"], reason="added by hand")
     run(table, dnc, "+33612345678\n", approve=Status.PERMANENT)
     summary = run(table, dnc, "number,reason\n+33123456789,from file\n+33612345678,from file\n")
-    assert summary.updated == 2  # the reason changed...
+    assert summary.updated == 1  # the reason changed...
+    assert summary.permanent_unchanged == 1  # (a permanent entry is frozen)
     assert summary.pending == 0  # ...but neither went back to pending
     assert record(table, dnc, "+33123456789").status is Status.ACTIVE  # type: ignore[union-attr]
     assert record(table, dnc, "+33612345678").status is Status.PERMANENT  # type: ignore[union-attr]

@@ -64,7 +64,7 @@ def schema_patterns(keys: Keys) -> list[re.Pattern[str]]:
 
 
 def test_script_bodies_spell_no_key_fragment_or_size() -> None:
-    for name in scripts.ALL:
+    for name in [*scripts.ALL, *{m for ms in scripts.INCLUDES.values() for m in ms}]:
         body = scripts.body(name)
         code = "\n".join(line.split("--", 1)[0] for line in body.splitlines())
         assert not re.search(r"'(:[a-z]+)+:?'", code), f"{name}.lua spells a key fragment"
@@ -80,9 +80,9 @@ def test_every_script_starts_with_the_prelude_of_the_schema() -> None:
         body = scripts.body(name)
         if body.startswith("#!"):  # script flags: Redis reads them on the first line only
             shebang, rest = body.split("\n", 1)
-            assert script.source == shebang + "\n" + prelude + rest
+            assert script.source == shebang + "\n" + prelude + scripts.included(name) + rest
         else:
-            assert script.source == prelude + body
+            assert script.source == prelude + scripts.included(name) + body
     assert "local BATCH_BUCKET = 512" in prelude and "local K_LIST = ':list:'" in prelude
 
 

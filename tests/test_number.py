@@ -69,7 +69,7 @@ def setup_lists(cli: Cli, tmp_path: Path) -> None:
     cli("add", "spring-dnc", "06 12 34 56 78", "--reason", "spring opt-out")
     cli("add", "gone", NUM, "--reason", "old campaign")
     cli("lists", "delete", "gone", "--yes", "--reason", "campaign over")
-    cli("add", "mistakes", NUM, "--reason", "typo", "--external-id", "CRM-7")
+    cli("add", "mistakes", NUM, "--reason", "typo", "--external-id", "CRM-7", "--by", "carol")
     cli("remove", "mistakes", NUM, "--reason", "added by mistake", "--by", "bob")
     cli("add", "other", "+33698765432", "--reason", "someone else")
     rows = tmp_path / "vip.csv"
@@ -91,7 +91,8 @@ def test_number_shows_every_list_decision_and_attempt(
         NUM, "number", "active", True,
     )  # fmt: skip
     assert dnc["reason"] == "asked us to stop" and dnc["created_by"] == "alice"
-    assert [(h["op"], h["by"]) for h in dnc["history"]] == [("add", "alice")]
+    assert [(h["transition"], h["by"]) for h in dnc["history"]] == [("added", "alice")]
+    assert dnc["history"][0]["first_enforced"] and dnc["enforced_since"] is not None
     [spam] = lists["spam"]["entries"]
     assert (spam["entry"], spam["kind"], spam["reason"]) == ("+3361234*", "prefix", "spam range")
     assert lists["spring-dnc"]["campaigns"] == ["spring"]
@@ -101,7 +102,12 @@ def test_number_shows_every_list_decision_and_attempt(
     [typo] = lists["mistakes"]["entries"]
     assert (typo["status"], typo["external_id"]) == ("deleted", "CRM-7")
     assert (typo["removed_by"], typo["removed_reason"]) == ("bob", "added by mistake")
-    assert [h["op"] for h in typo["history"]] == ["add", "remove"]
+    assert [(h["transition"], h["by"]) for h in typo["history"]] == [
+        ("added", "carol"),
+        ("removed", "bob"),
+    ]
+    assert [h["transition"] for h in vip["history"]] == ["added"]
+    assert vip["enforced_since"] is None  # pending: never enforced
     # the deleted list, from its trail and tombstone
     [gone] = card["deleted_lists"]
     assert (gone["list_name"], gone["reason"], gone["count"]) == ("gone", "campaign over", 1)

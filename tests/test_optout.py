@@ -344,3 +344,19 @@ async def test_opt_out_function_over_lean_redis(redis_url: str, spool: Path) -> 
         screener = Screener(settings, client)
         blocked = await screener.screen(ScreenRequest(NUM, Direction.OUTBOUND))
         assert (blocked.result, blocked.list_name) == (Result.BLOCKED, "dnc")
+
+
+async def test_an_opt_out_of_a_permanent_entry_is_permanent_unchanged(
+    start: Callable[..., Any], admin: Admin
+) -> None:
+    admin.create_list("do-not-call", Action.BLOCK)
+    admin.add("do-not-call", [NUM], reason="court order", external_id="CASE-1")
+    admin.approve("do-not-call", [NUM], permanent=True)
+    before = admin.show_entry("do-not-call", NUM)
+    server, _ = await start()
+    answer = await asterisk(server).call(script="optout", args=("inbound", NUM))
+    assert answer.variables["CALLSCREEN_RESULT"] == "BLOCKED"
+    assert answer.variables["CALLSCREEN_REASON"] == (
+        "opt-out request (already on do-not-call: permanent, unchanged)"
+    )
+    assert admin.show_entry("do-not-call", NUM) == before

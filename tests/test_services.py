@@ -160,8 +160,14 @@ def test_add_updates_an_existing_entry_and_says_so(admin: Admin) -> None:
     page = admin.list_entries("dnc")
     assert page.total == 2
     view = next(v for v in page.entries if v.entry == NUM)
-    # what was not given is kept: the reason (with who gave it)
-    assert (view.reason, view.updated_by, view.external_id) == ("asked us", "alice", "T-1")
+    # what was not given is kept: the reason; the last change is the update
+    assert (view.reason, view.external_id) == ("asked us", "T-1")
+    assert (view.updated_by, view.last_change) == ("tester", "updated")
+    steps = admin.transitions("dnc", NUM)
+    assert [(t.transition, t.by, t.reason) for t in steps] == [
+        ("added", "alice", "asked us"),
+        ("updated", "tester", ""),
+    ]
     assert admin.show_list("dnc").counts["active"] == 2
 
 
@@ -200,8 +206,8 @@ def test_permanent_entries_cannot_be_unapproved_removed_or_deleted(admin: Admin)
     assert screen(admin, NUM).result is Result.BLOCKED
     assert screen(admin, OTHER).result is Result.BLOCKED
 
-    # adding it again updates its details, it stays permanent
-    assert admin.add("dnc", [NUM], reason="again").entries == {NUM: "updated"}
+    # adding it again changes nothing of it: permanent, unchanged
+    assert admin.add("dnc", [NUM], reason="again").entries == {NUM: "permanent-unchanged"}
     assert statuses(admin, "dnc")[NUM] is Status.PERMANENT
     assert admin.show_list("dnc").counts == {
         "pending": 0,
@@ -210,6 +216,45 @@ def test_permanent_entries_cannot_be_unapproved_removed_or_deleted(admin: Admin)
         "deleted": 0,
         "expired": 0,
     }
+
+
+def test_a_permanent_entry_is_frozen_against_every_add(admin: Admin, clock: Clock) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    admin.add("dnc", [NUM], reason="court order", external_id="CASE-1", expires="30d")
+    admin.add("dnc", [OTHER], reason="asked us")
+    admin.approve("dnc", [NUM], permanent=True)
+    frozen = raw_record(admin, "dnc", NUM)
+    shown = admin.show_entry("dnc", NUM)
+    assert shown.expires is None  # a permanent approval clears the expiry
+    info = admin.table.get_list("dnc")
+    assert admin.table.r.zcard(admin.table.keys.expiring(info.id)) == 0
+
+    attempts = [
+        {"reason": "overwrite"},
+        {"external_id": "CASE-2"},
+        {"expires": "0d"},
+        {"expires": "2099-01-01"},
+        {"reason": "pending copy", "status": Status.PENDING},
+    ]
+    for options in attempts:
+        result = admin.add("dnc", [NUM, OTHER], **options)  # type: ignore[arg-type]
+        assert result.entries[NUM] == "permanent-unchanged", options
+        assert result.outcomes["permanent-unchanged"] == 1
+        assert any("permanent, unchanged" in note for note in result.notes)
+        assert raw_record(admin, "dnc", NUM) == frozen, options
+    # a past expiry is said of the entries it was applied to, not of the permanent one
+    past = admin.add("dnc", [NUM], expires="0d")
+    assert not any("do not match" in note for note in past.notes)
+    assert past.changed == 0
+    view = admin.show_entry("dnc", NUM)
+    assert (view.status, view.reason, view.external_id, view.expires) == (
+        Status.PERMANENT,
+        "court order",
+        "CASE-1",
+        None,
+    )
+    assert screen(admin, NUM).result is Result.BLOCKED
+    assert admin.show_list("dnc").counts == recount(admin, "dnc")
 
 
 def test_permanent_approval_of_a_whole_country_code_needs_confirmation(admin: Admin) -> None:
@@ -341,16 +386,20 @@ def test_an_entry_keeps_who_created_it_through_every_change(admin: Admin) -> Non
 
     admin.add("dnc", [NUM], reason="asked again", external_id="T;1", by="bob")
     second = int(raw_record(admin, "dnc", NUM).split(";")[1])
-    assert raw_record(admin, "dnc", NUM) == f"a;{second};;;{first};T;1"
+    # the creation batch, then the trail: updated by the second batch
+    assert raw_record(admin, "dnc", NUM) == f"a;{second};;;{first}u{second};T;1"
     admin.remove("dnc", [NUM], reason="mistake", by="carol")
     admin.restore("dnc", [NUM], by="dave")
     admin.unapprove("dnc", [NUM])
-    admin.approve("dnc", [NUM], permanent=True)
     admin.add("dnc", [NUM], by="erin")  # no reason: keeps bob's batch
     admin.add("dnc", [NUM], reason="third", by="frank")
+    admin.approve("dnc", [NUM], permanent=True)
+    admin.add("dnc", [NUM], reason="fourth", by="gus")  # permanent: unchanged
     view = next(v for v in admin.list_entries("dnc").entries if v.entry == NUM)
     assert (view.status, view.external_id, view.reason) == (Status.PERMANENT, "T;1", "third")
-    assert (view.created_by, view.updated_by) == ("alice", "frank")
+    # the last transition is the permanent approval (gus's add changed nothing)
+    assert (view.created_by, view.updated_by) == ("alice", "tester")
+    assert view.last_change == "approved-permanently"
     assert view.created_at is not None and view.updated_at is not None
     assert view.created_at <= view.updated_at
     assert view.to_json()["created_by"] == "alice"
@@ -362,7 +411,71 @@ def test_an_entry_keeps_who_created_it_through_every_change(admin: Admin) -> Non
     admin.add("dnc", [OTHER], reason="back", by="hank")
     other = next(v for v in admin.list_entries("dnc").entries if v.entry == OTHER)
     assert (other.created_by, other.updated_by, other.status) == ("alice", "hank", Status.ACTIVE)
+    assert other.last_change == "restored"  # an add of a removed entry restores it
     assert admin.show_list("dnc").counts == recount(admin, "dnc")
+
+
+def test_every_transition_is_on_the_entry_with_who_and_when(admin: Admin, clock: Clock) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    admin.add("dnc", [NUM], reason="asked us", by="alice", status=Status.PENDING)
+    lead = raw_record(admin, "dnc", NUM).split(";")[:3]
+    admin.approve("dnc", [NUM], by="bob")
+    # an approval leaves the fields the lookup reads as they were (status aside)
+    assert raw_record(admin, "dnc", NUM).split(";")[1:3] == lead[1:3]
+    view = admin.show_entry("dnc", NUM)
+    assert (view.last_change, view.updated_by, view.reason) == ("approved", "bob", "asked us")
+    admin.unapprove("dnc", [NUM], by="carol")
+    admin.approve("dnc", [NUM], by="dave")
+    admin.remove("dnc", [NUM], reason="mistake", by="erin")
+    admin.restore("dnc", [NUM], by="frank")
+    admin.add("dnc", [NUM], reason="asked again", by="gina")
+    admin.approve("dnc", [NUM], permanent=True, by="hank")
+    steps = admin.transitions("dnc", NUM)
+    assert [(t.transition.value, t.by) for t in steps] == [
+        ("added", "alice"),
+        ("approved", "bob"),
+        ("unapproved", "carol"),
+        ("approved", "dave"),
+        ("removed", "erin"),
+        ("restored", "frank"),
+        ("updated", "gina"),
+        ("approved-permanently", "hank"),
+    ]
+    assert [t.first_enforced for t in steps] == [False, True, *[False] * 6]
+    assert steps[4].reason == "mistake" and steps[6].reason == "asked again"
+    ats = [t.at for t in steps]
+    assert all(ats) and ats == sorted(ats)  # type: ignore[type-var]
+    view = admin.show_entry("dnc", NUM)
+    assert (view.last_change, view.updated_by, view.updated_at) == (
+        "approved-permanently",
+        "hank",
+        steps[-1].at,
+    )
+    assert admin.show_list("dnc").counts == recount(admin, "dnc")
+    # an expiry needs no write: it shows as the last transition, at the expiry
+    admin.add("dnc", [OTHER], reason="short", expires="1d", by="ivan")
+    clock.advance(3 * 86400)
+    *_, expired = admin.transitions("dnc", OTHER)
+    assert (expired.transition.value, expired.by, expired.batch) == ("expired", "", None)
+    assert admin.show_entry("dnc", OTHER).last_change == "expired"
+    with pytest.raises(NotFound):
+        admin.transitions("dnc", "+33600000000")
+
+
+def test_a_bulk_approval_points_every_entry_at_one_batch(admin: Admin) -> None:
+    admin.create_list("dnc", Action.BLOCK)
+    numbers = [f"+336{n:08d}" for n in range(1500)]
+    add_pending(admin, "dnc", *numbers)
+    before = {n: raw_record(admin, "dnc", n) for n in numbers[:3]}
+    seq = int(admin.table.r.get(admin.table.keys.batch_seq))
+    assert admin.approve("dnc", all_pending=True, by="bob").outcomes == {"approved": 1500}
+    assert int(admin.table.r.get(admin.table.keys.batch_seq)) == seq + 1  # one batch record
+    for n, raw in before.items():
+        # "p;B;;;~;" becomes "a;B;;;!aA;": the reason is not rewritten, one item is added
+        assert raw_record(admin, "dnc", n) == "a" + raw[1:].replace("~", f"!a{seq + 1}")
+    view = admin.show_entry("dnc", numbers[0])
+    assert (view.reason, view.updated_by, view.last_change) == ("registry", "bob", "approved")
+    assert admin.show_list("dnc").counts["active"] == 1500
 
 
 def test_records_of_the_earlier_five_field_format_are_read_and_kept(admin: Admin) -> None:
@@ -379,9 +492,10 @@ def test_records_of_the_earlier_five_field_format_are_read_and_kept(admin: Admin
     assert screen(admin, NUM).result is Result.BLOCKED
     admin.remove("dnc", [NUM], reason="x")
     removed = raw_record(admin, "dnc", NUM).split(";")
-    assert (removed[0], removed[4], removed[5]) == ("d", "", "CRM-7")
+    assert (removed[0], removed[4], removed[5]) == ("d", f"d{removed[3]}", "CRM-7")
     admin.add("dnc", [OTHER], reason="new", by="bob")
-    assert raw_record(admin, "dnc", OTHER).endswith(f";{batch};CRM-7")  # created kept
+    assert f";{batch}u" in raw_record(admin, "dnc", OTHER)  # created kept
+    assert raw_record(admin, "dnc", OTHER).endswith(";CRM-7")
 
 
 def test_lookup_reads_the_expiry_of_an_entry_with_a_creation_batch(admin: Admin) -> None:

@@ -102,7 +102,7 @@ _SERVICE_OF = {
     "add": "entries", "remove": "entries", "restore": "entries", "approve": "entries",
     "unapprove": "entries", "list_entries": "entries", "purge": "entries",
     "parse_entries": "entries", "show_entry": "entries", "page_entries": "entries",
-    "statuses": "entries", "cascade": "entries",
+    "statuses": "entries", "cascade": "entries", "transitions": "entries",
     "assign": "campaigns", "campaign": "campaigns", "campaigns": "campaigns",
     "check": "checks", "lists_applied": "checks",
     "history": "history",

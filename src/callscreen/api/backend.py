@@ -77,6 +77,7 @@ from callscreen.services.views import (
     EntryPage,
     EntryView,
     ListView,
+    TransitionView,
 )
 
 log = logging.getLogger("callscreen.api")
@@ -277,10 +278,13 @@ class Backend:
             await self._name(list_id), status=status, search=search, limit=limit, after=after
         )
 
-    async def show_entry(self, list_id: int, entry: str) -> tuple[EntryView, list[Event]]:
+    async def show_entry(
+        self, list_id: int, entry: str
+    ) -> tuple[EntryView, list[Event], tuple[TransitionView, ...]]:
         name = await self._name(list_id)
         view = await self.services.entries.show_entry(name, entry)
-        return view, await self.services.history.history(name, entry, limit=100)
+        steps = await self.services.entries.transitions(name, entry)
+        return view, await self.services.history.history(name, entry, limit=100), steps
 
     async def change_entries(
         self,

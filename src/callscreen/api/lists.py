@@ -267,8 +267,12 @@ async def list_entries(
 async def show_entry(list_id: ListId, number: str, who: Reader) -> dict[str, Any]:
     if len(number) > 100:
         raise InvalidInput("not a number or prefix")
-    view, events = await who.backend.show_entry(list_id, number)
-    return {**_entry(view), "history": [e.to_json() for e in events]}
+    view, events, steps = await who.backend.show_entry(list_id, number)
+    return {
+        **_entry(view),
+        "history": [e.to_json() for e in events],
+        "transitions": [t.to_json() for t in steps],
+    }
 
 
 async def _targets(list_id: int, body: EntriesChange, who: Principal) -> list[str]:

@@ -81,7 +81,10 @@ class EntriesAdd(Strict):
 class EntryOutcome(BaseModel):
     index: int
     entry: str | None = Field(description="as stored (`+33123456789`), null when invalid")
-    outcome: str = Field(description="added, updated, restored, unchanged, skipped or invalid")
+    outcome: str = Field(
+        description="added, updated, restored, unchanged, permanent-unchanged (a permanent "
+        "entry is frozen: nothing of it changed), skipped or invalid"
+    )
     message: str | None = None
 
 
@@ -108,6 +111,26 @@ class EntryOut(BaseModel):
     removed_by: str
     removed_at: str | None
     removed_reason: str
+    last_change: str = Field(
+        description="what the entry's last transition was (added, updated, approved, "
+        "approved-permanently, unapproved, removed, restored, expired); `updated_by` and "
+        "`updated_at` say who made it and when (expired: at its expiry, by nobody)"
+    )
+
+
+class TransitionOut(BaseModel):
+    transition: str = Field(
+        description="added, updated, approved, approved-permanently, unapproved, removed, "
+        "restored or expired"
+    )
+    by: str
+    at: str | None
+    reason: str
+    source: str
+    batch: int | None = Field(description="the change's batch (null: expired, no change)")
+    first_enforced: bool = Field(
+        description="this transition made the entry enforced for the first time"
+    )
 
 
 class EntryPageOut(BaseModel):
@@ -131,7 +154,10 @@ class EventOut(BaseModel):
 
 
 class EntryDetail(EntryOut):
-    history: list[EventOut]
+    history: list[EventOut] = Field(description="the list's audit-trail events naming it")
+    transitions: list[TransitionOut] = Field(
+        description="every transition of the entry, oldest first, read from the entry"
+    )
 
 
 class EntryFilter(Strict):
@@ -283,12 +309,16 @@ class AttemptsOut(BaseModel):
 
 
 class NumberHistoryOut(BaseModel):
-    at: str | None
-    op: str = Field(description="add, import, approve, unapprove, remove, restore, ...")
+    transition: str = Field(
+        description="added, updated, approved, approved-permanently, unapproved, removed, "
+        "restored, expired"
+    )
     by: str
+    at: str | None
     reason: str
     source: str
-    batch: int
+    batch: int | None
+    first_enforced: bool
 
 
 class NumberEntryOut(BaseModel):
@@ -307,6 +337,7 @@ class NumberEntryOut(BaseModel):
     removed_by: str
     removed_at: str | None
     removed_reason: str
+    enforced_since: str | None
     history: list[NumberHistoryOut]
 
 

@@ -116,4 +116,10 @@ def interactive() -> bool:
 
 def outcome_line(outcomes: dict[str, int]) -> str:
     """``2 added, 1 updated`` (``nothing to do`` when empty)."""
-    return ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())) or "nothing to do"
+    return (
+        ", ".join(f"{n} {_OUTCOME_WORDS.get(o, o)}" for o, n in sorted(outcomes.items()))
+        or "nothing to do"
+    )
+
+
+_OUTCOME_WORDS = {"permanent-unchanged": "permanent, unchanged"}

@@ -56,6 +56,8 @@ _SAID = {
     "updated": "updated (already in the list)",
     "restored": "restored (it had been removed)",
     "unchanged": "unchanged (already so)",
+    "permanent-unchanged": "permanent, unchanged (a permanent entry's reason, expiry and "
+    "external id never change)",
     "skipped": "skipped",
     "removed": "removed",
     "approved": "approved",
@@ -254,7 +256,8 @@ def list_entries(
     offset: Annotated[int, typer.Option(min=0, help="Skip this many first.")] = 0,
     json_out: JsonOption = False,
 ) -> None:
-    """A list's entries, sorted, with who set them, when and why, and totals."""
+    """A list's entries, sorted, with why they are listed, their last change (what,
+    who, when), and totals."""
     page = call(
         ctx,
         lambda s: s.entries.list_entries(
@@ -266,15 +269,22 @@ def list_entries(
         return
     if page.entries:
         table = RichTable(box=None, pad_edge=False)
-        for column in ("entry", "status", "reason", "by", "at", "expires", "external id"):
+        columns = ("entry", "status", "reason", "last change", "by", "at", "expires", "external id")
+        for column in columns:
             table.add_column(column)
         for view in page.entries:
             reason, by, at = view.reason, view.updated_by, view.updated_at or ""
             if view.status is Status.DELETED:
                 reason = f"removed: {view.removed_reason}"
-                by, at = view.removed_by, view.removed_at or ""
             table.add_row(
-                view.entry, view.status, reason, by, at, view.expires or "", view.external_id
+                view.entry,
+                view.status,
+                reason,
+                view.last_change,
+                by,
+                at,
+                view.expires or "",
+                view.external_id,
             )
         console.print(table)
     shown = len(page.entries)

@@ -109,6 +109,8 @@ def render_import(result: ImportResult, errors_path: str | None) -> None:
         console.print(f"  updated    {_n(s.updated)}")
         console.print(f"  restored   {_n(s.restored)}")
         parts = [f"{_n(s.unchanged)} unchanged"]
+        if s.permanent_unchanged:
+            parts.append(f"{_n(s.permanent_unchanged)} permanent, unchanged")
         if s.deleted_kept:
             parts.append(
                 f"{_n(s.deleted_kept)} removed earlier and left removed (--restore-deleted "

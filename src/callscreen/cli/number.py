@@ -86,8 +86,11 @@ def _render(card: NumberCard) -> None:
                 console.print("    " + ", ".join(extra), highlight=False)
             for h in entry.history:
                 why = f": {h.reason}" if h.reason else ""
+                by = f" by {h.by}" if h.by else ""
+                batch = f" (batch {h.batch})" if h.batch is not None else ""
+                first = ", first enforced" if h.first_enforced else ""
                 console.print(
-                    (f"    {h.at or '?'} {h.op} by {h.by} (batch {h.batch}){why}"),
+                    f"    {h.at or '?'} {h.transition.value}{by}{batch}{first}{why}",
                     highlight=False,
                 )
     for item in card.lists:

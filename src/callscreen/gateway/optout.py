@@ -6,7 +6,9 @@ inbound, the callee outbound; an empty NUMBER means ``agi_callerid`` inbound and
 ``do-not-call``; created if missing as a global block list for both directions) as an
 *active* entry with the reason ``opt-out request (campaign C, TIME)``, source
 ``opt-out``. A removed entry comes back; a pending one becomes active; a permanent one
-stays permanent. Every later call to or from the number is blocked, in every campaign.
+is frozen and left as it is (answered ``BLOCKED`` with the reason ``opt-out request
+(already on LIST: permanent, unchanged)``). Every later call to or from the number is
+blocked, in every campaign.
 
 The answer is one ``EXEC MSet`` like ``screen``'s: ``CALLSCREEN_RESULT=BLOCKED`` with
 the list, the entry (``CALLSCREEN_MATCH``), the number and the reason when the opt-out
@@ -57,6 +59,7 @@ from callscreen.core.times import iso
 from callscreen.schema import scripts
 from callscreen.schema.keys import DEFAULT_BUCKETS, SCHEMA_VERSION, Keys, bucket_of
 from callscreen.services.audit import trim_args, trim_floor
+from callscreen.services.entries import PERMANENT_UNCHANGED
 from callscreen.services.table import Batch
 
 if TYPE_CHECKING:
@@ -147,7 +150,7 @@ async def _record(
     by = by or f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
     batch = Batch(0, "add", reason, source or SOURCE, by, now).encode()
     list_name = settings.optout_list
-    list_id, action, buckets, batch_id, created, _record_kept = await client.evalsha(
+    list_id, action, buckets, batch_id, created, record_kept = await client.evalsha(
         OPTOUT,
         [keys.meta],
         [
@@ -167,13 +170,15 @@ async def _record(
     number = "+" + digits
     kind = _text(action)
     if batch_id == 0:  # already enforced: nothing written
+        frozen = _text(record_kept).startswith("P")
         log.info(
-            "uniqueid=%s: opt-out of %s: already on %r",
+            "uniqueid=%s: opt-out of %s: already on %r%s",
             printable(request.uniqueid) or "-",
             number,
             list_name,
+            " (permanent, unchanged)" if frozen else "",
         )
-        return _answer(kind, number, list_name, f"{REASON} (already on {list_name})"), False
+        return _answer(kind, number, list_name, _already(list_name, frozen)), False
     if created:
         log.info("created the do-not-call list %r (global, block, both)", list_name)
     bucket, hfield = bucket_of(int(digits), buckets)
@@ -193,6 +198,14 @@ async def _record(
         ],
     )
     outcome = _text(reply[1]) if len(reply) > 1 else "?"
+    if outcome == PERMANENT_UNCHANGED:  # made permanent since optout.lua looked: frozen
+        log.info(
+            "uniqueid=%s: opt-out of %s: already on %r (permanent, unchanged)",
+            printable(request.uniqueid) or "-",
+            number,
+            list_name,
+        )
+        return _answer(kind, number, list_name, _already(list_name, True)), False
     if outcome not in ("unchanged", "skipped"):
         await client.call(
             "XADD",
@@ -222,6 +235,14 @@ async def _record(
         outcome,
     )
     return _answer(kind, number, list_name, reason), outcome not in ("unchanged", "skipped")
+
+
+def _already(list_name: str, permanent: bool) -> str:
+    """The reason answered for a number the list already enforces: a permanent entry
+    is frozen, and the answer says that nothing of it changed."""
+    if permanent:
+        return f"{REASON} (already on {list_name}: permanent, unchanged)"
+    return f"{REASON} (already on {list_name})"
 
 
 def _answer(kind: str, number: str, list_name: str, reason: str) -> Decision:

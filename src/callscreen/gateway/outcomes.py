@@ -57,6 +57,7 @@ from callscreen.core.times import iso
 from callscreen.schema import scripts
 from callscreen.schema.keys import Keys
 from callscreen.services.context import Actor, Context
+from callscreen.services.entries import PERMANENT_UNCHANGED
 from callscreen.services.facade import Services
 
 log = logging.getLogger("callscreen.outcomes")
@@ -216,6 +217,7 @@ class OutcomeWatcher:
         self._worker: asyncio.Task[None] | None = None
         self._services: Services | None = None
         self.listed: list[tuple[str, str]] = []  # (number, reason) put on the list
+        self.frozen: list[str] = []  # numbers found permanent on the list: left unchanged
         self.handled = 0  # events handled
         self._dropped = 0
 
@@ -342,16 +344,22 @@ class OutcomeWatcher:
     async def _list(self, digits: str, reason: str) -> None:
         number = "+" + digits
         try:
-            await self._add(number, reason)
+            outcome = await self._add(number, reason)
         except CallscreenError as exc:
             log.error("could not put %s on list %r: %s", number, self.settings.outcome_list, exc)
+            return
+        if outcome == PERMANENT_UNCHANGED:
+            # a permanent entry is frozen: its reason, expiry and external id stay
+            self.frozen.append(number)
+            log.info("%s is permanent on list %r: unchanged", number, self.settings.outcome_list)
             return
         self.listed.append((number, reason))
         log.warning("put %s on list %r: %s", number, self.settings.outcome_list, reason)
 
-    async def _add(self, number: str, reason: str) -> None:
+    async def _add(self, number: str, reason: str) -> str:
         """Create the list if missing, add the number (on a block list, the cascade's
-        plan is queued for the gateway's runner; no live hang-up)."""
+        plan is queued for the gateway's runner; no live hang-up); the add's outcome for
+        the number (``permanent-unchanged``: a permanent entry, left as it is)."""
         if self._services is None:
             actor = Actor(ACTOR, "gateway:outcomes")
             self._services = Services(Context.connect(self.settings, actor))
@@ -367,4 +375,7 @@ class OutcomeWatcher:
                     Direction.OUTBOUND,
                     description="numbers the network reports as not existing (outcome watcher)",
                 )
-        await services.entries.add(name, [number], reason=reason, source=SOURCE, hangup_live=False)
+        result = await services.entries.add(
+            name, [number], reason=reason, source=SOURCE, hangup_live=False
+        )
+        return result.entries.get(number, "")

@@ -5,26 +5,36 @@
 -- KEYS[2]  the list's expiry index (zset: member -> expiry, active entries with an expiry)
 -- ARGV[1]  op: upsert | remove | restore | approve | unapprove | purge
 -- ARGV[2]  base ("{cs}"), to read batch records
--- ARGV[3]  the op's batch id (remove: the removal batch), or ""
+-- ARGV[3]  the op's batch id (remove: the removal batch; every op: the trail's item)
 -- ARGV[4]  flags, one letter each:
 --            r  upsert: a deleted entry is restored (else it is left alone: "skipped")
 --            m  upsert: never demote (pending < active < permanent)
 --            k  upsert: an empty expiry or external id keeps the stored one, and a
 --               batch without a reason keeps the entry's batch (its reason, who, when)
---            (upsert: an existing entry keeps its creation batch whatever the flags)
+--            (upsert: an existing entry keeps its creation batch whatever the flags;
+--            a permanent entry is never written: "permanent-unchanged")
 --            P  approve: approve permanently
 --            l  lenient: a missing or ineligible entry is "skipped" instead of refused
 -- ARGV[5..] one group per entry: hash key, field, member (its name in the expiry index
 --          and in refusals: "BUCKET:FIELD" or "p:DIGITS"), and for upsert the new
 --          record, for purge the removal batch id the entry must still carry.
 --
--- Records are "s;batch;expires;removal;created;extid" (model.EntryRecord: created is
--- empty when it is the batch, and created and extid are written together or not at
--- all; a record of exactly five fields is the earlier "s;batch;expires;removal;extid").
--- Parsed, a record is f[1..6] in that order. Returns
+-- Records are "s;batch;expires;removal;trail;extid", read and written by the
+-- functions of record.lua (put before this script): parsed, a record is f[1..6] in
+-- that order. Every change an entry goes through is one item of its trail (code and
+-- batch: who, when), so the entry tells its own history; ARGV[3] is that batch for
+-- remove, restore, approve and unapprove (without it no item is written), and an
+-- upsert's is the batch of its new record. Returns
 -- {"ok", outcome...} with one outcome per entry, or, when a rule forbids the change,
 -- {"refused", member, why, ...} having changed nothing. Outcomes: added, updated,
--- restored, unchanged, skipped, removed, approved, unapproved, purged.
+-- restored, unchanged, permanent-unchanged, skipped, removed, approved, unapproved,
+-- purged.
+--
+-- Permanent means frozen: a permanently approved entry's status, reason, expiry and
+-- external id never change again. An upsert of one (an add, an opt-out, the outcome
+-- watcher) writes nothing and says "permanent-unchanged"; remove and unapprove refuse
+-- it (lenient: "skipped"); a permanent approval clears the entry's expiry. import.lua,
+-- the bulk writer, follows the same rule.
 
 local counts, expiring = KEYS[1], KEYS[2]
 local op, base, batch, flags = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -36,42 +46,13 @@ local lenient = string.find(flags, 'l', 1, true) ~= nil
 local width = (op == 'upsert' or op == 'purge') and 4 or 3
 local first = 5
 
-local function parse(rec)
-  local f, pos, n = {}, 1, 0
-  while n < 5 do
-    local s = string.find(rec, ';', pos, true)
-    if not s then break end
-    n = n + 1
-    f[n] = string.sub(rec, pos, s - 1)
-    pos = s + 1
-  end
-  f[n + 1] = string.sub(rec, pos)  -- the last field: the extid may hold ';'
-  for j = n + 2, 6 do f[j] = '' end
-  if n == 4 then f[5], f[6] = '', f[5] end  -- five fields: the earlier format
-  return f
-end
-
-local function encode(f)
-  if f[5] ~= '' or f[6] ~= '' then return table.concat(f, ';', 1, 6) end
-  local n = 4
-  while n > 2 and f[n] == '' do n = n - 1 end
-  return table.concat(f, ';', 1, n)
-end
-
--- the creation batch an existing entry keeps when its batch becomes f[2]
-local function keep_created(f, old)
-  local created = old[5]
-  if created == '' then created = old[2] end
-  if created == f[2] then f[5] = '' else f[5] = created end
-end
-
 local function indexed(f)
   return f[1] == 'a' and f[3] ~= ''
 end
 
 -- write record f at (key, field), old being the parsed previous record or nil
 local function write(key, field, member, old, f)
-  redis.call('HSET', key, field, encode(f))
+  redis.call('HSET', key, field, rec_encode(f))
   if old then
     if old[1] ~= f[1] then
       redis.call('HINCRBY', counts, old[1], -1)
@@ -119,7 +100,7 @@ local rank = { p = 1, a = 2, P = 3 }
 local olds, refused = {}, {}
 for i = first, #ARGV, width do
   local raw = redis.call('HGET', ARGV[i], ARGV[i + 1])
-  local old = raw and parse(raw) or false
+  local old = raw and rec_parse(raw) or false
   olds[#olds + 1] = old
   local why = nil
   if op ~= 'upsert' and op ~= 'purge' then
@@ -150,18 +131,19 @@ for i = first, #ARGV, width do
   local old = olds[n]
   local outcome = 'unchanged'
   if op == 'upsert' then
-    local f = parse(ARGV[i + 3])
+    local f = rec_parse(ARGV[i + 3])
+    local change = f[2]  -- the trail's item names this batch, even if f keeps old's
     if not old then
       if f[1] == 'P' then f[3] = '' end
-      if f[5] == f[2] then f[5] = '' end
+      rec_new(f)
       write(key, field, member, nil, f)
       outcome = 'added'
+    elseif old[1] == 'P' then
+      outcome = 'permanent-unchanged'  -- frozen: nothing of it changes, whatever the flags
     elseif old[1] == 'd' and not restore then
       outcome = 'skipped'
     else
-      if old[1] == 'P' then
-        f[1] = 'P'
-      elseif monotonic and rank[old[1]] and rank[f[1]] and rank[old[1]] > rank[f[1]] then
+      if monotonic and rank[old[1]] and rank[f[1]] and rank[old[1]] > rank[f[1]] then
         f[1] = old[1]
       end
       if keep then
@@ -171,11 +153,12 @@ for i = first, #ARGV, width do
       end
       if f[1] == 'P' then f[3] = '' end
       f[4] = ''
-      keep_created(f, old)
+      rec_inherit(f, old)
       if old[1] ~= 'd' and f[1] == old[1] and f[3] == old[3] and f[6] == old[6]
           and same_batch_text(f[2], old[2]) then
         outcome = 'unchanged'
       else
+        rec_stamp(f, (old[1] == 'd') and 'r' or 'u', change)
         write(key, field, member, old, f)
         outcome = (old[1] == 'd') and 'restored' or 'updated'
       end
@@ -187,12 +170,14 @@ for i = first, #ARGV, width do
       outcome = 'skipped'
     elseif old[1] ~= 'd' then
       local f = { 'd', old[2], old[3], batch, old[5], old[6] }
+      rec_stamp(f, 'd', batch)
       write(key, field, member, old, f)
       outcome = 'removed'
     end
   elseif op == 'restore' then
     if old[1] == 'd' then
       local f = { 'a', old[2], old[3], '', old[5], old[6] }
+      rec_stamp(f, 'r', batch)
       write(key, field, member, old, f)
       outcome = 'restored'
     end
@@ -202,7 +187,8 @@ for i = first, #ARGV, width do
       outcome = 'skipped'
     elseif old[1] ~= 'P' and old[1] ~= target then
       local f = { target, old[2], old[3], '', old[5], old[6] }
-      if target == 'P' then f[3] = '' end
+      if target == 'P' then f[3] = '' end  -- a permanent entry has no expiry
+      rec_stamp(f, target, batch)
       write(key, field, member, old, f)
       outcome = 'approved'
     end
@@ -211,6 +197,7 @@ for i = first, #ARGV, width do
       outcome = 'skipped'
     elseif old[1] == 'a' then
       local f = { 'p', old[2], old[3], '', old[5], old[6] }
+      rec_stamp(f, 'p', batch)
       write(key, field, member, old, f)
       outcome = 'unapproved'
     end

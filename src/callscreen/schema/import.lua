@@ -2,12 +2,12 @@
 -- Every write adjusts the list's per-status counts in the same call, so they stay exact.
 -- Lua 5.1 (Redis 6.2+): no goto, hence one function per row with early returns.
 --
--- Records are "s;batch;expires;removal;created;extid" (model.EntryRecord), trailing
--- empty fields dropped, but created and extid written together or not at all; a record
--- of exactly five fields is the earlier "s;batch;expires;removal;extid". created is the
--- batch that created the entry, empty when that is its batch: a new entry has none
--- (unless an export's created_by/created_at give one), an entry the import changes
--- keeps its own. Status codes: p pending, a active, P permanent, d deleted.
+-- Records are "s;batch;expires;removal;trail;extid", read and written by the
+-- functions of record.lua (put before this script), which also keep each entry's trail
+-- of transitions: a new entry's trail holds its creation batch when an export's
+-- created_by/created_at give one other than its batch, an entry the import changes keeps
+-- its own and gains an item (u updated, r restored, d removed by --replace) naming the
+-- import's batch. Status codes: p pending, a active, P permanent, d deleted.
 --
 -- The import's temporary keys, under {cs}:imp:TOKEN (keys.Keys.import_temp; the importer
 -- deletes them when it is done, or the next import does if it died; see importer.py):
@@ -33,8 +33,10 @@
 --   An "inherit" spec stands for a row with no reason: a new entry gets an empty reason,
 --   an existing one keeps its reason (a batch is derived with the old reason).
 --   Returns {added, updated, restored, unchanged, deleted_kept, duplicates, pending,
---   enforced}: enforced counts the entries the call made enforced at `now` (new, or
---   pending, removed or expired before, and active or permanent after).
+--   enforced, permanent_unchanged}: enforced counts the entries the call made enforced
+--   at `now` (new, or pending, removed or expired before, and active or permanent
+--   after); permanent_unchanged the rows for permanent entries, which are frozen (their
+--   reason, expiry and external id never change: entries.lua's rule) and not written.
 --
 -- Mode "sweep" (after a --replace import: soft-remove live entries the file lacked;
 -- permanent ones are kept)
@@ -59,21 +61,6 @@ local function flush_counts()
   for code, n in pairs(delta) do
     if n ~= 0 then redis.call('HINCRBY', counts_key, code, n) end
   end
-end
-
--- status, batch, expires, removal, created, extid
-local function parse(rec)
-  local s, b, x, r, rest = string.match(rec, '^(.);(%d*);?([^;]*);?([^;]*);?(.*)$')
-  local c, e = string.match(rest, '^([^;]*);(.*)$')
-  if c == nil then return s, b, x, r, '', rest end  -- at most five fields
-  return s, b, x, r, c, e
-end
-
-local function encode(s, b, x, r, c, e)
-  if c ~= '' or e ~= '' then return s .. ';' .. b .. ';' .. x .. ';' .. r .. ';' .. c .. ';' .. e end
-  if r ~= '' then return s .. ';' .. b .. ';' .. x .. ';' .. r end
-  if x ~= '' then return s .. ';' .. b .. ';' .. x end
-  return s .. ';' .. b
 end
 
 -- the entry's member in the expiry index (entries.expiry_member): "BUCKET:FIELD" for
@@ -109,12 +96,15 @@ if mode == 'sweep' or mode == 'sweep_p' then
     for i = 1, #flat, 2 do
       local field, rec = flat[i], flat[i + 1]
       if not seen_set[field] then
-        local s, b, x, _, c, e = parse(rec)
+        local f = rec_parse(rec)
+        local s, x = f[1], f[3]
         if s == 'P' then
           kept = kept + 1
         elseif s == 'p' or s == 'a' then
           if rid ~= '0' then
-            redis.call('HSET', key, field, encode('d', b, x, rid, c, e))
+            f[1], f[4] = 'd', rid
+            rec_stamp(f, 'd', rid)
+            redis.call('HSET', key, field, rec_encode(f))
             reindex(loc, field, s, x, 'd', x)
             delta[s] = delta[s] - 1
             delta.d = delta.d + 1
@@ -204,7 +194,7 @@ local function reason_of(bid)
 end
 
 local added, updated, restored, unchanged, deleted_kept, dups, pending = 0, 0, 0, 0, 0, 0, 0
-local enforced = 0
+local enforced, permanent_unchanged = 0, 0
 
 -- whether a record with status s and expiry x takes part in screening now
 local function live(s, x)
@@ -218,12 +208,6 @@ local function tally(s, x)
   elseif live(s, x) then
     enforced = enforced + 1
   end
-end
-
--- the creation batch to store beside batch bid: "" when it is bid
-local function created_of(bid, c)
-  if c == bid then return '' end
-  return c
 end
 
 local function merge_row(loc, field, si, x, e, st, rsi, csi)
@@ -242,16 +226,22 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     if target == 'P' then x = '' end
     local bid = spec_batch(si, '')
     local c = ''
-    if csi ~= '' and csi ~= si then c = created_of(bid, spec_batch(csi, '')) end
-    redis.call('HSET', key, field, encode(target, bid, x, rid, c, e))
+    if csi ~= '' and csi ~= si then c = spec_batch(csi, '') end
+    local f = { target, bid, x, rid, c, e }
+    rec_new(f)
+    -- an export's entry created by another change than the one that gave its reason
+    -- (and, removed, by another than its removal): those changes are its trail
+    if string.match(f[5], '^%d') then rec_stamp(f, 'u', bid) end
+    rec_stamp(f, 'd', rid)
+    redis.call('HSET', key, field, rec_encode(f))
     reindex(loc, field, 'd', '', target, x)
     delta[target] = delta[target] + 1
     added = added + 1
     tally(target, x)
     return
   end
-  local os, ob, ox, orem, oc, oe = parse(old)
-  if oc == '' then oc = ob end
+  local of = rec_parse(old)
+  local os, ob, ox, orem, oe = of[1], of[2], of[3], of[4], of[6]
   if x == '' then x = ox end
   if e == '' then e = oe end
   if os == 'd' then
@@ -261,12 +251,20 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     end
     if target == 'P' then x = '' end
     local bid = spec_batch(si, reason_of(ob))
-    redis.call('HSET', key, field, encode(target, bid, x, '', created_of(bid, oc), e))
+    local f = { target, bid, x, '', '', e }
+    rec_inherit(f, of)
+    rec_stamp(f, 'r', bid)
+    redis.call('HSET', key, field, rec_encode(f))
     reindex(loc, field, 'd', ox, target, x)
     delta.d = delta.d - 1
     delta[target] = delta[target] + 1
     restored = restored + 1
     tally(target, x)
+    return
+  end
+  -- a permanent entry is frozen: the row changes nothing of it, whatever it says
+  if os == 'P' then
+    permanent_unchanged = permanent_unchanged + 1
     return
   end
   -- a live entry: never demoted, never removed by an import row (a "deleted" row of
@@ -286,7 +284,10 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     return
   end
   local bid = spec_batch(si, reason_of(ob))
-  redis.call('HSET', key, field, encode(ns, bid, x, orem, created_of(bid, oc), e))
+  local f = { ns, bid, x, orem, '', e }
+  rec_inherit(f, of)
+  rec_stamp(f, 'u', bid)
+  redis.call('HSET', key, field, rec_encode(f))
   reindex(loc, field, os, ox, ns, x)
   if ns ~= os then
     delta[os] = delta[os] - 1
@@ -311,4 +312,5 @@ else
   end
 end
 flush_counts()
-return { added, updated, restored, unchanged, deleted_kept, dups, pending, enforced }
+return { added, updated, restored, unchanged, deleted_kept, dups, pending, enforced,
+  permanent_unchanged }

@@ -43,16 +43,27 @@ def body(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.lua").read_text()
 
 
+#: Lua modules put before a script's body, after the prelude: ``record.lua`` (an entry
+#: record's fields, its trail of transitions) for the two writers of entry records.
+INCLUDES: dict[str, tuple[str, ...]] = {"entries": ("record",), "import": ("record",)}
+
+
+def included(name: str) -> str:
+    """The text of the modules put before script ``name``'s body (see :data:`INCLUDES`)."""
+    return "".join(body(module) for module in INCLUDES.get(name, ()))
+
+
 def load(name: str, *, flags: bool = True) -> Script:
-    """The script ``NAME.lua`` of this package with the :func:`prelude` put in front of
-    its body. A first line ``#!lua flags=...`` (script flags, Redis >= 7) stays first,
-    as Redis reads it only there; ``flags=False`` leaves it out, for a Redis that knows
-    no script flags (6: such a line is a syntax error there)."""
+    """The script ``NAME.lua`` of this package with the :func:`prelude` (and the modules
+    it :func:`included`) put in front of its body. A first line ``#!lua flags=...``
+    (script flags, Redis >= 7) stays first, as Redis reads it only there; ``flags=False``
+    leaves it out, for a Redis that knows no script flags (6: such a line is a syntax
+    error there)."""
     text = body(name)
     if not text.startswith("#!"):
-        return Script(prelude() + text)
+        return Script(prelude() + included(name) + text)
     shebang, rest = text.split("\n", 1)
-    return Script((shebang + "\n" if flags else "") + prelude() + rest)
+    return Script((shebang + "\n" if flags else "") + prelude() + included(name) + rest)
 
 
 ENTRIES = load("entries")

@@ -2,7 +2,10 @@
 :class:`~callscreen.services.context.Context` (settings, store, actor, clock) and
 returning views (:mod:`.views`) with one JSON convention:
 
-- :mod:`.lists` (lists), :mod:`.approvals` (entries and their life, approvals),
+- :mod:`.lists` (lists), :mod:`.approvals` (entries and their life, approvals; an
+  entry's history of transitions, read from the entry itself and resolved through the
+  batch records: ``EntryService.transitions(list, entry)`` and, for records read
+  elsewhere, ``EntryService.transitions_of(records)``),
   :mod:`.campaigns`, :mod:`.checking` (check a number as a call would be),
   :mod:`.history` (the audit trail), :mod:`.transfer` (CSV import and export),
   :mod:`.registry` (national do-not-call registries' files into a read-only list),

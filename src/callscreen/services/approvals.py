@@ -21,7 +21,7 @@ import heapq
 from collections.abc import Sequence
 
 from callscreen.core.errors import InvalidInput, NotFound, Refused
-from callscreen.core.model import EntryRecord, Status
+from callscreen.core.model import EntryRecord, Status, Transition
 from callscreen.core.numbers import EntryKey, parse_entry
 from callscreen.core.text import free_text
 from callscreen.core.times import iso, iso_ms, parse_before, parse_expiry
@@ -40,8 +40,15 @@ from callscreen.services.rules import (
     record_change,
     writable_list,
 )
-from callscreen.services.table import ListInfo
-from callscreen.services.views import ChangeResult, EntryCursorPage, EntryPage, EntryView
+from callscreen.services.table import Batch, ListInfo
+from callscreen.services.views import (
+    ChangeResult,
+    EntryCursorPage,
+    EntryPage,
+    EntryView,
+    TransitionView,
+    transition_batches,
+)
 
 
 def _person(actor: str) -> str:
@@ -80,7 +87,8 @@ class EntryService:
     ) -> ChangeResult:
         """Add entries, active at once (``status`` pending: new ones wait for review,
         and nothing is cascaded for them). An entry already there is updated (and said
-        so): a permanent one stays permanent, a removed one is restored, and what is
+        so): a permanent one is frozen and left as it is (outcome
+        ``permanent-unchanged``), a removed one is restored, and what is
         not given (reason, expiry, external id) keeps its stored value; an entry whose
         reason is kept also keeps the record of who gave it.
 
@@ -100,8 +108,6 @@ class EntryService:
         now = ctx.clock()
         expires_at = parse_expiry(expires, now) if expires else None
         notes = []
-        if expires_at is not None and expires_at <= now:
-            notes.append(f"the expiry {iso(expires_at)} is past: these entries do not match")
         batch = await ctx.table.new_batch("add", reason, source, by)
         summary = await entries.add_entries(
             ctx.table,
@@ -112,6 +118,16 @@ class EntryService:
             expires=expires_at,
             external_id=external_id,
         )
+        frozen = summary[entries.PERMANENT_UNCHANGED]
+        if expires_at is not None and expires_at <= now and summary.changed:
+            notes.append(
+                f"the expiry {iso(expires_at)} is past: the entries added or updated do not match"
+            )
+        if frozen:
+            notes.append(
+                f"{frozen} permanent, unchanged: a permanent entry's reason, expiry and "
+                "external id never change"
+            )
         await record_change(ctx, info, "add", summary, reason=reason, batch=batch.id)
         job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
         return ChangeResult.of(
@@ -153,8 +169,9 @@ class EntryService:
         free_text(reason, "reason", MAX_REASON)
         info = await writable_list(ctx, list_name)
         keys = self.parse_entries(raw_entries)
-        summary = await entries.transition(ctx.table, info, "restore", keys)
-        await record_change(ctx, info, "restore", summary, reason=reason)
+        batch = await ctx.table.new_batch("restore", reason, DEFAULT_SOURCE, ctx.actor.name)
+        summary = await entries.transition(ctx.table, info, "restore", keys, batch=batch)
+        await record_change(ctx, info, "restore", summary, reason=reason, batch=batch.id)
         job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
         return ChangeResult.of(info, "restore", ctx.actor.name, summary, reason=reason, cascade=job)
 
@@ -180,6 +197,8 @@ class EntryService:
         info = await writable_list(ctx, list_name)
         op = "approve"
         detail = "permanent" if permanent else ""
+        # one batch record for the whole approval: each entry's trail points at it
+        batch = await ctx.table.new_batch(op, "", DEFAULT_SOURCE, ctx.actor.name)
         if not all_pending:
             keys = self.parse_entries(raw_entries)
             if permanent and not confirm_broad:
@@ -189,12 +208,14 @@ class EntryService:
                 await self._four_eyes(
                     [(k, r) for k, r in zip(keys, records, strict=True) if r is not None]
                 )
-            summary = await entries.transition(ctx.table, info, op, keys, permanent=permanent)
+            summary = await entries.transition(
+                ctx.table, info, op, keys, batch=batch, permanent=permanent
+            )
             plan = await plan_for_entries(ctx, info, keys, hangup_live)
         else:
-            summary = await self._approve_all_pending(info, permanent, confirm_broad)
+            summary = await self._approve_all_pending(info, permanent, confirm_broad, batch)
             plan = await plan_for_list(ctx, info, summary["approved"], hangup_live)
-        await record_change(ctx, info, op, summary, detail=detail)
+        await record_change(ctx, info, op, summary, detail=detail, batch=batch.id)
         job = await queue_plan(ctx, plan)
         notes = ("permanent entries cannot be unapproved, removed or deleted",) if permanent else ()
         return ChangeResult.of(info, op, ctx.actor.name, summary, notes=notes, cascade=job)
@@ -220,7 +241,7 @@ class EntryService:
             )
 
     async def _approve_all_pending(
-        self, info: ListInfo, permanent: bool, confirm: bool
+        self, info: ListInfo, permanent: bool, confirm: bool, batch: Batch
     ) -> WriteSummary:
         table = self.ctx.table
         total = WriteSummary()
@@ -245,7 +266,7 @@ class EntryService:
         async def approve(chunk: list[EntryKey]) -> None:
             if chunk:
                 part = await entries.transition(
-                    table, info, "approve", chunk, permanent=permanent, lenient=True
+                    table, info, "approve", chunk, batch=batch, permanent=permanent, lenient=True
                 )
                 total.merge(part)
 
@@ -266,8 +287,9 @@ class EntryService:
         ctx = self.ctx
         info = await writable_list(ctx, list_name)
         keys = self.parse_entries(raw_entries)
-        summary = await entries.transition(ctx.table, info, "unapprove", keys)
-        await record_change(ctx, info, "unapprove", summary)
+        batch = await ctx.table.new_batch("unapprove", "", DEFAULT_SOURCE, ctx.actor.name)
+        summary = await entries.transition(ctx.table, info, "unapprove", keys, batch=batch)
+        await record_change(ctx, info, "unapprove", summary, batch=batch.id)
         return ChangeResult.of(info, "unapprove", ctx.actor.name, summary)
 
     async def list_entries(
@@ -397,17 +419,45 @@ class EntryService:
         """Views of entries read elsewhere (:mod:`callscreen.services.browse`)."""
         return await self._entry_views(items, self.ctx.clock() if now is None else now)
 
+    async def transitions(self, list_name: str, entry: str) -> tuple[TransitionView, ...]:
+        """Every transition of one entry of a list, oldest first — added, updated,
+        approved, approved permanently, unapproved, removed, restored, expired — each
+        with who, when and why, read from the entry itself (its trail of batch
+        pointers) and resolved through the batch records: the entry's own history,
+        whatever the audit trail kept. :class:`NotFound` if the list does not hold it.
+        An entry written before trails existed shows its creation and its last change."""
+        info = await self.ctx.table.get_list(list_name)
+        key = self.parse_entries([entry])[0]
+        record = (await entries.read_records(self.ctx.table, info, [key]))[0]
+        if record is None:
+            raise NotFound(f"{key.display} is not in list {info.name!r}")
+        return (await self.transitions_of([record]))[0]
+
+    async def transitions_of(
+        self, records: Sequence[EntryRecord], now: float | None = None
+    ) -> list[tuple[TransitionView, ...]]:
+        """:meth:`transitions` of records read elsewhere (of any lists), their batch
+        records read in one round trip."""
+        ids = [bid for record in records for bid in transition_batches(record)]
+        batches = await self.ctx.table.batches(ids)
+        at = self.ctx.clock() if now is None else now
+        return [TransitionView.of(record, batches, at) for record in records]
+
     async def _entry_views(
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float
     ) -> tuple[EntryView, ...]:
         ids = [r.batch for _k, r in items] + [r.removal for _k, r in items if r.removal]
         ids += [r.created for _k, r in items if r.created is not None]
+        ids += [r.last_batch for _k, r in items]
         batches = await self.ctx.table.batches(ids)
         views = []
         for key, record in items:
             batch = batches[record.batch]
             created = batches[record.created_batch]
             removal = batches.get(record.removal) if record.removal else None
+            last = record.steps[-1]
+            changed = batches[last.batch]
+            expired = record.effective_status(now) is Status.EXPIRED
             views.append(
                 EntryView(
                     entry=key.display,
@@ -420,11 +470,12 @@ class EntryService:
                     op=batch.op,
                     created_by=created.by,
                     created_at=iso_ms(created.at) if created.at else None,
-                    updated_by=batch.by,
-                    updated_at=iso_ms(batch.at) if batch.at else None,
+                    updated_by="" if expired else changed.by,
+                    updated_at=iso_ms(record.expires if expired else changed.at or None),
                     removed_by=removal.by if removal else "",
                     removed_at=iso_ms(removal.at) if removal and removal.at else None,
                     removed_reason=removal.reason if removal else "",
+                    last_change=Transition.EXPIRED if expired else last.transition,
                 )
             )
         return tuple(views)

@@ -76,8 +76,9 @@ def _groups(keys: Keys, buckets: int, info: ListInfo, key: EntryKey) -> list[str
 @dataclass(slots=True)
 class WriteSummary:
     """What a change did: how many entries had each outcome (``added``, ``updated``,
-    ``restored``, ``unchanged``, ``skipped``, ``removed``, ``approved``,
-    ``unapproved``, ``purged``), and the first :data:`SAMPLE` changed entries."""
+    ``restored``, ``unchanged``, ``permanent-unchanged``, ``skipped``, ``removed``,
+    ``approved``, ``unapproved``, ``purged``), and the first :data:`SAMPLE` changed
+    entries."""
 
     counts: Counter[str] = field(default_factory=Counter)
     sample: list[str] = field(default_factory=list)
@@ -106,7 +107,11 @@ class WriteSummary:
             self.sample.append(entry)
 
 
-_NO_CHANGE = frozenset({"unchanged", "skipped"})
+#: the outcome of an add (upsert) for a permanent entry: frozen, nothing written
+PERMANENT_UNCHANGED = "permanent-unchanged"
+#: outcomes that wrote nothing
+NO_CHANGE = frozenset({"unchanged", "skipped", PERMANENT_UNCHANGED})
+_NO_CHANGE = NO_CHANGE
 
 
 class _Writer:
@@ -163,7 +168,8 @@ async def upsert_records(
     - a new entry is ``added`` as given (a permanent one without expiry);
     - a soft-deleted one is ``restored`` with the new record if ``restore_deleted``,
       else ``skipped`` and left as it is;
-    - a permanent one stays permanent: only its details change;
+    - a permanent one is frozen: nothing of it is written (status, reason, expiry,
+      external id), and its outcome is ``permanent-unchanged``;
     - an existing entry keeps its creation batch (the record's ``created``, stored
       only when it is not the entry's batch), whatever the new record says;
     - with ``never_demote`` the status never goes down (pending < active < permanent):
@@ -214,7 +220,8 @@ async def add_entries(
     external_id: str = "",
 ) -> WriteSummary:
     """Add entries as an admin does: new ones are added with ``status``, existing ones
-    updated (a permanent one stays so; a removed one is restored); an expiry, external
+    updated (a permanent one is left as it is: ``permanent-unchanged``; a removed one is
+    restored); an expiry, external
     id or reason not given keeps the stored one (for the reason: the entry keeps
     pointing at its old batch)."""
     record = EntryRecord(status, batch.id, expires, None, external_id)
@@ -234,7 +241,10 @@ async def transition(
     lenient: bool = False,
 ) -> WriteSummary:
     """Move entries between statuses: ``remove`` (soft delete, ``batch`` is the
-    removal), ``restore``, ``approve`` (``permanent`` for permanently), ``unapprove``.
+    removal), ``restore``, ``approve`` (``permanent`` for permanently; it clears the
+    expiry), ``unapprove``. ``batch`` is the change's record (who, when, why): every
+    entry changed gets an item of its trail pointing at it (without one, none is
+    written — the services always give one).
 
     All or nothing: if any entry is missing, permanent (remove, unapprove) or removed
     (approve, unapprove), nothing is changed and :class:`Refused` (or

@@ -4,17 +4,21 @@ Columns (:data:`EXPORT_COLUMNS`)::
 
     number, kind, status, reason, source, external_id,
     created_by, created_at, updated_by, updated_at,
-    removed_by, removed_at, removed_reason, expires
+    removed_by, removed_at, removed_reason, expires, last_change
 
 - ``number`` is ``+33123456789`` or, for a prefix, ``+33*``; ``kind`` is ``number`` or
   ``prefix``.
 - ``status`` is the status as enforced now: ``pending``, ``active``, ``permanent``,
   ``deleted`` or ``expired`` (an active entry whose expiry has passed).
-- ``reason``, ``source``, ``updated_by`` and ``updated_at`` come from the change that
-  last set the entry (its batch); ``created_by`` and ``created_at`` from the change that
-  created it (the same one if it was never updated; see
-  :attr:`callscreen.core.model.EntryRecord.created_batch`); ``removed_*`` from the change
-  that removed it.
+- ``reason`` and ``source`` come from the change that gave the entry its reason (its
+  batch); ``updated_by``, ``updated_at`` and ``last_change`` say who made the entry's
+  last transition, when, and what it was (``added``, ``updated``, ``approved``,
+  ``approved-permanently``, ``unapproved``, ``removed``, ``restored``; ``expired``, by
+  nobody, at the expiry: :class:`callscreen.core.model.Transition`), an approval
+  included; ``created_by`` and ``created_at`` from the change that created it (see
+  :attr:`callscreen.core.model.EntryRecord.created_batch`); ``removed_*`` from the
+  change that removed it. The importer reads ``updated_by``/``updated_at`` back as the
+  reason's who and when, and ignores ``last_change``.
 - Times are ISO 8601 in UTC (``2025-11-25T08:30:00.123456Z``); ``expires`` to the
   second.
 
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from callscreen.core.model import EntryRecord, Status
+from callscreen.core.model import EntryRecord, Status, Transition
 from callscreen.services import store
 from callscreen.services.bulk import Bulk
 from callscreen.services.table import Batch, ListInfo
@@ -58,6 +62,7 @@ EXPORT_COLUMNS = (
     "removed_at",
     "removed_reason",
     "expires",
+    "last_change",
 )
 TEXT_COLUMNS = frozenset(
     {
@@ -144,21 +149,31 @@ def export_row(
     batch = batches.get(record.batch)
     created = batches.get(record.created_batch)
     removal = batches.get(record.removal) if record.removal is not None else None
+    status = record.effective_status(now)
+    last = record.steps[-1]
+    changed = batches.get(last.batch)
+    if status is Status.EXPIRED:  # no write happened: at its expiry, by nobody
+        change, by, at = Transition.EXPIRED.value, "", format_time(record.expires)
+    else:
+        change = last.transition.value
+        by = protect(changed.by) if changed else ""
+        at = format_time(changed.at) if changed and changed.at else ""
     return [
         display,
         "prefix" if is_prefix else "number",
-        record.effective_status(now).value,
+        status.value,
         protect(batch.reason) if batch else "",
         protect(batch.source) if batch else "",
         protect(record.external_id),
         protect(created.by) if created else "",
         format_time(created.at) if created and created.at else "",
-        protect(batch.by) if batch else "",
-        format_time(batch.at) if batch and batch.at else "",
+        by,
+        at,
         protect(removal.by) if removal else "",
         format_time(removal.at) if removal and removal.at else "",
         protect(removal.reason) if removal else "",
         format_time(record.expires, seconds=True) if record.expires is not None else "",
+        change,
     ]
 
 
@@ -223,6 +238,7 @@ def export_list(
         ids: list[int] = []
         for _, _, record in chosen:
             ids.append(record.batch)
+            ids.append(record.last_batch)
             if record.created is not None:
                 ids.append(record.created)
             if record.removal is not None:

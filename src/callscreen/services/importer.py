@@ -27,8 +27,9 @@ What a file may look like
 What the import does to the list
 --------------------------------
 - New entries are *pending* (not enforced) unless ``approve`` is ACTIVE or PERMANENT.
-  An existing entry is never demoted (pending < active < permanent); a permanent entry
-  keeps its status and carries no expiry.
+  An existing entry is never demoted (pending < active < permanent). A permanent entry
+  is frozen: a row for it changes nothing (its reason, expiry and external id stay) and
+  is counted as ``permanent_unchanged``.
 - A cell left empty (or a column the file does not have) keeps what the entry has: a row
   without reason keeps the entry's reason (a new entry gets ``options.reason``, if given,
   else none), an empty external id or expiry keeps the stored one.
@@ -683,6 +684,7 @@ class ImportSummary:
     duplicates: int = 0
     pending: int = 0
     enforced: int = 0
+    permanent_unchanged: int = 0  # rows for permanent entries: frozen, not written
     errors: int = 0
     removed: int = 0
     kept_permanent: int = 0
@@ -703,9 +705,9 @@ class ImportSummary:
 
     @property
     def skipped(self) -> int:
-        """Rows that changed nothing: unchanged entries, deleted ones kept deleted, and
-        duplicates."""
-        return self.unchanged + self.deleted_kept + self.duplicates
+        """Rows that changed nothing: unchanged entries, permanent ones (frozen),
+        deleted ones kept deleted, and duplicates."""
+        return self.unchanged + self.permanent_unchanged + self.deleted_kept + self.duplicates
 
     def to_json(self) -> dict[str, Any]:
         hidden = ("first_errors", "batch", "removal")
@@ -726,6 +728,7 @@ _OUTCOMES = (
     "duplicates",
     "pending",
     "enforced",
+    "permanent_unchanged",
 )
 
 

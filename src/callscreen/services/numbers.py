@@ -20,9 +20,11 @@ It answers a data-subject request, so it is complete:
   attempts and its totals by outcome over the records the log keeps, read through the
   number's attempt index in its log shard (no scan of the log).
 
-An entry's history is what its record points at today: the change that created it,
-the one that last set it and the one that removed it (batch records: who, when, why),
-each once.
+An entry's history is its own trail of transitions (added, updated, approved, approved
+permanently, unapproved, removed, restored, expired), each resolved through the change's
+batch record (who, when, why): :class:`~callscreen.services.views.TransitionView`, as
+:meth:`EntryService.transitions <callscreen.services.approvals.EntryService.transitions>`
+gives it.
 """
 
 from __future__ import annotations
@@ -53,28 +55,12 @@ from callscreen.services.context import Context
 from callscreen.services.entries import entry_location
 from callscreen.services.logshards import number_attempts
 from callscreen.services.table import Batch, ListInfo, Tombstone
-from callscreen.services.views import CheckResult
+from callscreen.services.views import CheckResult, TransitionView, transition_batches
 
 DEFAULT_ATTEMPTS = 20
 MAX_ATTEMPTS = 1000
 DELETED_TRAIL_EVENTS = 5000  # newest events of a deleted list's trail read for the number
 ANOTHER_LIST = "another list"
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryItem:
-    """One change of an entry: what (``op``: add, import, approve, remove, ...), who,
-    when, why, from where, and the batch that records it."""
-
-    at: str | None
-    op: str
-    by: str
-    reason: str
-    source: str
-    batch: int
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +82,8 @@ class NumberEntry:
     removed_by: str
     removed_at: str | None
     removed_reason: str
-    history: tuple[HistoryItem, ...]
+    enforced_since: str | None  # when it first became enforced in its list
+    history: tuple[TransitionView, ...]  # every transition, oldest first
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -281,30 +268,6 @@ def _mask_attempt(rec: AttemptRecord, visible: set[str]) -> AttemptRecord:
     return replace(rec, list_name=ANOTHER_LIST, match="", reason="")
 
 
-def _history(record: EntryRecord, batches: dict[int, Batch]) -> tuple[HistoryItem, ...]:
-    """The changes an entry's record points at, oldest first, each once."""
-    ids = [record.created_batch, record.batch]
-    if record.removal:
-        ids.append(record.removal)
-    out: list[HistoryItem] = []
-    for batch_id in dict.fromkeys(ids):
-        batch = batches.get(batch_id)
-        if batch is None:
-            continue
-        out.append(
-            HistoryItem(
-                iso_ms(batch.at) if batch.at else None,
-                batch.op,
-                batch.by,
-                batch.reason,
-                batch.source,
-                batch_id,
-            )
-        )
-    out.sort(key=lambda h: (h.at or "", h.batch))
-    return tuple(out)
-
-
 class NumberService:
     """The number page (see the module docstring)."""
 
@@ -410,7 +373,7 @@ class NumberService:
         for _, matched in holding:
             for _, record in matched:
                 if record is not None:
-                    ids += [record.batch, record.created_batch]
+                    ids += [record.batch, record.created_batch, *transition_batches(record)]
                     if record.removal:
                         ids.append(record.removal)
         batches = await self.ctx.table.batches(ids)
@@ -441,12 +404,14 @@ class NumberService:
         if record is None:  # a national registry's listing: a bit, no record
             return NumberEntry(
                 key.display, "registry", "active", True, "", "registry", "", None,
-                "", None, "", None, "", None, "", (),
+                "", None, "", None, "", None, "", None, (),
             )  # fmt: skip
         batch = batches.get(record.batch) or Batch(record.batch, "")
         created = batches.get(record.created_batch) or Batch(record.created_batch, "")
         removal = batches.get(record.removal) if record.removal else None
         status = record.effective_status(now)
+        history = TransitionView.of(record, batches, now)
+        since = next((h.at for h in history if h.first_enforced), None)
         return NumberEntry(
             entry=key.display,
             kind="prefix" if key.is_prefix else "number",
@@ -463,7 +428,8 @@ class NumberService:
             removed_by=removal.by if removal else "",
             removed_at=iso_ms(removal.at) if removal and removal.at else None,
             removed_reason=removal.reason if removal else "",
-            history=_history(record, batches),
+            enforced_since=since,
+            history=history,
         )
 
     async def _deleted(self, key: EntryKey) -> tuple[DeletedList, ...]:

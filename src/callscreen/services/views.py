@@ -6,17 +6,17 @@ JSON convention: one name per field across every view; times ISO 8601 in UTC.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from callscreen.asterisk.cascade import CascadeReport
-from callscreen.core.model import Action, Direction, Scope, Status
+from callscreen.core.model import Action, Direction, EntryRecord, Scope, Status, Transition
 from callscreen.core.times import iso_ms
 from callscreen.services.cascading import CascadePlan
-from callscreen.services.entries import Position, WriteSummary
+from callscreen.services.entries import NO_CHANGE, Position, WriteSummary
 from callscreen.services.importer import ImportSummary
-from callscreen.services.table import ListInfo
+from callscreen.services.table import Batch, ListInfo
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +70,61 @@ class ListView:
 
 
 @dataclass(frozen=True, slots=True)
+class TransitionView:
+    """One transition of an entry, resolved through its batch record: what
+    (:class:`~callscreen.core.model.Transition`: added, updated, approved,
+    approved-permanently, unapproved, removed, restored, expired), who, when, and the
+    change's reason and source; ``first_enforced`` when it made the entry enforced
+    (active or permanent) in its list for the first time. ``expired`` is never stored:
+    it is shown at the entry's expiry, by nobody (``by`` empty, ``batch`` None)."""
+
+    transition: Transition
+    by: str
+    at: str | None
+    reason: str = ""
+    source: str = ""
+    batch: int | None = None
+    first_enforced: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def of(
+        cls, record: EntryRecord, batches: Mapping[int, Batch], now: float
+    ) -> tuple[TransitionView, ...]:
+        """The transitions of ``record``, oldest first (``batches``: at least those of
+        :func:`transition_batches`)."""
+        out = []
+        for step in record.steps:
+            batch = batches.get(step.batch)
+            out.append(
+                cls(
+                    step.transition,
+                    batch.by if batch else "",
+                    iso_ms(batch.at) if batch and batch.at else None,
+                    batch.reason if batch else "",
+                    batch.source if batch else "",
+                    step.batch,
+                    step.first_enforced,
+                )
+            )
+        if record.effective_status(now) is Status.EXPIRED:
+            out.append(cls(Transition.EXPIRED, "", iso_ms(record.expires)))
+        return tuple(out)
+
+
+def transition_batches(record: EntryRecord) -> list[int]:
+    """The batch ids an entry's transitions point at."""
+    return [step.batch for step in record.steps]
+
+
+@dataclass(frozen=True, slots=True)
 class EntryView:
     """One entry as an admin sees it: what, its status now, who created it and when,
-    and who last set it, when, why."""
+    the reason it is listed for (``reason``, ``source``, ``op``: the change that gave
+    it), and its last transition (``last_change``: what, ``updated_by``,
+    ``updated_at``: who and when — an approval too), and since when it is enforced."""
 
     entry: str  # +33123456789 or +33*
     kind: str  # number | prefix | registry
@@ -89,6 +141,7 @@ class EntryView:
     removed_by: str = ""
     removed_at: str | None = None
     removed_reason: str = ""
+    last_change: Transition = Transition.ADDED
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,7 +197,8 @@ class ChangeResult:
     """What a change to entries did.
 
     ``outcomes`` counts entries by outcome (``added``, ``updated``, ``restored``,
-    ``unchanged``, ``skipped``, ``removed``, ``approved``, ``unapproved``,
+    ``unchanged``, ``permanent-unchanged`` (a permanent entry is frozen: an add changes
+    nothing of it), ``skipped``, ``removed``, ``approved``, ``unapproved``,
     ``purged``); ``entries`` gives each named entry's outcome (for small changes).
     """
 
@@ -162,7 +216,7 @@ class ChangeResult:
 
     @property
     def changed(self) -> int:
-        return sum(n for k, n in self.outcomes.items() if k not in ("unchanged", "skipped"))
+        return sum(n for k, n in self.outcomes.items() if k not in NO_CHANGE)
 
     @classmethod
     def of(

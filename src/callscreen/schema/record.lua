@@ -1,0 +1,93 @@
+-- callscreen entry records (model.EntryRecord): the one place the writers of entries
+-- (entries.lua, import.lua) read and write a record, its trail of transitions and its
+-- first-enforced mark. Put before their body by callscreen.schema.scripts; it touches
+-- no key.
+--
+-- A record is "s;batch;expires;removal;trail;extid":
+--   s        stored status: p pending, a active, P permanent, d deleted (soft)
+--   batch    the change that gave the entry its reason (what the lookup reads)
+--   expires  epoch seconds, or empty
+--   removal  the change that removed it (purge checks it), or empty
+--   trail    [CREATED]["~"]{["!"]CODE BATCH}, below
+--   extid    everything after the fifth ';' (it may hold ';')
+-- Trailing empty fields are dropped, but trail and extid are written together or not
+-- at all; a record of exactly five fields is the earlier "s;batch;expires;removal;extid".
+-- lookup.lua's enforced() and the reports read only s, batch and expires, whose places
+-- never change.
+--
+-- The trail: CREATED is the batch that created the entry when it is not `batch` (so a
+-- bulk-loaded entry stores none: "a;17"); then one item per transition since, in order,
+-- each a code and the batch of that change (its who and when): u updated (an add or an
+-- import row that changed it), a approved, P approved permanently, p unapproved,
+-- d removed, r restored. Adding is the creation itself; expiring needs no write (the
+-- lookup compares the expiry with the clock), so neither has a code.
+-- First enforced: "~" says the entry has never been active or permanent (it was created
+-- pending); the item of the change that first makes it active or permanent takes the
+-- "~"'s place with a "!" in front. With neither, the entry was enforced from its
+-- creation (or was written before the trail existed: then its creation stands in).
+-- A bulk change writes one short item per entry, pointing at its one batch record.
+
+-- the six fields of a record
+local function rec_parse(rec)
+  local f, pos, n = {}, 1, 0
+  while n < 5 do
+    local s = string.find(rec, ';', pos, true)
+    if not s then break end
+    n = n + 1
+    f[n] = string.sub(rec, pos, s - 1)
+    pos = s + 1
+  end
+  f[n + 1] = string.sub(rec, pos)  -- the last field: the extid may hold ';'
+  for j = n + 2, 6 do f[j] = '' end
+  if n == 4 then f[5], f[6] = '', f[5] end  -- five fields: the earlier format
+  return f
+end
+
+local function rec_encode(f)
+  if f[5] ~= '' or f[6] ~= '' then return table.concat(f, ';', 1, 6) end
+  local n = 4
+  while n > 2 and f[n] == '' do n = n - 1 end
+  return table.concat(f, ';', 1, n)
+end
+
+-- the batch that created the entry
+local function rec_created(f)
+  local c = string.match(f[5], '^%d*')
+  if c == '' then return f[2] end
+  return c
+end
+
+-- f (a new record for an existing entry, whose batch f[2] may differ from old's) takes
+-- old's creation batch and trail
+local function rec_inherit(f, old)
+  local c = rec_created(old)
+  if c == f[2] then c = '' end
+  f[5] = c .. string.match(old[5], '^%d*(.*)$')
+end
+
+-- a new entry: f[5] holds at most its creation batch (dropped when it is f[2]); one
+-- created pending has never been enforced
+local function rec_new(f)
+  if f[5] == f[2] then f[5] = '' end
+  if f[1] == 'p' then f[5] = f[5] .. '~' end
+end
+
+local function rec_enforcing(s)
+  return s == 'a' or s == 'P'
+end
+
+-- note in f's trail that the change of batch `by` did `code` (f[1] already the new
+-- status): the first change to make a never-enforced entry enforced is marked "!"
+local function rec_stamp(f, code, by)
+  if by == nil or by == '' then return end
+  local c, t = string.match(f[5], '^(%d*)(.*)$')
+  local mark = ''
+  if rec_enforcing(f[1]) then
+    local at = string.find(t, '~', 1, true)
+    if at then
+      t = string.sub(t, 1, at - 1) .. string.sub(t, at + 1)
+      mark = '!'
+    end
+  end
+  f[5] = c .. t .. mark .. code .. by
+end
