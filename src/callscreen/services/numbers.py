@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from callscreen.callpath.decision import Decision, ScreenRequest
@@ -179,17 +179,6 @@ class NumberCard:
     decisions: tuple[NumberDecision, ...]
     log: NumberLog
     campaign: str | None = None
-    hidden: int = field(default=0)  # lists masked as "another list" (restricted readers)
-
-    def decision(self, direction: Direction, campaign: str = "") -> NumberDecision | None:
-        return next(
-            (
-                d
-                for d in self.decisions
-                if d.direction == direction.value and d.campaign == campaign
-            ),
-            None,
-        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -212,17 +201,9 @@ class NumberCard:
         names; ``may_use``: by list id): another list's entries, matches and attempts
         show as ``another list``, with no name, entry, reason or history; a deleted list
         only when the reader could use it."""
-        lists: list[NumberList] = []
-        hidden = 0
-        for item in self.lists:
-            if item.list_name in visible:
-                lists.append(item)
-            else:
-                hidden += 1
-        if hidden:
-            lists.append(
-                NumberList(ANOTHER_LIST, None, "", "", "", (), "", ()),
-            )
+        lists = [item for item in self.lists if item.list_name in visible]
+        if len(lists) < len(self.lists):  # the others, as one, with nothing of them
+            lists.append(NumberList(ANOTHER_LIST, None, "", "", "", (), "", ()))
         deleted = tuple(d for d in self.deleted_lists if may_use(d.tombstone.list_id))
         decisions = tuple(replace(d, check=_mask_check(d.check, visible)) for d in self.decisions)
         log = replace(
@@ -237,7 +218,6 @@ class NumberCard:
             deleted_lists=deleted,
             decisions=decisions,
             log=log,
-            hidden=hidden,
         )
 
 
