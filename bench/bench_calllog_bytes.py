@@ -1,4 +1,4 @@
-"""The attempt log's Redis bytes per logged call, by stream: the records of allowed calls
+"""The attempt log's Redis bytes (and CPU) per logged call, by stream: the records of allowed calls
 (bounded by ``calllog_max_records``) and those of blocked and labeled calls (kept by age
 only, ``calllog_blocked_days``), and what each call adds to its number's attempt index.
 
@@ -34,6 +34,12 @@ from callscreen.schema.keys import LOG_SHARDS, Keys  # noqa: E402
 
 def used(r: redis.Redis) -> int:
     return int(r.info("memory")["used_memory"])  # type: ignore[index]
+
+
+def redis_cpu(r: redis.Redis) -> float:
+    """Redis's own CPU seconds so far (user + system, INFO cpu)."""
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])  # type: ignore[index]
 
 
 def key_bytes(r: redis.Redis, pattern: str) -> tuple[int, int]:
@@ -79,7 +85,9 @@ def main() -> None:
             for result, stream in ((Result.ALLOWED, ""), (Result.BLOCKED, ":k")):
                 r.flushall()
                 before = used(r)
+                cpu = redis_cpu(r)
                 asyncio.run(push(server.url, result, args.calls, numbers, 1))
+                cpu = redis_cpu(r) - cpu
                 total = used(r) - before
                 streams = sum(
                     int(r.memory_usage(keys.log_base(s) + ":log" + stream, samples=0) or 0)
@@ -87,7 +95,8 @@ def main() -> None:
                 )
                 index, indexed = key_bytes(r, "{cs.log.*}:log:n*")
                 print(
-                    f"{result.value:>8}: {total / args.calls:6.1f} B of Redis per call in all; "
+                    f"{result.value:>8}: {cpu / args.calls * 1e6:5.1f} µs of Redis CPU and "
+                    f"{total / args.calls:6.1f} B of Redis per call in all; "
                     f"the stream {streams / args.calls:5.1f} B a record"
                     + (
                         f"; the attempt index {index / args.calls:5.1f} B a call "

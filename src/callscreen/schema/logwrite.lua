@@ -25,10 +25,11 @@
 -- A number's indexes are trimmed with the records: after the streams are trimmed, the
 -- oldest entries of each index the batch touched are dropped while their record is
 -- gone (older than its stream's first id: one index a stream, so its oldest entry is
--- its stream's), and an index expires when its records are expected to go: the kept
--- stream's age bound; for the other stream, its age bound or, when it is bounded by
--- count and full, twice the time it now spans (plus a day). An expiry is only ever
--- lengthened. Readers skip entries whose record is gone (numberlog.lua).
+-- its stream's), and an index written to expires when its newest record is expected
+-- to go: after the kept stream's age bound; for the other stream, its age bound or,
+-- when it is bounded by count and full, twice the time it now spans (plus a day); for
+-- ever when its records are (PERSIST). Readers skip entries whose record is gone
+-- (numberlog.lua).
 --
 -- Returns {applied, refused}: applied is 1, or 0 when the batch had been applied
 -- already (a writer that lost its connection before reading the reply sends the
@@ -65,7 +66,7 @@ local age_ttl = tonumber(ARGV[9])
 local added = 0
 local first = 10
 local after = first + 3 * n
-local touched = {}  -- index -> {ttl = before the batch, kept = its stream, pushed = bool}
+local touched = {}  -- index -> {kept = its stream, pushed = bool}
 local order = {}
 local now_ms = 0
 for k = first, after - 1, 3 do
@@ -84,8 +85,7 @@ for k = first, after - 1, 3 do
       local index = base .. (is_kept and K_KEPT_ATTEMPTS or K_ATTEMPTS) .. digits
       local t = touched[index]
       if not t then
-        -- its expiry before this batch: -2 new, -1 kept for ever, else seconds left
-        t = {ttl = redis.call('TTL', index), kept = is_kept}
+        t = {kept = is_kept}
         touched[index] = t
         order[#order + 1] = index
       end
@@ -139,18 +139,15 @@ if #order > 0 then
       if not tail or not gone(tail, key) then break end
       redis.call('RPOP', index)
     end
-    local need = -1
+    -- the index lives as long as its newest record, just pushed, is expected to
     if t.pushed then
-      need = t.kept and kept_ttl or other_ttl
+      local need = t.kept and kept_ttl or other_ttl
+      if need == 0 then
+        redis.call('PERSIST', index)
+      else
+        redis.call('EXPIRE', index, need)
+      end
     end
-    local current = redis.call('TTL', index)
-    if need == -1 or current == -2 then
-      -- nothing pushed (a refused command), or emptied by the trim: nothing to do
-    elseif need == 0 then
-      if current > 0 then redis.call('PERSIST', index) end
-    elseif t.ttl == -2 or (t.ttl > 0 and need > current) then
-      redis.call('EXPIRE', index, need)
-    end  -- an index kept for ever before (t.ttl == -1) stays so
   end
 end
 
