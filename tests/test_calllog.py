@@ -108,6 +108,16 @@ def xlen(r: redis.Redis) -> int:
     return sum(int(r.xlen(name)) for name in KEYS.attempt_logs())
 
 
+def bounded_len(r: redis.Redis) -> int:
+    """Records in the count-bounded streams (allowed and unscreened calls)."""
+    return sum(int(r.xlen(KEYS.attempt_log(s))) for s in range(LOG_SHARDS))
+
+
+def kept_len(r: redis.Redis) -> int:
+    """Records in the streams kept by age only (blocked and labeled calls)."""
+    return sum(int(r.xlen(KEYS.kept_log(s))) for s in range(LOG_SHARDS))
+
+
 # -- pure parts ------------------------------------------------------------------------------
 
 
@@ -297,7 +307,7 @@ async def test_every_call_is_counted_and_logged_with_its_details(
     assert calllog.stats().written == 5 and calllog.stats().dropped == 0
     # each number's data in its own shard's keys, none left under the lists' tag
     shard = log_shard("33123456789")
-    assert r.xlen(KEYS.attempt_log(shard)) >= 1
+    assert r.xlen(KEYS.kept_log(shard)) >= 1  # blocked: the stream kept by age
     assert key.startswith(KEYS.log_base(log_shard("33999000000")))
     assert r.keys("{cs}:*") == []
 
@@ -331,7 +341,7 @@ async def test_first_contact_mark_keeps_the_earliest_allowed_call(
 ) -> None:
     now = time.time()
     times = iter([now, now - 100, now - 50, now + 10])
-    calllog.clock = lambda: next(times)
+    calllog.clock = lambda: next(times, now)  # then the age bounds' clock
     for _ in range(2):
         calllog.record(ScreenRequest("+33123456789", OUT, "a"), allowed("+33123456789"), 0)
     assert await calllog.flush()
@@ -407,13 +417,13 @@ async def test_retention_holds_under_load_and_counters_stay_exact(
 
     async def watcher() -> None:
         for _ in range(40):
-            lengths.append(xlen(r))
+            lengths.append(bounded_len(r))
             await asyncio.sleep(0.005)
 
     await asyncio.gather(*(caller(w) for w in range(8)), watcher())
     assert await log.flush(30)
     await log.stop()
-    lengths.append(xlen(r))
+    lengths.append(bounded_len(r))
     # MAXLEN ~ drops whole stream nodes (stream-node-max-entries, 100 by default) of
     # each shard's stream, bound to bound / LOG_SHARDS
     assert max(lengths) < bound + 100 * LOG_SHARDS
@@ -425,6 +435,36 @@ async def test_retention_holds_under_load_and_counters_stay_exact(
     # the records kept are the newest ones
     newest = stream(r)[-1]
     assert newest.number.startswith("+3361")
+    # the blocked calls are evidence: every one kept, whatever the count bound
+    assert kept_len(r) == 5000
+
+
+async def test_blocked_and_labeled_records_are_kept_by_age_never_by_count(
+    redis_url: str, r: redis.Redis
+) -> None:
+    """A small count bound trims allowed calls only: every blocked and labeled call
+    stays, until it is older than blocked_days."""
+    log = make_log(redis_url, max_records=LOG_SHARDS, blocked_days=10, batch_max=256)
+    log.start()
+    for i in range(4800):  # ~300 allowed records a shard: MAXLEN ~ drops whole nodes
+        number = f"+3361400{i:04d}"
+        log.record(ScreenRequest(number, OUT), allowed(number), 0)
+        if i % 15 == 0:
+            log.record(ScreenRequest(number, OUT), blocked(number), 0)
+        if i % 24 == 0:
+            labeled = Decision(Result.LABELED, number=number, list_name="lab", match=number)
+            log.record(ScreenRequest(number, IN), labeled, 0)
+    assert await log.flush()
+    kept = [rec for rec in stream(r) if rec.result is not Result.ALLOWED]
+    assert len(kept) == 320 + 200
+    assert bounded_len(r) < 4800 - 1000  # allowed ones were trimmed by count
+    real = time.time()
+    log.clock = lambda: real + 11 * 86400  # eleven days later: past blocked_days
+    for _ in range(LOG_SHARDS):  # each batch trims its shards and one more in turn
+        log.record(ScreenRequest("+33614099999", OUT), allowed("+33614099999"), 0)
+        assert await log.flush()
+    await log.stop()
+    assert kept_len(r) < 100  # whole nodes trimmed by age (the newest may stay)
 
 
 async def test_age_retention_trims_old_records_and_keeps_counters(
@@ -595,17 +635,27 @@ def test_the_batch_encoder_is_pure() -> None:
     per_shard = -(-500 // LOG_SHARDS)
     commands: list[list[str | int]] = []
     records: list[str | int] = []
-    for args in by_shard.values():
+    kept_min_id = f"{int((at + 7200 - 1830 * 86400) * 1000)}-0"
+    kinds: list[str | int] = []
+    indexed: list[str | int] = []
+    for shard, args in by_shard.items():
         count = int(args[0])
-        assert args[1:3] == [per_shard, min_id]
-        records += args[3 : 3 + count]
-        rest = args[3 + count :]
+        assert args[1:4] == [per_shard, min_id, kept_min_id]
+        assert args[4:7] == [keys.log_base(shard), 1830 * 86400, 3600]
+        kinds += args[7 : 7 + 3 * count : 3]
+        indexed += args[8 : 7 + 3 * count : 3]
+        records += args[9 : 7 + 3 * count : 3]
+        rest = args[7 + 3 * count :]
         while rest:
             n = int(rest[0])
             commands.append(rest[1 : n + 1])
             rest = rest[n + 1 :]
     assert len(records) == 3 and all(isinstance(r, str) for r in records)
     assert sum("33612345678" in str(r) for r in records) == 2
+    # blocked records go to the stream kept by age (B), allowed ones to the bounded one
+    # (A); each to its number's attempt index
+    assert sorted(kinds) == ["A", "B", "B"]
+    assert sorted(indexed) == ["33612345678", "33612345678", "33698765432"]
     day = "20270115"
     counted = {c[2]: c[3] for c in commands if c[0] == "HINCRBY"}
     assert counted == {"BLOCKED\toutbound\tdnc\tA": 2, "ALLOWED\tinbound\t\t": 1}
@@ -615,3 +665,61 @@ def test_the_batch_encoder_is_pure() -> None:
     assert zincr[1].startswith(keys.log_base(blocked_shard) + ":log:b:" + day)
     # the decider of the blocked number, the first contact of the allowed one
     assert sorted(c[0] for c in commands if c[0] in ("HSET", "HSETNX")) == ["HSET", "HSETNX"]
+
+
+async def test_each_number_has_an_attempt_index_trimmed_with_its_records(
+    redis_url: str, r: redis.Redis
+) -> None:
+    """A number's attempts are read from its index (newest first, with totals by
+    outcome), whose entries go with their records: the count bound trims the allowed
+    ones, the blocked one stays; the index expires with its longest-lived record."""
+    from callscreen.reports.report import LogQuery, recent_attempts
+    from callscreen.services.logshards import number_attempts
+    from tests.support.blocking import SyncAdmin
+
+    log = make_log(redis_url, max_records=LOG_SHARDS, blocked_days=30, batch_max=50)
+    log.start()
+    number, digits = "+33615000001", "33615000001"
+    log.record(ScreenRequest(number, OUT, "", "first"), blocked(number), 0)
+    for i in range(600):
+        log.record(ScreenRequest(number, OUT, "", f"a{i}"), allowed(number), 0)
+    failed = Decision(Result.BLOCKED, number=number, reason="screening unavailable", failed=True)
+    later = time.time() + 1
+    log.clock = lambda: later
+    log.record(ScreenRequest(number, IN, "", "last"), failed, 0)
+    other = "+33615000033"  # another number of the same shard
+    assert log_shard(other[1:]) == log_shard(digits)
+    log.record(ScreenRequest(other, OUT, "", "other"), allowed(other), 0)
+    assert await log.flush()
+    await log.stop()
+
+    index, kept = KEYS.attempt_index(int(digits)), KEYS.kept_index(int(digits))
+    shard = log_shard(digits)
+    in_stream = sum(
+        1 for _, data in r.xrange(KEYS.attempt_log(shard)) if data["v1"].split("\t")[2] == number
+    )
+    assert 1 <= in_stream < 300  # the count bound trimmed whole nodes
+    # the trimmed allowed records left the index; the evidence is in the kept one
+    assert len(r.lrange(index, 0, -1)) == in_stream
+    assert [e[0] for e in r.lrange(kept, 0, -1)] == ["F", "B"]  # newest first
+    assert 29 * 86400 < r.ttl(kept) <= 30 * 86400
+    # the allowed calls' stream is full: its index expires with twice its span, a day
+    assert 86400 <= r.ttl(index) <= 86400 + 60
+    assert 86400 <= r.ttl(KEYS.attempt_index(int(other[1:]))) <= 86400 + 60
+
+    settings = make_settings(redis_url)
+    with SyncAdmin(settings) as admin:
+        found = admin.run(number_attempts(admin.ctx.table, digits, 5, totals=True))
+        assert [rec.uniqueid for rec in found.records] == ["last", "a599", "a598", "a597", "a596"]
+        assert found.more and found.totals == {
+            Outcome.UNAVAILABLE: 1,
+            Outcome.ALLOWED: in_stream,
+            Outcome.BLOCKED: 1,
+        }
+        query = LogQuery(number=number, outcome=Outcome.BLOCKED)
+        recs, _ = admin.run(recent_attempts(admin.ctx.table, query, 10))
+        assert [rec.uniqueid for rec in recs] == ["first", "last"]  # oldest first
+        # `log --number` reads the indexes, not the streams: without them, nothing
+        r.delete(index, kept)
+        recs, _ = admin.run(recent_attempts(admin.ctx.table, query, 10))
+        assert recs == []

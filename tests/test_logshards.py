@@ -30,7 +30,13 @@ from callscreen.schema.keys import (
     log_shard,
     log_tag,
 )
-from callscreen.services.logshards import migrate_attempt_log, stream_id
+from callscreen.services.logshards import (
+    count_unindexed_attempt_log,
+    index_attempt_log,
+    migrate_attempt_log,
+    number_attempts,
+    stream_id,
+)
 from tests.support.blocking import SyncAdmin as Admin
 
 OUT, IN = Direction.OUTBOUND, Direction.INBOUND
@@ -160,6 +166,7 @@ async def test_migration_moves_every_old_key_and_the_reports_read_the_same(
 
     with Admin(settings) as admin:
         done = migrate_attempt_log(admin.table.r, KEYS)
+        index_attempt_log(admin.table.r, KEYS, 0)  # then version 4's step, as migrate does
     assert done.records == 82 and done.counter_days == 2 and done.dropped_keys == 1
     assert done.listed_sets > 0 and done.mark_hashes > 0 and done.decider_hashes > 0
     assert [k for k in r.keys("{cs}:*") if ":log" in k or ":fc:" in k] == []
@@ -168,11 +175,14 @@ async def test_migration_moves_every_old_key_and_the_reports_read_the_same(
     with Admin(settings) as admin:
         again, _ = admin.run(recent_attempts(admin.ctx.table, LogQuery(), limit=1000))
     assert [rec.uniqueid for rec in again] == [rec.uniqueid for rec in records]
-    # every record in its number's shard, ids kept
+    # every record in its number's shard, ids kept; blocked and labeled ones in the
+    # stream kept by age
     for rec in again:
         digits = rec.number[1:]
         shard = log_shard(digits) if digits else 0
-        assert r.xrange(KEYS.attempt_log(shard), rec.id, rec.id)
+        kept = rec.result in (Result.BLOCKED, Result.LABELED)
+        stream = KEYS.kept_log(shard) if kept else KEYS.attempt_log(shard)
+        assert r.xrange(stream, rec.id, rec.id)
 
     with Admin(settings) as admin:  # again: nothing left to move, nothing counted twice
         assert migrate_attempt_log(admin.table.r, KEYS).to_json() == dict.fromkeys(
@@ -230,8 +240,65 @@ def test_callscreen_migrate_moves_the_log_of_schema_version_1(
     done = json.loads(cli("migrate", "--json", "--by", "ops"))
     assert "82 records" in done["steps"][0] and "2 counter days" in done["steps"][0]
     assert r.hget("{cs}:meta", "schema") == SCHEMA_VERSION
+    # then step 4: blocked and labeled records kept by age, every number indexed
+    assert done["steps"][2].endswith("0 moved, 81 indexed, 41 numbers")  # step 2 sorted them
     assert r.hget("{cs}:meta", "log_shards") == str(LOG_SHARDS)
     assert [k for k in r.keys("{cs}:*") if ":log" in k or ":fc:" in k] == []
     assert comparable(report_of(settings)) == before
     assert json.loads(cli("migrate", "--json"))["steps"] == []  # up to date: nothing again
     cli("lists", "ls")
+
+
+def number_uniqueids(settings: Settings, digits: str) -> tuple[list[str], dict[str, int]]:
+    with Admin(settings) as admin:
+        found = admin.run(number_attempts(admin.ctx.table, digits, 100, totals=True))
+    return [rec.uniqueid for rec in found.records], {k.value: n for k, n in found.totals.items()}
+
+
+def to_version_2(r: redis.Redis) -> None:
+    """Rewrite the shards as version 2 kept them: one stream a shard, no index."""
+    for shard in range(LOG_SHARDS):
+        old, kept = KEYS.attempt_log(shard), KEYS.kept_log(shard)
+        entries = list(r.xrange(old)) + list(r.xrange(kept))  # type: ignore[arg-type]
+        entries.sort(key=lambda item: stream_id(item[0]))
+        r.delete(old, kept)
+        last = (0, 0)
+        for entry_id, data in entries:
+            ms, seq = max(stream_id(entry_id), (last[0], last[1] + 1))  # streams' ids may tie
+            last = (ms, seq)
+            r.xadd(old, data, id=f"{ms}-{seq}")
+    for pattern in ("{cs.log.*}:log:n:*", "{cs.log.*}:log:nk:*"):
+        for name in list(r.scan_iter(match=pattern)):
+            r.delete(name)
+
+
+async def test_version_3_keeps_blocked_records_apart_and_indexes_each_number(
+    redis_url: str, r: redis.Redis
+) -> None:
+    settings = make_settings(redis_url)
+    await fill(redis_url, settings)
+    numbers = [f"336123400{i:02d}" for i in range(40)] + ["33612349999"]
+    before = {digits: number_uniqueids(settings, digits) for digits in numbers}
+    assert before["33612340000"] == (["v0", "u0"], {"BLOCKED": 2})
+    assert before["33612340001"] == (["v1", "u1"], {"ALLOWED": 2})
+    kept = sum(int(r.xlen(KEYS.kept_log(s))) for s in range(LOG_SHARDS))
+    assert kept == 41  # 20 numbers blocked twice, one labeled
+
+    to_version_2(r)
+    assert r.keys("{cs.log.*}:log:k") == [] and r.keys("{cs.log.*}:log:n*") == []
+    assert number_uniqueids(settings, "33612340000") == ([], {})
+    with Admin(settings) as admin:
+        assert count_unindexed_attempt_log(admin.table.r, KEYS) == (41, 81)
+        done = index_attempt_log(admin.table.r, KEYS, 30)
+    assert done.to_json() == {"moved": 41, "indexed": 81, "numbers": 41}
+    assert sum(int(r.xlen(KEYS.kept_log(s))) for s in range(LOG_SHARDS)) == 41
+    assert {digits: number_uniqueids(settings, digits) for digits in numbers} == before
+    index = KEYS.kept_index(33612340000)
+    assert 29 * 86400 < r.ttl(index) <= 30 * 86400
+    with Admin(settings) as admin:  # again: nothing to move, the same indexes
+        assert index_attempt_log(admin.table.r, KEYS, 30).to_json() == {
+            "moved": 0,
+            "indexed": 81,
+            "numbers": 41,
+        }
+    assert {digits: number_uniqueids(settings, digits) for digits in numbers} == before

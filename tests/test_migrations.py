@@ -80,8 +80,9 @@ def test_data_of_schema_version_1_moves_its_attempt_log(cli: Cli, client: Any) -
         "2: the attempt log into its shards: 0 records, 0 counter days, 0 listed sets, "
         "0 mark hashes, 0 decider hashes, 0 dropped keys",
         "3: entries keep their transitions: 0 pending entries marked as not enforced yet",
+        "4: blocked calls kept by age; each number's attempt index: 0 moved, 0 indexed, 0 numbers",
     ]
-    assert client.hget("{cs}:meta", "schema") == "3" and "dnc" in cli("lists", "ls").stdout
+    assert client.hget("{cs}:meta", "schema") == "4" and "dnc" in cli("lists", "ls").stdout
 
 
 def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
@@ -105,10 +106,14 @@ def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
     cli("lists", "ls", code=EXIT_SCHEMA)
     dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
     assert dry == ["3: entries keep their transitions: 2 pending entries without a trail to "
-                   "mark as not enforced yet"]  # fmt: skip
+                   "mark as not enforced yet",
+                   "4: blocked calls kept by age; each number's attempt index: 0 blocked/labeled "
+                   "records to keep by age, 0 to index"]  # fmt: skip
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == ["3: entries keep their transitions: 2 pending entries marked as not "
-                     "enforced yet"]  # fmt: skip
+                     "enforced yet",
+                     "4: blocked calls kept by age; each number's attempt index: 0 moved, "
+                     "0 indexed, 0 numbers"]  # fmt: skip
     assert [client.hget(key, field) for key, field in fields] == ["p;1;;;~;", "p;1;;;~;"]
     assert "up to date" in cli("migrate").stdout
     cli("approve", "review", pending)

@@ -672,3 +672,35 @@ def test_html_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert shot.exists()
     assert png_size(shot) == (1200, 1600)
     assert shot.stat().st_size > 30_000  # a blank page is a few kB
+
+
+def test_top_blocked_names_the_lists_that_blocked_it_not_the_last_label_list(
+    redis_url: str,
+) -> None:
+    """A number blocked outbound by blk2 and blk1, then labeled inbound by lab2: its
+    top-blocked row names blk2 and blk1 (most calls first), its top-labeled row lab2 —
+    not the last deciding list for both."""
+    number = "+33699000001"
+
+    async def fill() -> None:
+        log = CallLog(LOG, LeanRedis.from_url(redis_url), own_client=True)
+        log.start()
+        for uid, list_name in (("b1", "blk2"), ("b2", "blk2"), ("b3", "blk1")):
+            decision = Decision(Result.BLOCKED, number, list_name, number, "dnc")
+            log.record(ScreenRequest(number, OUT, "", uid), decision, 0)
+        unavailable = Decision(Result.BLOCKED, number, reason="screening unavailable", failed=True)
+        log.record(ScreenRequest(number, OUT, "", "f1"), unavailable, 0)
+        assert await log.flush()
+        labeled = Decision(Result.LABELED, number, "lab2", "+336990*", "spam")
+        log.record(ScreenRequest(number, IN, "", "l1"), labeled, 0)
+        await log.stop()
+
+    asyncio.run(fill())
+    settings = make_settings(redis_url)
+    today = DayClock("UTC").date_of(time.time())
+    with Admin(settings) as admin:
+        report = admin.run(build_report(admin.ctx.table, LOG, today, today))
+    assert [(t.number, t.attempts, t.lists) for t in report.top_blocked] == [
+        (number, 3, ("blk2", "blk1"))
+    ]
+    assert [(t.number, t.attempts, t.lists) for t in report.top_labeled] == [(number, 1, ("lab2",))]

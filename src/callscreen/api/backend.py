@@ -60,7 +60,7 @@ from callscreen.reports.report import (
     recent_attempts,
 )
 from callscreen.schema.attempts import AttemptRecord, Outcome
-from callscreen.services import browse, entries, store, users
+from callscreen.services import browse, entries, numbers, store, users
 from callscreen.services.apikeys import ApiKey
 from callscreen.services.audit import Event
 from callscreen.services.context import Actor, Context
@@ -89,8 +89,6 @@ EXPORT_CHUNK = 64 * 1024
 VIA = "api"
 #: the origin of every change made through the web console
 CONSOLE_VIA = "console"
-MAX_CARD_CAMPAIGNS = 50
-CARD_LOG_DAYS = 30
 FOLLOW_BLOCK_MS = 500
 #: the actor of what the process does in no caller's name (authenticating a key)
 PROCESS_ACTOR = Actor("api", VIA)
@@ -102,18 +100,6 @@ class Replay:
 
     status: int
     body: Any
-
-
-@dataclass(frozen=True, slots=True)
-class NumberCard:
-    """What the console's number page shows (:meth:`Backend.number_card`)."""
-
-    number: str
-    inbound: Decision
-    outbound: Decision
-    campaigns: tuple[tuple[str, Decision], ...]
-    entries: tuple[tuple[EntryView, list[Event], str], ...]
-    attempts: tuple[AttemptRecord, ...]  # newest first
 
 
 class Backend:
@@ -857,51 +843,18 @@ class Backend:
         await self.services.transfer.export_list(await self._name(list_id), out, statuses=statuses)
         return out.getvalue()
 
-    async def number_card(self, raw: str, attempts: int = 20) -> NumberCard:
-        """Everything known of one number: its decision inbound and outbound (and per
-        campaign), every entry of every list that matches it, with history, and its
-        last attempts."""
-        number = parse_entry(raw.strip(), self.settings.default_region)
-        if number.is_prefix:
-            raise InvalidInput("give a whole number, not a prefix")
-        display = number.display
-        inbound, outbound = await asyncio.gather(
-            self.screener.decide(
-                ScreenRequest(display, Direction.INBOUND, ""), include_inactive=True
-            ),
-            self.screener.decide(
-                ScreenRequest(display, Direction.OUTBOUND, ""), include_inactive=True
-            ),
-        )
-        names = await self.campaigns()
-        per_campaign = await asyncio.gather(
-            *(
-                self.screener.decide(ScreenRequest(display, Direction.OUTBOUND, c.name))
-                for c in names[:MAX_CARD_CAMPAIGNS]
-            )
-        )
-        matches = {(m.list_name, m.display): m for d in (inbound, outbound) for m in d.matches}
-        # an entry of a campaign list is matched only with its campaign
-        for d in per_campaign:
-            matches.update({(m.list_name, m.display): m for m in d.matches})
-        found: list[tuple[EntryView, list[Event], str]] = []
-        for list_name, entry in sorted(matches):
-            try:
-                view = await self.services.entries.show_entry(list_name, entry)
-            except NotFound:
-                continue
-            events = await self.services.history.history(list_name, entry, limit=20)
-            found.append((view, events, list_name))
-        query = LogQuery(number=display, since=self.ctx.clock() - CARD_LOG_DAYS * 86400)
-        recent, _ = await recent_attempts(self.ctx.table, query, attempts)
-        return NumberCard(
-            display,
-            inbound,
-            outbound,
-            tuple((c.name, d) for c, d in zip(names, per_campaign, strict=False)),
-            tuple(found),
-            tuple(reversed(recent)),
-        )
+    async def number_page(
+        self, raw: str, *, campaign: str | None = None, attempts: int = 20
+    ) -> numbers.NumberCard:
+        """Everything known of one number (:class:`~callscreen.services.numbers.NumberService`);
+        a key restricted to lists sees the others as ``another list``."""
+        card = await self.services.numbers.card(raw, campaign=campaign, attempts=attempts)
+        if not self._restricted() or self.key is None:
+            return card
+        infos = await self.ctx.table.all_lists()
+        key = self.key
+        visible = {info.name for info in infos if key.may_use_list(info.id)}
+        return card.restricted(visible, key.may_use_list)
 
     async def recent_attempts(self, query: LogQuery, limit: int) -> tuple[list[Any], str]:
         """The last ``limit`` attempts matching ``query`` (newest last) and the stream

@@ -1,4 +1,5 @@
-"""``/history`` (the audit trail) and the health endpoints."""
+"""``/history`` (the audit trail), ``/attempts``, ``/numbers/{number}`` (the number page),
+``/reports`` and the health endpoints."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ import time
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from callscreen.api.auth import Principal, scoped
 from callscreen.api.backend import Backend
-from callscreen.api.models import ERRORS, AttemptsOut, Health, HistoryOut
+from callscreen.api.models import ERRORS, AttemptsOut, Health, HistoryOut, NumberOut
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction
 from callscreen.core.times import parse_before
@@ -82,6 +83,31 @@ async def attempts(
     if len(records) == limit:
         next_cursor = "{}.{}-{}".format(*order_of(records[-1]))
     return {"attempts": [r.to_json() for r in records], "next_cursor": next_cursor}
+
+
+@router.get(
+    "/numbers/{number}",
+    response_model=NumberOut,
+    summary="Everything known of one number (as `callscreen number --json`)",
+    description="Every list that holds the number, exactly or by a prefix, whatever its "
+    "status, with each entry's reason and history; deleted lists whose trail names it; "
+    "the decision inbound and outbound, globally and per campaign whose lists hold it; "
+    "registry listings; its first contact, its last attempts and its totals by outcome. "
+    "The number as one would type it (URL-encoded: `%2B33612345678`), not a prefix. A "
+    "key restricted to lists sees the others as `another list`, with no name or "
+    "reason. Shape: docs/number.md.",
+)
+async def number_page(
+    who: CallsReader,
+    number: Annotated[str, Path(min_length=1, max_length=100)],
+    campaign: Annotated[
+        str | None,
+        Query(max_length=200, description="only this campaign's decisions and attempts"),
+    ] = None,
+    attempts: Annotated[int, Query(ge=0, le=200, description="last attempts listed")] = 20,
+) -> dict[str, Any]:
+    card = await who.backend.number_page(number, campaign=campaign, attempts=attempts)
+    return card.to_json()
 
 
 @router.get(

@@ -310,6 +310,127 @@ class AttemptsOut(BaseModel):
     next_cursor: str | None
 
 
+# -- the number page (GET /numbers/{number}; docs/number.md) ----------------------------------
+
+
+class NumberHistoryOut(BaseModel):
+    transition: str = Field(
+        description="added, updated, approved, approved-permanently, unapproved, removed, "
+        "restored, expired"
+    )
+    by: str
+    at: str | None
+    reason: str
+    source: str
+    batch: int | None
+    first_enforced: bool
+
+
+class NumberEntryOut(BaseModel):
+    entry: str = Field(description="+33612345678, or a prefix +3361*")
+    kind: Literal["number", "prefix", "registry"]
+    status: str = Field(description="pending, active, permanent, deleted (removed), expired")
+    enforced: bool
+    reason: str
+    source: str
+    external_id: str
+    expires: str | None
+    created_by: str
+    created_at: str | None
+    updated_by: str
+    updated_at: str | None
+    removed_by: str
+    removed_at: str | None
+    removed_reason: str
+    enforced_since: str | None
+    history: list[NumberHistoryOut]
+
+
+class NumberListOut(BaseModel):
+    list_name: str = Field(description='"another list" for a list the key may not see')
+    list_id: int | None
+    action: str
+    direction: str
+    scope: str
+    campaigns: list[str]
+    registry: str
+    entries: list[NumberEntryOut]
+
+
+class NumberRegistryOut(BaseModel):
+    list_name: str
+    registry: str
+    listed: bool
+
+
+class TrailEventOut(EventOut):
+    via: str
+
+
+class NumberDeletedListOut(BaseModel):
+    list_id: int
+    list_name: str
+    by: str
+    at: str | None
+    reason: str
+    count: int = Field(description="entries the list held when deleted")
+    detail: str
+    events: list[TrailEventOut] = Field(description="its trail's events naming the number")
+    complete: bool = Field(description="false: the trail is longer than what was read")
+
+
+class NumberMatchOut(BaseModel):
+    list_name: str
+    action: str
+    entry: str
+    kind: str
+    status: str
+    enforced: bool
+    decides: bool
+    reason: str
+    source: str
+
+
+class NumberDecisionOut(BaseModel):
+    direction: Literal["inbound", "outbound"]
+    campaign: str = Field(description='"": a call with no campaign')
+    input: str
+    result: Result
+    label: str
+    number: str
+    list_name: str
+    match: str
+    reason: str
+    explanation: str
+    lists_applied: list[str]
+    matches: list[NumberMatchOut]
+
+
+class NumberDeciderOut(BaseModel):
+    list_name: str
+    entry: str
+
+
+class NumberLogOut(BaseModel):
+    first_contact: str | None = Field(description="its first allowed or unscreened call")
+    last_decided_by: NumberDeciderOut | None
+    totals: dict[str, int] = Field(description="by outcome, over the records the log keeps")
+    total: int
+    attempts: list[AttemptOut] = Field(description="newest first")
+    more: bool
+
+
+class NumberOut(BaseModel):
+    number: str
+    generated_at: str | None
+    campaign: str | None
+    lists: list[NumberListOut]
+    registries: list[NumberRegistryOut]
+    deleted_lists: list[NumberDeletedListOut]
+    decisions: list[NumberDecisionOut]
+    log: NumberLogOut
+
+
 class ImportJobOut(BaseModel):
     job: str
     list_id: int

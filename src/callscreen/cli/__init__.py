@@ -143,6 +143,7 @@ from callscreen.cli import check as _check  # noqa: E402, F401
 from callscreen.cli import entries as _entries  # noqa: E402, F401
 from callscreen.cli import io as _io  # noqa: E402, F401
 from callscreen.cli import lists as _lists  # noqa: E402, F401
+from callscreen.cli import number as _number  # noqa: E402, F401
 from callscreen.cli import ops as _ops  # noqa: E402, F401
 from callscreen.cli import registry as _registry  # noqa: E402, F401
 from callscreen.cli import reports as _reports  # noqa: E402, F401

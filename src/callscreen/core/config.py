@@ -202,7 +202,12 @@ class Settings(BaseSettings):
     calllog_max_age_days: float = Field(0.0, ge=0, description="0: no age bound")
     calllog_timezone: str = Field("UTC", description="days of the per-day counters")
     calllog_counter_days: int = Field(0, ge=0, description="0: keep counters for ever")
-    calllog_blocked_days: int = Field(400, ge=0)
+    calllog_blocked_days: int = Field(
+        1830,
+        ge=0,
+        description="how long the records of blocked and labeled calls (and the days' "
+        "blocked/labeled numbers) are kept, never trimmed by count; 0: for ever",
+    )
     calllog_queue_max: int = Field(100_000, ge=1)
     calllog_batch_max: int = Field(256, ge=1)
     calllog_flush_interval_ms: int = Field(50, ge=1)

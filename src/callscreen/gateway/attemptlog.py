@@ -11,11 +11,20 @@ sent together (pipelined on one connection to a single Redis; on Redis Cluster, 
 primary of each shard's slot, found from the ``MOVED`` replies). Each carries every
 command of the batch for the numbers of its shard:
 
-- ``XADD`` of each logged record to the stream ``{LT}:log``, trimmed to
-  ``max_records`` / shards (``MAXLEN ~``: whole stream nodes are dropped, so a shard's
-  stream holds up to ``stream-node-max-entries`` (100) records more) and, when
-  ``max_age_s`` is set, to that age (``XTRIM MINID ~``: the shards a batch writes to,
-  and one more in turn, so an idle shard is trimmed within ``LOG_SHARDS`` batches);
+- ``XADD`` of each logged record of an allowed or unscreened call to the stream
+  ``{LT}:log``, trimmed to ``max_records`` / shards (``MAXLEN ~``: whole stream nodes
+  are dropped, so a shard's stream holds up to ``stream-node-max-entries`` (100)
+  records more) and, when ``max_age_s`` is set, to that age (``XTRIM MINID ~``: the
+  shards a batch writes to, and one more in turn, so an idle shard is trimmed within
+  ``LOG_SHARDS`` batches);
+- ``XADD`` of each record of a blocked or labeled call (fail-closed blocks included) to
+  the stream ``{LT}:log:k``: evidence of a call callscreen stopped or marked, trimmed
+  by age only (``blocked_days``, 0 = kept for ever), never by ``max_records``;
+- ``LPUSH`` of each record's outcome code and stream id to its number's attempt index
+  ``{LT}:log:n:DIGITS`` (newest first), whose oldest entries are dropped with their
+  records and which expires when its longest-lived record is expected to go (see
+  ``logwrite.lua``): a number's attempts are read without scanning the log, about
+  20 bytes a logged call and 90 a number (``bench/bench_calllog_bytes.py``);
 - ``HINCRBY`` of the day counters ``{LT}:log:c:DAY`` — outcome × direction × list ×
   campaign, days in the configured timezone. Every call is counted, logged or not,
   and the counters do not expire with the records (``counter_days``, 0 = kept);
@@ -68,6 +77,7 @@ from callscreen.schema import scripts
 from callscreen.schema.attempts import (
     CONTACT_RESULTS,
     DROPPED_FIELD,
+    INDEX_CODE,
     LISTED_RESULTS,
     MAX_CALLERID_NAME,
     MAX_CAMPAIGN,
@@ -179,7 +189,9 @@ class CallLog:
         self.node = settings.node_name
         self.writer_id = f"{self.node}.{os.getpid()}.{secrets.token_hex(4)}"
         self._writer_keys = [self.keys.log_writer(self.writer_id, s) for s in range(LOG_SHARDS)]
-        self._streams = self.keys.attempt_logs()
+        self._streams = [
+            (self.keys.attempt_log(s), self.keys.kept_log(s)) for s in range(LOG_SHARDS)
+        ]
         # Redis Cluster: the client of each shard whose slot lives on another node
         self._routes: dict[int, LeanRedis] = {}
         self._nodes: dict[tuple[str, int], LeanRedis] = {}
@@ -401,7 +413,7 @@ class CallLog:
         client = self._routes.get(shard, self.client)
         return await client.evalsha(
             LOGWRITE,
-            [self._writer_keys[shard], self._streams[shard]],
+            [self._writer_keys[shard], *self._streams[shard]],
             [batch.seq, WRITER_TTL_S, *batch.args[shard]],
             timeout=self.settings.flush_timeout_s,
         )
@@ -440,9 +452,14 @@ class CallLog:
         self._seq += 1
         return self._build(self._seq, items, over)
 
-    def _build(self, seq: int, items: Iterable[_Item], over: _Overflow) -> _Batch:
+    def _build(self, seq: int, items: list[_Item], over: _Overflow) -> _Batch:
         """One batch, encoded by :func:`encode_batch`."""
-        now = self.clock() if self.settings.max_age_s else 0.0  # only the age bound needs it
+        # the age bounds' clock: the writer's for the count-bounded stream; for the kept
+        # one (days), the batch's last call time will do, and spares a clock reading
+        if self.settings.max_age_s or (self.settings.blocked_days and not items):
+            now = self.clock()
+        else:
+            now = max((item[0] for item in items), default=0.0)
         args, calls = encode_batch(
             self.settings, self.keys, self._days, self.node, now, seq, items, over
         )
@@ -459,12 +476,13 @@ def encode_batch(
     items: Iterable[_Item],
     over: _Overflow,
 ) -> tuple[dict[int, list[str | int]], int]:
-    """The ``logwrite.lua`` arguments of batch ``seq``, by log shard: the packed records
-    to append, then the counter, blocked-number and first-contact commands, aggregated;
-    and how many queued calls the batch carries. A call goes to its number's shard; one
-    without a number (and the aggregated counts of an overflow) to the batch's
-    round-robin shard. Pure: ``now`` is the writer's clock, for the age bound. Tested
-    without Redis."""
+    """The ``logwrite.lua`` arguments of batch ``seq``, by log shard: the packed
+    records to append (each after its outcome code, which also names its stream, and
+    its number's digits, for the number's attempt index), then the counter,
+    blocked-number and first-contact commands, aggregated; and how many queued calls
+    the batch carries. A call goes to its number's shard; one without a number (and
+    the aggregated counts of an overflow) to the batch's round-robin shard. Pure:
+    ``now`` is the writer's clock, for the age bounds. Tested without Redis."""
 
     spare = seq % LOG_SHARDS
     records: dict[int, list[str | int]] = {}
@@ -519,11 +537,12 @@ def encode_batch(
                 if number and not decision.stripped
                 else clean(request.number.strip(), MAX_NUMBER),
             )
+            code = INDEX_CODE[outcome]
             shard_records = records.get(shard)
             if shard_records is None:
-                records[shard] = [packed]
+                records[shard] = [code, digits or "", packed]
             else:
-                shard_records.append(packed)
+                shard_records += (code, digits or "", packed)
 
     for (slot, result, failed, direction, list_name, campaign), n in over.counts.items():
         day = days.day(slot * SLOT_S)
@@ -573,20 +592,28 @@ def encode_batch(
         hkey, hfield = first_contact_location(keys, digits)
         add(log_shard(digits), "HSETNX", hkey, hfield, ms)
 
-    min_id = ""
+    min_id = kept_min_id = ""
     if s.max_age_s:
         min_id = f"{max(0, int((now - s.max_age_s) * 1000))}-0"
+    if s.blocked_days:
+        kept_min_id = f"{max(0, int((now - s.blocked_days * 86400) * 1000))}-0"
     per_shard = -(-s.max_records // LOG_SHARDS)  # ceil: 0 stays 0 (no bound)
     args: dict[int, list[str | int]] = {}
     touched = set(records) | set(commands)
-    if min_id:
-        touched.add(spare)  # the age bound reaches every shard, one a batch in turn
+    if min_id or kept_min_id:
+        touched.add(spare)  # the age bounds reach every shard, one a batch in turn
+    kept_ttl = s.blocked_days * 86400
+    age_ttl = int(s.max_age_s)
     for shard in touched:
         shard_records = records.get(shard, [])
         args[shard] = [
-            len(shard_records),
+            len(shard_records) // 3,
             per_shard,
             min_id,
+            kept_min_id,
+            keys.log_base(shard),
+            kept_ttl,
+            age_ttl,
             *shard_records,
             *commands.get(shard, ()),
         ]

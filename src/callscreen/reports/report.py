@@ -37,7 +37,7 @@ import heapq
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -48,6 +48,7 @@ from callscreen.core.numbers import parse_entry
 from callscreen.core.times import iso_ms
 from callscreen.schema.attempts import (
     DROPPED_FIELD,
+    INDEX_CODE,
     STREAM_FIELD,
     UNCOUNTED_FIELD,
     AttemptRecord,
@@ -55,6 +56,7 @@ from callscreen.schema.attempts import (
     LogSettings,
     Outcome,
     day_key,
+    e164_digits,
     parse_counter_field,
     parse_decider,
 )
@@ -63,6 +65,7 @@ from callscreen.services import store
 from callscreen.services.logshards import (
     LogReader,
     newest_id,
+    number_attempts,
     record_order,
     stream_id,
 )
@@ -302,8 +305,10 @@ async def build_report(
 
     listed = await _read_listed(table, listed_sets)
     await _resolve(table, listed)
-    top_blocked = _top(listed, False, top)
-    top_labeled = _top(listed, True, top)
+    clock = DayClock(log.timezone)
+    start, end = clock.bounds(since)[0], clock.bounds(until)[1]
+    top_blocked = await _top_lists(table, _top(listed, False, top), start, end, campaign)
+    top_labeled = await _top_lists(table, _top(listed, True, top), start, end, campaign)
     fates = _fates(listed, max_numbers)
 
     notes = []
@@ -443,6 +448,43 @@ def _top(listed: dict[str, _Listed], labeled: bool, limit: int) -> tuple[TopNumb
     )
 
 
+TOP_LIST_RECORDS = 1000  # a top number's newest calls in the range read for its lists
+
+
+async def _top_lists(
+    table: Table, tops: tuple[TopNumber, ...], start: float, end: float, campaign: str | None
+) -> tuple[TopNumber, ...]:
+    """Each top number with the lists that blocked (labeled) it in the range: the lists
+    named by its records of that result (its newest :data:`TOP_LIST_RECORDS` in the
+    range, read through its attempt index), most calls first. Fail-closed blocks name no
+    list; a number whose records are gone names none (the last deciding entry, kept
+    apart, may be of a list that decided otherwise)."""
+    out: list[TopNumber] = []
+    for top_row in tops:
+        digits = top_row.number[1:]
+        result = top_row.result
+
+        def keep(rec: AttemptRecord, result: Result = result) -> bool:
+            return (
+                rec.result is result
+                and not rec.failed
+                and bool(rec.list_name)
+                and start <= rec.time < end
+                and (campaign is None or rec.campaign == campaign)
+            )
+
+        code = INDEX_CODE[result.value]
+        found = await number_attempts(
+            table, digits, TOP_LIST_RECORDS, keep=keep, since=start, codes=code
+        )
+        counts: dict[str, int] = {}
+        for rec in found.records:
+            counts[rec.list_name] = counts.get(rec.list_name, 0) + 1
+        lists = tuple(sorted(counts, key=lambda name: (-counts[name], name)))
+        out.append(replace(top_row, lists=lists))
+    return tuple(out)
+
+
 def _fates(
     listed: dict[str, _Listed], max_numbers: int
 ) -> dict[str, tuple[int, tuple[NumberFate, ...]]]:
@@ -558,6 +600,10 @@ async def recent_attempts(
 
     Each shard's stream is read newest first, in chunks, down to ``query.since``, and
     the shards merged by id."""
+    digits = e164_digits(query.number or "")
+    if digits is not None:
+        # one number: read through its attempt index, no scan of the log
+        return await _number_recent(table, query, digits, limit, before)
     floor = "-"
     if query.since is not None:
         floor = str(max(0, int(query.since * 1000) - CLOCK_SLACK_MS))
@@ -610,6 +656,22 @@ async def recent_attempts(
                 heads[stream] = last[0][0]
     found.reverse()
     return found, newest_id(heads.values())
+
+
+async def _number_recent(
+    table: Table, query: LogQuery, digits: str, limit: int, before: Order | None
+) -> tuple[list[AttemptRecord], str]:
+    """:func:`recent_attempts` of one exact number, through its attempt index."""
+
+    def keep(rec: AttemptRecord) -> bool:
+        return query.matches(rec) and (before is None or order_of(rec) < before)
+
+    found = await number_attempts(table, digits, limit, keep=keep, since=query.since)
+    streams = LogReader(table.keys).streams()
+    lasts = await _pipelined(table, [("XREVRANGE", s, "+", "-", "COUNT", 1) for s in streams])
+    heads = [last[0][0] for last in lasts if last]
+    found.records.reverse()
+    return found.records, newest_id(heads)
 
 
 async def follow_attempts(

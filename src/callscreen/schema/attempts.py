@@ -50,6 +50,8 @@ _RESULT_CODE = {
 }
 _CODE_RESULT = {code: result for result, code in _RESULT_CODE.items()}
 LISTED_RESULTS = (Result.BLOCKED, Result.LABELED)
+#: records of these results are evidence: kept in the shard's ``log:k`` stream, by age only
+KEPT_RESULTS = LISTED_RESULTS
 CONTACT_RESULTS = (Result.ALLOWED, Result.UNSCREENED)
 
 
@@ -62,6 +64,20 @@ class Outcome(StrEnum):
     LABELED = "LABELED"
     UNSCREENED = "UNSCREENED"
     UNAVAILABLE = "BLOCKED_UNAVAILABLE"
+
+
+#: a number's attempt index (``{LT}:log:n:DIGITS``) keeps each attempt as one of these
+#: codes and the record's stream id; B, L and F records are in the stream kept by age
+#: (keyed by the outcome's value, so that a Result's finds its outcome's code too)
+INDEX_CODE: dict[str, str] = {
+    Outcome.ALLOWED.value: "A",
+    Outcome.UNSCREENED.value: "U",
+    Outcome.BLOCKED.value: "B",
+    Outcome.LABELED.value: "L",
+    Outcome.UNAVAILABLE.value: "F",
+}
+INDEX_OUTCOME = {code: Outcome(value) for value, code in INDEX_CODE.items()}
+KEPT_CODES = frozenset("BLF")
 
 
 def outcome_of(result: Result, failed: bool) -> Outcome:
@@ -234,7 +250,9 @@ class LogSettings:
     max_age_s: float = 0.0  # stream age bound; 0 = no age bound
     timezone: str = "UTC"
     counter_days: int = 0  # day counters expire this long after their last write; 0 = never
-    blocked_days: int = 400  # the days' blocked/labeled numbers expire after this; 0 = never
+    # records of blocked/labeled calls, and the days' blocked/labeled numbers, are kept
+    # this long (by age only, never by count); 0 = for ever
+    blocked_days: int = 1830
     queue_max: int = 100_000
     batch_max: int = 256
     flush_interval_s: float = 0.05

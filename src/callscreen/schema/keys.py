@@ -49,9 +49,17 @@ spread over a Cluster's primaries while the lists stay together under ``{cs}``).
 number's shard is :func:`log_shard` of its digits: all that is kept about one number
 (its blocked/labeled counts, its decider, its first-contact mark) lives in one shard.
 
-``{LT}:log``             stream one record per screened call, trimmed to the retention
-                                (calls with a number: the number's shard; without one:
-                                any shard, round robin by batch)
+``{LT}:log``             stream one record per allowed or unscreened call, trimmed to the
+                                retention by count and/or age (calls with a number: the
+                                number's shard; without one: any shard, round robin by batch)
+``{LT}:log:k``           stream one record per blocked or labeled call (fail-closed blocks
+                                included): evidence, trimmed by age only
+                                (``calllog_blocked_days``), never by count
+``{LT}:log:n:DIGITS``    list   a number's allowed/unscreened attempts, newest first: outcome
+                                code (A, U) + the record's stream id in ``log``; trimmed
+                                with the records, expiring when they are expected to go
+``{LT}:log:nk:DIGITS``   list   the same of its blocked/labeled attempts (B, L, F =
+                                fail-closed) in ``log:k``; kept ``calllog_blocked_days``
 ``{LT}:log:c:DAY``       hash   calls of DAY: "outcome TAB direction TAB list TAB campaign"
                                 -> count (exact; they outlive the records); a reader sums
                                 the shards
@@ -121,8 +129,9 @@ import functools
 from dataclasses import dataclass
 
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
-# 2: the attempt log in shards; 3: entries keep their transitions (services.migrations)
-SCHEMA_VERSION = "3"
+# 2: the attempt log in shards; 3: entries keep their transitions; 4: blocked calls kept
+# by age, per-number attempt indexes (callscreen.services.migrations)
+SCHEMA_VERSION = "4"
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
@@ -160,6 +169,8 @@ FRAGMENTS: dict[str, str] = {
     "IMP_SEEN": ":s:",
     "FIRST_CONTACT": ":fc:",
     "DECIDER": ":log:d:",
+    "ATTEMPTS": ":log:n:",
+    "KEPT_ATTEMPTS": ":log:nk:",
     "REG": ":reg:",
     "REG_INDEX": ":regn:",
 }
@@ -294,9 +305,24 @@ class Keys:
     def attempt_log(self, shard: int) -> str:
         return f"{self.log_base(shard)}:log"
 
+    def kept_log(self, shard: int) -> str:
+        """The shard's records of blocked and labeled calls: evidence, kept by age only."""
+        return f"{self.log_base(shard)}:log:k"
+
+    def attempt_index(self, number: int) -> str:
+        """A number's (E.164 digits') index of allowed and unscreened calls, in its shard
+        (``logwrite.lua`` builds it from the shard's base too)."""
+        return f"{self.log_base(log_shard(number))}{_F['ATTEMPTS']}{number}"
+
+    def kept_index(self, number: int) -> str:
+        """A number's index of blocked and labeled calls (records in ``log:k``)."""
+        return f"{self.log_base(log_shard(number))}{_F['KEPT_ATTEMPTS']}{number}"
+
     def attempt_logs(self) -> tuple[str, ...]:
-        """The streams of every shard."""
-        return tuple(self.attempt_log(s) for s in range(LOG_SHARDS))
+        """Every stream of every shard: the count-bounded ones, then the kept ones."""
+        return tuple(self.attempt_log(s) for s in range(LOG_SHARDS)) + tuple(
+            self.kept_log(s) for s in range(LOG_SHARDS)
+        )
 
     def day_counters(self, day: str, shard: int) -> str:
         return f"{self.log_base(shard)}:log:c:{day}"

@@ -71,6 +71,7 @@ IMPORT = load("import")
 LOOKUP = load("lookup")  # read-only (#!lua flags=no-writes): EVALSHA_RO, on replicas too
 LOOKUP_PLAIN = load("lookup", flags=False)  # the same for Redis 6
 LOGWRITE = load("logwrite")
+NUMBERLOG = load("numberlog")
 OPTOUT = load("optout")
 OUTCOME = load("outcome")
 REPORT_MARKS = load("reportmarks")
@@ -81,6 +82,7 @@ ALL = {
     "import": IMPORT,
     "lookup": LOOKUP,
     "logwrite": LOGWRITE,
+    "numberlog": NUMBERLOG,
     "optout": OPTOUT,
     "outcome": OUTCOME,
     "reportmarks": REPORT_MARKS,

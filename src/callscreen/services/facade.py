@@ -11,6 +11,7 @@ from callscreen.services.context import Context
 from callscreen.services.history import HistoryService
 from callscreen.services.lists import ListService
 from callscreen.services.migrations import SchemaService
+from callscreen.services.numbers import NumberService
 from callscreen.services.registry import RegistryService
 from callscreen.services.transfer import TransferService
 
@@ -20,7 +21,7 @@ class Services:
     (and approvals), ``campaigns``, ``checks``, ``history``, ``transfer`` (import and
     export), ``registry`` (national do-not-call registries), ``cascades`` (the queue of
     cascade plans), ``schema`` (the stored layout's version, migrations), ``apikeys``
-    (the HTTP API's keys). The reports
+    (the HTTP API's keys), ``numbers`` (everything known of one number). The reports
     reader is a layer up (:class:`callscreen.reports.report.Reports`), over the same
     context's table."""
 
@@ -36,6 +37,7 @@ class Services:
         self.cascades = CascadeQueue(ctx.table)
         self.schema = SchemaService(ctx)
         self.apikeys = KeyService(ctx)
+        self.numbers = NumberService(ctx)
 
     async def close(self) -> None:
         await self.ctx.close()

@@ -14,7 +14,8 @@ slot (one shard, or ``{cs}``), so each also runs on Redis Cluster.
 - the lost/never-contacted split: ``reportmarks.lua`` per shard (first-contact mark and
   decider of each number), then ``reportentries.lua`` under ``{cs}`` (the deciding
   entry's record): two steps, each in one slot;
-- the stream: each shard's stream, merged by id (:func:`merge_newest_first`).
+- the records: each shard's two streams (allowed and unscreened calls, bounded by count;
+  blocked and labeled ones, kept by age), merged by call time (:func:`merge_newest_first`).
 
 :func:`migrate_attempt_log` moves the log of the layout before shards (``{cs}:log``,
 ``{cs}:log:*``, ``{cs}:fc:*``) into the shards. It is idempotent and safe to run again
@@ -26,13 +27,22 @@ must come after the old ones, so the old stream is then appended with new ids).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 
-from callscreen.schema.attempts import STREAM_FIELD, AttemptRecord, e164_digits
+from callscreen.schema import scripts
+from callscreen.schema.attempts import (
+    INDEX_CODE,
+    INDEX_OUTCOME,
+    KEPT_RESULTS,
+    STREAM_FIELD,
+    AttemptRecord,
+    Outcome,
+    e164_digits,
+)
 from callscreen.schema.keys import (
     DAY_LISTED_BUCKETS,
     FIRST_CONTACT_BUCKETS,
@@ -41,6 +51,9 @@ from callscreen.schema.keys import (
     log_shard,
 )
 from callscreen.services import store
+
+if TYPE_CHECKING:
+    from callscreen.services.table import Table
 
 NUMBERS_PER_CALL = 2000  # numbers resolved by one script call: a few milliseconds of Redis
 
@@ -146,6 +159,88 @@ class LogReader:
 
     def streams(self) -> tuple[str, ...]:
         return self.keys.attempt_logs()
+
+
+# -- one number's attempts, through its index -------------------------------------------------
+
+INDEX_CHUNK = 500  # index entries read by one numberlog.lua call
+SINCE_SLACK_S = 60.0
+
+
+@dataclass(slots=True)
+class NumberAttempts:
+    """A number's attempts read through its index: the records (newest first) and,
+    when asked, its totals by outcome over every record the log still keeps."""
+
+    records: list[AttemptRecord]
+    totals: dict[Outcome, int]
+    more: bool  # older records matching the filter may remain
+
+
+async def number_attempts(
+    table: Table,
+    digits: str,
+    limit: int,
+    *,
+    keep: Callable[[AttemptRecord], bool] | None = None,
+    since: float | None = None,
+    totals: bool = False,
+    codes: str = "",
+) -> NumberAttempts:
+    """The newest ``limit`` attempts of the number whose E.164 digits are ``digits``
+    that ``keep`` accepts (all when None), down to ``since`` (epoch seconds), read from
+    its attempt index in its shard (``numberlog.lua``, a few hundred entries a call):
+    no scan of the log. ``totals`` counts every kept record by outcome too; ``codes``
+    (:data:`~callscreen.schema.attempts.INDEX_CODE` values, e.g. ``"B"``) skips the
+    other outcomes' records in Redis."""
+    keys = table.keys
+    shard = log_shard(digits)
+    number = int(digits)
+    names = [
+        keys.attempt_index(number),
+        keys.kept_index(number),
+        keys.attempt_log(shard),
+        keys.kept_log(shard),
+    ]
+    found: list[AttemptRecord] = []
+    counted: dict[Outcome, int] = {}
+    pos = [0, 0]
+    more = False
+    first = True
+    want = min(INDEX_CHUNK, limit + 1) if limit > 0 else 0  # one more: are there more?
+    while True:
+        flag = "1" if first and totals else ""
+        args = [*pos, want, flag, codes]
+        reply = await store.run_script(table.r, scripts.NUMBERLOG, names, args)
+        pos = [int(reply[0]), int(reply[1])]
+        going_on, flat_totals, flat = int(reply[2]), reply[3], reply[4]
+        if first:
+            for k in range(0, len(flat_totals), 2):
+                counted[INDEX_OUTCOME[str(flat_totals[k])]] = int(flat_totals[k + 1])
+            first = False
+        stop = False
+        for k in range(0, len(flat), 2):
+            rec = AttemptRecord.unpack(str(flat[k]), str(flat[k + 1]))
+            if since is not None and rec.time < since:
+                # the indexes are in the order the records were written, which may
+                # differ from their call times by the writers' batching: stop a minute past
+                if rec.time < since - SINCE_SLACK_S:
+                    stop = True
+                    break
+                continue
+            if keep is None or keep(rec):
+                if len(found) == limit:
+                    more = True
+                    stop = True
+                    break
+                found.append(rec)
+        if stop or not going_on or want == 0:
+            break
+        want = INDEX_CHUNK  # filtered out: read on in bigger steps
+    # the two indexes are merged by stream id in the script; calls of one millisecond
+    # in both streams are put in call-time order here, as the log's reader does
+    found.sort(key=lambda rec: (round(rec.time * 1000), stream_id(rec.id)), reverse=True)
+    return NumberAttempts(found, counted, more)
 
 
 def stream_id(entry_id: str) -> tuple[int, int]:
@@ -298,20 +393,143 @@ def _migrate_stream(r: redis.Redis, keys: Keys, done: LogMigration) -> None:
         if not chunk:
             break
         pipe = r.pipeline(transaction=True)
-        last: dict[int, tuple[int, int]] = {}
+        last: dict[str, tuple[int, int]] = {}
         for entry_id, data in chunk:  # type: ignore[union-attr]
             value = data.get(STREAM_FIELD, "")
-            digits = e164_digits(AttemptRecord.unpack(entry_id, value).number)
+            rec = AttemptRecord.unpack(entry_id, value)
+            digits = e164_digits(rec.number)
             shard = 0 if digits is None else log_shard(digits)
-            stream = keys.attempt_log(shard)
-            if shard not in last:
+            stream = keys.kept_log(shard) if rec.result in KEPT_RESULTS else keys.attempt_log(shard)
+            if stream not in last:
                 newest = r.xrevrange(stream, count=1)
-                last[shard] = stream_id(newest[0][0]) if newest else (0, 0)  # type: ignore[index]
-            keep = stream_id(entry_id) > last[shard]
+                last[stream] = stream_id(newest[0][0]) if newest else (0, 0)  # type: ignore[index]
+            keep = stream_id(entry_id) > last[stream]
             pipe.xadd(stream, {STREAM_FIELD: value}, id=entry_id if keep else "*")
-            # once a record took a new id, the later ones of its shard must too
-            last[shard] = stream_id(entry_id) if keep else (1 << 63, 0)
+            # once a record took a new id, the later ones of its stream must too
+            last[stream] = stream_id(entry_id) if keep else (1 << 63, 0)
             pipe.xdel(old, entry_id)
         pipe.execute()  # type: ignore[no-untyped-call]
         done.records += len(chunk)  # type: ignore[arg-type]
     r.delete(old)
+
+
+# -- version 3: blocked records kept apart, and each number's attempt index ----------------------
+
+
+@dataclass(slots=True)
+class IndexMigration:
+    """What :func:`index_attempt_log` did."""
+
+    moved: int = 0  # blocked/labeled records moved to the stream kept by age
+    indexed: int = 0  # records put in their number's attempt index
+    numbers: int = 0  # attempt indexes written
+
+    def to_json(self) -> dict[str, int]:
+        return {"moved": self.moved, "indexed": self.indexed, "numbers": self.numbers}
+
+
+def _kept_record(value: str) -> bool:
+    return AttemptRecord.unpack("0-0", value).result in KEPT_RESULTS
+
+
+def count_unindexed_attempt_log(r: redis.Redis, keys: Keys) -> tuple[int, int]:
+    """What :func:`index_attempt_log` would do: blocked/labeled records to move and
+    records to index (read only)."""
+    moved = indexed = 0
+    with store.converted():
+        for shard in range(LOG_SHARDS):
+            for name in (keys.attempt_log(shard), keys.kept_log(shard)):
+                for _, data in _scan_stream(r, name):
+                    value = data.get(STREAM_FIELD, "")
+                    if name == keys.attempt_log(shard) and _kept_record(value):
+                        moved += 1
+                    if e164_digits(AttemptRecord.unpack("0-0", value).number) is not None:
+                        indexed += 1
+    return moved, indexed
+
+
+def _scan_stream(r: redis.Redis, name: str) -> Iterator[tuple[str, dict[str, str]]]:
+    start = "-"
+    while True:
+        chunk: Any = r.xrange(name, min=start, count=MIGRATE_CHUNK)
+        if not chunk:
+            return
+        yield from chunk
+        start = "(" + chunk[-1][0]
+
+
+def index_attempt_log(r: redis.Redis, keys: Keys, kept_days: int) -> IndexMigration:
+    """Version 3 of the layout, shard by shard: the records of blocked and labeled calls
+    move from ``{LT}:log`` to ``{LT}:log:k`` (ids kept when the kept stream is older),
+    then each number's attempt index ``{LT}:log:n:DIGITS`` is built again from both
+    streams, expiring ``kept_days`` from now (0: never). Run it with the gateways
+    stopped; safe to run again (moved records are gone from the old stream, and the
+    indexes are rebuilt whole). ``r`` decodes responses."""
+    done = IndexMigration()
+    with store.converted():
+        for shard in range(LOG_SHARDS):
+            _move_kept(r, keys, shard, done)
+            _build_indexes(r, keys, shard, kept_days, done)
+    return done
+
+
+def _move_kept(r: redis.Redis, keys: Keys, shard: int, done: IndexMigration) -> None:
+    old, kept = keys.attempt_log(shard), keys.kept_log(shard)
+    newest: Any = r.xrevrange(kept, count=1)
+    last = stream_id(newest[0][0]) if newest else (0, 0)
+    start = "-"
+    while True:
+        chunk: Any = r.xrange(old, min=start, count=MIGRATE_CHUNK)
+        if not chunk:
+            return
+        start = "(" + chunk[-1][0]
+        pipe = r.pipeline(transaction=True)
+        moved = 0
+        for entry_id, data in chunk:
+            value = data.get(STREAM_FIELD, "")
+            if not _kept_record(value):
+                continue
+            keep = stream_id(entry_id) > last
+            pipe.xadd(kept, {STREAM_FIELD: value}, id=entry_id if keep else "*")
+            last = stream_id(entry_id) if keep else (1 << 63, 0)
+            pipe.xdel(old, entry_id)
+            moved += 1
+        if moved:
+            pipe.execute()  # type: ignore[no-untyped-call]
+            done.moved += moved
+
+
+def _build_indexes(
+    r: redis.Redis, keys: Keys, shard: int, kept_days: int, done: IndexMigration
+) -> None:
+    base = keys.log_base(shard)
+    for pattern in (":log:n:*", ":log:nk:*"):
+        for name in list(r.scan_iter(match=base + pattern, count=1000)):
+            r.delete(name)
+    seen: set[str] = set()
+    for stream, index_of in (
+        (keys.attempt_log(shard), keys.attempt_index),
+        (keys.kept_log(shard), keys.kept_index),
+    ):
+        expiring: set[str] = set()
+        pipe = r.pipeline(transaction=False)
+        queued = 0
+        for entry_id, data in _scan_stream(r, stream):
+            rec = AttemptRecord.unpack(entry_id, data.get(STREAM_FIELD, ""))
+            digits = e164_digits(rec.number)
+            if digits is None:
+                continue
+            index = index_of(int(digits))
+            pipe.lpush(index, INDEX_CODE[rec.outcome.value] + entry_id)
+            if kept_days and index not in expiring:
+                expiring.add(index)
+                pipe.expire(index, kept_days * 86400)
+            seen.add(digits)
+            done.indexed += 1
+            queued += 1
+            if queued >= MIGRATE_CHUNK:
+                pipe.execute()  # type: ignore[no-untyped-call]
+                pipe = r.pipeline(transaction=False)
+                queued = 0
+        pipe.execute()  # type: ignore[no-untyped-call]
+    done.numbers += len(seen)

@@ -18,7 +18,9 @@ shards (:func:`~callscreen.services.logshards.migrate_attempt_log` moves the log
 the one-tag layout; run it with the gateways stopped); version 3 keeps each entry's
 transitions and first-enforced time on the entry (:class:`~callscreen.core.model.EntryRecord`;
 nothing is rewritten but pending entries, marked as not enforced yet; the gateways may
-run).
+run); version 4 keeps the records of blocked and labeled calls apart, by age, and
+indexes each number's attempts (:func:`~callscreen.services.logshards.index_attempt_log`;
+gateways stopped).
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ from callscreen.schema import keys as schema_keys
 from callscreen.services import entries, store
 from callscreen.services.bulk import Bulk
 from callscreen.services.context import Context
-from callscreen.services.logshards import count_old_attempt_log, migrate_attempt_log
+from callscreen.services.logshards import (
+    count_old_attempt_log,
+    count_unindexed_attempt_log,
+    index_attempt_log,
+    migrate_attempt_log,
+)
 from callscreen.services.rules import record
 from callscreen.services.table import Table
 
@@ -90,9 +97,29 @@ async def _mark_never_enforced(table: Table, dry_run: bool) -> str:
     return f"{marked} pending entries marked as not enforced yet"
 
 
+async def _index_attempt_log(table: Table, dry_run: bool) -> str:
+    """Version 4: blocked and labeled calls' records into the streams kept by age, and
+    each number's attempt index built from the records."""
+
+    def work() -> str:
+        bulk = Bulk(table.settings, clock=table.clock)
+        try:
+            if dry_run:
+                moved, indexed = count_unindexed_attempt_log(bulk.r, bulk.keys)
+                return f"{moved} blocked/labeled records to keep by age, {indexed} to index"
+            days = table.settings.calllog_blocked_days
+            done = index_attempt_log(bulk.r, bulk.keys, days)
+            return ", ".join(f"{n} {what}" for what, n in done.to_json().items())
+        finally:
+            bulk.close()
+
+    return await asyncio.to_thread(work)
+
+
 MIGRATIONS: list[Migration] = [
     Migration(2, "the attempt log into its shards", _shard_attempt_log),
     Migration(3, "entries keep their transitions", _mark_never_enforced),
+    Migration(4, "blocked calls kept by age; each number's attempt index", _index_attempt_log),
 ]
 
 

@@ -620,9 +620,11 @@ async def number_search(request: Request, q: str = "") -> Response:
 
 
 @router.get("/numbers/{number}")
-async def number_page(request: Request, number: str) -> Response:
+async def number_page(request: Request, number: str, campaign: str | None = None) -> Response:
+    """What ``callscreen number`` shows (the number service, through the backend)."""
     ctx = await signed_in(request)
-    card = await ctx.backend.number_card(number)
+    campaign = campaign.strip()[:80] if campaign else None
+    card = await ctx.backend.number_page(number, campaign=campaign or None)
     return page(request, "number.html", ctx, card=card)
 
 
