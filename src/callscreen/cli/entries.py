@@ -1,5 +1,5 @@
 """Entries and their life: ``add``, ``remove``, ``restore``, ``approve``, ``unapprove``,
-``entries``, ``purge``, ``history``."""
+``entries``, ``purge``."""
 
 from __future__ import annotations
 
@@ -21,13 +21,11 @@ from callscreen.cli.common import (
     outcome_line,
     settled,
 )
-from callscreen.cli.exits import EXIT_REFUSED, EXIT_USAGE
+from callscreen.cli.exits import EXIT_REFUSED
 from callscreen.core.errors import NeedsConfirmation
 from callscreen.core.model import Status
-from callscreen.services.audit import Event
 from callscreen.services.facade import Services
 from callscreen.services.rules import DEFAULT_PAGE
-from callscreen.services.table import Tombstone
 from callscreen.services.views import ChangeResult
 
 ListArg = Annotated[
@@ -309,69 +307,3 @@ def purge(
 ) -> None:
     """Delete for good the entries removed before a date."""
     render_change(call(ctx, lambda s: s.entries.purge(list_name, before), by=by), json_out)
-
-
-@app.command("history")
-def history(
-    ctx: typer.Context,
-    list_name: Annotated[
-        str | None,
-        typer.Argument(
-            help="The list (none: lists and campaigns).", metavar="LIST", show_default=False
-        ),
-    ] = None,
-    entry: Annotated[
-        str | None,
-        typer.Argument(help="Only changes to this entry.", metavar="ENTRY", show_default=False),
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many changes.")] = 50,
-    list_id: Annotated[
-        int | None,
-        typer.Option(
-            "--id",
-            min=1,
-            help="The list of that name with this id (a deleted one: its delete record "
-            "names its id).",
-            show_default=False,
-        ),
-    ] = None,
-    json_out: JsonOption = False,
-) -> None:
-    """The changes to a list (or one entry of it), most recent first.
-
-    A deleted list's history is kept: its name gives the latest deleted list of that
-    name (unless a list has that name again), `--id` an older one."""
-
-    async def work(s: Services) -> tuple[Tombstone | None, list[Event]]:
-        events = await s.history.history(list_name, entry, limit=limit, list_id=list_id)
-        tomb = None if list_name is None else await s.history.tombstone(list_name, list_id)
-        return tomb, events
-
-    if list_id is not None and list_name is None:
-        raise fail("--id needs a LIST", EXIT_USAGE)
-    tomb, events = call(ctx, work)
-    if json_out:
-        emit_json([event.to_json() for event in events])
-        return
-    if tomb is not None:
-        line = f"list {tomb.list_name} (id {tomb.list_id}) deleted {tomb.to_json()['at']}"
-        line += f" by {tomb.by}, {tomb.count} entries ({tomb.detail})"
-        console.print(line + (f": {tomb.reason}" if tomb.reason else ""))
-    if not events:
-        console.print("no changes recorded")
-        return
-    for event in events:
-        data = event.to_json()
-        what = event.op
-        if event.count:
-            what += f" {event.count} entr{'y' if event.count == 1 else 'ies'}"
-        if event.list_name and list_name is None:
-            what += f" list {event.list_name}"
-        line = f"{data['at']}  {event.by}  {what}"
-        if event.detail:
-            line += f" ({event.detail})"
-        if event.reason:
-            line += f": {event.reason}"
-        console.print(line)
-        if event.entries and len(event.entries) <= 10:
-            console.print("    " + " ".join(event.entries))
