@@ -113,7 +113,8 @@ class EntryService:
             external_id=external_id,
         )
         await record_change(ctx, info, "add", summary, reason=reason, batch=batch.id)
-        job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
+        plan = await plan_for_entries(ctx, info, keys, hangup_live, op="add", batch=batch.id)
+        job = await queue_plan(ctx, plan)
         return ChangeResult.of(
             info, "add", by, summary, reason=reason, batch=batch.id, notes=notes, cascade=job
         )
@@ -155,7 +156,9 @@ class EntryService:
         keys = self.parse_entries(raw_entries)
         summary = await entries.transition(ctx.table, info, "restore", keys)
         await record_change(ctx, info, "restore", summary, reason=reason)
-        job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
+        job = await queue_plan(
+            ctx, await plan_for_entries(ctx, info, keys, hangup_live, op="restore")
+        )
         return ChangeResult.of(info, "restore", ctx.actor.name, summary, reason=reason, cascade=job)
 
     async def approve(
@@ -190,10 +193,10 @@ class EntryService:
                     [(k, r) for k, r in zip(keys, records, strict=True) if r is not None]
                 )
             summary = await entries.transition(ctx.table, info, op, keys, permanent=permanent)
-            plan = await plan_for_entries(ctx, info, keys, hangup_live)
+            plan = await plan_for_entries(ctx, info, keys, hangup_live, op=op)
         else:
             summary = await self._approve_all_pending(info, permanent, confirm_broad)
-            plan = await plan_for_list(ctx, info, summary["approved"], hangup_live)
+            plan = await plan_for_list(ctx, info, summary["approved"], hangup_live, op=op)
         await record_change(ctx, info, op, summary, detail=detail)
         job = await queue_plan(ctx, plan)
         notes = ("permanent entries cannot be unapproved, removed or deleted",) if permanent else ()
@@ -389,7 +392,8 @@ class EntryService:
         is nothing to do."""
         info = await self.ctx.table.get_list(list_name)
         keys = self.parse_entries(raw_entries)
-        return await queue_plan(self.ctx, await plan_for_entries(self.ctx, info, keys, hangup_live))
+        plan = await plan_for_entries(self.ctx, info, keys, hangup_live, op="opt-out")
+        return await queue_plan(self.ctx, plan)
 
     async def entry_views(
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float | None = None
