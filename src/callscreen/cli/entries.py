@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from typing import Annotated
 
@@ -21,7 +22,18 @@ from callscreen.cli.common import (
     outcome_line,
     settled,
 )
-from callscreen.cli.exits import EXIT_REFUSED
+from callscreen.cli.exits import EXIT_REFUSED, EXIT_USAGE
+from callscreen.cli.selection import (
+    BatchFilter,
+    CreatedAfter,
+    CreatedBefore,
+    DryRun,
+    SearchFilter,
+    SourceFilter,
+    StatusFilter,
+    run_bulk,
+    selection,
+)
 from callscreen.core.errors import NeedsConfirmation
 from callscreen.core.model import Status
 from callscreen.services.facade import Services
@@ -45,6 +57,15 @@ EntriesArg = Annotated[
     typer.Argument(
         help="Numbers (+33123456789, national with --region) or prefixes (+33*).",
         metavar="ENTRY",
+        show_default=False,
+    ),
+]
+ChosenArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Numbers (+33123456789) or prefixes (+33*); or filters instead (--status, "
+        "--search, --batch, --source, --created-before, --created-after).",
+        metavar="[ENTRY]...",
         show_default=False,
     ),
 ]
@@ -136,15 +157,36 @@ def add(
 def remove(
     ctx: typer.Context,
     list_name: ListArg,
-    entries: EntriesArg,
     reason: Annotated[
         str, typer.Option(help="Why they are removed (required).", show_default=False)
     ],
+    entries: ChosenArg = None,
+    status: StatusFilter = None,
+    search: SearchFilter = "",
+    batch: BatchFilter = None,
+    source: SourceFilter = "",
+    created_before: CreatedBefore = None,
+    created_after: CreatedAfter = None,
+    dry_run: DryRun = False,
     by: ByOption = "",
     json_out: JsonOption = False,
 ) -> None:
-    """Soft-delete entries: they stop matching at once, and are kept with who removed
-    them, when and why. Permanent entries cannot be removed."""
+    """Soft-delete entries, named or every pending, active or expired one the filters
+    select (--dry-run: count them): they stop matching at once, and are kept with who
+    removed them, when and why. Permanent entries cannot be removed."""
+    chosen = selection(
+        entries, status=status, search=search, batch=batch, source=source,
+        created_before=created_before, created_after=created_after, dry_run=dry_run,
+        now=time.time(),
+    )  # fmt: skip
+    if chosen is not None:
+        run_bulk(
+            ctx, "remove", list_name, chosen, by=by, json_out=json_out, reason=reason,
+            dry_run=dry_run,
+        )  # fmt: skip
+        return
+    if not entries:
+        raise fail("give the entries to remove, or filters", EXIT_USAGE)
     result = call(ctx, lambda s: s.entries.remove(list_name, entries, reason=reason), by=by)
     render_change(result, json_out)
 
@@ -153,14 +195,35 @@ def remove(
 def restore(
     ctx: typer.Context,
     list_name: ListArg,
-    entries: EntriesArg,
+    entries: ChosenArg = None,
     reason: Annotated[str, typer.Option(help="Why they come back.")] = "",
+    status: StatusFilter = None,
+    search: SearchFilter = "",
+    batch: BatchFilter = None,
+    source: SourceFilter = "",
+    created_before: CreatedBefore = None,
+    created_after: CreatedAfter = None,
+    dry_run: DryRun = False,
     by: ByOption = "",
     hangup_live: HangupLiveOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Bring removed entries back (active again). On a block list, calls queued for
-    them are cancelled."""
+    """Bring removed entries back (active again), named or every removed one the
+    filters select (--dry-run: count them). On a block list, calls queued for them are
+    cancelled."""
+    chosen = selection(
+        entries, status=status, search=search, batch=batch, source=source,
+        created_before=created_before, created_after=created_after, dry_run=dry_run,
+        now=time.time(),
+    )  # fmt: skip
+    if chosen is not None:
+        run_bulk(
+            ctx, "restore", list_name, chosen, by=by, json_out=json_out, reason=reason,
+            hangup_live=hangup_live, dry_run=dry_run,
+        )  # fmt: skip
+        return
+    if not entries:
+        raise fail("give the entries to restore, or filters", EXIT_USAGE)
     result = call(
         ctx,
         lambda s: settled(
@@ -175,15 +238,17 @@ def restore(
 def approve(
     ctx: typer.Context,
     list_name: ListArg,
-    entries: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Entries to approve (or --all-pending).", metavar="ENTRY", show_default=False
-        ),
-    ] = None,
+    entries: ChosenArg = None,
     all_pending: Annotated[
         bool, typer.Option("--all-pending", help="Approve every pending entry of the list.")
     ] = False,
+    status: StatusFilter = None,
+    search: SearchFilter = "",
+    batch: BatchFilter = None,
+    source: SourceFilter = "",
+    created_before: CreatedBefore = None,
+    created_after: CreatedAfter = None,
+    dry_run: DryRun = False,
     permanent: Annotated[
         bool,
         typer.Option(
@@ -201,8 +266,22 @@ def approve(
     hangup_live: HangupLiveOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Approve pending entries: they are enforced from now on. On a block list, calls
-    queued for them are cancelled."""
+    """Approve pending entries — named, --all-pending, or every one the filters select
+    (--dry-run: count them; with --permanent, active ones too): they are enforced from
+    now on. On a block list, calls queued for them are cancelled."""
+    chosen = selection(
+        entries, status=status, search=search, batch=batch, source=source,
+        created_before=created_before, created_after=created_after, dry_run=dry_run,
+        now=time.time(),
+    )  # fmt: skip
+    if chosen is not None:
+        if all_pending:
+            raise fail("--all-pending or filters, not both", EXIT_USAGE)
+        run_bulk(
+            ctx, "approve", list_name, chosen, by=by, json_out=json_out, permanent=permanent,
+            confirm_country=confirm_country, hangup_live=hangup_live, dry_run=dry_run,
+        )  # fmt: skip
+        return
 
     async def work(s: Services) -> ChangeResult:
         def approve(confirm_broad: bool) -> Awaitable[ChangeResult]:
@@ -231,12 +310,30 @@ def approve(
 def unapprove(
     ctx: typer.Context,
     list_name: ListArg,
-    entries: EntriesArg,
+    entries: ChosenArg = None,
+    status: StatusFilter = None,
+    search: SearchFilter = "",
+    batch: BatchFilter = None,
+    source: SourceFilter = "",
+    created_before: CreatedBefore = None,
+    created_after: CreatedAfter = None,
+    dry_run: DryRun = False,
     by: ByOption = "",
     json_out: JsonOption = False,
 ) -> None:
-    """Send active entries back to pending review (no longer enforced). Permanent
-    entries cannot be unapproved."""
+    """Send active entries back to pending review (no longer enforced), named or every
+    active one the filters select (--dry-run: count them). Permanent entries cannot be
+    unapproved."""
+    chosen = selection(
+        entries, status=status, search=search, batch=batch, source=source,
+        created_before=created_before, created_after=created_after, dry_run=dry_run,
+        now=time.time(),
+    )  # fmt: skip
+    if chosen is not None:
+        run_bulk(ctx, "unapprove", list_name, chosen, by=by, json_out=json_out, dry_run=dry_run)
+        return
+    if not entries:
+        raise fail("give the entries to unapprove, or filters", EXIT_USAGE)
     render_change(call(ctx, lambda s: s.entries.unapprove(list_name, entries), by=by), json_out)
 
 
