@@ -394,8 +394,9 @@ class OptoutRoute:
             if list_id is None:
                 return
             fields = ["op", "cascade", "by", by, "via", f"gateway:optout@{host}"]
-            fields += ["list", settings.optout_list, "n", str(count), "e", " ".join(hit)]
-            fields += ["d", detail]
+            fields += ["list", settings.optout_list, "n", str(count), "d", detail]
+            if hit:
+                fields += ["e", " ".join(hit)]
             await self.client.call(
                 "XADD",
                 keys.history(int(_text(list_id))),
