@@ -30,7 +30,7 @@ import heapq
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from callscreen.core.config import Settings
@@ -75,10 +75,20 @@ class Event:
     detail: str = ""  # e.g. "action: block -> label", "permanent"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["entries"] = list(self.entries)
-        data["at"] = iso_ms(self.at)
-        return data
+        # spelled out rather than dataclasses.asdict: an export writes millions
+        return {
+            "id": self.id,
+            "at": iso_ms(self.at),
+            "op": self.op,
+            "by": self.by,
+            "via": self.via,
+            "list_name": self.list_name,
+            "reason": self.reason,
+            "count": self.count,
+            "entries": list(self.entries),
+            "batch": self.batch,
+            "detail": self.detail,
+        }
 
 
 async def record(
@@ -267,7 +277,7 @@ class _Stream:
             for event_id, fields in rows:
                 event = _decode(str(event_id), fields)
                 if not event.list_name and self.name:
-                    event = Event(**{**asdict(event), "list_name": self.name})
+                    event = replace(event, list_name=self.name)
                 ms, seq = (int(part) for part in event.id.split("-", 1))
                 self.buffer.append((Cursor(ms, seq, self.list_id), event))
         return self.buffer[0] if self.buffer else None
