@@ -63,6 +63,7 @@ from callscreen.schema.attempts import AttemptRecord, Outcome
 from callscreen.services import browse, entries, numbers, store, users
 from callscreen.services.apikeys import ApiKey
 from callscreen.services.audit import Event
+from callscreen.services.bulkchanges import BulkResult, Selection
 from callscreen.services.context import Actor, Context
 from callscreen.services.entries import Position
 from callscreen.services.facade import Services
@@ -310,6 +311,29 @@ class Backend:
                 name, entries, permanent=permanent, confirm_broad=confirm_broad
             )
         return await service.unapprove(name, entries)
+
+    async def change_selection(
+        self,
+        list_id: int,
+        op: str,
+        selection: Selection,
+        *,
+        reason: str = "",
+        permanent: bool = False,
+        confirm_broad: bool = False,
+        dry_run: bool = False,
+    ) -> BulkResult:
+        """``remove``, ``restore``, ``approve`` or ``unapprove`` every entry a filter
+        selects (or, ``dry_run``, count them), a page at a time."""
+        return await self.services.bulk.change(
+            await self._name(list_id),
+            op,
+            selection,
+            reason=reason,
+            permanent=permanent,
+            confirm_broad=confirm_broad,
+            dry_run=dry_run,
+        )
 
     async def peek_entries(self, list_id: int, raw_entries: Sequence[str]) -> dict[str, str]:
         """The status of each entry now (``missing`` when the list does not hold it):

@@ -16,7 +16,6 @@ from callscreen.api.auth import Principal, scoped
 from callscreen.api.backend import Replay
 from callscreen.api.models import (
     ERRORS,
-    MAX_CHANGE,
     MAX_ENTRIES,
     ChangeOut,
     EntriesAdd,
@@ -34,6 +33,7 @@ from callscreen.core.model import Status
 from callscreen.core.numbers import parse_entry_fast
 from callscreen.core.times import parse_expiry
 from callscreen.services.apikeys import KeyScope
+from callscreen.services.bulkchanges import Selection, selection_of
 from callscreen.services.entries import Position
 from callscreen.services.views import ChangeResult, EntryView
 
@@ -275,31 +275,48 @@ async def show_entry(list_id: ListId, number: str, who: Reader) -> dict[str, Any
     }
 
 
-async def _targets(list_id: int, body: EntriesChange, who: Principal) -> list[str]:
-    if (body.numbers is None) == (body.filter is None):
-        raise InvalidInput("give numbers or a filter (not both)")
-    if body.numbers is not None:
-        return body.numbers
+async def _run_filter(list_id: int, op: str, body: EntriesChange, who: Principal) -> ChangeOut:
+    """A change by filter: the selection service pages through the list (no cap on how
+    many entries match); a dry run counts them by status and names the first ones."""
     assert body.filter is not None
-    found: list[str] = []
-    after: Position | None = None
-    while True:
-        page = await who.backend.list_entries(
-            list_id,
-            status=body.filter.status,
-            search=body.filter.search,
-            limit=200,
-            after=after,
+    f = body.filter
+    selection = (
+        selection_of(
+            status=f.status,
+            search=f.search,
+            batch=f.batch,
+            source=f.source,
+            created_before=f.created_before,
+            created_after=f.created_after,
+            now=time.time(),
         )
-        found += [view.entry for view in page.entries]
-        if len(found) > MAX_CHANGE:
-            raise TooLarge(f"the filter matches more than {MAX_CHANGE} entries: narrow it")
-        if page.next is None:
-            break
-        after = page.next
-    if not found:
+        or Selection()
+    )
+    result = await who.backend.change_selection(
+        list_id,
+        op,
+        selection,
+        reason=body.reason,
+        permanent=body.permanent,
+        confirm_broad=body.confirm_broad,
+        dry_run=body.dry_run,
+    )
+    if not result.matched:
         raise InvalidInput("the filter matches no entry")
-    return found
+    batches = [c.batch for c in result.changes if c.batch is not None]
+    return ChangeOut(
+        list_id=list_id,
+        op=op,
+        by=result.by,
+        dry_run=result.dry_run,
+        changed=result.changed,
+        counts=result.by_status if result.dry_run else result.outcomes,
+        entries=result.sample if result.dry_run else {},
+        batch=batches[0] if len(batches) == 1 else None,
+        notes=[f"{len(result.changes)} changes (batches {', '.join(map(str, batches))})"]
+        if len(result.changes) > 1
+        else [],
+    )
 
 
 def _change(list_id: int, result: ChangeResult) -> ChangeOut:
@@ -316,7 +333,12 @@ def _change(list_id: int, result: ChangeResult) -> ChangeOut:
 
 
 async def _run_change(list_id: int, op: str, body: EntriesChange, who: Principal) -> ChangeOut:
-    numbers = await _targets(list_id, body, who)
+    if (body.numbers is None) == (body.filter is None):
+        raise InvalidInput("give numbers or a filter (not both)")
+    if body.filter is not None:
+        return await _run_filter(list_id, op, body, who)
+    assert body.numbers is not None
+    numbers = body.numbers
     if body.dry_run:
         found = await who.backend.peek_entries(list_id, numbers)
         counts: dict[str, int] = {}

@@ -166,8 +166,19 @@ class EntryDetail(EntryOut):
 
 
 class EntryFilter(Strict):
+    """The entries a change takes instead of numbers: those of the list's entries that
+    every given field keeps, however many (changed a page at a time)."""
+
     status: Status | None = None
     search: str = Field("", max_length=100, description="entries starting with this")
+    batch: int | None = Field(None, ge=1, description="created or last set by this batch")
+    source: str = Field("", max_length=200, description="last change from this source")
+    created_before: str | None = Field(
+        None, max_length=40, description="a date (2026-01-01, UTC), date-time or 90d ago"
+    )
+    created_after: str | None = Field(
+        None, max_length=40, description="a date (2026-01-01, UTC), date-time or 30d ago"
+    )
 
 
 class EntriesChange(Strict):

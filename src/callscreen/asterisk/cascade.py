@@ -429,12 +429,21 @@ class SpoolCanceller:
 
     ``settings()`` is read at each scan (``spool_dir``, ``default_region``,
     ``cascade_enabled``: a reload applies). This is the executor a Redis-backed queue
-    of cascade plans can hand its numbers to.
+    of cascade plans can hand its numbers to. ``on_scan(numbers, scan)`` is called in
+    the thread after each scan, with the numbers it served (the opt-out route records
+    what it did in the trail); it must not block.
     """
 
-    def __init__(self, settings: Callable[[], Settings], *, max_pending: int = 100_000) -> None:
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        *,
+        max_pending: int = 100_000,
+        on_scan: Callable[[list[str], SpoolScan], None] | None = None,
+    ) -> None:
         self._settings = settings
         self.max_pending = max_pending
+        self.on_scan = on_scan
         self._cond = threading.Condition()
         self._pending: dict[str, None] = {}
         self._busy = False
@@ -527,6 +536,11 @@ class SpoolCanceller:
         scan = cancel_queued(settings.spool_dir, targets, settings.default_region, pause=_yield)
         self.scans += 1
         self.cancelled += len(scan.cancelled)
+        if self.on_scan is not None:
+            try:
+                self.on_scan(batch, scan)
+            except Exception:
+                log.exception("reporting the cascade of %d number(s) failed", len(batch))
         for note in scan.notes:
             log.warning("cascade of %d number(s): %s", len(batch), note)
         if scan.cancelled or scan.due:

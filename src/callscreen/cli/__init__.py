@@ -141,6 +141,7 @@ from callscreen.cli import apikeys as _apikeys  # noqa: E402, F401
 from callscreen.cli import campaigns as _campaigns  # noqa: E402, F401
 from callscreen.cli import check as _check  # noqa: E402, F401
 from callscreen.cli import entries as _entries  # noqa: E402, F401
+from callscreen.cli import history as _history  # noqa: E402, F401
 from callscreen.cli import io as _io  # noqa: E402, F401
 from callscreen.cli import lists as _lists  # noqa: E402, F401
 from callscreen.cli import number as _number  # noqa: E402, F401

@@ -1,8 +1,9 @@
 """Entries and their life: ``add``, ``remove``, ``restore``, ``approve``, ``unapprove``,
-``entries``, ``purge``, ``history``."""
+``entries``, ``purge``."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable
 from typing import Annotated
 
@@ -22,12 +23,21 @@ from callscreen.cli.common import (
     settled,
 )
 from callscreen.cli.exits import EXIT_REFUSED, EXIT_USAGE
+from callscreen.cli.selection import (
+    BatchFilter,
+    CreatedAfter,
+    CreatedBefore,
+    DryRun,
+    SearchFilter,
+    SourceFilter,
+    StatusFilter,
+    run_bulk,
+    selection,
+)
 from callscreen.core.errors import NeedsConfirmation
 from callscreen.core.model import Status
-from callscreen.services.audit import Event
 from callscreen.services.facade import Services
 from callscreen.services.rules import DEFAULT_PAGE
-from callscreen.services.table import Tombstone
 from callscreen.services.views import ChangeResult
 
 ListArg = Annotated[
@@ -47,6 +57,15 @@ EntriesArg = Annotated[
     typer.Argument(
         help="Numbers (+33123456789, national with --region) or prefixes (+33*).",
         metavar="ENTRY",
+        show_default=False,
+    ),
+]
+ChosenArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Numbers (+33123456789) or prefixes (+33*); or filters instead (--status, "
+        "--search, --batch, --source, --created-before, --created-after).",
+        metavar="[ENTRY]...",
         show_default=False,
     ),
 ]
@@ -140,15 +159,36 @@ def add(
 def remove(
     ctx: typer.Context,
     list_name: ListArg,
-    entries: EntriesArg,
     reason: Annotated[
         str, typer.Option(help="Why they are removed (required).", show_default=False)
     ],
+    entries: ChosenArg = None,
+    status: StatusFilter = None,
+    search: SearchFilter = "",
+    batch: BatchFilter = None,
+    source: SourceFilter = "",
+    created_before: CreatedBefore = None,
+    created_after: CreatedAfter = None,
+    dry_run: DryRun = False,
     by: ByOption = "",
     json_out: JsonOption = False,
 ) -> None:
-    """Soft-delete entries: they stop matching at once, and are kept with who removed
-    them, when and why. Permanent entries cannot be removed."""
+    """Soft-delete entries, named or every pending, active or expired one the filters
+    select (--dry-run: count them): they stop matching at once, and are kept with who
+    removed them, when and why. Permanent entries cannot be removed."""
+    chosen = selection(
+        entries, status=status, search=search, batch=batch, source=source,
+        created_before=created_before, created_after=created_after, dry_run=dry_run,
+        now=time.time(),
+    )  # fmt: skip
+    if chosen is not None:
+        run_bulk(
+            ctx, "remove", list_name, chosen, by=by, json_out=json_out, reason=reason,
+            dry_run=dry_run,
+        )  # fmt: skip
+        return
+    if not entries:
+        raise fail("give the entries to remove, or filters", EXIT_USAGE)
     result = call(ctx, lambda s: s.entries.remove(list_name, entries, reason=reason), by=by)
     render_change(result, json_out)
 
@@ -157,14 +197,35 @@ def remove(
 def restore(
     ctx: typer.Context,
     list_name: ListArg,
-    entries: EntriesArg,
+    entries: ChosenArg = None,
     reason: Annotated[str, typer.Option(help="Why they come back.")] = "",
+    status: StatusFilter = None,
+    search: SearchFilter = "",
+    batch: BatchFilter = None,
+    source: SourceFilter = "",
+    created_before: CreatedBefore = None,
+    created_after: CreatedAfter = None,
+    dry_run: DryRun = False,
     by: ByOption = "",
     hangup_live: HangupLiveOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Bring removed entries back (active again). On a block list, calls queued for
-    them are cancelled."""
+    """Bring removed entries back (active again), named or every removed one the
+    filters select (--dry-run: count them). On a block list, calls queued for them are
+    cancelled."""
+    chosen = selection(
+        entries, status=status, search=search, batch=batch, source=source,
+        created_before=created_before, created_after=created_after, dry_run=dry_run,
+        now=time.time(),
+    )  # fmt: skip
+    if chosen is not None:
+        run_bulk(
+            ctx, "restore", list_name, chosen, by=by, json_out=json_out, reason=reason,
+            hangup_live=hangup_live, dry_run=dry_run,
+        )  # fmt: skip
+        return
+    if not entries:
+        raise fail("give the entries to restore, or filters", EXIT_USAGE)
     result = call(
         ctx,
         lambda s: settled(
@@ -179,15 +240,17 @@ def restore(
 def approve(
     ctx: typer.Context,
     list_name: ListArg,
-    entries: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="Entries to approve (or --all-pending).", metavar="ENTRY", show_default=False
-        ),
-    ] = None,
+    entries: ChosenArg = None,
     all_pending: Annotated[
         bool, typer.Option("--all-pending", help="Approve every pending entry of the list.")
     ] = False,
+    status: StatusFilter = None,
+    search: SearchFilter = "",
+    batch: BatchFilter = None,
+    source: SourceFilter = "",
+    created_before: CreatedBefore = None,
+    created_after: CreatedAfter = None,
+    dry_run: DryRun = False,
     permanent: Annotated[
         bool,
         typer.Option(
@@ -205,8 +268,22 @@ def approve(
     hangup_live: HangupLiveOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Approve pending entries: they are enforced from now on. On a block list, calls
-    queued for them are cancelled."""
+    """Approve pending entries — named, --all-pending, or every one the filters select
+    (--dry-run: count them; with --permanent, active ones too): they are enforced from
+    now on. On a block list, calls queued for them are cancelled."""
+    chosen = selection(
+        entries, status=status, search=search, batch=batch, source=source,
+        created_before=created_before, created_after=created_after, dry_run=dry_run,
+        now=time.time(),
+    )  # fmt: skip
+    if chosen is not None:
+        if all_pending:
+            raise fail("--all-pending or filters, not both", EXIT_USAGE)
+        run_bulk(
+            ctx, "approve", list_name, chosen, by=by, json_out=json_out, permanent=permanent,
+            confirm_country=confirm_country, hangup_live=hangup_live, dry_run=dry_run,
+        )  # fmt: skip
+        return
 
     async def work(s: Services) -> ChangeResult:
         def approve(confirm_broad: bool) -> Awaitable[ChangeResult]:
@@ -235,12 +312,30 @@ def approve(
 def unapprove(
     ctx: typer.Context,
     list_name: ListArg,
-    entries: EntriesArg,
+    entries: ChosenArg = None,
+    status: StatusFilter = None,
+    search: SearchFilter = "",
+    batch: BatchFilter = None,
+    source: SourceFilter = "",
+    created_before: CreatedBefore = None,
+    created_after: CreatedAfter = None,
+    dry_run: DryRun = False,
     by: ByOption = "",
     json_out: JsonOption = False,
 ) -> None:
-    """Send active entries back to pending review (no longer enforced). Permanent
-    entries cannot be unapproved."""
+    """Send active entries back to pending review (no longer enforced), named or every
+    active one the filters select (--dry-run: count them). Permanent entries cannot be
+    unapproved."""
+    chosen = selection(
+        entries, status=status, search=search, batch=batch, source=source,
+        created_before=created_before, created_after=created_after, dry_run=dry_run,
+        now=time.time(),
+    )  # fmt: skip
+    if chosen is not None:
+        run_bulk(ctx, "unapprove", list_name, chosen, by=by, json_out=json_out, dry_run=dry_run)
+        return
+    if not entries:
+        raise fail("give the entries to unapprove, or filters", EXIT_USAGE)
     render_change(call(ctx, lambda s: s.entries.unapprove(list_name, entries), by=by), json_out)
 
 
@@ -319,69 +414,3 @@ def purge(
 ) -> None:
     """Delete for good the entries removed before a date."""
     render_change(call(ctx, lambda s: s.entries.purge(list_name, before), by=by), json_out)
-
-
-@app.command("history")
-def history(
-    ctx: typer.Context,
-    list_name: Annotated[
-        str | None,
-        typer.Argument(
-            help="The list (none: lists and campaigns).", metavar="LIST", show_default=False
-        ),
-    ] = None,
-    entry: Annotated[
-        str | None,
-        typer.Argument(help="Only changes to this entry.", metavar="ENTRY", show_default=False),
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many changes.")] = 50,
-    list_id: Annotated[
-        int | None,
-        typer.Option(
-            "--id",
-            min=1,
-            help="The list of that name with this id (a deleted one: its delete record "
-            "names its id).",
-            show_default=False,
-        ),
-    ] = None,
-    json_out: JsonOption = False,
-) -> None:
-    """The changes to a list (or one entry of it), most recent first.
-
-    A deleted list's history is kept: its name gives the latest deleted list of that
-    name (unless a list has that name again), `--id` an older one."""
-
-    async def work(s: Services) -> tuple[Tombstone | None, list[Event]]:
-        events = await s.history.history(list_name, entry, limit=limit, list_id=list_id)
-        tomb = None if list_name is None else await s.history.tombstone(list_name, list_id)
-        return tomb, events
-
-    if list_id is not None and list_name is None:
-        raise fail("--id needs a LIST", EXIT_USAGE)
-    tomb, events = call(ctx, work)
-    if json_out:
-        emit_json([event.to_json() for event in events])
-        return
-    if tomb is not None:
-        line = f"list {tomb.list_name} (id {tomb.list_id}) deleted {tomb.to_json()['at']}"
-        line += f" by {tomb.by}, {tomb.count} entries ({tomb.detail})"
-        console.print(line + (f": {tomb.reason}" if tomb.reason else ""))
-    if not events:
-        console.print("no changes recorded")
-        return
-    for event in events:
-        data = event.to_json()
-        what = event.op
-        if event.count:
-            what += f" {event.count} entr{'y' if event.count == 1 else 'ies'}"
-        if event.list_name and list_name is None:
-            what += f" list {event.list_name}"
-        line = f"{data['at']}  {event.by}  {what}"
-        if event.detail:
-            line += f" ({event.detail})"
-        if event.reason:
-            line += f": {event.reason}"
-        console.print(line)
-        if event.entries and len(event.entries) <= 10:
-            console.print("    " + " ".join(event.entries))

@@ -24,7 +24,11 @@ only writer of entry records, writes the entry; the audit trail gets its record)
 Then, off the call path, queued calls to the number are cancelled
 (:class:`callscreen.asterisk.cascade.SpoolCanceller`: one bounded queue, one thread,
 requests merged, one spool scan for every number queued): never live calls — the
-caller is on one, pressing 9. A number the list already enforces (active, or permanent) is
+caller is on one, pressing 9. What that did for a number (call files cancelled with
+their numbers, files left in place, or why the spool could not be checked) is an event
+``cascade`` in the list's trail, by the opt-out's actor
+(:func:`callscreen.services.cascading.cascade_event`); a scan that found nothing for
+it adds nothing. A number the list already enforces (active, or permanent) is
 answered ``BLOCKED`` at the cost of one round trip that writes nothing: no batch, no
 audit record, no cascade — repeating an opt-out cannot grow Redis.
 
@@ -40,6 +44,7 @@ overloaded (past ``max_connections``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections import OrderedDict
@@ -59,6 +64,7 @@ from callscreen.core.times import iso
 from callscreen.schema import scripts
 from callscreen.schema.keys import DEFAULT_BUCKETS, SCHEMA_VERSION, Keys, bucket_of
 from callscreen.services.audit import trim_args, trim_floor
+from callscreen.services.cascading import cascade_event, host_name, worth_recording
 from callscreen.services.entries import PERMANENT_UNCHANGED
 from callscreen.services.table import Batch
 
@@ -147,7 +153,7 @@ async def _record(
     stamp = iso(now) or ""
     details = f"campaign {request.campaign}, {stamp}" if request.campaign else stamp
     reason = f"{REASON} ({details})" + (f": {note}" if note else "")
-    by = by or f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
+    by = by or default_actor(request)
     batch = Batch(0, "add", reason, source or SOURCE, by, now).encode()
     list_name = settings.optout_list
     list_id, action, buckets, batch_id, created, record_kept = await client.evalsha(
@@ -245,6 +251,12 @@ def _already(list_name: str, permanent: bool) -> str:
     return f"{REASON} (already on {list_name})"
 
 
+def default_actor(request: ScreenRequest) -> str:
+    """Who records an opt-out made from the dialplan: the call, by its direction and
+    unique id."""
+    return f"opt-out {request.direction.value} call {request.uniqueid or '-'}"
+
+
 def _answer(kind: str, number: str, list_name: str, reason: str) -> Decision:
     if kind != Action.BLOCK.value:
         return Decision(
@@ -297,6 +309,12 @@ class OptoutRoute:
         self.client = client
         self.limiter = RateLimiter(clock)
         self.canceller = canceller or cascade.SpoolCanceller(lambda: self.server.settings)
+        if self.canceller.on_scan is None:
+            self.canceller.on_scan = self._scanned
+        # who opted each number out, until its scan is recorded (bounded as the queue is)
+        self._actors: OrderedDict[str, str] = OrderedDict()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._records: set[concurrent.futures.Future[None]] = set()
 
     async def __call__(self, env: AgiEnv, call: CallInfo) -> Answer:
         refusal = self.refusal(call)
@@ -336,7 +354,13 @@ class OptoutRoute:
             decision = bad_request_decision(f"bad request: {exc}")
             return decision, (("direction", env.arg(1)), *decision.log_fields())
         decision = await opt_out(
-            settings, self.client, request, deadline=deadline, recorded=self._cancel_queued_later
+            settings,
+            self.client,
+            request,
+            deadline=deadline,
+            recorded=lambda now, digits: self._cancel_queued_later(
+                now, digits, default_actor(request)
+            ),
         )
         number = decision.number or request.number
         fields: LogFields = (
@@ -346,14 +370,71 @@ class OptoutRoute:
         )
         return decision, fields
 
-    def _cancel_queued_later(self, settings: Settings, digits: str) -> None:
+    def _cancel_queued_later(self, settings: Settings, digits: str, by: str = "") -> None:
         """Queue the number's queued calls for cancelling, never delaying the answer."""
         if settings.cascade_enabled and settings.spool_dir:
+            self._loop = asyncio.get_running_loop()
+            self._actors.pop(digits, None)
+            self._actors[digits] = by or "opt-out"
+            while len(self._actors) > self.canceller.max_pending:
+                self._actors.popitem(last=False)
             self.canceller.submit((digits,))
 
+    def _scanned(self, numbers: list[str], scan: cascade.SpoolScan) -> None:
+        """In the canceller's thread: hand each number's part of the scan to the event
+        loop, which writes it to the trail."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        for digits in numbers:
+            number = "+" + digits
+            report = cascade.CascadeReport(
+                entries=1,
+                spool_dir=self.server.settings.spool_dir,
+                spool_checked=scan.checked,
+                cancelled=tuple(c for c in scan.cancelled if c.number == number),
+                left_due=tuple(c for c in scan.due if c.number == number),
+                notes=tuple(scan.notes),
+            )
+            by = self._actors.pop(digits, "opt-out")
+            if not worth_recording(report):
+                continue
+            future = asyncio.run_coroutine_threadsafe(self._record(by, report), loop)
+            self._records.add(future)
+            future.add_done_callback(self._records.discard)
+
+    async def _record(self, by: str, report: cascade.CascadeReport) -> None:
+        """The cascade of an opt-out, as an event in the opt-out list's trail. A
+        failure is logged: the calls were cancelled all the same."""
+        settings = self.server.settings
+        keys = Keys(settings.key_tag)
+        host = host_name(settings)
+        hit, count, detail = cascade_event(report, f"cascade of opt-out by {by} on {host}")
+        try:
+            list_id = await self.client.call("HGET", keys.lists, settings.optout_list)
+            if list_id is None:
+                return
+            fields = ["op", "cascade", "by", by, "via", f"gateway:optout@{host}"]
+            fields += ["list", settings.optout_list, "n", str(count), "d", detail]
+            if hit:
+                fields += ["e", " ".join(hit)]
+            await self.client.call(
+                "XADD",
+                keys.history(int(_text(list_id))),
+                *trim_args(settings, time.time()),
+                "*",
+                *fields,
+            )
+        except Exception:
+            log.exception("the cascade of an opt-out was not written to the trail")
+
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for the cancellations queued (at shutdown)."""
+        """Wait up to ``timeout`` seconds for the cancellations queued (at shutdown),
+        and for their records in the trail."""
         await self.canceller.drain(timeout)
+        pending = [asyncio.wrap_future(f) for f in list(self._records)]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
 
     def close(self) -> None:
         """Stop the cancelling thread (after the scan under way)."""

@@ -129,7 +129,8 @@ class EntryService:
                 "external id never change"
             )
         await record_change(ctx, info, "add", summary, reason=reason, batch=batch.id)
-        job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
+        plan = await plan_for_entries(ctx, info, keys, hangup_live, op="add", batch=batch.id)
+        job = await queue_plan(ctx, plan)
         return ChangeResult.of(
             info, "add", by, summary, reason=reason, batch=batch.id, notes=notes, cascade=job
         )
@@ -172,7 +173,10 @@ class EntryService:
         batch = await ctx.table.new_batch("restore", reason, DEFAULT_SOURCE, ctx.actor.name)
         summary = await entries.transition(ctx.table, info, "restore", keys, batch=batch)
         await record_change(ctx, info, "restore", summary, reason=reason, batch=batch.id)
-        job = await queue_plan(ctx, await plan_for_entries(ctx, info, keys, hangup_live))
+        job = await queue_plan(
+            ctx,
+            await plan_for_entries(ctx, info, keys, hangup_live, op="restore", batch=batch.id),
+        )
         return ChangeResult.of(info, "restore", ctx.actor.name, summary, reason=reason, cascade=job)
 
     async def approve(
@@ -214,10 +218,19 @@ class EntryService:
             summary = await entries.transition(
                 ctx.table, info, op, keys, batch=batch, permanent=permanent
             )
-            plan = await plan_for_entries(ctx, info, keys, hangup_live)
+            plan = await plan_for_entries(
+                ctx, info, keys, hangup_live, op=op, batch=batch.id if batch else None
+            )
         else:
             summary = await self._approve_all_pending(info, permanent, confirm_broad, batch)
-            plan = await plan_for_list(ctx, info, summary["approved"], hangup_live)
+            plan = await plan_for_list(
+                ctx,
+                info,
+                summary["approved"],
+                hangup_live,
+                op=op,
+                batch=batch.id if batch else None,
+            )
         batch_id = batch.id if batch is not None else None
         await record_change(ctx, info, op, summary, detail=detail, batch=batch_id)
         job = await queue_plan(ctx, plan)
@@ -415,7 +428,8 @@ class EntryService:
         is nothing to do."""
         info = await self.ctx.table.get_list(list_name)
         keys = self.parse_entries(raw_entries)
-        return await queue_plan(self.ctx, await plan_for_entries(self.ctx, info, keys, hangup_live))
+        plan = await plan_for_entries(self.ctx, info, keys, hangup_live, op="opt-out")
+        return await queue_plan(self.ctx, plan)
 
     async def entry_views(
         self, items: Sequence[tuple[EntryKey, EntryRecord]], now: float | None = None

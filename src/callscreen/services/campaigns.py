@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from callscreen.core.model import Scope
 from callscreen.services.context import Context
-from callscreen.services.rules import record
+from callscreen.services.rules import assignment_guard, record
 from callscreen.services.views import CampaignView
 
 
@@ -18,8 +18,13 @@ class CampaignService:
 
     async def assign(self, campaign: str, list_names: Sequence[str]) -> CampaignView:
         """Replace the lists assigned to a campaign (duplicates dropped, at most 100;
-        none clears the assignment)."""
-        names = await self.ctx.table.assign(campaign, list(list_names))
+        none clears the assignment).
+
+        Taking a campaign-only block list that holds permanently approved entries out
+        of the campaign is refused (:func:`~.rules.assignment_guard`): its entries would
+        stop blocking that campaign's calls.
+        """
+        names = await self.ctx.table.assign(campaign, list(list_names), guard=assignment_guard)
         await record(self.ctx, None, "assign", detail=f"{campaign}: {', '.join(names) or '-'}")
         return await self.campaign(campaign)
 

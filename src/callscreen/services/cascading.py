@@ -15,7 +15,12 @@ the console reach the spool only through it.
   name entries (same direction, campaigns and hang-up choice) into one set of targets,
   scans the spool once for them in a worker thread, and gives each job the part of
   the result whose numbers its own entries match.
-- **Results** are stored per job and host for a day (:meth:`CascadeQueue.result`).
+- **Results** are stored per job and host for a day (:meth:`CascadeQueue.result`),
+  and what a run did — call files cancelled with their numbers, live calls hung up,
+  call files left in place, what could not be done — is an event (``cascade``) in the
+  trail of the list whose change caused it, naming that change (its op, actor, time
+  and batch) and the host (:func:`cascade_event`). A run that found nothing to do
+  adds nothing to the trail.
 - **A command waits** (:meth:`CascadeQueue.wait`): while a gateway of this host holds
   the lock, for its report (up to ``cascade_wait_s``); when none does (no gateway
   running here), the waiting process takes the lock and runs the queue itself, so a
@@ -44,8 +49,9 @@ from callscreen.asterisk.cascade import CascadeReport, EntryTargets, LiveCall, Q
 from callscreen.core.config import Settings
 from callscreen.core.model import Action, Direction, EntryRecord, Scope
 from callscreen.core.numbers import EntryKey
+from callscreen.core.times import iso_ms
 from callscreen.schema.keys import Keys
-from callscreen.services import entries, store
+from callscreen.services import audit, entries, store
 from callscreen.services.bulk import Bulk
 from callscreen.services.context import Context
 from callscreen.services.table import ListInfo, Table
@@ -74,6 +80,13 @@ class CascadePlan:
     outbound: bool = True
     campaigns: tuple[str, ...] | None = None
     hangup_live: bool = False
+    # the change that caused it, for its record in the trail (empty in plans queued by
+    # earlier releases)
+    op: str = ""
+    batch: int | None = None
+    by: str = ""
+    via: str = ""
+    at: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -101,11 +114,18 @@ def _key(display: str) -> EntryKey:
 
 
 async def plan_for_entries(
-    ctx: Context, info: ListInfo, keys: Sequence[EntryKey], hangup_live: bool | None
+    ctx: Context,
+    info: ListInfo,
+    keys: Sequence[EntryKey],
+    hangup_live: bool | None,
+    *,
+    op: str = "",
+    batch: int | None = None,
 ) -> CascadePlan | None:
-    """The plan after a change to ``keys`` of ``info`` (add, approve, restore): the
-    calls to those of them enforced now, if ``info`` is a block list and the cascade is
-    enabled. None when there is nothing to do."""
+    """The plan after a change to ``keys`` of ``info`` (``op``: add, approve, restore;
+    ``batch``: the change's batch, when it has one): the calls to those of them
+    enforced now, if ``info`` is a block list and the cascade is enabled. None when
+    there is nothing to do."""
     if info.action is not Action.BLOCK or not ctx.settings.cascade_enabled:
         return None
     now = ctx.clock()
@@ -113,18 +133,26 @@ async def plan_for_entries(
     enforced = [k.display for k, r in zip(keys, records, strict=True) if r and r.enforced(now)]
     if not enforced:
         return None
-    return await _plan(ctx, info, len(enforced), tuple(enforced), False, hangup_live)
+    return await _plan(
+        ctx, info, len(enforced), tuple(enforced), False, hangup_live, op=op, batch=batch
+    )
 
 
 async def plan_for_list(
-    ctx: Context, info: ListInfo, count: int, hangup_live: bool | None
+    ctx: Context,
+    info: ListInfo,
+    count: int,
+    hangup_live: bool | None,
+    *,
+    op: str = "",
+    batch: int | None = None,
 ) -> CascadePlan | None:
     """The plan after a change too big to name its entries (``approve --all-pending``,
     an import that made ``count`` entries enforced): every enforced entry of the block
     list ``info``. None when there is nothing to do."""
     if info.action is not Action.BLOCK or not ctx.settings.cascade_enabled or count <= 0:
         return None
-    return await _plan(ctx, info, count, (), True, hangup_live)
+    return await _plan(ctx, info, count, (), True, hangup_live, op=op, batch=batch)
 
 
 async def _plan(
@@ -134,6 +162,9 @@ async def _plan(
     targets: tuple[str, ...],
     whole: bool,
     hangup_live: bool | None,
+    *,
+    op: str,
+    batch: int | None,
 ) -> CascadePlan:
     campaigns = None
     if info.scope is Scope.CAMPAIGN:
@@ -148,7 +179,67 @@ async def _plan(
         info.direction is not Direction.INBOUND,
         campaigns,
         hangup,
+        op=op,
+        batch=batch,
+        by=ctx.actor.name,
+        via=ctx.actor.via,
+        at=ctx.clock(),
     )
+
+
+# notes that say the cascade had nothing to do here, not that it failed
+_QUIET_NOTES = ("no spool directory configured", "an inbound-only list")
+_LISTED = 20  # call files and channels named in one event's detail, at most
+
+
+def worth_recording(report: CascadeReport) -> bool:
+    """Whether a run goes to the trail: it cancelled, left in place or hung up calls,
+    or it could not do all it was asked (a note other than "nothing to do here": no
+    spool configured, an inbound-only list — every change of a site without call files
+    would otherwise add a record saying so)."""
+    if report.cancelled or report.left_due or report.hung_up:
+        return True
+    return any(not note.startswith(_QUIET_NOTES) for note in report.notes)
+
+
+def cascade_event(report: CascadeReport, cause: str) -> tuple[tuple[str, ...], int, str]:
+    """The trail's record of one run: the entries whose calls it touched, how many
+    calls (files cancelled and left, live calls hung up), and the detail — ``cause``
+    (which change, which host) then each call file with its number, each channel hung
+    up, each file left in place (at most :data:`_LISTED` of each, then how many more)
+    and the notes."""
+
+    def listed(items: Sequence[str]) -> str:
+        more = f", and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+        return ", ".join(items[:_LISTED]) + more
+
+    parts = [cause]
+    if report.cancelled:
+        files = [f"{c.file} ({c.number})" for c in report.cancelled]
+        parts.append(f"cancelled {len(files)} queued call file(s): {listed(files)}")
+    if report.hung_up:
+        channels = [f"{c.channel} ({c.number})" for c in report.hung_up]
+        parts.append(f"hung up {report.hung_up_calls} live call(s): {listed(channels)}")
+    if report.left_due:
+        files = [f"{c.file} ({c.number})" for c in report.left_due]
+        parts.append(f"left {len(files)} due call file(s) in place: {listed(files)}")
+    parts += report.notes
+    touched = [c.entry for c in (*report.cancelled, *report.left_due)]
+    entries_hit = tuple(dict.fromkeys(touched + [c.entry for c in report.hung_up]))
+    count = len(report.cancelled) + len(report.left_due) + report.hung_up_calls
+    return entries_hit, count, "; ".join(parts)
+
+
+def plan_cause(plan: CascadePlan, job: str, host: str) -> str:
+    """What caused a run, for its record: ``cascade of add by alice at TIME (batch 7,
+    job 1733-0) on pbx1``."""
+    what = f"cascade of {plan.op or 'a change'}"
+    if plan.by:
+        what += f" by {plan.by}"
+    if plan.at:
+        what += f" at {iso_ms(plan.at)}"
+    ids = ([f"batch {plan.batch}"] if plan.batch is not None else []) + [f"job {job}"]
+    return f"{what} ({', '.join(ids)}) on {host}"
 
 
 def host_name(settings: Settings) -> str:
@@ -371,6 +462,31 @@ class CascadeRunner:
             pipe.expire(key, RESULT_TTL_S)
             pipe.xack(self.keys.cascade_queue, self.group, job)
         await store.wait(pipe.execute())
+        for job, plan in members:
+            own = report if len(members) == 1 else _share(report, plan)
+            if worth_recording(own):
+                await self._record(job, plan, own)
+
+    async def _record(self, job: str, plan: CascadePlan, report: CascadeReport) -> None:
+        """The run's event in the trail of the list whose change caused it. A failure
+        to write it is logged: the calls were cancelled all the same, and the report
+        stays readable by job id for a day."""
+        hit, count, detail = cascade_event(report, plan_cause(plan, job, self.host))
+        try:
+            await audit.record(
+                self.table,
+                plan.list_id,
+                "cascade",
+                by=plan.by or "cascade",
+                via=f"gateway:cascade@{self.host}",
+                list_name=plan.list_name,
+                count=count,
+                entries=hit,
+                batch=plan.batch,
+                detail=detail,
+            )
+        except Exception:
+            log.exception("cascade job %s: its record in the trail was not written", job)
 
 
 def _share(report: CascadeReport, plan: CascadePlan) -> CascadeReport:

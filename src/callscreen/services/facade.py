@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from callscreen.services.apikeys import KeyService
 from callscreen.services.approvals import EntryService
+from callscreen.services.bulkchanges import BulkChangeService
 from callscreen.services.campaigns import CampaignService
 from callscreen.services.cascading import CascadeQueue
 from callscreen.services.checking import CheckService
@@ -21,7 +22,8 @@ class Services:
     (and approvals), ``campaigns``, ``checks``, ``history``, ``transfer`` (import and
     export), ``registry`` (national do-not-call registries), ``cascades`` (the queue of
     cascade plans), ``schema`` (the stored layout's version, migrations), ``apikeys``
-    (the HTTP API's keys), ``numbers`` (everything known of one number). The reports
+    (the HTTP API's keys), ``numbers`` (everything known of one number), ``bulk``
+    (entry changes by filter). The reports
     reader is a layer up (:class:`callscreen.reports.report.Reports`), over the same
     context's table."""
 
@@ -29,6 +31,7 @@ class Services:
         self.ctx = ctx
         self.lists = ListService(ctx)
         self.entries = EntryService(ctx)
+        self.bulk = BulkChangeService(ctx, self.entries)
         self.campaigns = CampaignService(ctx)
         self.checks = CheckService(ctx)
         self.history = HistoryService(ctx)

@@ -6,7 +6,7 @@ from callscreen.core.model import Action, Direction, Scope, Status
 from callscreen.core.text import free_text
 from callscreen.services import entries
 from callscreen.services.context import Context
-from callscreen.services.rules import record, writable_list
+from callscreen.services.rules import list_guard, record, writable_list
 from callscreen.services.table import MAX_DESCRIPTION
 from callscreen.services.views import DeleteResult, ListView
 
@@ -67,13 +67,19 @@ class ListService:
         scope: Scope | None = None,
         description: str | None = None,
     ) -> ListView:
-        """Change only what is given (a name can change, not be emptied)."""
+        """Change only what is given (a name can change, not be emptied).
+
+        A list holding permanently approved entries refuses a change that would stop
+        one of them from blocking a call it blocks today (:func:`~.rules.weakening`:
+        action, narrower direction, global to campaign-only), naming how many are in the
+        way; renaming and the description stay free.
+        """
         ctx = self.ctx
         table = ctx.table
         if description is not None:
             free_text(description, "description", MAX_DESCRIPTION)
-        before = await writable_list(ctx, name)
-        after = await table.update_list(
+        await writable_list(ctx, name)
+        before, after = await table.update_list(
             name,
             new_name=new_name,
             action=action,
@@ -81,6 +87,7 @@ class ListService:
             scope=scope,
             description=description,
             by=ctx.actor.name,
+            guard=list_guard,
         )
         changes = [
             f"{attr}: {getattr(before, attr)} -> {getattr(after, attr)}"
@@ -98,7 +105,8 @@ class ListService:
         return ListView.of(after, counts, await table.campaigns_of(after.id))
 
     async def delete_list(self, name: str, reason: str = "") -> DeleteResult:
-        """Delete a list and all its entries; refused while it holds permanent entries.
+        """Delete a list and all its entries; refused while it holds permanent entries
+        (:func:`~.rules.list_guard`).
 
         The list's history is kept, with a tombstone (who, when, ``reason``, the entries
         it held): ``history NAME`` still shows it (:class:`HistoryService`).
@@ -107,7 +115,7 @@ class ListService:
         ctx = self.ctx
         reason = free_text(reason, "reason", MAX_DESCRIPTION)
         info = await writable_list(ctx, name)
-        raw = await ctx.table.drop_list(info, by=ctx.actor.name, reason=reason)
+        raw = await ctx.table.drop_list(info, by=ctx.actor.name, reason=reason, guard=list_guard)
         counts = entries.counts_from({k: str(v) for k, v in raw.items()}, 0)
         del counts[Status.EXPIRED.value]
         detail = ", ".join(f"{n} {status}" for status, n in counts.items() if n) or "empty"

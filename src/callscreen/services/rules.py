@@ -1,7 +1,8 @@
 """Rules every service applies the same way: reading entries typed by an admin, the
 limits of free text, broad permanent approvals, which lists a command may change (not
-a national registry's: :func:`writable_list`), and writing a change to the audit
-trail with its actor."""
+a national registry's: :func:`writable_list`), what a list holding permanent entries
+may not become (:func:`keep_permanent`), and writing a change to the audit trail with
+its actor."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from collections.abc import Iterable
 
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE
 
-from callscreen.core.errors import InvalidInput, InvalidNumber, NeedsConfirmation
+from callscreen.core.errors import InvalidInput, InvalidNumber, NeedsConfirmation, Refused
+from callscreen.core.model import Action, Direction, Scope
 from callscreen.core.numbers import EntryKey, parse_entry_fast
 from callscreen.services import audit
 from callscreen.services.context import Context
@@ -68,6 +70,71 @@ async def writable_list(ctx: Context, name: str) -> ListInfo:
     info = await ctx.table.get_list(name)
     refuse_registry(info)
     return info
+
+
+def _covers(after: Direction, before: Direction) -> bool:
+    return after is Direction.BOTH or after is before
+
+
+def weakening(before: ListInfo, after: ListInfo | None) -> str:
+    """What of a change to a list (``after``; None: deleting it) would stop its entries
+    from blocking a call they block today, in words; empty when nothing would.
+
+    Only ``block`` blocks (``label`` lets the call through, marked), so on a block list
+    any other action weakens it, as do a narrower direction (``both`` to ``inbound``,
+    ``inbound`` to ``outbound``) and a global scope turned to campaigns only. Renaming,
+    the description, widening the direction and campaign to global scope keep every
+    block. The check does not depend on the campaigns a campaign list is assigned to
+    now: its entries would block again as soon as it is assigned. Deleting any list
+    weakens it (its entries, whatever they do, go with it).
+    """
+    if after is None:
+        return "deleting it"
+    if before.action is not Action.BLOCK:
+        return ""
+    if after.action is not Action.BLOCK:
+        return f"changing its action to {after.action.value}"
+    if not _covers(after.direction, before.direction):
+        return f"narrowing its direction from {before.direction.value} to {after.direction.value}"
+    if before.scope is Scope.GLOBAL and after.scope is Scope.CAMPAIGN:
+        return "turning it from global to campaign-only"
+    return ""
+
+
+def unassigning(info: ListInfo, campaign: str) -> str:
+    """What taking ``info`` out of ``campaign``'s lists would weaken, in words: a
+    campaign-only block list then stops blocking that campaign's calls (a global list
+    applies to every call whether assigned or not)."""
+    if info.scope is Scope.CAMPAIGN and info.action is Action.BLOCK:
+        return f"removing it from campaign {campaign!r}"
+    return ""
+
+
+def keep_permanent(info: ListInfo, change: str, permanent: int) -> None:
+    """Permanent means permanent at the list level: :class:`Refused` when ``change``
+    (from :func:`weakening` or :func:`unassigning`) is not empty and the list holds
+    ``permanent`` (> 0) permanently approved entries, naming how many are in the way.
+
+    The callers read ``permanent`` from the list's counts inside the transaction that
+    makes the change (:class:`~callscreen.services.table.Table` watches them), so an
+    entry approved permanently meanwhile makes the change retry, and then refuse.
+    """
+    if change and permanent > 0:
+        what = "entry" if permanent == 1 else "entries"
+        raise Refused(
+            f"list {info.name!r} holds {permanent} permanently approved {what}: {change} "
+            "is refused (a permanent entry keeps blocking every call it blocks today)"
+        )
+
+
+def list_guard(before: ListInfo, after: ListInfo | None, permanent: int) -> None:
+    """:func:`keep_permanent` for a change of a list's settings or its deletion."""
+    keep_permanent(before, weakening(before, after), permanent)
+
+
+def assignment_guard(info: ListInfo, campaign: str, permanent: int) -> None:
+    """:func:`keep_permanent` for taking a list out of a campaign."""
+    keep_permanent(info, unassigning(info, campaign), permanent)
 
 
 async def record_change(

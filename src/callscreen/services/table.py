@@ -31,6 +31,14 @@ MAX_CAMPAIGN_LISTS = 100
 Clock = Callable[[], float]
 """Epoch seconds now; :func:`time.time` in production, a test's own clock in tests."""
 
+ListGuard = Callable[["ListInfo", "ListInfo | None", int], None]
+"""Checks a change of a list (before, after or None when deleted, its number of
+permanently approved entries) inside the change's transaction; raises to refuse it."""
+
+AssignGuard = Callable[["ListInfo", str, int], None]
+"""Checks taking a list out of a campaign (the list, the campaign, its number of
+permanently approved entries) inside the change's transaction; raises to refuse it."""
+
 
 def check_name(name: str, what: str, limit: int) -> str:
     """A list or campaign name: 1..limit characters, no control characters."""
@@ -290,46 +298,103 @@ class Table:
         scope: Scope | None = None,
         description: str | None = None,
         by: str,
-    ) -> ListInfo:
-        """Change only what is given; a name can be changed but not emptied."""
-        info = await self.get_list(name)
-        changes: dict[str, Any] = {}
-        if new_name is not None and new_name != info.name:
-            changes["name"] = check_name(new_name, "list", MAX_LIST_NAME)
-        if action is not None:
-            changes["action"] = action
-        if direction is not None:
-            changes["direction"] = direction
-        if scope is not None:
-            changes["scope"] = scope
-        if description is not None:
-            changes["description"] = free_text(description, "description", MAX_DESCRIPTION)
-            changes["description"] = description
-        if not changes:
-            return info
-        changes["updated_at"] = self.clock()
-        changes["updated_by"] = by
-        updated = ListInfo(**{**asdict(info), **changes})
-        with store.converted():
-            if "name" in changes:
-                if not await self.r.hsetnx(self.keys.lists, updated.name, info.id):
-                    raise Conflict(f"a list named {updated.name!r} already exists")
-                await self.r.hdel(self.keys.lists, info.name)
-            pipe = self.r.pipeline(transaction=True)
-            pipe.hset(self.keys.list(info.id), mapping=_list_hash(updated))
-            if updated.scope is Scope.GLOBAL:
-                pipe.sadd(self.keys.global_lists, info.id)
-            else:
-                pipe.srem(self.keys.global_lists, info.id)
-            await pipe.execute()
-        return updated
+        guard: ListGuard | None = None,
+    ) -> tuple[ListInfo, ListInfo]:
+        """Change only what is given; a name can be changed but not emptied. Returns the
+        list before and after.
 
-    async def drop_list(self, info: ListInfo, *, by: str, reason: str = "") -> dict[str, int]:
-        """Delete a list, its entries and its assignments, unless it holds permanently
-        approved entries (:class:`Refused`). Its history stays, and a :class:`Tombstone`
-        (``by``, ``reason``, now, the entries it held) is written in the same transaction;
-        the name then leads to it (:meth:`tombstone`) until a new list of that name is
-        deleted in turn.
+        ``guard(before, after, permanent)`` may refuse the change by raising; it is given
+        the list's number of permanently approved entries, read in the transaction that
+        makes the change (those counts are watched: an entry approved permanently
+        meanwhile makes it retry, and the guard see it).
+        """
+        if new_name is not None:
+            check_name(new_name, "list", MAX_LIST_NAME)
+        if description is not None:
+            free_text(description, "description", MAX_DESCRIPTION)
+        list_id = await self.list_id(name)
+        for _attempt in range(10):
+            with store.converted():
+                try:
+                    return await self._update_once(
+                        list_id,
+                        name,
+                        new_name=new_name,
+                        action=action,
+                        direction=direction,
+                        scope=scope,
+                        description=description,
+                        by=by,
+                        guard=guard,
+                    )
+                except redis.WatchError:
+                    continue
+        raise Conflict(f"list {name!r} kept changing while being updated; try again")
+
+    async def _update_once(
+        self,
+        list_id: int,
+        name: str,
+        *,
+        new_name: str | None,
+        action: Action | None,
+        direction: Direction | None,
+        scope: Scope | None,
+        description: str | None,
+        by: str,
+        guard: ListGuard | None,
+    ) -> tuple[ListInfo, ListInfo]:
+        keys = self.keys
+        async with self.r.pipeline(transaction=True) as pipe:
+            await pipe.watch(keys.counts(list_id), keys.list(list_id), keys.lists)
+            if await pipe.hget(keys.lists, name) != str(list_id):
+                raise NotFound(f"no list named {name!r}")
+            data = await pipe.hgetall(keys.list(list_id))
+            if not data:
+                raise NotFound(f"no list named {name!r}")
+            info = ListInfo.from_hash(list_id, data)
+            changes: dict[str, Any] = {}
+            if new_name is not None and new_name != info.name:
+                changes["name"] = new_name
+            if action is not None:
+                changes["action"] = action
+            if direction is not None:
+                changes["direction"] = direction
+            if scope is not None:
+                changes["scope"] = scope
+            if description is not None:
+                changes["description"] = description
+            if not changes:
+                return info, info
+            changes["updated_at"] = self.clock()
+            changes["updated_by"] = by
+            updated = ListInfo(**{**asdict(info), **changes})
+            if guard is not None:
+                permanent = int(await pipe.hget(keys.counts(list_id), "P") or 0)
+                guard(info, updated, permanent)
+            if "name" in changes and await pipe.hexists(keys.lists, updated.name):
+                raise Conflict(f"a list named {updated.name!r} already exists")
+            pipe.multi()
+            if "name" in changes:
+                pipe.hset(keys.lists, updated.name, list_id)
+                pipe.hdel(keys.lists, info.name)
+            pipe.hset(keys.list(list_id), mapping=_list_hash(updated))
+            if updated.scope is Scope.GLOBAL:
+                pipe.sadd(keys.global_lists, list_id)
+            else:
+                pipe.srem(keys.global_lists, list_id)
+            await pipe.execute()
+        return info, updated
+
+    async def drop_list(
+        self, info: ListInfo, *, by: str, reason: str = "", guard: ListGuard | None = None
+    ) -> dict[str, int]:
+        """Delete a list, its entries and its assignments, unless ``guard(info, None,
+        permanent)`` refuses (it is given the number of permanently approved entries;
+        without a guard, any such entry refuses the deletion: :class:`Refused`). Its
+        history stays, and a :class:`Tombstone` (``by``, ``reason``, now, the entries
+        it held) is written in the same transaction; the name then leads to it
+        (:meth:`tombstone`) until a new list of that name is deleted in turn.
 
         The check and the deletion are one transaction: the list's counts are watched,
         so an entry approved permanently meanwhile makes it retry, and then refuse.
@@ -338,12 +403,14 @@ class Table:
         for _attempt in range(10):
             with store.converted():
                 try:
-                    return await self._drop_once(info, by, reason)
+                    return await self._drop_once(info, by, reason, guard)
                 except redis.WatchError:
                     continue
         raise Conflict(f"list {info.name!r} kept changing while being deleted; try again")
 
-    async def _drop_once(self, info: ListInfo, by: str, reason: str) -> dict[str, int]:
+    async def _drop_once(
+        self, info: ListInfo, by: str, reason: str, guard: ListGuard | None
+    ) -> dict[str, int]:
         keys = self.keys
         counts_key = keys.counts(info.id)
         async with self.r.pipeline(transaction=True) as pipe:
@@ -351,7 +418,9 @@ class Table:
             if await pipe.hget(keys.lists, info.name) != str(info.id):
                 raise NotFound(f"no list named {info.name!r}")
             counts = {code: int(n) for code, n in (await pipe.hgetall(counts_key)).items()}
-            if counts.get("P", 0) > 0:
+            if guard is not None:
+                guard(info, None, counts.get("P", 0))
+            elif counts.get("P", 0) > 0:
                 raise Refused(
                     f"list {info.name!r} holds {counts['P']} permanently approved "
                     "entries and cannot be deleted"
@@ -405,22 +474,55 @@ class Table:
 
     # -- campaigns -------------------------------------------------------------------------
 
-    async def assign(self, campaign: str, list_names: list[str]) -> list[str]:
-        """Replace the campaign's assigned lists (duplicates dropped, at most 100)."""
+    async def assign(
+        self, campaign: str, list_names: list[str], *, guard: AssignGuard | None = None
+    ) -> list[str]:
+        """Replace the campaign's assigned lists (duplicates dropped, at most 100).
+
+        ``guard(info, campaign, permanent)`` may refuse taking a list out of the
+        campaign; it is given the list's number of permanently approved entries, read
+        in the transaction that makes the change (watched, as in :meth:`update_list`).
+        """
         check_campaign(campaign)
         names = list(dict.fromkeys(list_names))
         if len(names) > MAX_CAMPAIGN_LISTS:
             raise InvalidName(f"a campaign takes at most {MAX_CAMPAIGN_LISTS} lists")
         ids = [await self.list_id(name) for name in names]
-        pipe = self.r.pipeline(transaction=True)
-        pipe.delete(self.keys.campaign(campaign))
-        if ids:
-            pipe.sadd(self.keys.campaign(campaign), *ids)
-            pipe.sadd(self.keys.campaigns, campaign)
-        else:
-            pipe.srem(self.keys.campaigns, campaign)
-        await store.wait(pipe.execute())
-        return names
+        for _attempt in range(10):
+            with store.converted():
+                try:
+                    await self._assign_once(campaign, ids, guard)
+                    return names
+                except redis.WatchError:
+                    continue
+        raise Conflict(f"campaign {campaign!r} kept changing while being assigned; try again")
+
+    async def _assign_once(self, campaign: str, ids: list[int], guard: AssignGuard | None) -> None:
+        keys = self.keys
+        async with self.r.pipeline(transaction=True) as pipe:
+            await pipe.watch(keys.campaign(campaign), keys.lists)
+            kept = {str(list_id) for list_id in ids}
+            dropped = [int(m) for m in await pipe.smembers(keys.campaign(campaign))]
+            dropped = [list_id for list_id in dropped if str(list_id) not in kept]
+            if guard is not None:
+                for list_id in dropped:
+                    await pipe.watch(keys.counts(list_id), keys.list(list_id))
+                    data = await pipe.hgetall(keys.list(list_id))
+                    if data:
+                        permanent = int(await pipe.hget(keys.counts(list_id), "P") or 0)
+                        guard(ListInfo.from_hash(list_id, data), campaign, permanent)
+            for list_id in ids:  # a list deleted meanwhile is not assigned
+                await pipe.watch(keys.list(list_id))
+                if not await pipe.exists(keys.list(list_id)):
+                    raise NotFound(f"no list with id {list_id}")
+            pipe.multi()
+            pipe.delete(keys.campaign(campaign))
+            if ids:
+                pipe.sadd(keys.campaign(campaign), *ids)
+                pipe.sadd(keys.campaigns, campaign)
+            else:
+                pipe.srem(keys.campaigns, campaign)
+            await pipe.execute()
 
     async def campaign_lists(self, campaign: str) -> list[ListInfo]:
         """The lists assigned to a campaign, by name."""

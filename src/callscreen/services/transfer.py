@@ -98,7 +98,9 @@ class TransferService:
 
         summary = await asyncio.to_thread(work)
         await self._audit(info, summary, options)
-        plan = await plan_for_list(ctx, info, summary.enforced, hangup_live)
+        plan = await plan_for_list(
+            ctx, info, summary.enforced, hangup_live, op="import", batch=summary.batch
+        )
         job = await queue_plan(ctx, plan)
         return ImportResult(summary, None, job[0] if job else None, job[1] if job else None)
 
