@@ -491,7 +491,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
         client = redis.Redis(port=server.port)
         settings = Settings(_env_file=None, redis_url=server.url, default_region=REGION)  # type: ignore[call-arg]
         print(f"Redis: loading {args.entries:,} entries ...", flush=True)
-        loaded = load_table(settings, client, args.entries, tmp)
+        # load_table runs the services in an event loop of its own: not in this one
+        loaded = await asyncio.to_thread(load_table, settings, client, args.entries, tmp)
         client.close()
         metrics_port = free_port()
         env = {
