@@ -106,6 +106,8 @@ VARIANTS = {
     "routine": ("callscreen-bench-routine", "shipped callscreen-inbound"),
 }
 GATEWAY_VARIANTS = frozenset({"agi", "routine"})
+#: The sustained rate the issue asks for (calls/s), for the CPU budget line.
+GOAL_RATE = 900.0
 
 
 # ------------------------------------------------------------------ AMI
@@ -259,6 +261,7 @@ class Sample:
     not_ok: dict[str, int] = field(default_factory=dict)
     fail_answers: int | None = None
     overrun: bool = False  # stopped early: Asterisk had fallen behind
+    load: float = 0.0  # the box's 1-minute load average at the end of the run
 
     @property
     def clean(self) -> bool:
@@ -334,6 +337,7 @@ class Bench:
                 break
             await asyncio.sleep(0.05)
         sample.drain_s = loop.time() - last
+        sample.load = os.getloadavg()[0]
         sample.calls = total
         sample.asterisk_us = (cpu_seconds(self.pid) - cpu0) / total * 1e6
         if self.redis_pid:
@@ -432,6 +436,20 @@ def show(samples: dict[str, list[Sample]], rate: float, seconds: float, runs: in
             ratios.append(f"routine / BLACKLIST() {med['routine'] / med['blacklist']:.2f}")
         counts = {v: sum(1 for x in rows if keep(x)) for v, rows in samples.items()}
         print(f"{label} {counts}: " + "; ".join(ratios))
+    routine = samples.get("routine", [])
+    if routine:
+        # What the goal's rate asks of the box's cores, from the routine's own runs.
+        per_call = statistics.median(
+            s.asterisk_us + (s.gateway_us or 0.0) + (s.redis_us or 0.0) for s in routine
+        )
+        print(
+            f"CPU per routine call, Asterisk + gateway + Redis: {per_call:,.0f} µs: "
+            f"{GOAL_RATE:.0f} calls/s need {per_call * GOAL_RATE / 1e6:.2f} of this box's "
+            f"{os.cpu_count()} cores (the load generator not counted)"
+        )
+    loads = [s.load for rows in samples.values() for s in rows]
+    if loads:
+        print(f"load average (1 min) at the end of the runs: {min(loads):.1f}–{max(loads):.1f}")
     unclean = [s for rows in samples.values() for s in rows if not s.clean]
     for s in unclean:
         print(f"  not clean: {describe(s)}")
@@ -442,6 +460,7 @@ def describe(s: Sample) -> str:
         f"{s.variant} at {s.rate:.0f}/s: {s.calls} originated, {s.processed} processed",
         f"refused {s.refused}",
         f"drain {s.drain_s:.2f} s",
+        f"load {s.load:.1f}",
     ]
     if s.overrun:
         parts.append("stopped early: more than 2 s of calls in progress")
@@ -491,7 +510,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
         client = redis.Redis(port=server.port)
         settings = Settings(_env_file=None, redis_url=server.url, default_region=REGION)  # type: ignore[call-arg]
         print(f"Redis: loading {args.entries:,} entries ...", flush=True)
-        loaded = load_table(settings, client, args.entries, tmp)
+        # load_table runs the services in an event loop of its own: not in this one
+        loaded = await asyncio.to_thread(load_table, settings, client, args.entries, tmp)
         client.close()
         metrics_port = free_port()
         env = {
@@ -524,7 +544,8 @@ async def bench(args: argparse.Namespace, tmp: Path) -> int:
                     gw = f", gateway {sample.gateway_us:.0f} µs" if sample.gateway_us else ""
                     print(
                         f"  run {round_ + 1} {variant:9} Asterisk {sample.asterisk_us:,.0f} µs/call"
-                        f"{gw}{'' if sample.clean else '  NOT CLEAN: ' + describe(sample)}",
+                        f"{gw}, load {sample.load:.1f}"
+                        f"{'' if sample.clean else '  NOT CLEAN: ' + describe(sample)}",
                         flush=True,
                     )
             show(samples, args.rate, args.seconds, args.runs)

@@ -109,6 +109,45 @@ def test_env_fields() -> None:
     assert not env.tainted
 
 
+#: An environment block exactly as Asterisk 22.10.1 wrote it (Local channel, FastAGI).
+ASTERISK_22_ENV = (
+    "agi_network: yes\nagi_network_script: screen\nagi_request: agi://127.0.0.1:14573/screen\n"
+    "agi_channel: Local/33612345678@callscreen-bench-agi-0000f457;2\nagi_language: en\n"
+    "agi_type: Local\nagi_uniqueid: 1796289139.125103\nagi_version: 22.10.1\n"
+    "agi_callerid: +33612345678\nagi_calleridname: Bench\nagi_callingpres: 0\n"
+    "agi_callingani2: 0\nagi_callington: 0\nagi_callingtns: 0\nagi_dnid: unknown\n"
+    "agi_rdnis: unknown\nagi_context: callscreen-bench-agi\nagi_extension: 33612345678\n"
+    "agi_priority: 1\nagi_enhanced: 0.0\nagi_accountcode: \nagi_threadid: 139814492108480\n"
+    "agi_arg_1: inbound\nagi_arg_2: +33612345678\nagi_arg_3: bench\n\n"
+)
+
+
+@pytest.mark.parametrize("network", [True, False])
+@pytest.mark.parametrize("extra", [[], ["agi_future_key: z"], ["agi_arg_5: gap"]])
+def test_the_exact_asterisk_block_reads_as_any_honest_block(
+    network: bool, extra: list[str]
+) -> None:
+    # A block with Asterisk's keys in Asterisk's order takes a shortcut; a block that
+    # differs (no agi_network lines, a key from a newer Asterisk, a gap in the
+    # arguments) takes the general path: both read the same fields.
+    lines = ASTERISK_22_ENV.split("\n")[:-2]  # without the block's end
+    if not network:
+        lines = lines[2:]
+    lines = [*lines, *extra, "", ""]
+    env = derive_env(lines)
+    assert not env.tainted
+    assert env.args == ("inbound", "+33612345678", "bench")
+    assert env.calleridname == "Bench" and env.callerid == "+33612345678"
+    assert env.channel == "Local/33612345678@callscreen-bench-agi-0000f457;2"
+    assert env.get("agi_threadid") == "139814492108480"
+    assert env.script == "screen"
+    assert env.network_script == ("screen" if network else "")
+    session = AgiSession()
+    data = "\n".join(lines).encode()
+    events = session.feed(data[:431]) + session.feed(data[431:])
+    assert events == [EnvReceived(env)]
+
+
 def test_script_drops_the_query_and_falls_back_to_the_request() -> None:
     env = derive_env(env_lines(build_env(script="screen", query="x=1&y=2")))
     assert env.network_script == "screen"

@@ -548,6 +548,32 @@ async def test_close_lets_calls_in_flight_finish(start_server: ServerFactory) ->
         await asyncio.open_connection(HOST, port)
 
 
+async def test_close_answers_a_call_whose_environment_is_still_arriving(
+    start_server: ServerFactory,
+) -> None:
+    # A connection's task starts only once its environment is complete: shutting down
+    # must still count a connection half-way through its environment as a call.
+    server = await start_server(env_timeout_ms=5000)
+    env = build_env(args=("inbound", "+19005550100"))
+    half = env.index(b"agi_calleridname")
+    reader, writer = await asyncio.open_connection(HOST, server.port)
+    writer.write(env[:half])
+    await writer.drain()
+    await until(lambda: server.waiting_connections == 1, "the connection waiting for its env")
+    closing = asyncio.create_task(server.close(grace=3.0))
+    await until(lambda: server.sockets == (), "the listener closed")
+    writer.write(env[half:])
+    await writer.drain()
+    command = await asyncio.wait_for(reader.readline(), 3)
+    assert command.startswith(b"EXEC MSet ")
+    assert mset_variables(command)["CALLSCREEN_RESULT"] == "BLOCKED"
+    writer.write(b"200 result=0\n")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 3) == b""  # then the server closes
+    await asyncio.wait_for(closing, 3)
+    writer.close()
+
+
 async def test_close_cancels_what_outlives_the_grace(start_server: ServerFactory) -> None:
     server = await start_server(StubScreener(delay=10.0), deadline_ms=20_000)
     port = server.port

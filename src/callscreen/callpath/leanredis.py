@@ -204,8 +204,9 @@ class _Connection(asyncio.Protocol):
         # the connection idle. Read only when a deadline is missed (stall detection).
         self.progress_at = 0.0
         self.lost: asyncio.Future[None] = loop.create_future()
-        # Commands issued in one event-loop iteration leave in one write: under load
-        # many concurrent calls share a syscall instead of paying one each.
+        # Commands issued in one event-loop iteration while others are in flight
+        # leave in one write: under load many concurrent calls share a syscall
+        # instead of paying one each (a command on an idle connection goes at once).
         self.outbox: list[bytes] = []
 
     # asyncio.Protocol
@@ -256,11 +257,19 @@ class _Connection(asyncio.Protocol):
         future: asyncio.Future[RespValue] = self.loop.create_future()
         if not self.pending:
             self.progress_at = self.loop.time()
+            if not self.outbox:
+                # Nothing in flight: a call on its own (a PBX sends them one by one)
+                # goes out now rather than one event-loop pass later.
+                self.pending.append(future)
+                self.transport.write(payload)
+                return future
         self.pending.append(future)
         self._queue(payload)
         return future
 
     def _queue(self, payload: bytes) -> None:
+        # Commands issued while others await their replies leave together, in one
+        # write at the end of this event-loop pass.
         if not self.outbox:
             self.loop.call_soon(self._flush)
         self.outbox.append(payload)

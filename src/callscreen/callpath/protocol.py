@@ -292,12 +292,34 @@ def derive_env(lines: Iterable[str]) -> AgiEnv:
     return _derive([_classify(line) for line in lines])
 
 
+#: The keys of an honest block before its arguments, exactly as Asterisk writes them
+#: for FastAGI (``agi_network`` first) and for classic AGI (no ``agi_network*`` lines).
+_FASTAGI_KEYS: Final = (*HEAD_KEYS, NAME_KEY, *TAIL_KEYS)
+_CLASSIC_KEYS: Final = _FASTAGI_KEYS[2:]
+_ARG_NAMES: Final = tuple(f"{_ARG_PREFIX}{n}" for n in range(1, 129))
+
+
 def _derive(items: list[_Line]) -> AgiEnv:
-    """Fast path for the honest block (every key once, in Asterisk's order, the name
+    """Fast paths for the honest block (every key once, in Asterisk's order, the name
     on one line); anything else goes to :func:`_derive_careful`."""
     end = len(items)
     while end and items[end - 1][_KIND] == _BLANK:
         end -= 1
+    # What a real Asterisk sends: the known keys, then agi_arg_1 … agi_arg_N. Blank
+    # and stray lines have the key "" and never match.
+    keys = tuple([item[_KEYF] for item in items[:end]])
+    for fixed in (_FASTAGI_KEYS, _CLASSIC_KEYS):
+        size = len(fixed)
+        if keys[:size] == fixed and keys[size:] == _ARG_NAMES[: end - size]:
+            values = {item[_KEYF]: item[_VALUE] for item in items[:end]}
+            values[NAME_KEY] = sanitize_value(values[NAME_KEY]).strip()[:MAX_NAME_CHARS]
+            return _make_env(values, False, tuple([item[_VALUE] for item in items[size:end]]))
+    return _derive_ordered(items, end)
+
+
+def _derive_ordered(items: list[_Line], end: int) -> AgiEnv:
+    """Any honest block: keys once each, known ones in Asterisk's order (unknown ones
+    from a newer Asterisk tolerated), the name on one line."""
     values: dict[str, str] = {}
     last = -1
     previous = ""
@@ -370,10 +392,12 @@ def _derive_careful(items: list[_Line]) -> AgiEnv:
     return _make_env(values, tainted)
 
 
-def _make_env(values: dict[str, str], tainted: bool) -> AgiEnv:
-    args: list[str] = []
-    while (value := values.get(f"{_ARG_PREFIX}{len(args) + 1}")) is not None:
-        args.append(value)
+def _make_env(values: dict[str, str], tainted: bool, args: tuple[str, ...] | None = None) -> AgiEnv:
+    if args is None:
+        found: list[str] = []
+        while (value := values.get(f"{_ARG_PREFIX}{len(found) + 1}")) is not None:
+            found.append(value)
+        args = tuple(found)
 
     pres = values.get("agi_callingpres", "")
     try:
@@ -392,7 +416,7 @@ def _make_env(values: dict[str, str], tainted: bool) -> AgiEnv:
         extension=values.get("agi_extension", ""),
         context=values.get("agi_context", ""),
         dnid=values.get("agi_dnid", ""),
-        args=tuple(args),
+        args=args,
         tainted=tainted,
         raw=tuple(values.items()),
     )
@@ -764,25 +788,37 @@ class AgiSession:
     def feed(self, data: bytes) -> list[Event]:
         """Take bytes from the peer; return what they completed."""
         events: list[Event] = []
-        amended = False
-        for line in self._splitter.feed(data):
-            if self.phase is Phase.ENV:
+        lines = self._splitter.feed(data)
+        if self.phase is Phase.ENV:
+            # The environment's lines, in a loop of their own: every call has some
+            # twenty-five of them.
+            items = self._items
+            limit = self.max_env_lines
+            name_seen = self._name_seen
+            done = 0
+            for line in lines:
+                done += 1
                 if not line:
-                    self.env = _derive(self._items)
-                    self._items.append(_BLANK_LINE)
+                    self.env = _derive(items)
+                    items.append(_BLANK_LINE)
                     self.phase = Phase.READY
                     events.append(EnvReceived(self.env))
-                    continue
+                    break
                 item = _classify(line)
-                if len(self._items) >= self.max_env_lines:
-                    raise ProtocolError(f"environment longer than {self.max_env_lines} lines")
-                self._items.append(item)
-                if not self._name_seen:
+                if len(items) >= limit:
+                    raise ProtocolError(f"environment longer than {limit} lines")
+                items.append(item)
+                if not name_seen:
                     # Before the caller-ID name nothing is forgeable: fail fast on garbage.
                     if item[_KIND] == _JUNK:
                         raise ProtocolError(f"not an AGI environment line: {printable(line)!r}")
-                    self._name_seen = item[_KEYF] == NAME_KEY
-                continue
+                    name_seen = item[_KEYF] == NAME_KEY
+            self._name_seen = name_seen
+            if done == len(lines):
+                return events
+            lines = lines[done:]
+        amended = False
+        for line in lines:
             if line == "HANGUP" and not self._replies.in_block:
                 self.hungup = True
                 events.append(HangupReceived())

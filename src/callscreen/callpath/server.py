@@ -1,10 +1,11 @@
 """The FastAGI server: a thin asyncio layer over :mod:`callscreen.callpath.protocol`.
 
 One :class:`asyncio.Protocol` per connection feeds bytes to an
-:class:`~callscreen.callpath.protocol.AgiSession` and runs one task that reads the
-environment, routes on the script name, answers with one command, reads its reply
-and closes. Every read is bounded (size, lines, time); end-of-file at any point is a
-hang-up; any error is contained to its connection. See ``docs/server-behavior.md``.
+:class:`~callscreen.callpath.protocol.AgiSession`; once the environment is complete
+(or the connection fails first) it starts one task that routes on the script name,
+answers with one command, reads its reply and closes. Every read is bounded (size,
+lines, time); end-of-file at any point is a hang-up; any error is contained to its
+connection. See ``docs/server-behavior.md``.
 """
 
 from __future__ import annotations
@@ -225,6 +226,8 @@ class AgiServer:
             # still in its accept queue; any the loop had already accepted are closed
             # unread in connection_made.
             server.close()
+        for connection in list(self._connections):
+            connection.start()  # one still waiting for its environment is a call in flight
         tasks = {c.task for c in self._connections if c.task is not None and not c.task.done()}
         if tasks:
             log.info("waiting up to %.1f s for %d call(s) in flight", grace, len(tasks))
@@ -412,14 +415,19 @@ class _AgiConnection(asyncio.Protocol):
         self.started = 0.0
         self.accepted: float | None = None
         self.evicted = ""
+        self.admitted = False
+        self.timed_out = False  # the reply's timer fired
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._waiter: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------ callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport = cast(asyncio.Transport, transport)  # uvloop: not a subclass
+        self.loop = loop = asyncio.get_running_loop()
         self.started = time.perf_counter()
-        self.accepted = asyncio.get_running_loop().time()
+        self.accepted = accepted = loop.time()
         server = self.server
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
@@ -451,9 +459,29 @@ class _AgiConnection(asyncio.Protocol):
             return
         self.overloaded = active >= limit
         server._connections[self] = None
+        self.admitted = True
         if active + 1 >= limit * IDLE_CLOSE_SHARE:
             server.watch_idle()
-        self.task = asyncio.get_running_loop().create_task(self._run())
+        # No task yet: the environment is read by data_received, and the call's task
+        # starts once it is complete (or the connection fails, or its time is up).
+        # A PBX sends calls one by one: a task waiting on the environment's segments
+        # would cost an event-loop pass and a timeout object per segment, per call.
+        self._timer = loop.call_at(
+            accepted + server.settings.env_timeout_ms / 1000, self._env_expired
+        )
+
+    def start(self) -> None:
+        """Start the call's task (once; never for a refused connection)."""
+        if self.task is not None or not self.admitted or self.loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.task = self.loop.create_task(self._run())
+
+    def _env_expired(self) -> None:
+        self._timer = None
+        self.start()  # the task finds the environment incomplete and its time up
 
     def data_received(self, data: bytes) -> None:
         if self.error is not None:
@@ -470,16 +498,27 @@ class _AgiConnection(asyncio.Protocol):
                     self.amended = True
                 elif isinstance(event, ReplyReceived):
                     self.replies.append(event.reply)
+        if self.task is None:
+            if self.error is not None or self.session.phase is not Phase.ENV:
+                self.start()
+            return
         self._wake()
 
     def eof_received(self) -> bool:
         self.eof = True
+        if self.task is None:
+            self.start()
         self._wake()
         return False  # let the transport close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self.server._connections.pop(self, None)
+        if self.task is None:
+            self.start()
+        elif self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._wake()
 
     def abort(self) -> None:
@@ -518,10 +557,16 @@ class _AgiConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def _reply_expired(self) -> None:
+        self._timer = None
+        self.timed_out = True
+        self._wake()
+
     async def _until(self, condition: Callable[[], bool]) -> None:
         """Wait until ``condition()`` holds; a protocol error or the end of the
         stream ends the wait with :class:`ProtocolError` / :class:`PeerHangup`."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
+        assert loop is not None
         while not condition():
             if self.error is not None:
                 raise self.error
@@ -565,8 +610,12 @@ class _AgiConnection(asyncio.Protocol):
         settings = self.server.settings
         session = self.session
         try:
-            async with asyncio.timeout(settings.env_timeout_ms / 1000):
-                await self._until(lambda: session.phase is not Phase.ENV)
+            if session.phase is Phase.ENV:  # started early: a failure, its time up, shutdown
+                loop = self.loop
+                assert loop is not None
+                accepted = loop.time() if self.accepted is None else self.accepted
+                async with asyncio.timeout_at(accepted + settings.env_timeout_ms / 1000):
+                    await self._until(lambda: session.phase is not Phase.ENV)
         except TimeoutError:
             self.server.stats.unanswer("env_timeout")
             self.server.notice(
@@ -653,30 +702,43 @@ class _AgiConnection(asyncio.Protocol):
         session = self.session
         corrections = 0
         corrected = False
+        loop = self.loop
+        assert loop is not None
+        # A timer that wakes the wait, not asyncio.timeout: one handle, no task
+        # cancellation (a re-screen below keeps its own deadline).
+        self.timed_out = False
+        self._timer = loop.call_at(
+            loop.time() + self.server.settings.reply_timeout_ms / 1000, self._reply_expired
+        )
         try:
-            async with asyncio.timeout(self.server.settings.reply_timeout_ms / 1000):
-                while True:
-                    await self._until(lambda: self.amended or session.pending_replies == 0)
-                    if self.amended and corrections < MAX_RESCREENS:
-                        corrections += 1
-                        new_env, new_answer = await self._recheck(env, answer, handler, call)
-                        if new_env != env:
-                            env, answer, corrected = new_env, new_answer, True
-                            if not self._write(answer):
-                                return env, answer, "hangup before reply"
-                        continue
-                    self.amended = False
-                    if session.pending_replies == 0:
-                        break
-        except TimeoutError:
-            log.warning(
-                "uniqueid=%s: no AGI reply within %d ms",
-                _field(env.uniqueid),
-                self.server.settings.reply_timeout_ms,
-            )
-            return env, answer, "no reply"
+            while True:
+                await self._until(
+                    lambda: self.amended or session.pending_replies == 0 or self.timed_out
+                )
+                if self.amended and corrections < MAX_RESCREENS:
+                    corrections += 1
+                    new_env, new_answer = await self._recheck(env, answer, handler, call)
+                    if new_env != env:
+                        env, answer, corrected = new_env, new_answer, True
+                        if not self._write(answer):
+                            return env, answer, "hangup before reply"
+                    continue
+                self.amended = False
+                if session.pending_replies == 0:
+                    break
+                if self.timed_out:
+                    log.warning(
+                        "uniqueid=%s: no AGI reply within %d ms",
+                        _field(env.uniqueid),
+                        self.server.settings.reply_timeout_ms,
+                    )
+                    return env, answer, "no reply"
         except PeerHangup:
             return env, answer, "hangup before reply"
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
         outcome, warning = reply_outcome(self.replies[-1], session.hungup, corrected)
         if warning:
             log.warning("uniqueid=%s: %s", _field(env.uniqueid), warning)
