@@ -76,9 +76,29 @@ def test_data_of_schema_version_1_moves_its_attempt_log(cli: Cli, client: Any) -
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == [
         "2: the attempt log into its shards: 0 records, 0 counter days, 0 listed sets, "
-        "0 mark hashes, 0 decider hashes, 0 dropped keys"
+        "0 mark hashes, 0 decider hashes, 0 dropped keys",
+        "3: the lookup index: 1 lists and 0 campaigns indexed",
     ]
-    assert client.hget("{cs}:meta", "schema") == "2" and "dnc" in cli("lists", "ls").stdout
+    assert client.hget("{cs}:meta", "schema") == "3" and "dnc" in cli("lists", "ls").stdout
+
+
+def test_data_of_schema_version_2_gets_its_lookup_index(cli: Cli, client: Any) -> None:
+    """Version 3 adds the lookup index: without it the lookup refuses to answer (a call
+    gets the fail policy, never "no list applies"); migrate builds it."""
+    written_by_this_release(cli)
+    cli("lists", "create", "spring-dnc", "--action", "block", "--campaign-only")
+    cli("campaigns", "assign", "spring", "spring-dnc")
+    index = client.hgetall("{cs}:lk")
+    client.delete("{cs}:lk")
+    client.hset("{cs}:meta", "schema", "2")
+    cli("check", NUM, code=EXIT_SCHEMA)
+    dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
+    assert dry == ["3: the lookup index: 2 lists and 1 campaigns to index"]
+    assert not client.exists("{cs}:lk")
+    steps = json.loads(cli("migrate", "--json").stdout)["steps"]
+    assert steps == ["3: the lookup index: 2 lists and 1 campaigns indexed"]
+    assert client.hgetall("{cs}:lk") == index
+    assert "BLOCKED" in cli("check", "+33611112222", "--direction", "outbound").stdout
 
 
 def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:

@@ -168,7 +168,7 @@ class Screener:
         started = time.monotonic()
         try:
             raw = await client.evalsha(
-                self.script, [self.keys.meta], args, timeout=timeout, read_only=self.read_only
+                self.script, [self.keys.lookup], args, timeout=timeout, read_only=self.read_only
             )
         except StoreError as exc:
             # Either way one more round trip, once in a while: never on the usual path.
@@ -179,7 +179,7 @@ class Screener:
                 raise
             left = None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
             raw = await self.client.evalsha(
-                self.script, [self.keys.meta], args, timeout=left, read_only=self.read_only
+                self.script, [self.keys.lookup], args, timeout=left, read_only=self.read_only
             )
         return parse_matches(raw, now)
 

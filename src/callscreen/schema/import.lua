@@ -205,6 +205,7 @@ end
 
 local added, updated, restored, unchanged, deleted_kept, dups, pending = 0, 0, 0, 0, 0, 0, 0
 local enforced = 0
+local new_prefix = false
 
 -- whether a record with status s and expiry x takes part in screening now
 local function live(s, x)
@@ -244,6 +245,7 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     local c = ''
     if csi ~= '' and csi ~= si then c = created_of(bid, spec_batch(csi, '')) end
     redis.call('HSET', key, field, encode(target, bid, x, rid, c, e))
+    if loc == 'p' then new_prefix = true end
     reindex(loc, field, 'd', '', target, x)
     delta[target] = delta[target] + 1
     added = added + 1
@@ -311,4 +313,6 @@ else
   end
 end
 flush_counts()
+-- a new prefix: the lookup index must say that the list has prefixes (lookuplib.lua)
+if new_prefix then lookup_flag_prefixes(base, pkey) end
 return { added, updated, restored, unchanged, deleted_kept, dups, pending, enforced }

@@ -13,6 +13,10 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:global``          set    ids of global lists
 ``{cs}:camps``           set    campaign names that have assignments
 ``{cs}:camp:NAME``       set    list ids assigned to campaign NAME
+``{cs}:lk``              hash   the lookup index: which lists apply to a call of each direction
+                                and campaign (id, name, action, registry), which have
+                                prefixes; rebuilt with every list or campaign change
+                                (``lookuplib.lua`` says its fields)
 ``{cs}:e:L:B``           hash   exact entries of list L: field number // buckets -> record
 ``{cs}:p:L``             hash   prefix entries of list L: field prefix digits -> record
 ``{cs}:cnt:L``           hash   entry counts of list L by stored status (p, a, P, d)
@@ -121,7 +125,7 @@ import functools
 from dataclasses import dataclass
 
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
-SCHEMA_VERSION = "2"  # 2: the attempt log in shards (callscreen.services.migrations)
+SCHEMA_VERSION = "3"  # 2: the attempt log in shards; 3: the lookup index (services.migrations)
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
@@ -147,6 +151,8 @@ FRAGMENTS: dict[str, str] = {
     "LIST": ":list:",
     "GLOBAL": ":global",
     "CAMP": ":camp:",
+    "CAMPS": ":camps",
+    "LOOKUP": ":lk",
     "EXACT": ":e:",
     "PREFIXES": ":p:",
     "BSEQ": ":bseq",
@@ -202,7 +208,12 @@ class Keys:
 
     @property
     def campaigns(self) -> str:
-        return f"{self.base}:camps"
+        return f"{self.base}{_F['CAMPS']}"
+
+    @property
+    def lookup(self) -> str:
+        """The lookup index (``lookuplib.lua``): what the lookup script reads first."""
+        return f"{self.base}{_F['LOOKUP']}"
 
     def campaign(self, name: str) -> str:
         return f"{self.base}{_F['CAMP']}{name}"

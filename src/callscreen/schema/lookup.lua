@@ -2,8 +2,9 @@
 -- callscreen lookup: every entry that matches one number, in every list that
 -- applies to one call, in one round trip.
 --
--- KEYS[1]  the meta hash (declared so the script's slot is known; every other key
---          shares its hash tag)
+-- KEYS[1]  the lookup index ({cs}:lk, lookuplib.lua: which lists apply to a call in
+--          each direction and campaign, and which have prefixes); every other key
+--          shares its hash tag
 -- ARGV     base ("{cs}"), direction, campaign ("" for none), now (epoch seconds),
 --          digits (E.164 without '+'), all ("1": also entries that are not enforced)
 --
@@ -15,30 +16,34 @@
 -- a listed number is reported as an active exact entry of the list's last load batch
 -- (field "rbatch").
 -- Which match decides is not chosen here: the precedence rules live in Python.
+--
+-- Redis work per call: one HMGET of the index, one HGET per applicable list (GETBIT for
+-- a registry list), one HMGET of the candidate prefixes per list that has prefixes, one
+-- HGET per distinct batch among the matches returned.
 
 local base, dir, camp = ARGV[1], ARGV[2], ARGV[3]
 local now, digits, all = tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
 
-local buckets = tonumber(redis.call('HGET', KEYS[1], 'buckets') or DEFAULT_BUCKETS)
+local index = redis.call('HMGET', KEYS[1], 'v', 'buckets', 'px', 'g:' .. dir,
+  camp ~= '' and ('c:' .. dir .. ':' .. camp) or 'v')
+if not index[1] then
+  -- not built: an empty table (no list applies to anything yet), or data of an older
+  -- layout, which must not be read as "no lists"
+  if redis.call('EXISTS', base .. K_GLOBAL) == 1 or redis.call('EXISTS', base .. K_CAMPS) == 1 then
+    return redis.error_reply('ERR callscreen lookup index missing: run callscreen migrate')
+  end
+  return {}
+end
+local flagged = {}  -- the lists with prefixes
+for id in string.gmatch(index[3] or '', '%d+') do flagged[id] = true end
+local applied = index[4] or ''
+if camp ~= '' and index[5] then applied = applied .. index[5] end
+
+local buckets = tonumber(index[2])
 local n = tonumber(digits)
 -- buckets is a power of two, so these divisions are exact on Lua's doubles
 local bucket = string.format('%.0f', n % buckets)
 local field = string.format('%.0f', math.floor(n / buckets))
-
-local ids = redis.call('SMEMBERS', base .. K_GLOBAL)
-if camp ~= '' then
-  local seen = {}
-  for _, id in ipairs(ids) do seen[id] = true end
-  for _, id in ipairs(redis.call('SMEMBERS', base .. K_CAMP .. camp)) do
-    if not seen[id] then
-      seen[id] = true
-      ids[#ids + 1] = id
-    end
-  end
-end
-
-local prefixes = {}
-for k = 1, #digits do prefixes[k] = string.sub(digits, 1, k) end
 
 local function enforced(rec)
   local s = string.sub(rec, 1, 1)
@@ -60,10 +65,10 @@ local function batch_of(rec)
 end
 
 local out = {}
-local function push(meta, key, is_prefix, rec)
+local function push(name, action, key, is_prefix, rec)
   if all or enforced(rec) then
-    out[#out + 1] = meta[1]
-    out[#out + 1] = meta[2]
+    out[#out + 1] = name
+    out[#out + 1] = action
     out[#out + 1] = key
     out[#out + 1] = is_prefix
     out[#out + 1] = rec
@@ -71,22 +76,27 @@ local function push(meta, key, is_prefix, rec)
   end
 end
 
+local prefixes = nil
 local nanp = #digits == 11 and string.sub(digits, 1, 1) == '1'
-for _, id in ipairs(ids) do
-  local meta = redis.call('HMGET', base .. K_LIST .. id, 'name', 'action', 'direction',
-    'registry', 'rbatch')
-  if meta[4] then
-    if nanp and meta[4] == 'us' and (meta[3] == 'both' or meta[3] == dir) then
+for id, action, registry, rbatch, name in string.gmatch(applied, '(%d+)\t(%a+)\t(%a*)\t(%d*)\t([^\n]*)\n') do
+  if registry ~= '' then
+    if nanp and registry == 'us' then
       local bit = redis.call('GETBIT', base .. K_REG .. id .. ':' .. string.sub(digits, 2, 7),
         tonumber(string.sub(digits, 8, 11)))
-      if bit == 1 then push(meta, digits, 'r', 'a;' .. (meta[5] or '')) end
+      if bit == 1 then push(name, action, digits, 'r', 'a;' .. rbatch) end
     end
-  elseif meta[1] and (meta[3] == 'both' or meta[3] == dir) then
+  else
     local rec = redis.call('HGET', base .. K_EXACT .. id .. ':' .. bucket, field)
-    if rec then push(meta, digits, '0', rec) end
-    local recs = redis.call('HMGET', base .. K_PREFIXES .. id, unpack(prefixes))
-    for k = 1, #prefixes do
-      if recs[k] then push(meta, prefixes[k], '1', recs[k]) end
+    if rec then push(name, action, digits, '0', rec) end
+    if flagged[id] then
+      if prefixes == nil then
+        prefixes = {}
+        for k = 1, #digits do prefixes[k] = string.sub(digits, 1, k) end
+      end
+      local recs = redis.call('HMGET', base .. K_PREFIXES .. id, unpack(prefixes))
+      for k = 1, #prefixes do
+        if recs[k] then push(name, action, prefixes[k], '1', recs[k]) end
+      end
     end
   end
 end

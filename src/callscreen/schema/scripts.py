@@ -45,20 +45,35 @@ def body(name: str) -> str:
 
 def load(name: str, *, flags: bool = True) -> Script:
     """The script ``NAME.lua`` of this package with the :func:`prelude` put in front of
-    its body. A first line ``#!lua flags=...`` (script flags, Redis >= 7) stays first,
-    as Redis reads it only there; ``flags=False`` leaves it out, for a Redis that knows
-    no script flags (6: such a line is a syntax error there)."""
+    its body, and the libraries it uses (:data:`USES`) between them. A first line
+    ``#!lua flags=...`` (script flags, Redis >= 7) stays first, as Redis reads it only
+    there; ``flags=False`` leaves it out, for a Redis that knows no script flags (6: such
+    a line is a syntax error there)."""
     text = body(name)
+    head = prelude() + "".join(body(lib) for lib in USES.get(name, ()))
     if not text.startswith("#!"):
-        return Script(prelude() + text)
+        return Script(head + text)
     shebang, rest = text.split("\n", 1)
-    return Script((shebang + "\n" if flags else "") + prelude() + rest)
+    return Script((shebang + "\n" if flags else "") + head + rest)
+
+
+#: Lua libraries (``NAME.lua`` files of local functions, no script by themselves) ...
+LIBRARIES = ("lookuplib",)
+#: ... and the scripts that use them: every script that changes what the lookup index
+#: summarizes keeps the index in the same call.
+USES: dict[str, tuple[str, ...]] = {
+    "entries": ("lookuplib",),
+    "import": ("lookuplib",),
+    "optout": ("lookuplib",),
+    "lookupindex": ("lookuplib",),
+}
 
 
 ENTRIES = load("entries")
 IMPORT = load("import")
 LOOKUP = load("lookup")  # read-only (#!lua flags=no-writes): EVALSHA_RO, on replicas too
 LOOKUP_PLAIN = load("lookup", flags=False)  # the same for Redis 6
+LOOKUP_INDEX = load("lookupindex")  # rebuilds the lookup index: run in each list change's MULTI
 LOGWRITE = load("logwrite")
 OPTOUT = load("optout")
 OUTCOME = load("outcome")
@@ -69,6 +84,7 @@ ALL = {
     "entries": ENTRIES,
     "import": IMPORT,
     "lookup": LOOKUP,
+    "lookupindex": LOOKUP_INDEX,
     "logwrite": LOGWRITE,
     "optout": OPTOUT,
     "outcome": OUTCOME,

@@ -15,7 +15,8 @@ the data in Redis has.
 A release that changes a stored format bumps ``SCHEMA_VERSION`` and adds its step
 here. Version 1 is the first layout with a version; version 2 keeps the attempt log in
 shards (:func:`~callscreen.services.logshards.migrate_attempt_log` moves the log of
-the one-tag layout; run it with the gateways stopped).
+the one-tag layout; run it with the gateways stopped); version 3 adds the lookup index
+(``{cs}:lk``: which lists apply to a call, read by the lookup in one command).
 """
 
 from __future__ import annotations
@@ -63,8 +64,23 @@ async def _shard_attempt_log(table: Table, dry_run: bool) -> str:
     return await asyncio.to_thread(work)
 
 
+async def _build_lookup_index(table: Table, dry_run: bool) -> str:
+    """Version 3: the lookup index (``{cs}:lk``, ``schema/lookuplib.lua``), built from the
+    lists and campaigns; from then on every change keeps it. Safe with the previous
+    release's gateways running (their lookup reads the lists themselves); this release's
+    refuse to start until it is done, and a lookup that finds no index fails (the fail
+    policy answers) rather than read no lists."""
+    lists = int(await store.wait(table.r.hlen(table.keys.lists)))
+    campaigns = int(await store.wait(table.r.scard(table.keys.campaigns)))
+    if not dry_run:
+        await table.rebuild_lookup_index()
+    verb = "to index" if dry_run else "indexed"
+    return f"{lists} lists and {campaigns} campaigns {verb}"
+
+
 MIGRATIONS: list[Migration] = [
     Migration(2, "the attempt log into its shards", _shard_attempt_log),
+    Migration(3, "the lookup index", _build_lookup_index),
 ]
 
 
