@@ -6,9 +6,10 @@
 --          each direction and campaign, and which have prefixes); every other key
 --          shares its hash tag
 -- ARGV     base ("{cs}"), direction, campaign ("" for none), now (epoch seconds),
---          digits (E.164 without '+'), all ("1": also entries that are not enforced)
+--          all ("1": also entries that are not enforced), then the numbers: E.164
+--          digits without '+' (one for a call; a check sends many in one call)
 --
--- Returns a flat array, six items a match:
+-- Returns one array per number, in order: a flat array of six items a match:
 --   list name, action, entry digits, "1" if a prefix, "r" if a registry listing, else
 --   "0", entry record, batch JSON
 -- A registry list (field "registry" of its hash: "us") holds no entries: one bit per
@@ -22,7 +23,7 @@
 -- HGET per distinct batch among the matches returned.
 
 local base, dir, camp = ARGV[1], ARGV[2], ARGV[3]
-local now, digits, all = tonumber(ARGV[4]), ARGV[5], ARGV[6] == '1'
+local now, all = tonumber(ARGV[4]), ARGV[5] == '1'
 
 local index = redis.call('HMGET', KEYS[1], 'v', 'buckets', 'px', 'g:' .. dir,
   camp ~= '' and ('c:' .. dir .. ':' .. camp) or 'v')
@@ -32,7 +33,9 @@ if not index[1] then
   if redis.call('EXISTS', base .. K_GLOBAL) == 1 or redis.call('EXISTS', base .. K_CAMPS) == 1 then
     return redis.error_reply('ERR callscreen lookup index missing: run callscreen migrate')
   end
-  return {}
+  local none = {}
+  for i = 6, #ARGV do none[#none + 1] = {} end
+  return none
 end
 local flagged = {}  -- the lists with prefixes
 for id in string.gmatch(index[3] or '', '%d+') do flagged[id] = true end
@@ -40,10 +43,6 @@ local applied = index[4] or ''
 if camp ~= '' and index[5] then applied = applied .. index[5] end
 
 local buckets = tonumber(index[2])
-local n = tonumber(digits)
--- buckets is a power of two, so these divisions are exact on Lua's doubles
-local bucket = string.format('%.0f', n % buckets)
-local field = string.format('%.0f', math.floor(n / buckets))
 
 local function enforced(rec)
   local s = string.sub(rec, 1, 1)
@@ -64,7 +63,7 @@ local function batch_of(rec)
   return batches[b]
 end
 
-local out = {}
+local out
 local function push(name, action, key, is_prefix, rec)
   if all or enforced(rec) then
     out[#out + 1] = name
@@ -76,28 +75,49 @@ local function push(name, action, key, is_prefix, rec)
   end
 end
 
-local prefixes = nil
-local nanp = #digits == 11 and string.sub(digits, 1, 1) == '1'
+local lists = {}
 for id, action, registry, rbatch, name in string.gmatch(applied, '(%d+)\t(%a+)\t(%a*)\t(%d*)\t([^\n]*)\n') do
-  if registry ~= '' then
-    if nanp and registry == 'us' then
-      local bit = redis.call('GETBIT', base .. K_REG .. id .. ':' .. string.sub(digits, 2, 7),
-        tonumber(string.sub(digits, 8, 11)))
-      if bit == 1 then push(name, action, digits, 'r', 'a;' .. rbatch) end
-    end
-  else
-    local rec = redis.call('HGET', base .. K_EXACT .. id .. ':' .. bucket, field)
-    if rec then push(name, action, digits, '0', rec) end
-    if flagged[id] then
-      if prefixes == nil then
-        prefixes = {}
-        for k = 1, #digits do prefixes[k] = string.sub(digits, 1, k) end
+  -- key names made once a call, not once a number
+  lists[#lists + 1] = { id, action, registry, rbatch, name, base .. K_EXACT .. id .. ':',
+    flagged[id] and (base .. K_PREFIXES .. id) }
+end
+
+local function lookup(digits)
+  out = {}  -- push() appends here
+  local n = tonumber(digits)
+  -- buckets is a power of two, so these divisions are exact on Lua's doubles
+  local bucket = string.format('%.0f', n % buckets)
+  local field = string.format('%.0f', math.floor(n / buckets))
+  local prefixes = nil
+  local nanp = #digits == 11 and string.sub(digits, 1, 1) == '1'
+  for _, list in ipairs(lists) do
+    local id, action, registry, rbatch, name = list[1], list[2], list[3], list[4], list[5]
+    local pkey = list[7]
+    if registry ~= '' then
+      if nanp and registry == 'us' then
+        local bit = redis.call('GETBIT', base .. K_REG .. id .. ':' .. string.sub(digits, 2, 7),
+          tonumber(string.sub(digits, 8, 11)))
+        if bit == 1 then push(name, action, digits, 'r', 'a;' .. rbatch) end
       end
-      local recs = redis.call('HMGET', base .. K_PREFIXES .. id, unpack(prefixes))
-      for k = 1, #prefixes do
-        if recs[k] then push(name, action, prefixes[k], '1', recs[k]) end
+    else
+      local rec = redis.call('HGET', list[6] .. bucket, field)
+      if rec then push(name, action, digits, '0', rec) end
+      if pkey then
+        if prefixes == nil then
+          prefixes = {}
+          for k = 1, #digits do prefixes[k] = string.sub(digits, 1, k) end
+        end
+        local recs = redis.call('HMGET', pkey, unpack(prefixes))
+        for k = 1, #prefixes do
+          if recs[k] then push(name, action, prefixes[k], '1', recs[k]) end
+        end
       end
     end
   end
+  return out
 end
-return out
+
+-- the numbers, each its own array of matches
+local replies = {}
+for i = 6, #ARGV do replies[#replies + 1] = lookup(ARGV[i]) end
+return replies
