@@ -75,11 +75,16 @@ local function push(name, action, key, is_prefix, rec)
   end
 end
 
-local lists = {}
+-- the lists, one array per attribute (fewer tables for Lua's collector to sweep); key
+-- names made once a call, not once a number
+local ids, actions, registries, rbatches, names, ekeys, pkeys = {}, {}, {}, {}, {}, {}, {}
+local count = 0
 for id, action, registry, rbatch, name in string.gmatch(applied, '(%d+)\t(%a+)\t(%a*)\t(%d*)\t([^\n]*)\n') do
-  -- key names made once a call, not once a number
-  lists[#lists + 1] = { id, action, registry, rbatch, name, base .. K_EXACT .. id .. ':',
-    flagged[id] and (base .. K_PREFIXES .. id) }
+  count = count + 1
+  ids[count], actions[count], registries[count], rbatches[count], names[count] =
+    id, action, registry, rbatch, name
+  ekeys[count] = base .. K_EXACT .. id .. ':'
+  pkeys[count] = flagged[id] and (base .. K_PREFIXES .. id)
 end
 
 local function lookup(digits)
@@ -90,17 +95,16 @@ local function lookup(digits)
   local field = string.format('%.0f', math.floor(n / buckets))
   local prefixes = nil
   local nanp = #digits == 11 and string.sub(digits, 1, 1) == '1'
-  for _, list in ipairs(lists) do
-    local id, action, registry, rbatch, name = list[1], list[2], list[3], list[4], list[5]
-    local pkey = list[7]
+  for j = 1, count do
+    local action, registry, name, pkey = actions[j], registries[j], names[j], pkeys[j]
     if registry ~= '' then
       if nanp and registry == 'us' then
-        local bit = redis.call('GETBIT', base .. K_REG .. id .. ':' .. string.sub(digits, 2, 7),
+        local bit = redis.call('GETBIT', base .. K_REG .. ids[j] .. ':' .. string.sub(digits, 2, 7),
           tonumber(string.sub(digits, 8, 11)))
-        if bit == 1 then push(name, action, digits, 'r', 'a;' .. rbatch) end
+        if bit == 1 then push(name, action, digits, 'r', 'a;' .. rbatches[j]) end
       end
     else
-      local rec = redis.call('HGET', list[6] .. bucket, field)
+      local rec = redis.call('HGET', ekeys[j] .. bucket, field)
       if rec then push(name, action, digits, '0', rec) end
       if pkey then
         if prefixes == nil then
