@@ -226,7 +226,8 @@ class Screener:
             raw = await self.client.evalsha(
                 self.script, [self.keys.lookup], args, timeout=left, read_only=self.read_only
             )
-        return [parse_matches(each, now) for each in raw]
+        batches: dict[Any, tuple[str, str]] = {}
+        return [parse_matches(each, now, batches) for each in raw]
 
     def fail_decision(self, request: ScreenRequest, reason: str) -> Decision:
         """The answer when screening cannot be done: by the fail policy, never
@@ -276,16 +277,24 @@ def read_number(request: ScreenRequest, region: str) -> CallNumber:
     return read_call_number(request.number, region)
 
 
-def parse_matches(raw: list[Any], now: float) -> tuple[Match, ...]:
-    """Decode the lookup script's flat reply into :class:`Match` es."""
+def parse_matches(
+    raw: list[Any], now: float, batches: dict[Any, tuple[str, str]] | None = None
+) -> tuple[Match, ...]:
+    """Decode the lookup script's flat reply into :class:`Match` es. ``batches``: the
+    reason and source of each batch record already decoded (the numbers of one check
+    share a few batches)."""
     matches = []
+    known: dict[Any, tuple[str, str]] = {} if batches is None else batches
     for i in range(0, len(raw), 6):
         name, action, digits, is_prefix, rec, batch = raw[i : i + 6]
         record = EntryRecord.decode(_text(rec))
         reason = source = ""
         if batch:
-            data = json.loads(batch)
-            reason, source = data.get("r", ""), data.get("s", "")
+            found = known.get(batch)
+            if found is None:
+                data = json.loads(batch)
+                found = known[batch] = (data.get("r", ""), data.get("s", ""))
+            reason, source = found
         matches.append(
             Match(
                 list_name=_text(name),
