@@ -75,17 +75,7 @@ local function push(name, action, key, is_prefix, rec)
   end
 end
 
--- the lists, one array per attribute (fewer tables for Lua's collector to sweep); key
--- names made once a call, not once a number
-local ids, actions, registries, rbatches, names, ekeys, pkeys = {}, {}, {}, {}, {}, {}, {}
-local count = 0
-for id, action, registry, rbatch, name in string.gmatch(applied, '(%d+)\t(%a+)\t(%a*)\t(%d*)\t([^\n]*)\n') do
-  count = count + 1
-  ids[count], actions[count], registries[count], rbatches[count], names[count] =
-    id, action, registry, rbatch, name
-  ekeys[count] = base .. K_EXACT .. id .. ':'
-  pkeys[count] = flagged[id] and (base .. K_PREFIXES .. id)
-end
+local LINE = '(%d+)\t(%a+)\t(%a*)\t(%d*)\t([^\n]*)\n'
 
 local function lookup(digits)
   out = {}  -- push() appends here
@@ -95,23 +85,24 @@ local function lookup(digits)
   local field = string.format('%.0f', math.floor(n / buckets))
   local prefixes = nil
   local nanp = #digits == 11 and string.sub(digits, 1, 1) == '1'
-  for j = 1, count do
-    local action, registry, name, pkey = actions[j], registries[j], names[j], pkeys[j]
+  -- the index's lines parsed again for each number: cheaper for the one number of a
+  -- call than tables of them (measured: bench/bench_gateway.py --redis-only)
+  for id, action, registry, rbatch, name in string.gmatch(applied, LINE) do
     if registry ~= '' then
       if nanp and registry == 'us' then
-        local bit = redis.call('GETBIT', base .. K_REG .. ids[j] .. ':' .. string.sub(digits, 2, 7),
+        local bit = redis.call('GETBIT', base .. K_REG .. id .. ':' .. string.sub(digits, 2, 7),
           tonumber(string.sub(digits, 8, 11)))
-        if bit == 1 then push(name, action, digits, 'r', 'a;' .. rbatches[j]) end
+        if bit == 1 then push(name, action, digits, 'r', 'a;' .. rbatch) end
       end
     else
-      local rec = redis.call('HGET', ekeys[j] .. bucket, field)
+      local rec = redis.call('HGET', base .. K_EXACT .. id .. ':' .. bucket, field)
       if rec then push(name, action, digits, '0', rec) end
-      if pkey then
+      if flagged[id] then
         if prefixes == nil then
           prefixes = {}
           for k = 1, #digits do prefixes[k] = string.sub(digits, 1, k) end
         end
-        local recs = redis.call('HMGET', pkey, unpack(prefixes))
+        local recs = redis.call('HMGET', base .. K_PREFIXES .. id, unpack(prefixes))
         for k = 1, #prefixes do
           if recs[k] then push(name, action, prefixes[k], '1', recs[k]) end
         end
