@@ -24,6 +24,7 @@ from callscreen.schema.attempts import DayClock, LogSettings
 from callscreen.schema.keys import (
     DAY_LISTED_BUCKETS,
     LOG_SHARDS,
+    SCHEMA_VERSION,
     Keys,
     key_slot,
     log_shard,
@@ -222,13 +223,13 @@ def test_callscreen_migrate_moves_the_log_of_schema_version_1(
 
     assert "callscreen migrate" in cli("lists", "ls", code=EXIT_SCHEMA)
     dry = json.loads(cli("migrate", "--dry-run", "--json"))
-    assert dry["stored_version"] == 1 and dry["version"] == 2
+    assert dry["stored_version"] == 1 and dry["version"] == int(SCHEMA_VERSION)
     assert "82 log records" in dry["steps"][0] and r.xlen("{cs}:log") == 82
     assert r.hget("{cs}:meta", "schema") == "1" and r.keys("{cs.log.*") == []
 
     done = json.loads(cli("migrate", "--json", "--by", "ops"))
     assert "82 records" in done["steps"][0] and "2 counter days" in done["steps"][0]
-    assert r.hget("{cs}:meta", "schema") == "2"
+    assert r.hget("{cs}:meta", "schema") == SCHEMA_VERSION
     assert r.hget("{cs}:meta", "log_shards") == str(LOG_SHARDS)
     assert [k for k in r.keys("{cs}:*") if ":log" in k or ":fc:" in k] == []
     assert comparable(report_of(settings)) == before
