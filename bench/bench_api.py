@@ -152,6 +152,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=10.0, help="of each load phase")
     parser.add_argument("--hammer", nargs=4, metavar=("URL", "KEY", "LIST", "NUMBERS"))
+    parser.add_argument(
+        "--check-only", action="store_true", help="only the bulk add and POST /check parts"
+    )
     args = parser.parse_args()
     if args.hammer:
         url, key, list_id, numbers_file = args.hammer
@@ -232,8 +235,16 @@ def run(args: argparse.Namespace, settings: Settings, env: dict[str, str], tmp: 
             f"{ms(statistics.median(times))}, best {ms(min(times))} (goal < 1 s); "
             f"{r.json()['counts']}"
         )
-        parse, lookups = asyncio.run(split(settings, numbers))
-        print(f"  in one process: parsing {ms(parse)}, pipelined lookups {ms(lookups)}")
+        parts = asyncio.run(split(settings, numbers))
+        print(
+            f"  in one process: parsing {ms(parts['parse'])}; lookups (Redis and the client) "
+            f"one number a script call, pipelined {ms(parts['one'])}, 8 numbers a call "
+            f"{ms(parts['chunk8'])}, 32 {ms(parts['chunk32'])}, 128 {ms(parts['chunk128'])}; "
+            f"the check service's decide_many (32 a call; parse, lookups, precedence) "
+            f"{ms(parts['decide_many'])}"
+        )
+        if args.check_only:
+            return
 
         # 4. entries page
         times = []
@@ -299,21 +310,35 @@ def run(args: argparse.Namespace, settings: Settings, env: dict[str, str], tmp: 
             )
 
 
-async def split(settings: Settings, numbers: list[str]) -> tuple[float, float]:
-    """Parsing alone, then the lookups alone (pipelined on one connection)."""
+async def split(settings: Settings, numbers: list[str]) -> dict[str, float]:
+    """Parsing alone, then the lookups alone: one script call per number (pipelined on
+    one connection) and ``chunk`` numbers a call (as the check service sends them); then
+    the whole ``decide_many`` the service runs (parse, lookups, precedence)."""
     started = time.perf_counter()
     digits = [read_call_number(n, settings.default_region).digits for n in numbers]
-    parse = time.perf_counter() - started
+    out = {"parse": time.perf_counter() - started}
     client = LeanRedis.from_settings(settings)
     screener = Screener(settings, client)
     try:
         await screener.decide(ScreenRequest(numbers[0], Direction.OUTBOUND))  # connect
         started = time.perf_counter()
         await asyncio.gather(*(screener.lookup(d, Direction.OUTBOUND, "") for d in digits))
-        lookups = time.perf_counter() - started
+        out["one"] = time.perf_counter() - started
+        for chunk in (8, 32, 128):
+            started = time.perf_counter()
+            await asyncio.gather(
+                *(
+                    screener.lookup_many(digits[i : i + chunk], Direction.OUTBOUND, "")
+                    for i in range(0, len(digits), chunk)
+                )
+            )
+            out[f"chunk{chunk}"] = time.perf_counter() - started
+        started = time.perf_counter()
+        await screener.decide_many(numbers, Direction.OUTBOUND)
+        out["decide_many"] = time.perf_counter() - started
     finally:
         await client.close()
-    return parse, lookups
+    return out
 
 
 if __name__ == "__main__":

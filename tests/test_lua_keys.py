@@ -64,7 +64,7 @@ def schema_patterns(keys: Keys) -> list[re.Pattern[str]]:
 
 
 def test_script_bodies_spell_no_key_fragment_or_size() -> None:
-    for name in [*scripts.ALL, *{m for ms in scripts.INCLUDES.values() for m in ms}]:
+    for name in [*scripts.ALL, *scripts.LIBRARIES]:
         body = scripts.body(name)
         code = "\n".join(line.split("--", 1)[0] for line in body.splitlines())
         assert not re.search(r"'(:[a-z]+)+:?'", code), f"{name}.lua spells a key fragment"
@@ -77,12 +77,16 @@ def test_script_bodies_spell_no_key_fragment_or_size() -> None:
 def test_every_script_starts_with_the_prelude_of_the_schema() -> None:
     prelude = scripts.prelude()
     for name, script in scripts.ALL.items():
+        # then the libraries the script uses (record, lookuplib)
+        head = prelude + "".join(scripts.body(lib) for lib in scripts.USES.get(name, ()))
         body = scripts.body(name)
         if body.startswith("#!"):  # script flags: Redis reads them on the first line only
             shebang, rest = body.split("\n", 1)
-            assert script.source == shebang + "\n" + prelude + scripts.included(name) + rest
+            assert script.source == shebang + "\n" + head + rest
         else:
-            assert script.source == prelude + scripts.included(name) + body
+            assert script.source == head + body
+    assert "lookup_flag_prefixes(" in scripts.ENTRIES.source
+    assert "rec_encode(" in scripts.ENTRIES.source and "rec_encode(" in scripts.IMPORT.source
     assert "local BATCH_BUCKET = 512" in prelude and "local K_LIST = ':list:'" in prelude
 
 

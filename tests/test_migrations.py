@@ -81,8 +81,9 @@ def test_data_of_schema_version_1_moves_its_attempt_log(cli: Cli, client: Any) -
         "0 mark hashes, 0 decider hashes, 0 dropped keys",
         "3: entries keep their transitions: 0 pending entries marked as not enforced yet",
         "4: blocked calls kept by age; each number's attempt index: 0 moved, 0 indexed, 0 numbers",
+        "5: the lookup index: 1 lists and 0 campaigns indexed",
     ]
-    assert client.hget("{cs}:meta", "schema") == "4" and "dnc" in cli("lists", "ls").stdout
+    assert client.hget("{cs}:meta", "schema") == "5" and "dnc" in cli("lists", "ls").stdout
 
 
 def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
@@ -108,12 +109,14 @@ def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
     assert dry == ["3: entries keep their transitions: 2 pending entries without a trail to "
                    "mark as not enforced yet",
                    "4: blocked calls kept by age; each number's attempt index: 0 blocked/labeled "
-                   "records to keep by age, 0 to index"]  # fmt: skip
+                   "records to keep by age, 0 to index",
+                   "5: the lookup index: 2 lists and 0 campaigns to index"]  # fmt: skip
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == ["3: entries keep their transitions: 2 pending entries marked as not "
                      "enforced yet",
                      "4: blocked calls kept by age; each number's attempt index: 0 moved, "
-                     "0 indexed, 0 numbers"]  # fmt: skip
+                     "0 indexed, 0 numbers",
+                     "5: the lookup index: 2 lists and 0 campaigns indexed"]  # fmt: skip
     assert [client.hget(key, field) for key, field in fields] == ["p;1;;;~;", "p;1;;;~;"]
     assert "up to date" in cli("migrate").stdout
     cli("approve", "review", pending)
@@ -122,6 +125,25 @@ def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
     assert approved["enforced_since"] == approved["updated_at"] != approved["created_at"]
     [active] = json.loads(cli("entries", "dnc", "--json").stdout)["entries"]
     assert active["enforced_since"] == active["created_at"]  # untouched
+
+
+def test_data_of_schema_version_4_gets_its_lookup_index(cli: Cli, client: Any) -> None:
+    """Version 5 adds the lookup index: without it the lookup refuses to answer (a call
+    gets the fail policy, never "no list applies"); migrate builds it."""
+    written_by_this_release(cli)
+    cli("lists", "create", "spring-dnc", "--action", "block", "--campaign-only")
+    cli("campaigns", "assign", "spring", "spring-dnc")
+    index = client.hgetall("{cs}:lk")
+    client.delete("{cs}:lk")
+    client.hset("{cs}:meta", "schema", "4")
+    cli("check", NUM, code=EXIT_SCHEMA)
+    dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
+    assert dry == ["5: the lookup index: 2 lists and 1 campaigns to index"]
+    assert not client.exists("{cs}:lk")
+    steps = json.loads(cli("migrate", "--json").stdout)["steps"]
+    assert steps == ["5: the lookup index: 2 lists and 1 campaigns indexed"]
+    assert client.hgetall("{cs}:lk") == index
+    assert "BLOCKED" in cli("check", "+33611112222", "--direction", "outbound").stdout
 
 
 def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:

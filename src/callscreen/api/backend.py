@@ -443,11 +443,10 @@ class Backend:
     async def check_numbers(
         self, numbers: Sequence[str], direction: Direction, campaign: str
     ) -> list[Decision]:
-        """The gateway's decision for each number, lookups pipelined on one connection."""
-        if direction is Direction.BOTH:
-            raise InvalidInput("a call is inbound or outbound")
-        decisions = await asyncio.gather(
-            *(self.screener.decide(ScreenRequest(n, direction, campaign)) for n in numbers)
+        """The gateway's decision for each number (the check service, on the API's
+        screener), other lists masked for a key restricted to lists."""
+        decisions = await self.services.checks.decide_many(
+            numbers, direction, campaign, screener=self.screener
         )
         return [self._masked(d) for d in decisions]
 

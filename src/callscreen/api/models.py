@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from callscreen.core.model import Action, Direction, Result, Scope, Status
 from callscreen.services.apikeys import KeyScope
+from callscreen.services.checking import MAX_CHECK
 
 MAX_ENTRIES = 10_000
-MAX_CHECK = 10_000
 MAX_CHANGE = 1_000
 
 Text = Field(max_length=500)

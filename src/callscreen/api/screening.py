@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Path
 from callscreen.api.auth import Principal, scoped
 from callscreen.api.models import (
     ERRORS,
-    MAX_CHECK,
     CampaignLists,
     CampaignOut,
     CheckIn,
@@ -18,7 +17,7 @@ from callscreen.api.models import (
     OptoutIn,
     OptoutOut,
 )
-from callscreen.core.errors import InvalidNumber, StoreUnavailable, TooLarge
+from callscreen.core.errors import InvalidNumber, StoreUnavailable
 from callscreen.core.model import Direction, Result
 from callscreen.services.apikeys import KeyScope
 
@@ -39,8 +38,6 @@ CampaignName = Annotated[str, Path(min_length=1, max_length=200)]
     "would get now (result, list, entry, reason), through the gateway's own screener.",
 )
 async def check(body: CheckIn, who: Checker) -> dict[str, Any]:
-    if len(body.numbers) > MAX_CHECK:
-        raise TooLarge(f"at most {MAX_CHECK} numbers a request ({len(body.numbers)} given)")
     direction = Direction(body.direction)
     decisions = await who.backend.check_numbers(body.numbers, direction, body.campaign)
     counts = Counter(d.result.value for d in decisions)

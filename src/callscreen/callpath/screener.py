@@ -8,10 +8,11 @@ anonymous policy, the deadline and the fail policy — is here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from callscreen.callpath.decision import Decision, ScreenRequest
@@ -114,6 +115,52 @@ class Screener:
         With ``include_inactive`` the decision's ``matches`` also hold entries that are
         not enforced (pending, removed, expired), for ``check``.
         """
+        number = self.read(request)
+        if isinstance(number, Decision):
+            return number
+        matches = await self.lookup(
+            number.digits, request.direction, request.campaign, include_inactive, timeout
+        )
+        return decision_of(number, matches)
+
+    async def decide_many(
+        self,
+        numbers: Sequence[str],
+        direction: Direction,
+        campaign: str = "",
+        *,
+        include_inactive: bool = False,
+        chunk: int = 32,
+    ) -> list[Decision]:
+        """:meth:`decide` for each of ``numbers`` (raw, as a call would carry them), in
+        order, raising :class:`CallscreenError` if Redis fails: the same reading of the
+        number and the same precedence, with the lookups ``chunk`` numbers to a call of
+        the lookup script, the calls pipelined on the one connection."""
+        decisions: list[Decision | None] = []
+        pending: list[tuple[int, CallNumber]] = []
+        for raw in numbers:
+            number = self.read(ScreenRequest(raw, direction, campaign))
+            if isinstance(number, Decision):
+                decisions.append(number)
+            else:
+                pending.append((len(decisions), number))
+                decisions.append(None)
+        slices = [pending[i : i + chunk] for i in range(0, len(pending), chunk)]
+        found = await asyncio.gather(
+            *(
+                self.lookup_many([n.digits for _, n in part], direction, campaign, include_inactive)
+                for part in slices
+            )
+        )
+        for part, matches in zip(slices, found, strict=True):
+            for (at, number), each in zip(part, matches, strict=True):
+                decisions[at] = decision_of(number, each)
+        return [d for d in decisions if d is not None]
+
+    def read(self, request: ScreenRequest) -> CallNumber | Decision:
+        """The number a request screens, or the decision when there is nothing to look
+        up: an emergency or service number called out, no number (the anonymous policy),
+        an outbound number that cannot be one."""
         region = self.settings.default_region
         if request.direction is Direction.OUTBOUND and is_never_blocked_outbound(
             request.number, region
@@ -127,23 +174,7 @@ class Screener:
             return Decision(
                 _POLICY_RESULT[policy], reason=f"{number.reason} (anonymous policy: {policy})"
             )
-        matches = await self.lookup(
-            number.digits, request.direction, request.campaign, include_inactive, timeout
-        )
-        winner = decide(matches)
-        if winner is None:
-            return Decision(
-                Result.ALLOWED, number=number.e164, matches=matches, stripped=number.stripped
-            )
-        return Decision(
-            _RESULT_OF[winner.action],
-            number=number.e164,
-            list_name=winner.list_name,
-            match=winner.display,
-            reason=winner.reason,
-            matches=matches,
-            stripped=number.stripped,
-        )
+        return number
 
     async def lookup(
         self,
@@ -154,21 +185,35 @@ class Screener:
         timeout: float | None = None,
     ) -> tuple[Match, ...]:
         """Every entry matching ``digits`` in the lists applying to the call: one round trip."""
+        found = await self.lookup_many([digits], direction, campaign, include_inactive, timeout)
+        return found[0]
+
+    async def lookup_many(
+        self,
+        numbers: Sequence[str],
+        direction: Direction,
+        campaign: str,
+        include_inactive: bool = False,
+        timeout: float | None = None,
+    ) -> list[tuple[Match, ...]]:
+        """:meth:`lookup` of each of ``numbers`` (E.164 digits), in one call of the same
+        script: for checks of many numbers (keep it to a few dozen a call: Redis runs
+        nothing else meanwhile)."""
         now = self.clock()
         args = [
             self.keys.base,
             direction.value,
             campaign,
             str(int(now)),
-            digits,
             "1" if include_inactive else "0",
+            *numbers,
         ]
         reads = self.reads
         client = self.client if reads is None else reads.client()
         started = time.monotonic()
         try:
             raw = await client.evalsha(
-                self.script, [self.keys.meta], args, timeout=timeout, read_only=self.read_only
+                self.script, [self.keys.lookup], args, timeout=timeout, read_only=self.read_only
             )
         except StoreError as exc:
             # Either way one more round trip, once in a while: never on the usual path.
@@ -179,9 +224,10 @@ class Screener:
                 raise
             left = None if timeout is None else max(0.001, timeout - (time.monotonic() - started))
             raw = await self.client.evalsha(
-                self.script, [self.keys.meta], args, timeout=left, read_only=self.read_only
+                self.script, [self.keys.lookup], args, timeout=left, read_only=self.read_only
             )
-        return parse_matches(raw, now)
+        batches: dict[Any, tuple[str, str]] = {}
+        return [parse_matches(each, now, batches) for each in raw]
 
     def fail_decision(self, request: ScreenRequest, reason: str) -> Decision:
         """The answer when screening cannot be done: by the fail policy, never
@@ -203,6 +249,25 @@ class Screener:
         )
 
 
+def decision_of(number: CallNumber, matches: tuple[Match, ...]) -> Decision:
+    """The decision for ``number`` given every entry that matches it: the precedence
+    rules' winner, or allowed."""
+    winner = decide(matches)
+    if winner is None:
+        return Decision(
+            Result.ALLOWED, number=number.e164, matches=matches, stripped=number.stripped
+        )
+    return Decision(
+        _RESULT_OF[winner.action],
+        number=number.e164,
+        list_name=winner.list_name,
+        match=winner.display,
+        reason=winner.reason,
+        matches=matches,
+        stripped=number.stripped,
+    )
+
+
 def read_number(request: ScreenRequest, region: str) -> CallNumber:
     """The number a request screens: an inbound caller ID by its leading number, letters
     never converted (:func:`read_inbound_number`); a number the PBX dials as dialed,
@@ -212,16 +277,24 @@ def read_number(request: ScreenRequest, region: str) -> CallNumber:
     return read_call_number(request.number, region)
 
 
-def parse_matches(raw: list[Any], now: float) -> tuple[Match, ...]:
-    """Decode the lookup script's flat reply into :class:`Match` es."""
+def parse_matches(
+    raw: list[Any], now: float, batches: dict[Any, tuple[str, str]] | None = None
+) -> tuple[Match, ...]:
+    """Decode the lookup script's flat reply into :class:`Match` es. ``batches``: the
+    reason and source of each batch record already decoded (the numbers of one check
+    share a few batches)."""
     matches = []
+    known: dict[Any, tuple[str, str]] = {} if batches is None else batches
     for i in range(0, len(raw), 6):
         name, action, digits, is_prefix, rec, batch = raw[i : i + 6]
         record = EntryRecord.decode(_text(rec))
         reason = source = ""
         if batch:
-            data = json.loads(batch)
-            reason, source = data.get("r", ""), data.get("s", "")
+            found = known.get(batch)
+            if found is None:
+                data = json.loads(batch)
+                found = known[batch] = (data.get("r", ""), data.get("s", ""))
+            reason, source = found
         matches.append(
             Match(
                 list_name=_text(name),

@@ -53,6 +53,8 @@ end
 -- write record f at (key, field), old being the parsed previous record or nil
 local function write(key, field, member, old, f)
   redis.call('HSET', key, field, rec_encode(f))
+  -- a new prefix: the lookup index must say that its list has prefixes (lookuplib.lua)
+  if not old and string.sub(member, 1, 2) == 'p:' then lookup_flag_prefixes(base, key) end
   if old then
     if old[1] ~= f[1] then
       redis.call('HINCRBY', counts, old[1], -1)

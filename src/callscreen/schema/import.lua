@@ -195,6 +195,7 @@ end
 
 local added, updated, restored, unchanged, deleted_kept, dups, pending = 0, 0, 0, 0, 0, 0, 0
 local enforced, permanent_unchanged = 0, 0
+local new_prefix = false
 
 -- whether a record with status s and expiry x takes part in screening now
 local function live(s, x)
@@ -234,6 +235,7 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     if string.match(f[5], '^%d') then rec_stamp(f, 'u', bid) end
     rec_stamp(f, 'd', rid)
     redis.call('HSET', key, field, rec_encode(f))
+    if loc == 'p' then new_prefix = true end
     reindex(loc, field, 'd', '', target, x)
     delta[target] = delta[target] + 1
     added = added + 1
@@ -312,5 +314,7 @@ else
   end
 end
 flush_counts()
+-- a new prefix: the lookup index must say that the list has prefixes (lookuplib.lua)
+if new_prefix then lookup_flag_prefixes(base, pkey) end
 return { added, updated, restored, unchanged, deleted_kept, dups, pending, enforced,
   permanent_unchanged }

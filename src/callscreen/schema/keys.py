@@ -13,6 +13,10 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:global``          set    ids of global lists
 ``{cs}:camps``           set    campaign names that have assignments
 ``{cs}:camp:NAME``       set    list ids assigned to campaign NAME
+``{cs}:lk``              hash   the lookup index: which lists apply to a call of each direction
+                                and campaign (id, name, action, registry), which have
+                                prefixes; rebuilt with every list or campaign change
+                                (``lookuplib.lua`` says its fields)
 ``{cs}:e:L:B``           hash   exact entries of list L: field number // buckets -> record
 ``{cs}:p:L``             hash   prefix entries of list L: field prefix digits -> record
 ``{cs}:cnt:L``           hash   entry counts of list L by stored status (p, a, P, d)
@@ -130,8 +134,8 @@ from dataclasses import dataclass
 
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
 # 2: the attempt log in shards; 3: entries keep their transitions; 4: blocked calls kept
-# by age, per-number attempt indexes (callscreen.services.migrations)
-SCHEMA_VERSION = "4"
+# by age, per-number attempt indexes; 5: the lookup index (callscreen.services.migrations)
+SCHEMA_VERSION = "5"
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
@@ -157,6 +161,8 @@ FRAGMENTS: dict[str, str] = {
     "LIST": ":list:",
     "GLOBAL": ":global",
     "CAMP": ":camp:",
+    "CAMPS": ":camps",
+    "LOOKUP": ":lk",
     "EXACT": ":e:",
     "PREFIXES": ":p:",
     "BSEQ": ":bseq",
@@ -214,7 +220,12 @@ class Keys:
 
     @property
     def campaigns(self) -> str:
-        return f"{self.base}:camps"
+        return f"{self.base}{_F['CAMPS']}"
+
+    @property
+    def lookup(self) -> str:
+        """The lookup index (``lookuplib.lua``): what the lookup script reads first."""
+        return f"{self.base}{_F['LOOKUP']}"
 
     def campaign(self, name: str) -> str:
         return f"{self.base}{_F['CAMP']}{name}"

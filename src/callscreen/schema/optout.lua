@@ -43,6 +43,7 @@ if not id then
     end
   end
   created = 1
+  lookup_rebuild(base)  -- the new list screens calls from now on (lookuplib.lua)
 end
 local action = redis.call('HGET', base .. K_LIST .. id, 'action') or 'block'
 

@@ -43,33 +43,44 @@ def body(name: str) -> str:
     return resources.files(__package__).joinpath(f"{name}.lua").read_text()
 
 
-#: Lua modules put before a script's body, after the prelude: ``record.lua`` (an entry
-#: record's fields, its trail of transitions) for the two writers of entry records.
-INCLUDES: dict[str, tuple[str, ...]] = {"entries": ("record",), "import": ("record",)}
+def load(name: str, *, flags: bool = True) -> Script:
+    """The script ``NAME.lua`` of this package with the :func:`prelude` put in front of
+    its body, and the modules it uses (:data:`USES`) between them. A first line
+    ``#!lua flags=...`` (script flags, Redis >= 7) stays first, as Redis reads it only
+    there; ``flags=False`` leaves it out, for a Redis that knows no script flags (6: such
+    a line is a syntax error there)."""
+    text = body(name)
+    head = prelude() + included(name)
+    if not text.startswith("#!"):
+        return Script(head + text)
+    shebang, rest = text.split("\n", 1)
+    return Script((shebang + "\n" if flags else "") + head + rest)
+
+
+#: Lua libraries (``NAME.lua`` files of local functions, no script by themselves):
+#: ``record.lua`` (an entry record's fields, its trail of transitions) and ``lookuplib.lua``
+#: (the lookup index) ...
+LIBRARIES = ("record", "lookuplib")
+#: ... and the scripts that use them: the two writers of entry records, and every script
+#: that changes what the lookup index summarizes (it keeps the index in the same call).
+USES: dict[str, tuple[str, ...]] = {
+    "entries": ("record", "lookuplib"),
+    "import": ("record", "lookuplib"),
+    "optout": ("lookuplib",),
+    "lookupindex": ("lookuplib",),
+}
 
 
 def included(name: str) -> str:
-    """The text of the modules put before script ``name``'s body (see :data:`INCLUDES`)."""
-    return "".join(body(module) for module in INCLUDES.get(name, ()))
-
-
-def load(name: str, *, flags: bool = True) -> Script:
-    """The script ``NAME.lua`` of this package with the :func:`prelude` (and the modules
-    it :func:`included`) put in front of its body. A first line ``#!lua flags=...``
-    (script flags, Redis >= 7) stays first, as Redis reads it only there; ``flags=False``
-    leaves it out, for a Redis that knows no script flags (6: such a line is a syntax
-    error there)."""
-    text = body(name)
-    if not text.startswith("#!"):
-        return Script(prelude() + included(name) + text)
-    shebang, rest = text.split("\n", 1)
-    return Script((shebang + "\n" if flags else "") + prelude() + included(name) + rest)
+    """The text of the libraries put before script ``name``'s body (see :data:`USES`)."""
+    return "".join(body(lib) for lib in USES.get(name, ()))
 
 
 ENTRIES = load("entries")
 IMPORT = load("import")
 LOOKUP = load("lookup")  # read-only (#!lua flags=no-writes): EVALSHA_RO, on replicas too
 LOOKUP_PLAIN = load("lookup", flags=False)  # the same for Redis 6
+LOOKUP_INDEX = load("lookupindex")  # rebuilds the lookup index: run in each list change's MULTI
 LOGWRITE = load("logwrite")
 NUMBERLOG = load("numberlog")
 OPTOUT = load("optout")
@@ -81,6 +92,7 @@ ALL = {
     "entries": ENTRIES,
     "import": IMPORT,
     "lookup": LOOKUP,
+    "lookupindex": LOOKUP_INDEX,
     "logwrite": LOGWRITE,
     "numberlog": NUMBERLOG,
     "optout": OPTOUT,

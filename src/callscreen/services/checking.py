@@ -10,10 +10,13 @@ from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
 from callscreen.callpath.precedence import Match, contenders, rank, specificity
 from callscreen.callpath.screener import Screener
-from callscreen.core.errors import InvalidInput
+from callscreen.core.errors import InvalidInput, TooLarge
 from callscreen.core.model import Direction, Scope, Status
 from callscreen.services.context import Context
 from callscreen.services.views import CheckResult, MatchView
+
+#: The most numbers one check takes (``POST /check``: a lead file goes in slices).
+MAX_CHECK = 10_000
 
 
 class CheckService:
@@ -32,6 +35,33 @@ class CheckService:
             if (info.scope is Scope.GLOBAL or info.id in assigned)
             and info.direction in (Direction.BOTH, direction)
         ]
+
+    async def decide_many(
+        self,
+        numbers: Sequence[str],
+        direction: Direction,
+        campaign: str = "",
+        *,
+        screener: Screener | None = None,
+    ) -> list[Decision]:
+        """What a call to each of ``numbers`` would get now, in order: the gateway's own
+        reading of the number and precedence (:meth:`Screener.decide_many
+        <callscreen.callpath.screener.Screener.decide_many>`), the lookups a few dozen
+        numbers to a call of the gateway's lookup script, pipelined. ``screener``: a
+        long-lived one (the API's); else one is made for this call. How a dialer scrubs
+        a lead file: at most :data:`MAX_CHECK` numbers a call."""
+        if direction is Direction.BOTH:
+            raise InvalidInput("a call is inbound or outbound")
+        if len(numbers) > MAX_CHECK:
+            raise TooLarge(f"at most {MAX_CHECK} numbers a check ({len(numbers)} given)")
+        if screener is not None:
+            return await screener.decide_many(numbers, direction, campaign)
+        client = LeanRedis.from_settings(self.ctx.settings)
+        try:
+            own = Screener(self.ctx.settings, client, clock=self.ctx.clock)
+            return await own.decide_many(numbers, direction, campaign)
+        finally:
+            await client.close()
 
     async def check(
         self, number: str, direction: Direction = Direction.INBOUND, campaign: str = ""

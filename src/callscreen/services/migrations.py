@@ -20,7 +20,8 @@ transitions and first-enforced time on the entry (:class:`~callscreen.core.model
 nothing is rewritten but pending entries, marked as not enforced yet; the gateways may
 run); version 4 keeps the records of blocked and labeled calls apart, by age, and
 indexes each number's attempts (:func:`~callscreen.services.logshards.index_attempt_log`;
-gateways stopped).
+gateways stopped); version 5 adds the lookup index (``{cs}:lk``: which lists apply
+to a call, read by the lookup in one command).
 """
 
 from __future__ import annotations
@@ -116,10 +117,25 @@ async def _index_attempt_log(table: Table, dry_run: bool) -> str:
     return await asyncio.to_thread(work)
 
 
+async def _build_lookup_index(table: Table, dry_run: bool) -> str:
+    """Version 5: the lookup index (``{cs}:lk``, ``schema/lookuplib.lua``), built from the
+    lists and campaigns; from then on every change keeps it. Safe with the previous
+    release's gateways running (their lookup reads the lists themselves); this release's
+    refuse to start until it is done, and a lookup that finds no index fails (the fail
+    policy answers) rather than read no lists."""
+    lists = int(await store.wait(table.r.hlen(table.keys.lists)))
+    campaigns = int(await store.wait(table.r.scard(table.keys.campaigns)))
+    if not dry_run:
+        await table.rebuild_lookup_index()
+    verb = "to index" if dry_run else "indexed"
+    return f"{lists} lists and {campaigns} campaigns {verb}"
+
+
 MIGRATIONS: list[Migration] = [
     Migration(2, "the attempt log into its shards", _shard_attempt_log),
     Migration(3, "entries keep their transitions", _mark_never_enforced),
     Migration(4, "blocked calls kept by age; each number's attempt index", _index_attempt_log),
+    Migration(5, "the lookup index", _build_lookup_index),
 ]
 
 

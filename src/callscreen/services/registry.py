@@ -288,6 +288,7 @@ class RegistryService:
         table = ctx.table
         pipe = table.r.pipeline(transaction=True)
         pipe.hset(table.keys.list(info.id), "rbatch", str(batch.id))
+        table.reindex(pipe)  # the lookup reports the listings with the new batch
         if delta:
             pipe.hincrby(table.keys.counts(info.id), "a", delta)
         await store.wait(pipe.execute())

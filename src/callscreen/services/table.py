@@ -20,6 +20,7 @@ from callscreen.core.errors import Conflict, InvalidName, NotFound, Refused
 from callscreen.core.model import Action, Direction, Scope
 from callscreen.core.text import free_text
 from callscreen.core.times import iso_ms
+from callscreen.schema import scripts
 from callscreen.schema.keys import BATCH_BUCKET, DEFAULT_BUCKETS, SCHEMA_VERSION, Keys
 from callscreen.services import store
 
@@ -198,6 +199,20 @@ class Table:
             self._buckets = int(raw or DEFAULT_BUCKETS)
         return self._buckets
 
+    def reindex(self, pipe: Any) -> None:
+        """Queue the rebuild of the lookup index (``lookuplib.lua``) on ``pipe``, after
+        the changes of lists or campaigns it holds: in the same ``MULTI``, so that the
+        index never disagrees with them. By ``EVAL`` of the source (a ``NOSCRIPT`` error
+        inside a transaction would not undo the rest of it)."""
+        script = scripts.LOOKUP_INDEX
+        pipe.eval(script.source, 1, self.keys.lookup, self.keys.base)
+
+    async def rebuild_lookup_index(self) -> None:
+        """Rebuild the lookup index alone (``callscreen migrate``)."""
+        pipe = self.r.pipeline(transaction=True)
+        self.reindex(pipe)
+        await store.wait(pipe.execute())
+
     # -- batches ---------------------------------------------------------------------------
 
     async def new_batch(self, op: str, reason: str, source: str, by: str) -> Batch:
@@ -253,6 +268,7 @@ class Table:
             pipe.hset(self.keys.list(list_id), mapping=_list_hash(info))
             if scope is Scope.GLOBAL:
                 pipe.sadd(self.keys.global_lists, list_id)
+            self.reindex(pipe)
             await pipe.execute()
         return info
 
@@ -383,6 +399,7 @@ class Table:
                 pipe.sadd(keys.global_lists, list_id)
             else:
                 pipe.srem(keys.global_lists, list_id)
+            self.reindex(pipe)
             await pipe.execute()
         return info, updated
 
@@ -456,6 +473,7 @@ class Table:
                 if was_only:
                     pipe.srem(keys.campaigns, campaign)
             pipe.hdel(keys.lists, info.name)
+            self.reindex(pipe)
             await pipe.execute()
         return counts
 
@@ -522,6 +540,7 @@ class Table:
                 pipe.sadd(keys.campaigns, campaign)
             else:
                 pipe.srem(keys.campaigns, campaign)
+            self.reindex(pipe)
             await pipe.execute()
 
     async def campaign_lists(self, campaign: str) -> list[ListInfo]:
