@@ -82,8 +82,9 @@ def test_data_of_schema_version_1_moves_its_attempt_log(cli: Cli, client: Any) -
         "3: entries keep their transitions: 0 pending entries marked as not enforced yet",
         "4: blocked calls kept by age; each number's attempt index: 0 moved, 0 indexed, 0 numbers",
         "5: the lookup index: 1 lists and 0 campaigns indexed",
+        "6: status indexes: 0 pending/removed entries of 1 lists indexed",
     ]
-    assert client.hget("{cs}:meta", "schema") == "5" and "dnc" in cli("lists", "ls").stdout
+    assert client.hget("{cs}:meta", "schema") == "6" and "dnc" in cli("lists", "ls").stdout
 
 
 def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
@@ -110,13 +111,15 @@ def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
                    "mark as not enforced yet",
                    "4: blocked calls kept by age; each number's attempt index: 0 blocked/labeled "
                    "records to keep by age, 0 to index",
-                   "5: the lookup index: 2 lists and 0 campaigns to index"]  # fmt: skip
+                   "5: the lookup index: 2 lists and 0 campaigns to index",
+                   "6: status indexes: 2 pending/removed entries of 2 lists to index"]  # fmt: skip
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == ["3: entries keep their transitions: 2 pending entries marked as not "
                      "enforced yet",
                      "4: blocked calls kept by age; each number's attempt index: 0 moved, "
                      "0 indexed, 0 numbers",
-                     "5: the lookup index: 2 lists and 0 campaigns indexed"]  # fmt: skip
+                     "5: the lookup index: 2 lists and 0 campaigns indexed",
+                     "6: status indexes: 2 pending/removed entries of 2 lists indexed"]  # fmt: skip
     assert [client.hget(key, field) for key, field in fields] == ["p;1;;;~;", "p;1;;;~;"]
     assert "up to date" in cli("migrate").stdout
     cli("approve", "review", pending)
@@ -138,12 +141,39 @@ def test_data_of_schema_version_4_gets_its_lookup_index(cli: Cli, client: Any) -
     client.hset("{cs}:meta", "schema", "4")
     cli("check", NUM, code=EXIT_SCHEMA)
     dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
-    assert dry == ["5: the lookup index: 2 lists and 1 campaigns to index"]
+    assert dry == ["5: the lookup index: 2 lists and 1 campaigns to index",
+                   "6: status indexes: 0 pending/removed entries of 2 lists to index"]  # fmt: skip
     assert not client.exists("{cs}:lk")
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
-    assert steps == ["5: the lookup index: 2 lists and 1 campaigns indexed"]
+    assert steps == ["5: the lookup index: 2 lists and 1 campaigns indexed",
+                     "6: status indexes: 0 pending/removed entries of 2 lists indexed"]  # fmt: skip
     assert client.hgetall("{cs}:lk") == index
     assert "BLOCKED" in cli("check", "+33611112222", "--direction", "outbound").stdout
+
+
+def test_data_of_schema_version_5_gets_its_status_indexes(cli: Cli, client: Any) -> None:
+    """Version 6 indexes each list's pending and removed entries (paging by status
+    reads them); migrate builds them from the entries, as the writers would have."""
+    written_by_this_release(cli)
+    cli("lists", "create", "review", "--action", "block")
+    cli("import", "review", "-", input_text="+33698765432\n+33698765433\n+3370*\n")
+    cli("remove", "dnc", NUM, "--reason", "asked twice")
+    review = client.hget("{cs}:lists", "review")
+    dnc = client.hget("{cs}:lists", "dnc")
+    indexes = [f"{{cs}}:st:{review}:p", f"{{cs}}:st:{dnc}:d"]
+    written = [client.zrange(key, 0, -1, withscores=True) for key in indexes]
+    assert [len(w) for w in written] == [3, 1]
+    client.delete(*indexes)
+    client.hset("{cs}:meta", "schema", "5")
+    cli("lists", "ls", code=EXIT_SCHEMA)
+    dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
+    assert dry == ["6: status indexes: 4 pending/removed entries of 2 lists to index"]
+    assert not client.exists(*indexes)
+    steps = json.loads(cli("migrate", "--json").stdout)["steps"]
+    assert steps == ["6: status indexes: 4 pending/removed entries of 2 lists indexed"]
+    assert [client.zrange(key, 0, -1, withscores=True) for key in indexes] == written
+    shown = json.loads(cli("entries", "review", "--status", "pending", "--json").stdout)
+    assert len(shown["entries"]) == 3
 
 
 def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:

@@ -3,6 +3,8 @@
 --
 -- KEYS[1]  the list's counts hash (fields p, a, P, d: entries by stored status)
 -- KEYS[2]  the list's expiry index (zset: member -> expiry, active entries with an expiry)
+--          (and, named from the list id KEYS[1] ends with, its status indexes: rec_index
+--          of record.lua)
 -- ARGV[1]  op: upsert | remove | restore | approve | unapprove | purge | mark
 -- ARGV[2]  base ("{cs}"), to read batch records
 -- ARGV[3]  the op's batch id (remove: the removal batch; every op: the trail's item)
@@ -37,6 +39,7 @@
 -- the bulk writer, follows the same rule.
 
 local counts, expiring = KEYS[1], KEYS[2]
+local list_id = string.match(counts, '(%d+)$')
 local op, base, batch, flags = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local restore = string.find(flags, 'r', 1, true) ~= nil
 local monotonic = string.find(flags, 'm', 1, true) ~= nil
@@ -53,6 +56,7 @@ end
 -- write record f at (key, field), old being the parsed previous record or nil
 local function write(key, field, member, old, f)
   redis.call('HSET', key, field, rec_encode(f))
+  rec_index(base, list_id, member, old and old[1] or nil, f[1])
   -- a new prefix: the lookup index must say that its list has prefixes (lookuplib.lua)
   if not old and string.sub(member, 1, 2) == 'p:' then lookup_flag_prefixes(base, key) end
   if old then
@@ -215,6 +219,7 @@ for i = first, #ARGV, width do
     if old[1] == 'd' and old[4] == ARGV[i + 3] then
       redis.call('HDEL', key, field)
       redis.call('HINCRBY', counts, 'd', -1)
+      rec_index(base, list_id, member, 'd', nil)
       outcome = 'purged'
     else
       outcome = 'skipped'

@@ -18,8 +18,9 @@
 --                   there (the first row wins), and --replace sweeps what is not there.
 --
 -- Every write also keeps the list's expiry index ({cs}:x:L: active entries with an
--- expiry, member "BUCKET:FIELD" or "p:DIGITS") exact, as entries.lua does, and a
--- permanent entry carries no expiry.
+-- expiry, member "BUCKET:FIELD" or "p:DIGITS") and its status indexes ({cs}:st:L:S,
+-- record.lua's rec_index) exact, as entries.lua does, and a permanent entry carries no
+-- expiry.
 --
 -- Mode "merge"
 --   KEYS   counts hash, expiry index, batch sequence, intern hash (:b)
@@ -69,8 +70,10 @@ local function member(loc, field)
   return loc .. ':' .. field
 end
 
--- keep the expiry index right for a record going from (os, ox) to (ns, nx)
+-- keep the expiry index and the status indexes (rec_index, record.lua) right for a
+-- record going from (os, ox) to (ns, nx); os '' for a new entry
 local function reindex(loc, field, os, ox, ns, nx)
+  rec_index(base, list_id, member(loc, field), os, ns)
   local was = os == 'a' and ox ~= ''
   local now = ns == 'a' and nx ~= ''
   if now then
@@ -236,7 +239,7 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     rec_stamp(f, 'd', rid)
     redis.call('HSET', key, field, rec_encode(f))
     if loc == 'p' then new_prefix = true end
-    reindex(loc, field, 'd', '', target, x)
+    reindex(loc, field, '', '', target, x)
     delta[target] = delta[target] + 1
     added = added + 1
     tally(target, x)

@@ -21,6 +21,9 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:p:L``             hash   prefix entries of list L: field prefix digits -> record
 ``{cs}:cnt:L``           hash   entry counts of list L by stored status (p, a, P, d)
 ``{cs}:x:L``             zset   active entries of list L that expire: entry -> expiry
+``{cs}:st:L:S``          zset   entries of list L stored with status S (p pending, d removed):
+                                member as in ``{cs}:x:L``, score its place in storage
+                                order (:func:`storage_score`), for paging by status
 ``{cs}:bseq``            string last batch id handed out
 ``{cs}:b:N``             hash   batch records (reason, source, who, when) -> JSON
 ``{cs}:hist:L``          stream changes to list L (audit trail)
@@ -134,8 +137,11 @@ from dataclasses import dataclass
 
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
 # 2: the attempt log in shards; 3: entries keep their transitions; 4: blocked calls kept
-# by age, per-number attempt indexes; 5: the lookup index (callscreen.services.migrations)
-SCHEMA_VERSION = "5"
+# by age, per-number attempt indexes; 5: the lookup index; 6: the pending and removed
+# entries' indexes (callscreen.services.migrations)
+SCHEMA_VERSION = "6"
+#: the stored statuses that have an index of their entries ({cs}:st:L:S)
+INDEXED_STATUSES = ("p", "d")
 DEFAULT_BUCKETS = 32768
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
@@ -148,6 +154,9 @@ DAY_LISTED_BUCKETS = 2
 # never straddle shards. Changing it needs a migration of the log's data.
 LOG_SHARDS = 16
 CLUSTER_SLOTS = 16384
+#: scores of exact entries in a status index: bucket * (ORDER_SPAN // buckets) + field,
+#: below 2 ** 50 (exact in a double); prefixes score below 0 (:func:`storage_score`)
+ORDER_SPAN = 2**50
 
 
 # The key fragments the Lua scripts build names from (``base .. K_LIST .. id``). The
@@ -179,10 +188,12 @@ FRAGMENTS: dict[str, str] = {
     "KEPT_ATTEMPTS": ":log:nk:",
     "REG": ":reg:",
     "REG_INDEX": ":regn:",
+    "STATUS": ":st:",
 }
 # The sizes the scripts need, from the same place.
 NUMBERS: dict[str, int] = {
     "BATCH_BUCKET": BATCH_BUCKET,
+    "ORDER_SPAN": ORDER_SPAN,
     "DEFAULT_BUCKETS": DEFAULT_BUCKETS,
 }
 _F = FRAGMENTS
@@ -252,6 +263,11 @@ class Keys:
 
     def expiring(self, list_id: int) -> str:
         return f"{self.base}:x:{list_id}"
+
+    def status_index(self, list_id: int, code: str) -> str:
+        """The entries of a list stored with status ``code`` (``p`` or ``d``), in storage
+        order (``record.lua``'s ``rec_index`` keeps it)."""
+        return f"{self.base}{_F['STATUS']}{list_id}:{code}"
 
     @property
     def batch_seq(self) -> str:
@@ -427,6 +443,24 @@ def bucket_of(number: int, buckets: int) -> tuple[int, int]:
     listpack as an integer (4-5 bytes) rather than as a string.
     """
     return number % buckets, number // buckets
+
+
+_PREFIX_DIGITS = 15
+
+
+def storage_score(buckets: int, member: str) -> int:
+    """The score of an entry (its member ``BUCKET:FIELD`` or ``p:DIGITS``) in a status
+    index: the order :func:`callscreen.services.entries.page_entries` reads a list in.
+    Prefixes come first, ordered by their digits as text (base 11, a digit d as d + 1,
+    0 past the end: 11 ** 15 < 2 ** 53), then exact entries by bucket, then field.
+    ``record.lua``'s ``rec_order`` is the same function."""
+    if member.startswith("p:"):
+        score: int = -(11**_PREFIX_DIGITS)
+        for i, digit in enumerate(member[2 : 2 + _PREFIX_DIGITS]):
+            score += (int(digit) + 1) * 11 ** (_PREFIX_DIGITS - 1 - i)
+        return score
+    bucket, field = member.split(":")
+    return int(bucket) * (ORDER_SPAN // buckets) + int(field)
 
 
 def log_shard(digits: str | int) -> int:

@@ -1,7 +1,7 @@
 -- callscreen entry records (model.EntryRecord): the one place the writers of entries
 -- (entries.lua, import.lua) read and write a record, its trail of transitions and its
--- first-enforced mark. Put before their body by callscreen.schema.scripts; it touches
--- no key.
+-- first-enforced mark, and keep the list's status indexes (rec_index, the one function
+-- that writes them). Put before their body by callscreen.schema.scripts.
 --
 -- A record is "s;batch;expires;removal;trail;extid":
 --   s        stored status: p pending, a active, P permanent, d deleted (soft)
@@ -90,4 +90,44 @@ local function rec_stamp(f, code, by)
     end
   end
   f[5] = c .. t .. mark .. code .. by
+end
+
+-- The status indexes ({cs}:st:L:p pending, {cs}:st:L:d removed; keys.Keys.status_index):
+-- one zset per list and indexed status, member the entry's member in the expiry index
+-- ("BUCKET:FIELD" or "p:DIGITS"), score its place in storage order, the order
+-- services.entries.page_entries reads a list in (keys.storage_score: the same function),
+-- so that a page of one status resumes at a score. Every writer of a record calls
+-- rec_index with the stored status before (nil or '' for a new entry) and after (nil
+-- for a deleted record).
+local REC_INDEXED = { p = true, d = true }
+local rec_width = nil
+
+-- the score of `member` in a status index
+local function rec_order(base, member)
+  if string.sub(member, 1, 2) == 'p:' then
+    local score = -(11 ^ 15)
+    for i = 1, math.min(#member - 2, 15) do
+      score = score + (string.byte(member, i + 2) - 47) * 11 ^ (15 - i)
+    end
+    return score
+  end
+  if rec_width == nil then
+    local buckets = redis.call('HGET', base .. K_META, 'buckets') or DEFAULT_BUCKETS
+    rec_width = math.floor(ORDER_SPAN / tonumber(buckets))
+  end
+  local bucket, field = string.match(member, '^(%d+):(%d+)$')
+  return tonumber(bucket) * rec_width + tonumber(field)
+end
+
+-- keep list `list_id`'s status indexes right for `member` going from stored status
+-- `from` to `to`
+local function rec_index(base, list_id, member, from, to)
+  if from == to then return end
+  if from and REC_INDEXED[from] then
+    redis.call('ZREM', base .. K_STATUS .. list_id .. ':' .. from, member)
+  end
+  if to and REC_INDEXED[to] then
+    redis.call('ZADD', base .. K_STATUS .. list_id .. ':' .. to,
+      string.format('%.0f', rec_order(base, member)), member)
+  end
 end

@@ -327,7 +327,9 @@ class EntryService:
         that entry (a cursor that stays right while entries are added or removed
         before it).
 
-        This scans the whole list (admin side, never on the call path).
+        This scans the whole list (admin side, never on the call path), but for the
+        pending and the removed entries, read from their index (``status`` pending or
+        deleted: the cost is theirs, not the list's).
         """
         if not 0 <= limit <= MAX_PAGE:
             raise InvalidInput(f"--limit must be between 0 and {MAX_PAGE}")
@@ -343,7 +345,13 @@ class EntryService:
         total = 0
         wanted = offset + limit
         sort_key = _entry_order
-        async for key, record in entries.scan_entries(ctx.table, info):
+        code = entries.indexed_code(status) if statuses is None else None
+        source = (
+            entries.scan_status(ctx.table, info, code)
+            if code is not None
+            else entries.scan_entries(ctx.table, info)
+        )
+        async for key, record in source:
             if digits and not key.digits.startswith(digits):
                 continue
             if status is not None and record.effective_status(now) is not status:
@@ -375,7 +383,8 @@ class EntryService:
         order fixed by where they are stored) past ``after``, with the position of the
         next page: it stays right while entries change, and costs a few reads whatever
         the list's size. ``status`` and ``search`` (entries starting with it) filter;
-        a filtered page may come back short of ``limit`` with a next position."""
+        a filtered page may come back short of ``limit`` with a next position. Pending
+        and removed entries are read from their index (a page costs its entries)."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"--limit must be between 1 and {MAX_PAGE}")
         ctx = self.ctx
@@ -392,7 +401,12 @@ class EntryService:
 
         filtered = bool(digits) or status is not None
         items, position = await entries.page_entries(
-            ctx.table, info, after=after, limit=limit, keep=keep if filtered else None
+            ctx.table,
+            info,
+            after=after,
+            limit=limit,
+            keep=keep if filtered else None,
+            stored_status=entries.indexed_code(status),
         )
         counts = await entries.status_counts(ctx.table, info, now)
         return EntryCursorPage(info.name, counts, await self._entry_views(items, now), position)

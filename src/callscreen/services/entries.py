@@ -14,6 +14,12 @@ atomic and the list's bookkeeping stays exact:
   job has to run for an entry to stop matching. The rule for every writer: after
   writing a record, ``ZADD`` the member if the new record is ``a`` with an expiry,
   else ``ZREM`` it if the old one was.
+- ``{cs}:st:L:p`` and ``{cs}:st:L:d`` index the pending and the removed entries (same
+  members, score: the entry's place in storage order,
+  :func:`~callscreen.schema.keys.storage_score`), so that a page of one of those
+  statuses (:func:`page_entries` with ``stored_status``, the
+  console's "For review") reads that index, not the whole list. ``record.lua``'s
+  ``rec_index`` keeps them, called by both writers on every write.
 
 Writers outside this module (the importer) use :func:`upsert_records` and
 :func:`entry_location`; they never write records themselves.
@@ -29,7 +35,7 @@ from typing import Any
 from callscreen.core.errors import NotFound, Refused
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey
-from callscreen.schema.keys import Keys
+from callscreen.schema.keys import INDEXED_STATUSES, ORDER_SPAN, Keys, storage_score
 from callscreen.schema.scripts import ENTRIES
 from callscreen.services import store
 from callscreen.services.table import Batch, ListInfo, Table
@@ -400,6 +406,43 @@ async def _read_buckets(
     return out
 
 
+def member_key(buckets: int, member: str) -> EntryKey:
+    """The entry whose member (in the expiry or a status index) is ``member``."""
+    if member.startswith("p:"):
+        return EntryKey(member[2:], True)
+    bucket, hfield = member.split(":")
+    return EntryKey(str(int(hfield) * buckets + int(bucket)), False)
+
+
+def indexed_code(status: Status | None) -> str | None:
+    """The stored status code whose index holds exactly the entries of ``status`` (None:
+    that status has no index; a listing of it scans the list)."""
+    code = {Status.PENDING: "p", Status.DELETED: "d"}.get(status) if status else None
+    return code if code in INDEXED_STATUSES else None
+
+
+async def scan_status(
+    table: Table, info: ListInfo, code: str
+) -> AsyncIterator[tuple[EntryKey, EntryRecord]]:
+    """Every entry of a list stored with status ``code`` (one of
+    :data:`~callscreen.schema.keys.INDEXED_STATUSES`), in storage order: its status
+    index and one read per entry, not a scan of the list."""
+    buckets = await table.buckets()
+    index = table.keys.status_index(info.id, code)
+    low = "-inf"
+    while True:
+        members = await store.wait(table.r.zrangebyscore(index, low, "+inf", start=0, num=CHUNK))
+        if not members:
+            return
+        keys = [member_key(buckets, str(m)) for m in members]
+        for key, record in zip(keys, await read_records(table, info, keys), strict=True):
+            if record is not None and record.status is STATUS_CODES[code]:
+                yield key, record
+        if len(members) < CHUNK:
+            return
+        low = f"({storage_score(buckets, str(members[-1]))}"
+
+
 async def status_counts(table: Table, info: ListInfo, now: float | None = None) -> dict[str, int]:
     """Entry counts of a list by status, every status named (``expired`` included).
 
@@ -456,6 +499,7 @@ async def page_entries(
     limit: int,
     keep: Callable[[EntryKey, EntryRecord], bool] | None = None,
     max_buckets: int = PAGE_MAX_BUCKETS,
+    stored_status: str | None = None,
 ) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
     """Up to ``limit`` entries (those ``keep`` accepts) in storage order — prefixes by
     digits, then exact numbers bucket by bucket, by field within a bucket — from past
@@ -465,7 +509,14 @@ async def page_entries(
     entries are added or removed: no index is needed and a page costs a few hash
     reads, not a scan of the list. With ``keep`` rejecting most entries a page stops
     after ``max_buckets`` buckets, possibly short of ``limit``, with a position to go
-    on from."""
+    on from.
+
+    ``stored_status`` (a code of :data:`~callscreen.schema.keys.INDEXED_STATUSES`) reads only
+    the entries stored with that status, from their index, in the same order and with
+    the same positions: a page costs its own entries, whatever the list's size (``keep``
+    still filters them, e.g. a search)."""
+    if stored_status is not None:
+        return await _page_indexed(table, info, stored_status, after, limit, keep)
     out: list[tuple[EntryKey, EntryRecord]] = []
     loc, last = after if after is not None else (-1, None)
     buckets = await table.buckets()
@@ -507,6 +558,63 @@ async def page_entries(
         loc, after_field = chunk.stop, -1
         step = min(step * 2, 256)
     return out, ((loc, None) if loc < buckets else None)
+
+
+#: index members one indexed page may read (a search that rejects most of them makes
+#: it come back short, with a position to go on from)
+PAGE_MAX_INDEXED = 20_000
+
+
+def position_of(buckets: int, key: EntryKey) -> Position:
+    """Where ``key`` is in storage order, as a page's position."""
+    if key.is_prefix:
+        return -1, key.digits
+    number = int(key.digits)
+    return number % buckets, str(number // buckets)
+
+
+def _score_after(buckets: int, after: Position | None) -> str:
+    """The ZRANGEBYSCORE lower bound of what comes past ``after`` in a status index."""
+    if after is None:
+        return "-inf"
+    loc, last = after
+    if loc == -1:
+        return "-inf" if last is None else f"({storage_score(buckets, 'p:' + last)}"
+    if last is None:
+        return str(loc * (ORDER_SPAN // buckets))
+    return f"({storage_score(buckets, f'{loc}:{last}')}"
+
+
+async def _page_indexed(
+    table: Table,
+    info: ListInfo,
+    code: str,
+    after: Position | None,
+    limit: int,
+    keep: Callable[[EntryKey, EntryRecord], bool] | None,
+) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
+    """:func:`page_entries` of the entries stored with status ``code``, over its index."""
+    buckets = await table.buckets()
+    index = table.keys.status_index(info.id, code)
+    low = _score_after(buckets, after)
+    out: list[tuple[EntryKey, EntryRecord]] = []
+    read, step = 0, limit
+    while read < PAGE_MAX_INDEXED:
+        members = await store.wait(table.r.zrangebyscore(index, low, "+inf", start=0, num=step))
+        keys = [member_key(buckets, str(m)) for m in members]
+        for key, record in zip(keys, await read_records(table, info, keys), strict=True):
+            read += 1
+            if record is None or record.status is not STATUS_CODES[code]:
+                continue  # not in the index's status: the index is never behind, but be safe
+            if keep is None or keep(key, record):
+                out.append((key, record))
+                if len(out) >= limit:
+                    return out, position_of(buckets, key)
+        if len(members) < step:
+            return out, None
+        low = f"({storage_score(buckets, str(members[-1]))}"
+        step = min(step * 2, CHUNK)
+    return out, position_of(buckets, keys[-1])
 
 
 async def _page_small(

@@ -21,7 +21,8 @@ nothing is rewritten but pending entries, marked as not enforced yet; the gatewa
 run); version 4 keeps the records of blocked and labeled calls apart, by age, and
 indexes each number's attempts (:func:`~callscreen.services.logshards.index_attempt_log`;
 gateways stopped); version 5 adds the lookup index (``{cs}:lk``: which lists apply
-to a call, read by the lookup in one command).
+to a call, read by the lookup in one command); version 6 indexes each list's pending
+and removed entries (``{cs}:st:L:p``, ``{cs}:st:L:d``: paging by status reads them).
 """
 
 from __future__ import annotations
@@ -131,11 +132,42 @@ async def _build_lookup_index(table: Table, dry_run: bool) -> str:
     return f"{lists} lists and {campaigns} campaigns {verb}"
 
 
+async def _build_status_indexes(table: Table, dry_run: bool) -> str:
+    """Version 6: each list's pending and removed entries indexed (``record.lua``'s
+    ``rec_index`` keeps them from then on), built from a scan of the list. Rebuilding
+    replaces an index whole, so running it again changes nothing. Run it with no admin
+    changes under way (an entry changed during the scan of its list may be missed)."""
+    buckets = await table.buckets()
+    indexed = 0
+    lists = await table.all_lists()
+    for info in lists:
+        members: dict[str, dict[str, int]] = {code: {} for code in schema_keys.INDEXED_STATUSES}
+        async for key, stored in entries.scan_entries(table, info):
+            code = next(c for c, st in entries.STATUS_CODES.items() if st is stored.status)
+            if code in members:
+                member = entries.expiry_member(buckets, key)
+                members[code][member] = schema_keys.storage_score(buckets, member)
+        indexed += sum(len(m) for m in members.values())
+        if dry_run:
+            continue
+        pipe = table.r.pipeline(transaction=True)
+        for code, scores in members.items():
+            index = table.keys.status_index(info.id, code)
+            pipe.delete(index)
+            items = list(scores.items())
+            for start in range(0, len(items), 10_000):
+                pipe.zadd(index, dict(items[start : start + 10_000]))
+        await store.wait(pipe.execute())
+    verb = "to index" if dry_run else "indexed"
+    return f"{indexed} pending/removed entries of {len(lists)} lists {verb}"
+
+
 MIGRATIONS: list[Migration] = [
     Migration(2, "the attempt log into its shards", _shard_attempt_log),
     Migration(3, "entries keep their transitions", _mark_never_enforced),
     Migration(4, "blocked calls kept by age; each number's attempt index", _index_attempt_log),
     Migration(5, "the lookup index", _build_lookup_index),
+    Migration(6, "status indexes", _build_status_indexes),
 ]
 
 

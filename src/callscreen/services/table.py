@@ -21,7 +21,13 @@ from callscreen.core.model import Action, Direction, Scope
 from callscreen.core.text import free_text
 from callscreen.core.times import iso_ms
 from callscreen.schema import scripts
-from callscreen.schema.keys import BATCH_BUCKET, DEFAULT_BUCKETS, SCHEMA_VERSION, Keys
+from callscreen.schema.keys import (
+    BATCH_BUCKET,
+    DEFAULT_BUCKETS,
+    INDEXED_STATUSES,
+    SCHEMA_VERSION,
+    Keys,
+)
 from callscreen.services import store
 
 MAX_LIST_NAME = 500
@@ -457,6 +463,7 @@ class Table:
                 keys.prefixes(info.id),
                 counts_key,
                 keys.expiring(info.id),
+                *(keys.status_index(info.id, code) for code in INDEXED_STATUSES),
                 keys.list(info.id),
             )
             held = {c: n for c, n in counts.items() if c in _HELD and n}
