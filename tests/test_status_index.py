@@ -19,7 +19,7 @@ from callscreen.core.config import Settings
 from callscreen.core.model import Action, Direction, Status
 from callscreen.gateway.optout import opt_out
 from callscreen.schema.keys import storage_score
-from callscreen.services import entries, importer
+from callscreen.services import browse, entries, importer
 from callscreen.services.importer import ImportOptions
 from tests.support.blocking import SyncAdmin
 
@@ -171,3 +171,34 @@ def test_a_page_of_one_status_reads_its_index_in_storage_order(admin: SyncAdmin,
     page = admin.page_entries("big", status=Status.PENDING, limit=500)
     assert len(page.entries) == 301
     assert {e.status for e in page.entries} == {Status.PENDING}
+
+
+def test_the_console_browses_pending_or_removed_entries_from_their_index(
+    admin: SyncAdmin, r: Any
+) -> None:
+    admin.create_list("big", Action.BLOCK)
+    nums = [f"+1202555{n:04d}" for n in range(0, 300)]
+    admin.add("big", [*nums[::2], "+1900*"])
+    admin.add("big", [*nums[1::2], "+1800*", "+18*"], status=Status.PENDING)
+    admin.remove("big", [*nums[::6], "+1900*"], reason="gone")
+    info = admin.table.get_list("big")
+    table = admin.ctx.table
+    for status in (Status.PENDING, Status.DELETED):
+        shown: list[str] = []
+        after = None
+        while True:
+            page = admin.run(browse.browse(table, info, frozenset({status}), 7, after))
+            shown += [key.display for key, record in page.items if record.status is status]
+            assert len(page.items) == 7 or page.next is None
+            if page.next is None:
+                break
+            after = page.next
+        scan, _ = admin.run(
+            entries.page_entries(
+                table, info, after=None, limit=1000, keep=lambda k, rec, s=status: rec.status is s
+            )
+        )
+        expected = [key.display for key, _ in scan]
+        assert sorted(shown) == sorted(expected) and len(shown) == len(set(shown))
+        exact = [e for e in shown if not e.endswith("*")]
+        assert exact == [e for e in expected if not e.endswith("*")]

@@ -9,7 +9,10 @@ field), so it stays right while entries are added or removed elsewhere. The numb
 entries matching comes from the list's status counts, not from a scan.
 
 Reads are pipelined HGETALLs of as many buckets as should hold a page, given the
-list's size and the share of entries with the statuses asked for.
+list's size and the share of entries with the statuses asked for; the pending or the
+removed entries alone (the "For review" tab) are read from their index
+(:func:`callscreen.services.entries.page_entries` with ``stored_status``), past the
+prefixes.
 """
 
 from __future__ import annotations
@@ -158,6 +161,23 @@ async def browse(
         if done is not None:
             return BrowsePage(tuple(found), done, shown_total)
         start_bucket = 0
+    [only] = statuses if len(statuses) == 1 else [None]
+    code = entries.indexed_code(only)
+    needs_batches = bool(keep.source) or keep.added_from is not None or keep.added_to is not None
+    if code is not None and not needs_batches:
+        # pending or removed entries alone: their index, not the list's buckets
+        resume = None if after is None or after.bucket != start_bucket else str(after.field)
+        more, position = await entries.page_entries(
+            table,
+            info,
+            after=(start_bucket, resume),
+            limit=limit - len(found),
+            keep=lambda _key, record: kept(record),
+            stored_status=code,
+        )
+        found.extend(more)
+        cursor = None if position is None else Cursor(position[0], int(position[1] or -1))
+        return BrowsePage(tuple(found), cursor, shown_total)
     stored = max(1, sum(counts.values()))
     share = max(total / stored, 1 / stored)
     per_read = int(min(MAX_BUCKETS_PER_READ, max(1, 1.5 * limit * buckets / stored / share)))

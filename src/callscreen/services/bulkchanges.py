@@ -300,6 +300,8 @@ async def _pages(
     page: list[tuple[EntryKey, EntryRecord]] = []
     made: dict[int, Batch] = {}  # the batches the source and time filters look at
     by_batches = bool(keep.source) or keep.added_from is not None or keep.added_to is not None
+    # one status with an index (pending, removed): read it, not the list
+    indexed = entries.indexed_code(next(iter(statuses))) if len(statuses) == 1 else None
 
     def wanted(key: EntryKey, record: EntryRecord) -> bool:
         if digits and not key.digits.startswith(digits):
@@ -324,7 +326,9 @@ async def _pages(
         return True
 
     while True:
-        items, after = await entries.page_entries(table, info, after=after, limit=PAGE, keep=wanted)
+        items, after = await entries.page_entries(
+            table, info, after=after, limit=PAGE, keep=wanted, stored_status=indexed
+        )
         if by_batches and items:
             ids = {r.batch for _k, r in items} | {r.created_batch for _k, r in items}
             made.update(await table.batches([b for b in ids if b not in made]))
