@@ -236,6 +236,8 @@ def _entry(view: EntryView) -> dict[str, Any]:
     description="Entries in storage order: prefixes, then numbers in an order fixed by "
     "where they are stored. `next_cursor` starts the next page and stays right while "
     "entries are added or removed; a page costs a few reads whatever the list's size. "
+    "`status=pending` and `status=deleted` read an index of those entries (a page costs "
+    "its own entries, not a walk of the list). "
     "With `status` or `search`, a page may hold fewer than `limit` entries and still "
     "have a `next_cursor`: go on until it is null.",
 )
