@@ -11,6 +11,11 @@ pending, half approved), signs a user in over HTTP, then times every page (media
 worst of ``--repeat`` requests, over a keep-alive connection) and prints a table.
 With ``--upload N`` it also uploads an N-row CSV through the console's upload form and
 times it from the POST to the task's ``done``.
+
+The entries are ``+33610000000`` on: a search for ``+3361000`` matches 1 in 100 (its
+first page comes after a chunk or two of buckets), one for ``+336123`` matches a single
+entry (the whole list is read in Redis before the page is done). The last lines time
+the CLI's ``entries --search`` (sorted and counted: always the whole list).
 """
 
 from __future__ import annotations
@@ -152,7 +157,10 @@ def main() -> None:
                     ("list: a later page", later_page(client, list_id)),
                     ("list: blacklisted", f"/lists/{list_id}?tab=blacklisted"),
                     ("list: search a number", f"/lists/{list_id}?tab=review&q=%2B33610000123"),
-                    ("list: search a part +336123 (scan)", f"/lists/{list_id}?q=%2B336123"),
+                    ("list: search a part, common", f"/lists/{list_id}?q=%2B3361000"),
+                    ("list: search a part, 200 rows", f"/lists/{list_id}?q=%2B3361000&size=200"),
+                    ("list: search a part, rare", f"/lists/{list_id}?q=%2B336123"),
+                    ("list: search a part, counted", f"/lists/{list_id}?q=%2B3361000&count=1"),
                     ("number page", "/numbers/%2B33612345678"),
                     ("attempts", "/attempts"),
                     ("reports (page)", "/reports"),
@@ -169,6 +177,13 @@ def main() -> None:
                     assert status == 200, (path, status)
                     assert 'class="error"' not in client.get(path).text, path
                     print(f"{name:34} {median:10.0f} {worst:10.0f}")
+                with Admin(settings) as admin:  # the CLI's entries --search: sorted, counted
+                    for part in ("+3361000", "+336123"):
+                        started = time.perf_counter()
+                        found = admin.list_entries("big", search=part, limit=50)
+                        took = (time.perf_counter() - started) * 1000
+                        name = f"entries --search {part}"
+                        print(f"{name:34} {took:10.0f} ({found.total:,} match)")
                 if args.upload:
                     seconds = upload(client, list_id, args.upload, work)
                     print(

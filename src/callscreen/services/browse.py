@@ -49,6 +49,18 @@ class Cursor:
         except ValueError:
             raise InvalidInput("not a page cursor") from None
 
+    def position(self) -> entries.Position:
+        """The same place as a :data:`entries.Position`."""
+        if self.bucket == PREFIX_BUCKET:
+            return PREFIX_BUCKET, str(self.field)
+        return self.bucket, str(self.field) if self.field >= 0 else None
+
+    @classmethod
+    def of(cls, position: entries.Position) -> Cursor:
+        """The cursor of an :data:`entries.Position` (a bucket from its start: field -1)."""
+        loc, after = position
+        return cls(loc, int(after) if after is not None else -1)
+
 
 @dataclass(frozen=True, slots=True)
 class Filter:
@@ -175,3 +187,37 @@ async def browse(
         bucket = numbers.stop
         per_read = min(MAX_BUCKETS_PER_READ, per_read * 2)  # sparser than expected
     return BrowsePage(tuple(found), None, shown_total)
+
+
+async def search(
+    table: Table,
+    info: ListInfo,
+    starting: str,
+    statuses: frozenset[Status],
+    limit: int,
+    after: Cursor | None = None,
+    now: float | None = None,
+) -> BrowsePage:
+    """Up to ``limit`` entries starting with ``starting`` (digits) whose status is in
+    ``statuses``, in storage order past ``after``: filtered in Redis
+    (:func:`entries.search_exact`), so the page comes as soon as it is full — at once
+    when many entries match, after one read of the whole list when few do. The total
+    is not known without that read (:func:`count_matching`)."""
+    items, position = await entries.page_entries(
+        table,
+        info,
+        after=after.position() if after is not None else None,
+        limit=limit,
+        starting=starting,
+        statuses=statuses,
+        now=now,
+    )
+    return BrowsePage(tuple(items), Cursor.of(position) if position else None, None)
+
+
+async def count_matching(
+    table: Table, info: ListInfo, starting: str, statuses: frozenset[Status], now: float
+) -> int:
+    """How many entries start with ``starting`` with a status in ``statuses``: one read
+    of the whole list in Redis (about a second at 1,000,000 entries)."""
+    return sum([1 async for _ in entries.search_all(table, info, starting, statuses, now)])
