@@ -637,6 +637,8 @@ class Backend:
             done["rows"] = summary.get("rows", progress["rows"])
             done["errors"] = summary.get("errors", errors.rows)
             await update(**done)
+            # nothing can run a finished job again: its upload goes (the errors stay)
+            jobs.upload_path(self.settings, job).unlink(missing_ok=True)
         except CallscreenError as exc:
             await update(state="failed", error=str(exc))
         except Exception:
@@ -645,6 +647,29 @@ class Backend:
         finally:
             beating.cancel()
             errors.close()
+        await self.clean_job_files()
+
+    async def clean_job_files(self) -> int:
+        """Remove the import files no job needs any more (:func:`jobs.leftovers`): at
+        the API's start and after each job. How many were removed."""
+        files = await asyncio.to_thread(jobs.job_files, self.settings)
+        if not files:
+            return 0
+        pipe = self.ctx.table.r.pipeline(transaction=False)
+        for job in files:
+            pipe.hget(self._job_key(job), "state")
+        states = dict(zip(files, await store.wait(pipe.execute()), strict=True))
+
+        def remove() -> int:
+            gone = jobs.leftovers(self.settings, files, states, jobs.now())
+            for path in gone:
+                path.unlink(missing_ok=True)
+            return len(gone)
+
+        removed = await asyncio.to_thread(remove)
+        if removed:
+            jobs.log.info("removed %d import file(s) no job needs", removed)
+        return removed
 
     # -- idempotency ----------------------------------------------------------------------
 
