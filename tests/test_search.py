@@ -171,3 +171,36 @@ def test_number_ranges_and_status_codes() -> None:
     assert number_ranges("1234567890123456") == [] and number_ranges("") == []
     assert status_codes(None) == ""
     assert status_codes(frozenset({Status.ACTIVE, Status.EXPIRED})) == "ax"
+
+
+def test_browse_walks_a_large_list_with_its_filters(admin: Admin, clock: Clock) -> None:
+    fill(admin, clock)
+    crm = [f"+3375{n:07d}" for n in range(0, 10**7, 333_331)]
+    made = admin.add("dnc", crm, status=Status.PENDING, source="crm")
+    info = admin.table.get_list("dnc")
+    now = admin.ctx.clock()
+    wanted = frozenset({Status.PENDING, Status.ACTIVE})
+
+    def walk_browse(keep: browse.Filter) -> tuple[list[str], int | None]:
+        seen: list[str] = []
+        cursor: browse.Cursor | None = None
+        while True:
+            page = admin.run(browse.browse(admin.ctx.table, info, wanted, 7, cursor, now, keep))
+            assert len(page.items) == 7 or page.next is None  # full pages until the last
+            seen += [key.display for key, _ in page.items]
+            if page.next is None:
+                return seen, page.total
+            cursor = browse.Cursor.decode(page.next.encode())
+
+    every, total = walk_browse(browse.Filter())
+    expected = {
+        key.display for key, record in everything(admin) if record.effective_status(now) in wanted
+    }
+    assert len(every) == len(set(every)) == total and set(every) == expected
+    assert every[:3] == ["+336*", "+3361*", "+33612*"]  # prefixes first, by digits
+    by_source, unknown = walk_browse(browse.Filter(source="crm"))
+    assert sorted(by_source) == sorted(crm) and unknown is None
+    by_batch, _ = walk_browse(browse.Filter(batch=made.batch))
+    assert sorted(by_batch) == sorted(crm)
+    today = clock()
+    assert walk_browse(browse.Filter(added_from=today + 86400))[0] == []

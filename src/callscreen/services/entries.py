@@ -22,7 +22,7 @@ Writers outside this module (the importer) use :func:`upsert_records` and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -421,6 +421,13 @@ PAGE_MAX_BUCKETS = 4096  # buckets one page may read: a filtered page may come b
 PAGE_SMALL_LIST = 20_000
 
 
+#: what a page's caller may do with a chunk's records before ``keep`` sees them (read
+#: the batches a filter on source or date needs, in one round trip)
+Prepare = Callable[[Sequence[EntryRecord]], Awaitable[None]]
+#: an entry with the position a page that ends on it goes on from
+_Placed = tuple[EntryKey, EntryRecord, Position]
+
+
 async def page_entries(
     table: Table,
     info: ListInfo,
@@ -432,6 +439,8 @@ async def page_entries(
     starting: str = "",
     statuses: frozenset[Status] | None = None,
     now: float | None = None,
+    prepare: Prepare | None = None,
+    first_read: int = PAGE_FIRST_BUCKETS,
 ) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
     """Up to ``limit`` entries (those ``keep`` accepts) in storage order — prefixes by
     digits, then exact numbers bucket by bucket, by field within a bucket — from past
@@ -441,32 +450,34 @@ async def page_entries(
     entries are added or removed: no index is needed and a page costs a few hash
     reads, not a scan of the list. With ``keep`` rejecting most entries a page stops
     after ``max_buckets`` buckets, possibly short of ``limit``, with a position to go
-    on from.
+    on from. The first round trip reads ``first_read`` buckets, each next one twice
+    as many (up to :data:`PAGE_MAX_STEP`): a caller that knows how sparse its entries
+    are sizes the first read to fill the page at once.
 
     ``starting`` (digits) keeps the entries that start with them and ``statuses`` those
     with these statuses at ``now``; on a large list both are applied in Redis (the
     ``search.lua`` script, :func:`search_exact`), so only matching entries come back
     and a page reads up to :data:`SEARCH_MAX_BUCKETS` buckets: see :func:`search_exact`
-    for what that costs."""
+    for what that costs. ``prepare`` is awaited with the records those leave, a chunk
+    at a time, before ``keep`` sees them."""
     at = table.clock() if now is None else now
-    if starting or statuses is not None:
-        keep = _also(keep, starting, statuses, at)
-    out: list[tuple[EntryKey, EntryRecord]] = []
+    pick = _Picker(limit, keep, prepare, starting, statuses, at)
     loc, last = after if after is not None else (-1, None)
     buckets = await table.buckets()
     stored = await store.wait(table.r.hgetall(table.keys.counts(info.id)))
     if sum(int(n) for n in stored.values()) <= PAGE_SMALL_LIST:
-        return await _page_small(table, info, (loc, last), limit, keep)
+        return await _page_small(table, info, (loc, last), pick)
     if loc == -1:
         raw: dict[str, str] = await store.wait(table.r.hgetall(table.keys.prefixes(info.id)))
-        for digits in sorted(raw):
-            if last is not None and digits <= last:
-                continue
-            key, record = EntryKey(digits, True), EntryRecord.decode(raw[digits])
-            if keep is None or keep(key, record):
-                out.append((key, record))
-                if len(out) >= limit:
-                    return out, (-1, digits)
+        ended = await pick.take(
+            [
+                (EntryKey(digits, True), EntryRecord.decode(raw[digits]), (-1, digits))
+                for digits in sorted(raw)
+                if last is None or digits > last
+            ]
+        )
+        if ended is not None:
+            return pick.out, ended
         loc, last = 0, None
     after_field = int(last) if last is not None else -1
     if starting:
@@ -477,37 +488,73 @@ async def page_entries(
             statuses=statuses,
             now=at,
             start=(loc, after_field),
-            limit=limit - len(out),
+            limit=limit - len(pick.out),
             max_buckets=max(max_buckets, SEARCH_MAX_BUCKETS),
         )
-        assert keep is not None
-        out += [(key, record) for key, record in found if keep(key, record)]
+        await pick.take([(key, record, (-1, None)) for key, record in found])
         if loc >= buckets:
-            return out, None
-        return out, (loc, str(after_field) if after_field >= 0 else None)
-    read, step = 0, PAGE_FIRST_BUCKETS
+            return pick.out, None
+        return pick.out, (loc, str(after_field) if after_field >= 0 else None)
+    read, step = 0, max(1, first_read)
     while loc < buckets and read < max_buckets:
         chunk = range(loc, min(loc + step, buckets, loc + max_buckets - read))
-
         pipe = table.r.pipeline(transaction=False)
         for bucket in chunk:
             pipe.hgetall(table.keys.exact(info.id, bucket))
         fetched: list[Any] = await store.wait(pipe.execute())
+        placed: list[_Placed] = []
         for bucket, data in zip(chunk, fetched, strict=True):
             floor = after_field if bucket == loc else -1
             for hfield in sorted(int(f) for f in data):
-                if hfield <= floor:
-                    continue
-                key = EntryKey(str(hfield * buckets + bucket), False)
-                record = EntryRecord.decode(data[str(hfield)])
-                if keep is None or keep(key, record):
-                    out.append((key, record))
-                    if len(out) >= limit:
-                        return out, (bucket, str(hfield))
+                if hfield > floor:
+                    key = EntryKey(str(hfield * buckets + bucket), False)
+                    record = EntryRecord.decode(data[str(hfield)])
+                    placed.append((key, record, (bucket, str(hfield))))
+        ended = await pick.take(placed)
+        if ended is not None:
+            return pick.out, ended
         read += len(chunk)
         loc, after_field = chunk.stop, -1
-        step = min(step * 2, 256)
-    return out, ((loc, None) if loc < buckets else None)
+        step = min(step * 2, max(PAGE_MAX_STEP, first_read))
+    return pick.out, ((loc, None) if loc < buckets else None)
+
+
+PAGE_MAX_STEP = 256  # buckets one round trip of a page reads at most (unless told more)
+
+
+class _Picker:
+    """A page being filled: the entries kept (the filters on number and status, then
+    ``prepare``, then ``keep``) up to ``limit``."""
+
+    def __init__(
+        self,
+        limit: int,
+        keep: Callable[[EntryKey, EntryRecord], bool] | None,
+        prepare: Prepare | None,
+        starting: str,
+        statuses: frozenset[Status] | None,
+        now: float,
+    ) -> None:
+        self.limit = limit
+        self.keep = keep
+        self.prepare = prepare
+        self.first = _also(None, starting, statuses, now) if starting or statuses else None
+        self.out: list[tuple[EntryKey, EntryRecord]] = []
+
+    async def take(self, placed: Sequence[_Placed]) -> Position | None:
+        """Add the entries kept, in order; the position of the last one added if the
+        page is full with it."""
+        first, keep = self.first, self.keep
+        if first is not None:
+            placed = [p for p in placed if first(p[0], p[1])]
+        if self.prepare is not None and placed:
+            await self.prepare([record for _key, record, _where in placed])
+        for key, record, where in placed:
+            if keep is None or keep(key, record):
+                self.out.append((key, record))
+                if len(self.out) >= self.limit:
+                    return where
+        return None
 
 
 def _also(
@@ -631,11 +678,7 @@ async def search_all(
 
 
 async def _page_small(
-    table: Table,
-    info: ListInfo,
-    after: Position,
-    limit: int,
-    keep: Callable[[EntryKey, EntryRecord], bool] | None,
+    table: Table, info: ListInfo, after: Position, pick: _Picker
 ) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
     """:func:`page_entries` of a small list: read whole, in the same order."""
     buckets = await table.buckets()
@@ -659,11 +702,9 @@ async def _page_small(
         [(key, record) async for key, record in scan_entries(table, info) if past(key)],
         key=lambda item: position(item[0]),
     )
-    out: list[tuple[EntryKey, EntryRecord]] = []
+    placed: list[_Placed] = []
     for key, record in items:
-        if keep is None or keep(key, record):
-            out.append((key, record))
-            if len(out) >= limit:
-                where, what = position(key)
-                return out, (where, str(what))
-    return out, None
+        where, what = position(key)
+        placed.append((key, record, (where, str(what))))
+    ended = await pick.take(placed)
+    return pick.out, ended
