@@ -39,7 +39,8 @@ from tests.support.redisproc import RedisProcess  # noqa: E402
 
 from callscreen.core.config import Settings  # noqa: E402
 from callscreen.core.model import Action, Direction, Status  # noqa: E402
-from callscreen.services import users  # noqa: E402
+from callscreen.schema.scripts import SEARCH  # noqa: E402
+from callscreen.services import entries, store, users  # noqa: E402
 from callscreen.services.context import Actor  # noqa: E402
 from callscreen.services.importer import ImportOptions  # noqa: E402
 
@@ -126,6 +127,24 @@ def upload(client: httpx.Client, list_id: int, rows: int, work: Path) -> float:
     return elapsed
 
 
+def search_call_ms(admin: Admin) -> float:
+    """How long one call of the search script holds Redis: a chunk of
+    ``entries.SEARCH_CHUNK`` buckets of a search that matches almost nothing (every
+    entry read, none returned), timed from here (a loopback round trip included)."""
+    info = admin.table.get_list("big")
+    buckets = admin.table.buckets
+    ranges = [str(n) for pair in entries.number_ranges("336123") for n in pair]
+    times = []
+    for start in range(0, buckets, entries.SEARCH_CHUNK * 8):
+        args = [admin.table.keys.base, info.id, buckets, start, -1, entries.SEARCH_CHUNK, 50]
+        started = time.perf_counter()
+        store.run_script_sync(
+            admin.table.r, SEARCH, [admin.table.keys.meta], [*args, "", 0, *ranges]
+        )
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
@@ -184,6 +203,7 @@ def main() -> None:
                         took = (time.perf_counter() - started) * 1000
                         name = f"entries --search {part}"
                         print(f"{name:34} {took:10.0f} ({found.total:,} match)")
+                    print(f"{'search.lua, one call':34} {search_call_ms(admin):10.1f} ms median")
                 if args.upload:
                     seconds = upload(client, list_id, args.upload, work)
                     print(
