@@ -57,6 +57,7 @@ from callscreen.services.logshards import stream_id
 from callscreen.services.table import Table
 from tests.support.agiclient import FakeAsterisk
 from tests.support.blocking import SyncAdmin as Admin
+from tests.support.polling import until_async as until
 from tests.support.redisproc import free_port
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
@@ -164,7 +165,9 @@ async def run_script(dial: Dial, admin: Admin, log: CallLog) -> None:
         if phase == "after":
             assert await log.flush()
             blacklist(admin)
-            await asyncio.sleep(0.01)  # first-contact marks are in milliseconds
+            # first-contact marks are in milliseconds: the calls after come a tick later
+            later = real() + 0.002
+            await until(lambda: real() >= later, "the clock to pass the blacklisting")  # noqa: B023
         for call in calls:
             n += 1
             # one millisecond apart at least: the log's shards are merged by call time,
