@@ -68,7 +68,6 @@ from callscreen.services.context import Actor, Context
 from callscreen.services.entries import Position
 from callscreen.services.facade import Services
 from callscreen.services.importer import ImportOptions
-from callscreen.services.rules import MAX_PAGE
 from callscreen.services.table import ListInfo
 from callscreen.services.views import (
     CampaignView,
@@ -813,45 +812,25 @@ class Backend:
         search: str,
         reason: str = "",
         permanent: bool = False,
-    ) -> ChangeResult:
-        """``change_entries`` on every entry matching a filter ("all N matching"):
-        every pending entry at once for a plain approval of the review queue, else
-        page by page."""
-        service = self.services.entries
+    ) -> BulkResult | ChangeResult:
+        """A change of every entry matching a filter ("all N matching" in the console):
+        every pending entry at once for a plain approval of the review queue, else the
+        bulk service's change by filter (a page at a time; a permanent approval checked
+        over the whole selection first)."""
         name = await self._name(list_id)
         if op == "approve" and statuses == {Status.PENDING} and not search:
-            return await service.approve(name, all_pending=True, permanent=permanent)
-        if op not in ("remove", "restore", "approve", "unapprove"):
-            raise InvalidInput(f"unknown change {op!r}")
-        chosen: list[str] = []
-        if search:  # one read of the list, filtered in Redis
-            info = await self._list(list_id)
-            digits = parse_entry(search.strip().rstrip("*") + "*", self.settings.default_region)
-            found = entries.search_all(
-                self.ctx.table, info, digits.digits, statuses, self.ctx.clock()
-            )
-            chosen = sorted([key.display async for key, _record in found])
-        after: tuple[str, bool] | None = None
-        while not search:
-            page = await service.list_entries(name, statuses=statuses, limit=MAX_PAGE, after=after)
-            chosen += [v.entry for v in page.entries]
-            if len(page.entries) < MAX_PAGE:
-                break
-            last = page.entries[-1].entry
-            after = (last.lstrip("+").rstrip("*"), last.endswith("*"))
-        if not chosen:
+            return await self.services.entries.approve(name, all_pending=True, permanent=permanent)
+        result = await self.services.bulk.change(
+            name,
+            op,
+            Selection(search=search),
+            reason=reason,
+            permanent=permanent,
+            within=statuses,
+        )
+        if not result.matched:
             raise InvalidInput("no entry matches this filter")
-        outcomes: dict[str, int] = {}
-        result: ChangeResult | None = None
-        for start in range(0, len(chosen), entries.CHUNK):
-            part = chosen[start : start + entries.CHUNK]
-            result = await self.change_entries(
-                list_id, op, part, reason=reason, permanent=permanent
-            )
-            for k, n in result.outcomes.items():
-                outcomes[k] = outcomes.get(k, 0) + n
-        assert result is not None
-        return replace(result, outcomes=outcomes, entries={})
+        return result
 
     async def browse_entries(
         self,
