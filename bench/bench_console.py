@@ -11,6 +11,11 @@ pending, half approved), signs a user in over HTTP, then times every page (media
 worst of ``--repeat`` requests, over a keep-alive connection) and prints a table.
 With ``--upload N`` it also uploads an N-row CSV through the console's upload form and
 times it from the POST to the task's ``done``.
+
+The entries are ``+33610000000`` on: a search for ``+3361000`` matches 1 in 100 (its
+first page comes after a chunk or two of buckets), one for ``+336123`` matches a single
+entry (the whole list is read in Redis before the page is done). The last lines time
+the CLI's ``entries --search`` (sorted and counted: always the whole list).
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from tests.support.redisproc import RedisProcess  # noqa: E402
 
 from callscreen.core.config import Settings  # noqa: E402
 from callscreen.core.model import Action, Direction, Status  # noqa: E402
-from callscreen.services import users  # noqa: E402
+from callscreen.schema.scripts import SEARCH  # noqa: E402
+from callscreen.services import entries, store, users  # noqa: E402
 from callscreen.services.context import Actor  # noqa: E402
 from callscreen.services.importer import ImportOptions  # noqa: E402
 
@@ -121,6 +127,24 @@ def upload(client: httpx.Client, list_id: int, rows: int, work: Path) -> float:
     return elapsed
 
 
+def search_call_ms(admin: Admin) -> float:
+    """How long one call of the search script holds Redis: a chunk of
+    ``entries.SEARCH_CHUNK`` buckets of a search that matches almost nothing (every
+    entry read, none returned), timed from here (a loopback round trip included)."""
+    info = admin.table.get_list("big")
+    buckets = admin.table.buckets
+    ranges = [str(n) for pair in entries.number_ranges("336123") for n in pair]
+    times = []
+    for start in range(0, buckets, entries.SEARCH_CHUNK * 8):
+        args = [admin.table.keys.base, info.id, buckets, start, -1, entries.SEARCH_CHUNK, 50]
+        started = time.perf_counter()
+        store.run_script_sync(
+            admin.table.r, SEARCH, [admin.table.keys.meta], [*args, "", 0, *ranges]
+        )
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=1_000_000)
@@ -152,7 +176,10 @@ def main() -> None:
                     ("list: a later page", later_page(client, list_id)),
                     ("list: blacklisted", f"/lists/{list_id}?tab=blacklisted"),
                     ("list: search a number", f"/lists/{list_id}?tab=review&q=%2B33610000123"),
-                    ("list: search a part +336123 (scan)", f"/lists/{list_id}?q=%2B336123"),
+                    ("list: search a part, common", f"/lists/{list_id}?q=%2B3361000"),
+                    ("list: search a part, 200 rows", f"/lists/{list_id}?q=%2B3361000&size=200"),
+                    ("list: search a part, rare", f"/lists/{list_id}?q=%2B336123"),
+                    ("list: search a part, counted", f"/lists/{list_id}?q=%2B3361000&count=1"),
                     ("number page", "/numbers/%2B33612345678"),
                     ("attempts", "/attempts"),
                     ("reports (page)", "/reports"),
@@ -169,6 +196,14 @@ def main() -> None:
                     assert status == 200, (path, status)
                     assert 'class="error"' not in client.get(path).text, path
                     print(f"{name:34} {median:10.0f} {worst:10.0f}")
+                with Admin(settings) as admin:  # the CLI's entries --search: sorted, counted
+                    for part in ("+3361000", "+336123"):
+                        started = time.perf_counter()
+                        found = admin.list_entries("big", search=part, limit=50)
+                        took = (time.perf_counter() - started) * 1000
+                        name = f"entries --search {part}"
+                        print(f"{name:34} {took:10.0f} ({found.total:,} match)")
+                    print(f"{'search.lua, one call':34} {search_call_ms(admin):10.1f} ms median")
                 if args.upload:
                     seconds = upload(client, list_id, args.upload, work)
                     print(

@@ -215,16 +215,19 @@ async def test_a_failing_handler_is_contained(
 async def test_caller_gone_before_the_answer(
     start_server: ServerFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = await start_server(StubScreener(delay=0.1), deadline_ms=1000)
+    screener = StubScreener(delay=0.1)
+    server = await start_server(screener, deadline_ms=1000)
     with caplog.at_level(logging.INFO, logger="callscreen.agi"):
         _, writer = await asyncio.open_connection(HOST, server.port)
         writer.write(build_env(port=server.port, args=("inbound", "+1900")))
         await writer.drain()
-        await asyncio.sleep(0.02)
+        await until(lambda: screener.requests, "the call to be screened")
         writer.close()
         await writer.wait_closed()
-        await asyncio.sleep(0.3)
-    assert any('outcome="hangup before answer"' in r.getMessage() for r in caplog.records)
+        await until(
+            lambda: any('outcome="hangup before answer"' in r.getMessage() for r in caplog.records),
+            "the hang-up to be logged",
+        )
     await assert_still_serving(server)
 
 
@@ -343,8 +346,7 @@ async def test_connect_and_close(server: AgiServer) -> None:
     received, _ = await raw_exchange(HOST, server.port, b"", half_close=True)
     assert received == b""
     await assert_still_serving(server)
-    await asyncio.sleep(0.05)
-    assert server.active_connections == 0
+    await until(lambda: server.active_connections == 0, "every connection to be closed")
 
 
 async def test_garbage_bytes_are_closed_at_once(server: AgiServer) -> None:
@@ -536,10 +538,11 @@ async def test_over_max_connections_answers_the_fail_policy(
 
 
 async def test_close_lets_calls_in_flight_finish(start_server: ServerFactory) -> None:
-    server = await start_server(StubScreener(delay=0.2), deadline_ms=1000)
+    screener = StubScreener(delay=0.2)
+    server = await start_server(screener, deadline_ms=1000)
     port = server.port
     call = asyncio.create_task(asterisk(server).call(args=("inbound", "+19005550100")))
-    await asyncio.sleep(0.05)
+    await until(lambda: screener.requests, "the call to be in flight")
     await server.close(grace=2.0)
     result = await call
     assert result.variables["CALLSCREEN_RESULT"] == "BLOCKED"
@@ -575,10 +578,11 @@ async def test_close_answers_a_call_whose_environment_is_still_arriving(
 
 
 async def test_close_cancels_what_outlives_the_grace(start_server: ServerFactory) -> None:
-    server = await start_server(StubScreener(delay=10.0), deadline_ms=20_000)
+    screener = StubScreener(delay=10.0)
+    server = await start_server(screener, deadline_ms=20_000)
     port = server.port
     call = asyncio.create_task(FakeAsterisk(HOST, port).call(args=("inbound", "+1900")))
-    await asyncio.sleep(0.05)
+    await until(lambda: screener.requests, "the call to be in flight")
     started = time.perf_counter()
     await server.close(grace=0.1)
     assert time.perf_counter() - started < 2.0
@@ -739,7 +743,7 @@ async def run_classic(
                 commands.append(line)
                 if sighup:
                     proc.send_signal(signal.SIGHUP)
-                    await asyncio.sleep(0.1)
+                    await until(lambda: not signal_pending(proc.pid), "SIGHUP to be delivered")
                 proc.stdin.write(reply)
                 await proc.stdin.drain()
             stderr = (await proc.stderr.read()).decode()
@@ -752,6 +756,13 @@ async def run_classic(
 
 
 CLASSIC = "callscreen.callpath.classic"
+
+
+def signal_pending(pid: int) -> bool:
+    """Whether a signal sent to ``pid`` waits for delivery (/proc's pending masks)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = [line.split()[1] for line in status.splitlines() if line[:6] in ("SigPnd", "ShdPnd")]
+    return any(int(mask, 16) for mask in masks)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@ peer speaking AMI over TCP and a real Redis."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from callscreen.gateway.outcomes import OutcomeTracker, OutcomeWatcher
 from tests.support.amihelpers import ami_overrides, make_settings
 from tests.support.amipeer import AmiPeer, LiveChannel
 from tests.support.blocking import SyncAdmin as Admin
+from tests.support.polling import until_async
 from tests.support.redisproc import free_port
 
 NUM = "+33612345678"
@@ -221,11 +221,17 @@ async def test_client_reconnects_and_a_silent_peer_is_dropped(
         monkeypatch.setattr(peer, "_answer", silent)
         await peer.wait_login(3, timeout=5.0)
         await client.wait_ready(2.0)
+        manager = client._manager
     finally:
         await client.close()
+    # no reconnect after close: nothing is left that could make one (no retry timer, no
+    # connection attempt, no keepalive), and the peer sees the connection closed
+    assert manager is not None and manager.closing
+    assert manager._retry is None and manager._connecting is None
+    assert client._keepalive_task is None
     logins = peer.logins
-    await asyncio.sleep(0.3)
-    assert peer.logins == logins  # no reconnect after close
+    await until_async(lambda: not peer._clients, "the peer to see the connection closed")
+    assert peer.logins == logins
 
 
 async def test_a_login_left_unanswered_is_tried_again(
@@ -270,9 +276,11 @@ async def play(
         for event in call:
             event = dict(event)
             await peer.emit(event.pop("Event"), **event)
-    async with asyncio.timeout(5.0):
-        while any(w.handled < n for w, n in zip(watchers, targets, strict=True)):
-            await asyncio.sleep(0.01)
+    await until_async(
+        lambda: all(w.handled >= n for w, n in zip(watchers, targets, strict=True)),
+        "every watcher to handle the events",
+        timeout=5.0,
+    )
     for watcher in watchers:
         await watcher.drain()
 

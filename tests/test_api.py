@@ -7,9 +7,11 @@ import csv
 import hashlib
 import io
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,7 +19,7 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from callscreen.api import problems
+from callscreen.api import jobs, problems
 from callscreen.api.backend import EXPORT_CHUNK, Backend
 from callscreen.api.models import MAX_ENTRIES
 from callscreen.callpath.decision import ScreenRequest
@@ -763,6 +765,9 @@ def test_imports_run_in_the_background_and_resume(api: ApiServer, c: httpx.Clien
     errors_csv = c.get(f"/imports/{job}/errors")
     assert errors_csv.status_code == 200 and "garbage" in errors_csv.text
     problem(c.post(f"/imports/{job}:resume"), 409, "conflict")
+    # done: the upload is gone (nothing can run it again), the error file stays
+    assert not jobs.upload_path(api.settings, job).exists()
+    assert jobs.errors_path(api.settings, job).is_file()
 
     # a job whose process died: its heartbeat stopped, it shows interrupted, resumes
     r = c.post(
@@ -770,6 +775,8 @@ def test_imports_run_in_the_background_and_resume(api: ApiServer, c: httpx.Clien
     )
     job2 = r.json()["job"]
     until(lambda: c.get(f"/imports/{job2}").json()["done"], "the import", timeout=30)
+    # what a process that died in the middle leaves: the upload, a stale running state
+    jobs.upload_path(api.settings, job2).write_text(csv_text)
     client = redis.Redis.from_url(api.settings.redis_url, decode_responses=True)
     try:
         client.hset(f"{{cs}}:ij:{job2}", mapping={"state": "running", "heartbeat": "0"})
@@ -782,6 +789,14 @@ def test_imports_run_in_the_background_and_resume(api: ApiServer, c: httpx.Clien
     again = c.get(f"/imports/{job2}").json()
     assert again["state"] == "done" and again["started"] == 2
     assert c.get(f"/lists/{list_id}").json()["counts"]["active"] == 500
+    assert not jobs.upload_path(api.settings, job2).exists()
+    # an interrupted job whose file is gone cannot be resumed
+    client = redis.Redis.from_url(api.settings.redis_url, decode_responses=True)
+    try:
+        client.hset(f"{{cs}}:ij:{job2}", mapping={"state": "running", "heartbeat": "0"})
+    finally:
+        client.close()
+    problem(c.post(f"/imports/{job2}:resume"), 404, "not-found")
 
     problem(c.get("/imports/0123456789abcdef"), 404, "not-found")
     problem(c.post(f"/lists/{list_id}/imports", content="x", headers={}), 422, "invalid-input")
@@ -795,6 +810,39 @@ def test_imports_run_in_the_background_and_resume(api: ApiServer, c: httpx.Clien
             headers=headers,
         )
         assert problem(r, 403, "forbidden")["scope"] == "entries:approve-permanent"
+
+
+def test_the_api_removes_the_import_files_no_job_needs_when_it_starts(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    settings = api.settings.model_copy(update={"api_data_dir": str(tmp_path)})
+    folder = tmp_path / "imports"
+    folder.mkdir()
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        for job, state in (("a" * 16, "done"), ("b" * 16, "failed"), ("c" * 16, "running")):
+            client.hset(f"{{cs}}:ij:{job}", mapping={"state": state, "heartbeat": "0"})
+    finally:
+        client.close()
+    made = {
+        "done upload": folder / f"{'a' * 16}.csv",
+        "done errors": folder / f"{'a' * 16}.errors.csv",
+        "failed upload": folder / f"{'b' * 16}.csv",
+        "interrupted upload": folder / f"{'c' * 16}.csv",
+        "expired upload": folder / f"{'d' * 16}.csv",
+        "expired errors": folder / f"{'d' * 16}.errors.csv",
+        "upload being written": folder / f"{'e' * 16}.csv",
+    }
+    for path in made.values():
+        path.write_text("number\n+33612345678\n")
+    old = time.time() - jobs.ORPHAN_S - 60
+    for name in ("expired upload", "expired errors"):
+        os.utime(made[name], (old, old))
+    server = ApiServer(settings)
+    server.start()
+    server.stop()
+    kept = {name for name, path in made.items() if path.exists()}
+    assert kept == {"done errors", "failed upload", "interrupted upload", "upload being written"}
 
 
 def test_forwarded_addresses_count_only_from_trusted_proxies(api: ApiServer) -> None:

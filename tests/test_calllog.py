@@ -413,12 +413,12 @@ async def test_retention_holds_under_load_and_counters_stay_exact(
                 log.record(ScreenRequest(number, OUT, f"c{worker % 3}"), allowed(number), 0)
                 sent["ALLOWED"] += 1
             if i % 50 == 0:
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # a yield: let the writer and the other callers run
 
     async def watcher() -> None:
         for _ in range(40):
             lengths.append(bounded_len(r))
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0.005)  # sampling the length during the load is the test
 
     await asyncio.gather(*(caller(w) for w in range(8)), watcher())
     assert await log.flush(30)

@@ -531,7 +531,7 @@ async def test_cli_reports_the_cascade(redis_url: str, spool: Path, peer: AmiPee
 
     await asyncio.to_thread(invoke, "lists", "create", "dnc", "--action", "block")
     out = (await asyncio.to_thread(invoke, "add", "dnc", NUM, "--hangup-live")).stdout
-    assert "added 1 entry; cancelled 3 queued calls; hung up 1 live call" in out
+    assert "enforced 1 entry; cancelled 3 queued calls; hung up 1 live call" in out
     assert spool_names(spool) == {"other.call"}
     assert [h["Channel"] for h in peer.named("Hangup")] == ["PJSIP/trunk-1"]
 

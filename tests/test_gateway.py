@@ -16,6 +16,7 @@ from callscreen.core.config import Settings
 from callscreen.core.model import Action, Direction
 from tests.support.agiclient import FakeAsterisk, build_env
 from tests.support.blocking import SyncAdmin as Admin
+from tests.support.polling import until_async
 from tests.support.redisproc import RedisProcess
 
 HOST = "127.0.0.1"
@@ -215,11 +216,13 @@ async def test_redis_stopped_then_restarted(private_redis: RedisProcess, policy:
         with Admin(settings) as admin:  # the restarted server has no persistence: refill
             admin.create_list("dnc", Action.BLOCK)
             admin.add("dnc", ["+33123456789"], reason="asked us to stop")
-        for _ in range(50):  # the client reconnects on its own, within its backoff
+
+        async def screened_again() -> dict[str, str] | None:
             v, _ = await timed_call()
-            if v["CALLSCREEN_RESULT"] == "BLOCKED":
-                break
-            await asyncio.sleep(0.05)
+            return v if v["CALLSCREEN_RESULT"] == "BLOCKED" else None
+
+        # the client reconnects on its own, within its backoff
+        v = await until_async(screened_again, "screening to resume", step=0.05)
         assert (v["CALLSCREEN_RESULT"], v["CALLSCREEN_LABEL"]) == ("BLOCKED", "Blacklisted")
     finally:
         await gw.close()

@@ -3,29 +3,22 @@ on a unix socket under var/redis, stopped on exit or found again after a SIGKILL
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import redis
 
 from tests.support.agiclient import FakeAsterisk
+from tests.support.polling import until_async
 from tests.support.redisproc import free_port
 
 HOST = "127.0.0.1"
 
 pytestmark = pytest.mark.slow
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.05)
 
 
 def start_serve(cwd: Path, port: int, **env: str) -> tuple[subprocess.Popen[bytes], Path]:
@@ -75,7 +68,7 @@ async def test_a_configured_redis_that_does_not_answer_is_never_replaced(
         tmp_path, port, CALLSCREEN_REDIS_URL=dead, CALLSCREEN_FAIL_POLICY="closed"
     )
     try:
-        await until(lambda: listening(port) or proc.poll() is not None)
+        await until_async(lambda: listening(port) or proc.poll() is not None, timeout=20)
         assert proc.poll() is None, log.read_text()
         fake = FakeAsterisk(HOST, port)
         results = [
@@ -98,7 +91,7 @@ async def test_the_private_redis_is_on_a_socket_and_outlives_no_serve(tmp_path: 
     sock = tmp_path / "var" / "redis" / "redis.sock"
     port = free_port()
     proc, log = start_serve(tmp_path, port)
-    await until(lambda: listening(port) or proc.poll() is not None)
+    await until_async(lambda: listening(port) or proc.poll() is not None, timeout=20)
     assert proc.poll() is None, log.read_text()
     assert answers(sock)
     assert "export CALLSCREEN_REDIS_URL=unix://" in log.read_text()
@@ -112,14 +105,14 @@ async def test_the_private_redis_is_on_a_socket_and_outlives_no_serve(tmp_path: 
 
     # killed outright: its Redis survives it, and the next start takes it over
     proc, log = start_serve(tmp_path, port)
-    await until(lambda: answers(sock) and listening(port))
+    await until_async(lambda: answers(sock) and listening(port), timeout=20)
     proc.kill()
     proc.wait()
     assert answers(sock)
     port = free_port()
     proc, log = start_serve(tmp_path, port)
-    await until(lambda: listening(port) or proc.poll() is not None)
+    await until_async(lambda: listening(port) or proc.poll() is not None, timeout=20)
     assert "still runs on" in log.read_text()
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
-    await until(lambda: not answers(sock), timeout=10)
+    await until_async(lambda: not answers(sock), timeout=10)

@@ -272,10 +272,10 @@ async def test_sentinel_failover_screening_resumes_on_the_new_primary(tmp_path: 
                     if stop.is_set():
                         return
                     answers.append((number, await one_call(port, direction, number)))
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # pacing: a steady trickle of calls, not a flood
 
             caller = asyncio.create_task(calling())
-            await asyncio.sleep(0.2)
+            await until(lambda: len(answers) >= 10)  # calls are flowing before the failover
             await asyncio.to_thread(sentinels.failover)
             assert sentinels.primary.port != old_primary
 
@@ -430,10 +430,12 @@ async def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(
     load_lists(ops_settings(redis_url))
     # the call's environment comes in two halves, seconds apart: a deadline (counted
     # from the accept) long enough for it to be screened all the same
+    metrics_port = free_port()
     env = {
         "CALLSCREEN_REDIS_URL": redis_url,
         "CALLSCREEN_ENV_TIMEOUT_MS": "10000",
         "CALLSCREEN_DEADLINE_MS": "10000",
+        "CALLSCREEN_METRICS_PORT": str(metrics_port),
     }
     async with ServeProcess(tmp_path, env) as gateway:
         # a call in flight: connected, half of its environment sent
@@ -441,7 +443,15 @@ async def test_sigterm_finishes_the_call_in_flight_and_refuses_new_ones(
         block = build_env(port=gateway.port, args=("inbound", "+33123456789"))
         writer.write(block[:100])
         await writer.drain()
-        await asyncio.sleep(0.2)
+
+        async def accepted() -> bool:
+            try:
+                text = await asyncio.to_thread(fetch, f"http://{HOST}:{metrics_port}/metrics")
+            except OSError:  # the endpoint may come up after the FastAGI port
+                return False
+            return metric(parse_metrics(text), "callscreen_connections_open") == 1
+
+        await until(accepted)  # the gateway holds the connection: the call is in flight
         gateway.signal(signal.SIGTERM)
 
         async def refused() -> bool:

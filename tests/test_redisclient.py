@@ -19,7 +19,15 @@ import redis
 from callscreen.callpath.leanredis import LeanRedis, RedisTarget, Script, parse_host_port
 from callscreen.core.config import Settings
 from callscreen.core.errors import InvalidInput, StoreError, StoreProtocolError, StoreUnavailable
+from tests.support.polling import until, until_async
 from tests.support.redisproc import RedisProcess, free_port, redis_server_binary
+
+
+def blocked_clients(url: str) -> int:
+    """Connections blocked in a command (BLPOP) on the server at ``url``, seen by another."""
+    with redis.Redis.from_url(url) as r:
+        return int(r.info("clients")["blocked_clients"])
+
 
 # The connection code must work on both: run those tests on each.
 both_loops = pytest.mark.asyncio(loop_factories=["asyncio", "uvloop"])
@@ -118,7 +126,7 @@ async def test_close(redis_url: str) -> None:
     c = LeanRedis.from_url(redis_url)
     await c.call("PING")
     slow = asyncio.ensure_future(c.call("BLPOP", "nothing", 5))
-    await asyncio.sleep(0.05)
+    await until_async(lambda: blocked_clients(redis_url), "the BLPOP to block in Redis")
     await c.close()
     with pytest.raises(StoreUnavailable, match="closed"):
         await within(1, slow)
@@ -271,7 +279,7 @@ async def test_server_stopped_then_restarted(private_redis: RedisProcess) -> Non
     async with LeanRedis.from_url(private_redis.url) as c:
         await c.call("SET", "k", "v")
         waiting = asyncio.ensure_future(c.call("BLPOP", "nothing", 5))
-        await asyncio.sleep(0.05)
+        await until_async(lambda: blocked_clients(private_redis.url), "the BLPOP to block")
         private_redis.kill()
 
         # The call in flight fails at once, and so do new ones: quickly, not at the deadline.
@@ -368,7 +376,7 @@ async def test_close_while_connecting() -> None:
     async with SilentPeer() as peer:
         c = LeanRedis.from_url(peer.url, connect_timeout=5)
         waiting = asyncio.ensure_future(c.call("PING"))
-        await asyncio.sleep(0.1)
+        await until_async(lambda: peer.accepted == 1, "the client to connect")
         await within(1, c.close())
         with pytest.raises(StoreUnavailable, match="closed"):
             await within(1, waiting)
@@ -388,8 +396,8 @@ async def test_a_hung_server_is_dropped_and_the_client_recovers(
         os.kill(pid, signal.SIGSTOP)  # the kernel still accepts connections; nobody answers
         try:
             failures = 0
-            until = time.monotonic() + 0.8
-            while time.monotonic() < until:
+            stop_at = time.monotonic() + 0.8
+            while time.monotonic() < stop_at:
                 with pytest.raises(StoreUnavailable):
                     await within(1, c.call("PING", timeout=0.1))
                 failures += 1
@@ -405,18 +413,23 @@ async def test_a_hung_server_is_dropped_and_the_client_recovers(
 
 def _start(args: list[str], port: int, password: str | None = None) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
     with redis.Redis(port=port, password=password, socket_connect_timeout=0.2) as r:
-        while True:
+
+        def answering() -> bool:
             try:
-                r.ping()
-                return proc
+                return bool(r.ping())
             except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    proc.kill()
-                    output = proc.communicate()[0].decode(errors="replace")
-                    raise RuntimeError(f"{args[0]} did not start: {output[-2000:]}") from None
-                time.sleep(0.02)
+                if proc.poll() is not None:
+                    raise AssertionError("exited") from None
+                return False
+
+        try:
+            until(answering, f"{args[0]} to answer", timeout=10)
+        except AssertionError:
+            proc.kill()
+            output = proc.communicate()[0].decode(errors="replace")
+            raise RuntimeError(f"{args[0]} did not start: {output[-2000:]}") from None
+    return proc
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -523,28 +536,31 @@ async def test_sentinel_failover_is_followed(sentinel_setup: SentinelSetup) -> N
         # is about following the failover, not about that window.
         assert await c.call("WAIT", 1, 5000) == 1
         with sentinel_setup.sentinel() as s:
-            deadline = time.monotonic() + 20
-            while True:  # the Sentinel must know a healthy replica before it can fail over
+
+            def failover_started() -> bool:
+                # the Sentinel must know a healthy replica before it can fail over
                 replicas = s.execute_command("SENTINEL", "REPLICAS", "callscreen")
-                if (
-                    replicas
-                    and "s_down" not in str(replicas)
-                    and "disconnected" not in str(replicas)
-                ):
-                    try:
-                        s.execute_command("SENTINEL", "FAILOVER", "callscreen")
-                        break
-                    except redis.ResponseError:
-                        pass  # NOGOODSLAVE until the replica is in sync
-                assert time.monotonic() < deadline, "Sentinel never saw the replica"
-                await asyncio.sleep(0.2)
-            deadline = time.monotonic() + 20
-            while s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "callscreen") != [
-                "127.0.0.1",
-                str(sentinel_setup.replica.port),
-            ]:
-                assert time.monotonic() < deadline, "the failover did not happen"
-                await asyncio.sleep(0.1)
+                if not replicas or "s_down" in str(replicas) or "disconnected" in str(replicas):
+                    return False
+                try:
+                    s.execute_command("SENTINEL", "FAILOVER", "callscreen")
+                except redis.ResponseError:
+                    return False  # NOGOODSLAVE until the replica is in sync
+                return True
+
+            await until_async(
+                failover_started, "the Sentinel to see the replica", timeout=20, step=0.2
+            )
+            replica = ["127.0.0.1", str(sentinel_setup.replica.port)]
+            await until_async(
+                lambda: (
+                    s.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "callscreen")
+                    == replica
+                ),
+                "the failover",
+                timeout=20,
+                step=0.1,
+            )
         # The old primary still answers until the Sentinel demotes it (at its next
         # INFO, up to 10 s) and kills its clients: do now what the Sentinel does then.
         with redis.Redis(port=sentinel_setup.primary.port) as r:

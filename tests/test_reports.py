@@ -57,6 +57,7 @@ from callscreen.services.logshards import stream_id
 from callscreen.services.table import Table
 from tests.support.agiclient import FakeAsterisk
 from tests.support.blocking import SyncAdmin as Admin
+from tests.support.polling import until_async as until
 from tests.support.redisproc import free_port
 
 IN, OUT = Direction.INBOUND, Direction.OUTBOUND
@@ -164,7 +165,9 @@ async def run_script(dial: Dial, admin: Admin, log: CallLog) -> None:
         if phase == "after":
             assert await log.flush()
             blacklist(admin)
-            await asyncio.sleep(0.01)  # first-contact marks are in milliseconds
+            # first-contact marks are in milliseconds: the calls after come a tick later
+            later = real() + 0.002
+            await until(lambda: real() >= later, "the clock to pass the blacklisting")  # noqa: B023
         for call in calls:
             n += 1
             # one millisecond apart at least: the log's shards are merged by call time,
@@ -342,6 +345,13 @@ def totals_from_html(page: str) -> tuple[dict[str, int], dict[str, dict[str, int
 # -- the tests -------------------------------------------------------------------------------
 
 
+async def next_millisecond() -> None:
+    """Until the wall clock (which the gateway's marks and the entries' times read) has
+    passed the next millisecond."""
+    start = time.time()
+    await until(lambda: time.time() >= start + 0.002, "the clock to pass a millisecond")
+
+
 async def test_a_new_reason_does_not_make_a_never_contacted_number_lost(
     redis_url: str,
 ) -> None:
@@ -351,7 +361,7 @@ async def test_a_new_reason_does_not_make_a_never_contacted_number_lost(
     gets a new reason later."""
     async with direct_rig(redis_url) as rig:
         rig.admin.add("camp-a", [NEVER_2], reason="campaign A do-not-call")
-        await asyncio.sleep(0.01)  # first-contact marks are in milliseconds
+        await next_millisecond()  # first-contact marks are in milliseconds
         for n, (campaign, expected) in enumerate((("B", "ALLOWED"), ("A", "BLOCKED"))):
             result, _list = await rig.dial(
                 Call(0, "up", OUT, NEVER_2, campaign, Outcome.ALLOWED), f"1700000001.{n}"
@@ -359,7 +369,7 @@ async def test_a_new_reason_does_not_make_a_never_contacted_number_lost(
             assert result == expected
             if campaign == "B":
                 assert await rig.log.flush()
-                await asyncio.sleep(0.01)
+                await next_millisecond()
                 rig.admin.add("camp-a", [NEVER_2], reason="asked again, on the phone")
         assert await rig.log.flush()
         since, until = three_days()

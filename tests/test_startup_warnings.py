@@ -4,7 +4,6 @@ directory (one line, not one per ``add``)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 
@@ -16,17 +15,12 @@ from callscreen.core.config import Settings
 from callscreen.core.model import Action
 from callscreen.gateway.reachability import RedisReachability
 from tests.support.blocking import SyncAdmin as Admin
+from tests.support.polling import until_async as until
 from tests.support.redisproc import RedisProcess, free_port
 
 
 def settings(**overrides: object) -> Settings:
     return Settings(_env_file=None, **overrides)  # type: ignore[call-arg]
-
-
-async def until(condition: object, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
-            await asyncio.sleep(0.01)
 
 
 def ours(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

@@ -202,3 +202,55 @@ def test_the_console_browses_pending_or_removed_entries_from_their_index(
         assert sorted(shown) == sorted(expected) and len(shown) == len(set(shown))
         exact = [e for e in shown if not e.endswith("*")]
         assert exact == [e for e in expected if not e.endswith("*")]
+
+
+def test_one_indexed_status_with_a_search_reads_the_index_and_filters_by_number(
+    admin: SyncAdmin, r: Any
+) -> None:
+    admin.create_list("big", Action.BLOCK)
+    nums = [f"+1202555{n:04d}" for n in range(0, 400)] + [f"+1303555{n:04d}" for n in range(200)]
+    admin.add("big", [*nums[::2], "+1900*"])
+    admin.add("big", [*nums[1::2], "+1202*", "+1303*"], status=Status.PENDING)
+    info = admin.table.get_list("big")
+    table = admin.ctx.table
+    now = table.clock()
+    pending = frozenset({Status.PENDING})
+    for starting in ("", "1202", "13035550"):
+
+        def keep(key: Any, record: Any, starting: str = starting) -> bool:
+            return record.status is Status.PENDING and key.digits.startswith(starting)
+
+        expected, _ = admin.run(
+            entries.page_entries(table, info, after=None, limit=1000, keep=keep)
+        )
+        for limit in (1, 9, 100):
+            shown: list[Any] = []
+            after = None
+            while True:
+                items, after = admin.run(
+                    entries.page_entries(
+                        table,
+                        info,
+                        after=after,
+                        limit=limit,
+                        starting=starting,
+                        statuses=pending,
+                        now=now,
+                    )
+                )
+                shown += items
+                if after is None:
+                    break
+            assert [k.display for k, _ in shown] == [k.display for k, _ in expected]
+            assert shown, starting
+    listed = admin.list_entries("big", status=Status.PENDING, search="+1303", limit=500)
+    assert listed.total == 101  # 100 numbers and the prefix
+    # the pages come from the index: without it, nothing pending is found
+    r.delete(f"{{cs}}:st:{info.id}:p")
+    items, _ = admin.run(
+        entries.page_entries(
+            table, info, after=None, limit=50, starting="1202", statuses=pending, now=now
+        )
+    )
+    assert items == []
+    assert admin.list_entries("big", status=Status.PENDING, search="+1202").total == 0

@@ -55,7 +55,11 @@ class Workers:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        await until(lambda: self.output().count("callscreen listening") >= self.workers, 30)
+        await until(
+            lambda: self.output().count("callscreen listening") >= self.workers,
+            "every worker to listen",
+            timeout=30,
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -119,8 +123,12 @@ async def test_workers_share_the_port_restart_reload_and_drain(
         # a worker that dies is restarted, and calls keep their answers meanwhile
         old = gw.pids()[1]
         os.kill(old, signal.SIGKILL)
-        await until(lambda: gw.pids()[1] != old, 10)
-        await until(lambda: gw.output().count("callscreen listening") >= 3, 30)
+        await until(lambda: gw.pids()[1] != old, "the worker to be replaced", timeout=10)
+        await until(
+            lambda: gw.output().count("callscreen listening") >= 3,
+            "the new worker to listen",
+            timeout=30,
+        )
         assert await screen(gw.port, "+33123456789") == "BLOCKED"
         metrics = await asyncio.to_thread(gw.metrics)
         assert metrics[("callscreen_worker_restarts_total", ())] == 1
@@ -128,7 +136,8 @@ async def test_workers_share_the_port_restart_reload_and_drain(
         # SIGHUP reaches every worker
         assert gw.proc is not None
         gw.proc.send_signal(signal.SIGHUP)
-        await until(lambda: gw.output().count("reload:") >= 3, 10)  # parent + 2 workers
+        # parent + 2 workers
+        await until(lambda: gw.output().count("reload:") >= 3, "every process to reload")
 
         # SIGTERM drains them all; the parent exits 0 once they are gone
         gw.proc.send_signal(signal.SIGTERM)

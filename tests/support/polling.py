@@ -23,6 +23,7 @@ def until(
 ) -> T:
     """Poll ``condition()`` until it returns something true; that value. Errors of the
     ``ignore`` types count as "not yet" (a server still starting)."""
+    _described(what)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -44,6 +45,7 @@ async def until_async(
     step: float = POLL_S,
 ) -> T:
     """:func:`until` in a coroutine; ``condition`` may be async."""
+    _described(what)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -55,3 +57,9 @@ async def until_async(
         if loop.time() >= deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(step)
+
+
+def _described(what: object) -> None:
+    # until(cond, 30) reads as a 30 s timeout but is a description with the default one
+    if not isinstance(what, str):
+        raise TypeError(f"what= describes the condition; give the timeout as timeout={what!r}")

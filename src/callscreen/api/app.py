@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,9 @@ from callscreen.api.auth import FailureLimiter
 from callscreen.api.backend import Backend
 from callscreen.api.console import web
 from callscreen.core.config import Settings
-from callscreen.core.errors import TooLarge
+from callscreen.core.errors import CallscreenError, TooLarge
+
+log = logging.getLogger("callscreen.api")
 
 PREFIX = "/api/v1"
 STATIC = Path(web.__file__).parent / "static"
@@ -69,6 +72,10 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         try:
             if own:
                 await app.state.backend.check_schema()
+            try:  # leftovers of finished jobs; never a reason not to start
+                await app.state.backend.clean_job_files()
+            except (CallscreenError, OSError):
+                log.warning("could not remove the leftover import files", exc_info=True)
             yield
         finally:
             if own:

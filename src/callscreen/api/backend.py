@@ -68,7 +68,6 @@ from callscreen.services.context import Actor, Context
 from callscreen.services.entries import Position
 from callscreen.services.facade import Services
 from callscreen.services.importer import ImportOptions
-from callscreen.services.rules import MAX_PAGE
 from callscreen.services.table import ListInfo
 from callscreen.services.views import (
     CampaignView,
@@ -650,6 +649,8 @@ class Backend:
             done["rows"] = summary.get("rows", progress["rows"])
             done["errors"] = summary.get("errors", errors.rows)
             await update(**done)
+            # nothing can run a finished job again: its upload goes (the errors stay)
+            jobs.upload_path(self.settings, job).unlink(missing_ok=True)
         except CallscreenError as exc:
             await update(state="failed", error=str(exc))
         except Exception:
@@ -658,6 +659,29 @@ class Backend:
         finally:
             beating.cancel()
             errors.close()
+        await self.clean_job_files()
+
+    async def clean_job_files(self) -> int:
+        """Remove the import files no job needs any more (:func:`jobs.leftovers`): at
+        the API's start and after each job. How many were removed."""
+        files = await asyncio.to_thread(jobs.job_files, self.settings)
+        if not files:
+            return 0
+        pipe = self.ctx.table.r.pipeline(transaction=False)
+        for job in files:
+            pipe.hget(self._job_key(job), "state")
+        states = dict(zip(files, await store.wait(pipe.execute()), strict=True))
+
+        def remove() -> int:
+            gone = jobs.leftovers(self.settings, files, states, jobs.now())
+            for path in gone:
+                path.unlink(missing_ok=True)
+            return len(gone)
+
+        removed = await asyncio.to_thread(remove)
+        if removed:
+            jobs.log.info("removed %d import file(s) no job needs", removed)
+        return removed
 
     # -- idempotency ----------------------------------------------------------------------
 
@@ -752,15 +776,32 @@ class Backend:
         self,
         list_id: int,
         *,
-        statuses: frozenset[Status] | None,
+        statuses: frozenset[Status],
         search: str,
         limit: int,
-        after: tuple[str, bool] | None,
-    ) -> EntryPage:
-        """A page of entries sorted by entry (a scan: for a search), past ``after``."""
-        return await self.services.entries.list_entries(
-            await self._name(list_id), search=search, limit=limit, after=after, statuses=statuses
-        )
+        after: str,
+        count: bool = False,
+    ) -> tuple[EntryPage, str]:
+        """A page of the entries starting with ``search`` (part of a number, read with
+        the default region), in storage order past the cursor ``after``, and the cursor
+        of the next page ('' after the last): filtered in Redis, the page comes as soon
+        as it is full (:func:`browse.search`). The page's ``total`` is -1 unless
+        ``count`` (one read of the whole list) or the search fits this one page."""
+        info = await self._list(list_id)
+        digits = parse_entry(search.strip().rstrip("*") + "*", self.settings.default_region)
+        table = self.ctx.table
+        now = self.ctx.clock()
+        after_cursor = browse.Cursor.decode(after)
+        found = await browse.search(table, info, digits.digits, statuses, limit, after_cursor, now)
+        total = -1
+        if count:
+            total = await browse.count_matching(table, info, digits.digits, statuses, now)
+        elif after_cursor is None and found.next is None:
+            total = len(found.items)
+        views = await self.services.entries.entry_views(found.items, now)
+        counts = await entries.status_counts(table, info, now)
+        page = EntryPage(info.name, total, 0, limit, counts, views, None, search)
+        return page, found.next.encode() if found.next is not None else ""
 
     async def change_matching(
         self,
@@ -771,40 +812,25 @@ class Backend:
         search: str,
         reason: str = "",
         permanent: bool = False,
-    ) -> ChangeResult:
-        """``change_entries`` on every entry matching a filter ("all N matching"):
-        every pending entry at once for a plain approval of the review queue, else
-        page by page."""
-        service = self.services.entries
+    ) -> BulkResult | ChangeResult:
+        """A change of every entry matching a filter ("all N matching" in the console):
+        every pending entry at once for a plain approval of the review queue, else the
+        bulk service's change by filter (a page at a time; a permanent approval checked
+        over the whole selection first)."""
         name = await self._name(list_id)
         if op == "approve" and statuses == {Status.PENDING} and not search:
-            return await service.approve(name, all_pending=True, permanent=permanent)
-        if op not in ("remove", "restore", "approve", "unapprove"):
-            raise InvalidInput(f"unknown change {op!r}")
-        chosen: list[str] = []
-        after: tuple[str, bool] | None = None
-        while True:
-            page = await service.list_entries(
-                name, statuses=statuses, search=search, limit=MAX_PAGE, after=after
-            )
-            chosen += [v.entry for v in page.entries]
-            if len(page.entries) < MAX_PAGE:
-                break
-            last = page.entries[-1].entry
-            after = (last.lstrip("+").rstrip("*"), last.endswith("*"))
-        if not chosen:
+            return await self.services.entries.approve(name, all_pending=True, permanent=permanent)
+        result = await self.services.bulk.change(
+            name,
+            op,
+            Selection(search=search),
+            reason=reason,
+            permanent=permanent,
+            within=statuses,
+        )
+        if not result.matched:
             raise InvalidInput("no entry matches this filter")
-        outcomes: dict[str, int] = {}
-        result: ChangeResult | None = None
-        for start in range(0, len(chosen), entries.CHUNK):
-            part = chosen[start : start + entries.CHUNK]
-            result = await self.change_entries(
-                list_id, op, part, reason=reason, permanent=permanent
-            )
-            for k, n in result.outcomes.items():
-                outcomes[k] = outcomes.get(k, 0) + n
-        assert result is not None
-        return replace(result, outcomes=outcomes, entries={})
+        return result
 
     async def browse_entries(
         self,

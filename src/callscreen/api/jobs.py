@@ -10,6 +10,14 @@ restarted) shows ``interrupted``; resuming it imports the file again, which is s
 an import of the same rows changes nothing twice. Bad rows go to ``JOB.errors.csv``
 beside the upload (``line,raw,error``), downloadable.
 
+Files are kept as long as they serve (:func:`leftovers`): a job that is done loses its
+upload at once (nothing can run it again) and keeps its error file for download as
+long as its record lives (:data:`KEEP_S`, 30 days); a queued, running, interrupted or
+failed job keeps its upload, so that ``:resume`` can run it again, until its record
+expires. The API removes what is left over when it starts and after each job: the
+files of jobs that are done or whose record expired, and files no job claims after an
+hour (an upload whose job was never recorded).
+
 The import itself is the import service's
 (:meth:`callscreen.services.transfer.TransferService.import_file`), through
 :class:`~callscreen.api.backend.Backend`, as the job's requester.
@@ -66,6 +74,43 @@ def upload_path(settings: Settings, job: str) -> Path:
 
 def errors_path(settings: Settings, job: str) -> Path:
     return Path(settings.api_data_dir) / "imports" / f"{job}.errors.csv"
+
+
+#: a file no job record claims is removed once it is this old (an upload being
+#: written, before its job is recorded, is younger)
+ORPHAN_S = 3600.0
+
+
+def job_files(settings: Settings) -> dict[str, list[Path]]:
+    """The files under the imports directory, by the job they belong to."""
+    folder = Path(settings.api_data_dir) / "imports"
+    found: dict[str, list[Path]] = {}
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.is_file():
+                found.setdefault(path.name.split(".", 1)[0], []).append(path)
+    return found
+
+
+def leftovers(
+    settings: Settings, files: dict[str, list[Path]], states: dict[str, str | None], now: float
+) -> list[Path]:
+    """The files no longer needed, given each job's stored state (None: no record):
+    a done job's upload; every file of a job without a record, once :data:`ORPHAN_S`
+    old. The files of other jobs stay (resumable, or their errors downloadable)."""
+    gone: list[Path] = []
+    for job, paths in files.items():
+        state = states.get(job)
+        if state == "done":
+            gone += [p for p in paths if p == upload_path(settings, job)]
+        elif state is None:
+            for path in paths:
+                try:
+                    if now - path.stat().st_mtime > ORPHAN_S:
+                        gone.append(path)
+                except FileNotFoundError:  # removed meanwhile
+                    pass
+    return gone
 
 
 def record(request: ImportRequest, now: float) -> dict[str, str]:

@@ -111,7 +111,7 @@ def render_cascade(report: CascadeReport | None, job: str | None, verb: str) -> 
         )
 
 
-_VERB = {"add": "added", "approve": "approved", "restore": "restored"}
+_VERB = {"add": "enforced", "approve": "approved", "restore": "restored"}
 
 
 @app.command("add")

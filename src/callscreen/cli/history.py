@@ -122,7 +122,7 @@ def history(
             what += f" {event.count} entr{'y' if event.count == 1 else 'ies'}"
         if event.list_name and list_name is None:
             what += f" list {event.list_name}"
-        line = f"{data['at']}  {event.by}  {what}"
+        line = f"{data['at']}  {actor_of(event.by, data.get('via'))}  {what}"
         if event.detail:
             line += f" ({event.detail})"
         if event.reason:
@@ -130,6 +130,16 @@ def history(
         console.print(line)
         if event.entries and len(event.entries) <= 10:
             console.print("    " + " ".join(event.entries))
+
+
+def actor_of(by: str, via: object) -> str:
+    """Who made a change as the text history shows it: the actor, and beside it where
+    the command ran when it is known (``alice (os: root@pbx1)``), so that a false
+    ``--by`` is visible."""
+    if not isinstance(via, str) or not via:
+        return by
+    shown = f"os: {via[4:]}" if via.startswith("cli:") else via
+    return f"{by} ({shown})"
 
 
 def export_trail(
@@ -176,6 +186,8 @@ def export_trail(
     what = f"exported {count} event{'' if count == 1 else 's'}"
     if target != "-":
         what += f" to {target}"
+    if settle > 0:
+        what += f" (the last {settle:g} s are left to the next run; --settle 0 takes them)"
     line = what + (f"; resume with --after {last}" if last else "")
     if target == "-":
         typer.echo(line, err=True)

@@ -87,6 +87,7 @@ OPTOUT = load("optout")
 OUTCOME = load("outcome")
 REPORT_MARKS = load("reportmarks")
 REPORT_ENTRIES = load("reportentries")
+SEARCH = load("search")  # read only; plain, for Redis 6 as well
 
 ALL = {
     "entries": ENTRIES,
@@ -99,4 +100,5 @@ ALL = {
     "outcome": OUTCOME,
     "reportmarks": REPORT_MARKS,
     "reportentries": REPORT_ENTRIES,
+    "search": SEARCH,
 }

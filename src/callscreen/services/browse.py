@@ -1,18 +1,19 @@
 """Pages of a list's entries in storage order, for screens: fast whatever the list's size.
 
-:meth:`callscreen.services.approvals.EntryService.list_entries` sorts (it scans the whole list for
-every page: seconds at a million entries). A screen needs the next 50 entries of a
-status now, so this reads the list as it is stored — prefixes first, then the exact
+:meth:`callscreen.services.approvals.EntryService.list_entries` sorts (it reads the whole
+list for every page: seconds at a million entries). A screen needs the next 50 entries
+of a status now, so this pages the list as it is stored, with
+:func:`callscreen.services.entries.page_entries` — prefixes first, then the exact
 numbers bucket by bucket, each bucket's numbers in field order — and stops as soon as
-the page is full. The cursor (:class:`Cursor`) is where the page ended (a bucket and a
-field), so it stays right while entries are added or removed elsewhere. The number of
-entries matching comes from the list's status counts, not from a scan.
-
-Reads are pipelined HGETALLs of as many buckets as should hold a page, given the
-list's size and the share of entries with the statuses asked for; the pending or the
-removed entries alone (the "For review" tab) are read from their index
-(:func:`callscreen.services.entries.page_entries` with ``stored_status``), past the
-prefixes.
+the page is full. The cursor (:class:`Cursor`, the text of an
+:data:`~callscreen.services.entries.Position` for a URL) is where the page ended (a
+bucket and a field), so it stays right while entries are added or removed elsewhere.
+The number of entries matching comes from the list's status counts, not from a scan.
+What this adds to ``page_entries``: the filters of the console's list page (batch,
+source, added between; :class:`Filter`), the count, and the first read sized by the
+share of entries with the statuses asked for. The pending or the removed entries
+alone (the "For review" tab, or a search within it) are read from their index by
+``page_entries``, past the prefixes, not from the list's buckets.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from typing import Any
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey
-from callscreen.services import entries, store
+from callscreen.services import entries
 from callscreen.services.table import ListInfo, Table
 
-MAX_BUCKETS_PER_READ = 1024
+MAX_BUCKETS_PER_READ = 1024  # the first read of a page at most
 PREFIX_BUCKET = -1
 
 
@@ -51,6 +52,18 @@ class Cursor:
             return cls(int(bucket), int(field))
         except ValueError:
             raise InvalidInput("not a page cursor") from None
+
+    def position(self) -> entries.Position:
+        """The same place as a :data:`entries.Position`."""
+        if self.bucket == PREFIX_BUCKET:
+            return PREFIX_BUCKET, str(self.field)
+        return self.bucket, str(self.field) if self.field >= 0 else None
+
+    @classmethod
+    def of(cls, position: entries.Position) -> Cursor:
+        """The cursor of an :data:`entries.Position` (a bucket from its start: field -1)."""
+        loc, after = position
+        return cls(loc, int(after) if after is not None else -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,20 +107,22 @@ async def browse(
     keep: Filter = Filter(),
 ) -> BrowsePage:
     """Up to ``limit`` entries whose status (as enforced at ``now``) is in ``statuses``,
-    and that ``keep`` keeps, after ``after``."""
+    and that ``keep`` keeps, after ``after``: :func:`entries.page_entries`, read until
+    the page is full or the list is done, its first read sized by the share of the
+    list's entries these statuses hold (pending or removed entries alone: their index,
+    see :func:`entries.page_entries`)."""
     at = table.clock() if now is None else now
     counts = await entries.status_counts(table, info, at)
-    buckets = await table.buckets()
     total = sum(counts.get(s.value, 0) for s in statuses)
-    found: list[tuple[EntryKey, EntryRecord]] = []
     if total == 0 or limit <= 0:
         return BrowsePage((), None, total)
-    shown_total = total if keep.empty else None
+    buckets = await table.buckets()
+    stored = max(1, sum(counts.values()))
+    share = max(total / stored, 1 / stored)
+    first = int(min(MAX_BUCKETS_PER_READ, max(1, 1.5 * limit * buckets / stored / share)))
     batch_cache: dict[int, Any] = {}
 
-    def kept(record: EntryRecord) -> bool:
-        if keep.empty:
-            return True
+    def kept(_key: EntryKey, record: EntryRecord) -> bool:
         if keep.batch is not None and keep.batch not in (record.batch, record.created_batch):
             return False
         if keep.source:
@@ -124,74 +139,61 @@ async def browse(
         return True
 
     async def load_batches(records: Sequence[EntryRecord]) -> None:
-        if keep.empty or (not keep.source and keep.added_from is None and keep.added_to is None):
-            return
         wanted = {r.batch for r in records} | {r.created_batch for r in records}
         missing = [b for b in wanted if b not in batch_cache]
         if missing:
             batch_cache.update(await table.batches(missing))
 
-    r = table.r
-    start_bucket = after.bucket if after is not None else PREFIX_BUCKET
-
-    async def take(bucket: int, items: Sequence[tuple[int, Any]], prefix: bool) -> Cursor | None:
-        """Add the matching items (sorted by field) past the cursor; the cursor of the
-        next page if this one filled up."""
-        decoded = []
-        for hfield, raw in items:
-            if after is not None and bucket == after.bucket and hfield <= after.field:
-                continue
-            record = EntryRecord.decode(str(raw))
-            if record.effective_status(at) in statuses:
-                decoded.append((hfield, record))
-        await load_batches([record for _f, record in decoded])
-        for hfield, record in decoded:
-            if not kept(record):
-                continue
-            digits = str(hfield) if prefix else str(hfield * buckets + bucket)
-            found.append((EntryKey(digits, prefix), record))
-            if len(found) >= limit:
-                return Cursor(bucket, hfield)
-        return None
-
-    if start_bucket == PREFIX_BUCKET:
-        raw_prefixes = await store.wait(r.hgetall(table.keys.prefixes(info.id)))
-        items = sorted((int(k), v) for k, v in raw_prefixes.items())
-        done = await take(PREFIX_BUCKET, items, True)
-        if done is not None:
-            return BrowsePage(tuple(found), done, shown_total)
-        start_bucket = 0
-    [only] = statuses if len(statuses) == 1 else [None]
-    code = entries.indexed_code(only)
     needs_batches = bool(keep.source) or keep.added_from is not None or keep.added_to is not None
-    if code is not None and not needs_batches:
-        # pending or removed entries alone: their index, not the list's buckets
-        resume = None if after is None or after.bucket != start_bucket else str(after.field)
-        more, position = await entries.page_entries(
-            table,
-            info,
-            after=(start_bucket, resume),
-            limit=limit - len(found),
-            keep=lambda _key, record: kept(record),
-            stored_status=code,
-        )
-        found.extend(more)
-        cursor = None if position is None else Cursor(position[0], int(position[1] or -1))
-        return BrowsePage(tuple(found), cursor, shown_total)
-    stored = max(1, sum(counts.values()))
-    share = max(total / stored, 1 / stored)
-    per_read = int(min(MAX_BUCKETS_PER_READ, max(1, 1.5 * limit * buckets / stored / share)))
-    bucket = start_bucket
-    while bucket < buckets:
-        numbers = range(bucket, min(bucket + per_read, buckets))
-        pipe = r.pipeline(transaction=False)
-        for b in numbers:
-            pipe.hgetall(table.keys.exact(info.id, b))
-        read: list[Any] = await store.wait(pipe.execute())
-        for b, data in zip(numbers, read, strict=True):
-            done = await take(b, sorted((int(k), v) for k, v in data.items()), False)
-            if done is not None:
-                return BrowsePage(tuple(found), done, shown_total)
-        bucket = numbers.stop
-        per_read = min(MAX_BUCKETS_PER_READ, per_read * 2)  # sparser than expected
-    return BrowsePage(tuple(found), None, shown_total)
+    items, position = await entries.page_entries(
+        table,
+        info,
+        after=after.position() if after is not None else None,
+        limit=limit,
+        keep=None if keep.empty else kept,
+        max_buckets=buckets,  # until the page is full: a screen shows full pages
+        statuses=statuses,
+        now=at,
+        prepare=load_batches if needs_batches else None,
+        first_read=first,
+    )
+    return BrowsePage(
+        tuple(items),
+        Cursor.of(position) if position is not None else None,
+        total if keep.empty else None,
+    )
+
+
+async def search(
+    table: Table,
+    info: ListInfo,
+    starting: str,
+    statuses: frozenset[Status],
+    limit: int,
+    after: Cursor | None = None,
+    now: float | None = None,
+) -> BrowsePage:
+    """Up to ``limit`` entries starting with ``starting`` (digits) whose status is in
+    ``statuses``, in storage order past ``after``: filtered in Redis
+    (:func:`entries.search_exact`), so the page comes as soon as it is full — at once
+    when many entries match, after one read of the whole list when few do; pending or
+    removed entries alone are read from their index instead and filtered by number
+    here. The total is not known without that read (:func:`count_matching`)."""
+    items, position = await entries.page_entries(
+        table,
+        info,
+        after=after.position() if after is not None else None,
+        limit=limit,
+        starting=starting,
+        statuses=statuses,
+        now=now,
+    )
+    return BrowsePage(tuple(items), Cursor.of(position) if position else None, None)
+
+
+async def count_matching(
+    table: Table, info: ListInfo, starting: str, statuses: frozenset[Status], now: float
+) -> int:
+    """How many entries start with ``starting`` with a status in ``statuses``: one read
+    of the whole list in Redis (about a second at 1,000,000 entries)."""
+    return sum([1 async for _ in entries.search_all(table, info, starting, statuses, now)])

@@ -174,11 +174,13 @@ class BulkChangeService:
         confirm_broad: bool = False,
         hangup_live: bool | None = None,
         dry_run: bool = False,
+        within: frozenset[Status] | None = None,
     ) -> BulkResult:
         """Apply ``op`` to every entry ``selection`` picks among those ``op`` changes
         (approve: pending ones, and active ones when ``permanent``; unapprove: active;
         remove: pending, active, expired, with a ``reason``; restore: removed), a page
-        at a time; with ``dry_run``, only count them (nothing is written)."""
+        at a time; with ``dry_run``, only count them (nothing is written). ``within``
+        narrows the statuses further (a console tab's: "all N matching" there)."""
         ctx = self.ctx
         if op not in OPS:
             raise InvalidInput(f"unknown change {op!r}")
@@ -197,6 +199,10 @@ class BulkChangeService:
                     f"--status {selection.status.value} selects none of them"
                 )
             takes = frozenset({selection.status})
+        if within is not None:
+            takes &= within
+            if not takes:
+                raise InvalidInput(f"{op} changes none of the entries of these statuses")
         info = await writable_list(ctx, list_name)
         digits = ""
         if selection.search:

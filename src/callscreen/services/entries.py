@@ -28,7 +28,7 @@ Writers outside this module (the importer) use :func:`upsert_records` and
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +36,7 @@ from callscreen.core.errors import NotFound, Refused
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey
 from callscreen.schema.keys import INDEXED_STATUSES, ORDER_SPAN, Keys, storage_score
-from callscreen.schema.scripts import ENTRIES
+from callscreen.schema.scripts import ENTRIES, SEARCH
 from callscreen.services import store
 from callscreen.services.table import Batch, ListInfo, Table
 
@@ -491,6 +491,13 @@ PAGE_MAX_BUCKETS = 4096  # buckets one page may read: a filtered page may come b
 PAGE_SMALL_LIST = 20_000
 
 
+#: what a page's caller may do with a chunk's records before ``keep`` sees them (read
+#: the batches a filter on source or date needs, in one round trip)
+Prepare = Callable[[Sequence[EntryRecord]], Awaitable[None]]
+#: an entry with the position a page that ends on it goes on from
+_Placed = tuple[EntryKey, EntryRecord, Position]
+
+
 async def page_entries(
     table: Table,
     info: ListInfo,
@@ -499,6 +506,11 @@ async def page_entries(
     limit: int,
     keep: Callable[[EntryKey, EntryRecord], bool] | None = None,
     max_buckets: int = PAGE_MAX_BUCKETS,
+    starting: str = "",
+    statuses: frozenset[Status] | None = None,
+    now: float | None = None,
+    prepare: Prepare | None = None,
+    first_read: int = PAGE_FIRST_BUCKETS,
     stored_status: str | None = None,
 ) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
     """Up to ``limit`` entries (those ``keep`` accepts) in storage order — prefixes by
@@ -509,55 +521,243 @@ async def page_entries(
     entries are added or removed: no index is needed and a page costs a few hash
     reads, not a scan of the list. With ``keep`` rejecting most entries a page stops
     after ``max_buckets`` buckets, possibly short of ``limit``, with a position to go
-    on from.
+    on from. The first round trip reads ``first_read`` buckets, each next one twice
+    as many (up to :data:`PAGE_MAX_STEP`): a caller that knows how sparse its entries
+    are sizes the first read to fill the page at once.
 
-    ``stored_status`` (a code of :data:`~callscreen.schema.keys.INDEXED_STATUSES`) reads only
-    the entries stored with that status, from their index, in the same order and with
-    the same positions: a page costs its own entries, whatever the list's size (``keep``
-    still filters them, e.g. a search)."""
+    ``starting`` (digits) keeps the entries that start with them and ``statuses`` those
+    with these statuses at ``now``; on a large list both are applied in Redis (the
+    ``search.lua`` script, :func:`search_exact`), so only matching entries come back
+    and a page reads up to :data:`SEARCH_MAX_BUCKETS` buckets: see :func:`search_exact`
+    for what that costs. ``prepare`` is awaited with the records those leave, a chunk
+    at a time, before ``keep`` sees them.
+
+    ``stored_status`` (a code of :data:`~callscreen.schema.keys.INDEXED_STATUSES`), or
+    ``statuses`` that are exactly one status with an index (:func:`indexed_code`:
+    pending, removed), reads only the entries stored with that status, from their
+    index, in the same order and with the same positions: a page costs its own
+    entries, whatever the list's size. ``starting``, ``prepare`` and ``keep`` still
+    filter them, in Python (a rare ``starting`` among many such entries makes the page
+    stop after :data:`PAGE_MAX_INDEXED` of them, possibly short, with a position)."""
+    at = table.clock() if now is None else now
+    pick = _Picker(limit, keep, prepare, starting, statuses, at)
+    if stored_status is None and statuses is not None and len(statuses) == 1:
+        stored_status = indexed_code(next(iter(statuses)))
     if stored_status is not None:
-        return await _page_indexed(table, info, stored_status, after, limit, keep)
-    out: list[tuple[EntryKey, EntryRecord]] = []
+        return await _page_indexed(table, info, stored_status, after, pick)
     loc, last = after if after is not None else (-1, None)
     buckets = await table.buckets()
     stored = await store.wait(table.r.hgetall(table.keys.counts(info.id)))
     if sum(int(n) for n in stored.values()) <= PAGE_SMALL_LIST:
-        return await _page_small(table, info, (loc, last), limit, keep)
+        return await _page_small(table, info, (loc, last), pick)
     if loc == -1:
         raw: dict[str, str] = await store.wait(table.r.hgetall(table.keys.prefixes(info.id)))
-        for digits in sorted(raw):
-            if last is not None and digits <= last:
-                continue
-            key, record = EntryKey(digits, True), EntryRecord.decode(raw[digits])
-            if keep is None or keep(key, record):
-                out.append((key, record))
-                if len(out) >= limit:
-                    return out, (-1, digits)
+        ended = await pick.take(
+            [
+                (EntryKey(digits, True), EntryRecord.decode(raw[digits]), (-1, digits))
+                for digits in sorted(raw)
+                if last is None or digits > last
+            ]
+        )
+        if ended is not None:
+            return pick.out, ended
         loc, last = 0, None
     after_field = int(last) if last is not None else -1
-    read, step = 0, PAGE_FIRST_BUCKETS
+    if starting:
+        found, (loc, after_field) = await search_exact(
+            table,
+            info,
+            starting,
+            statuses=statuses,
+            now=at,
+            start=(loc, after_field),
+            limit=limit - len(pick.out),
+            max_buckets=max(max_buckets, SEARCH_MAX_BUCKETS),
+        )
+        await pick.take([(key, record, (-1, None)) for key, record in found])
+        if loc >= buckets:
+            return pick.out, None
+        return pick.out, (loc, str(after_field) if after_field >= 0 else None)
+    read, step = 0, max(1, first_read)
     while loc < buckets and read < max_buckets:
         chunk = range(loc, min(loc + step, buckets, loc + max_buckets - read))
-
         pipe = table.r.pipeline(transaction=False)
         for bucket in chunk:
             pipe.hgetall(table.keys.exact(info.id, bucket))
         fetched: list[Any] = await store.wait(pipe.execute())
+        placed: list[_Placed] = []
         for bucket, data in zip(chunk, fetched, strict=True):
             floor = after_field if bucket == loc else -1
             for hfield in sorted(int(f) for f in data):
-                if hfield <= floor:
-                    continue
-                key = EntryKey(str(hfield * buckets + bucket), False)
-                record = EntryRecord.decode(data[str(hfield)])
-                if keep is None or keep(key, record):
-                    out.append((key, record))
-                    if len(out) >= limit:
-                        return out, (bucket, str(hfield))
+                if hfield > floor:
+                    key = EntryKey(str(hfield * buckets + bucket), False)
+                    record = EntryRecord.decode(data[str(hfield)])
+                    placed.append((key, record, (bucket, str(hfield))))
+        ended = await pick.take(placed)
+        if ended is not None:
+            return pick.out, ended
         read += len(chunk)
         loc, after_field = chunk.stop, -1
-        step = min(step * 2, 256)
-    return out, ((loc, None) if loc < buckets else None)
+        step = min(step * 2, max(PAGE_MAX_STEP, first_read))
+    return pick.out, ((loc, None) if loc < buckets else None)
+
+
+PAGE_MAX_STEP = 256  # buckets one round trip of a page reads at most (unless told more)
+
+
+class _Picker:
+    """A page being filled: the entries kept (the filters on number and status, then
+    ``prepare``, then ``keep``) up to ``limit``."""
+
+    def __init__(
+        self,
+        limit: int,
+        keep: Callable[[EntryKey, EntryRecord], bool] | None,
+        prepare: Prepare | None,
+        starting: str,
+        statuses: frozenset[Status] | None,
+        now: float,
+    ) -> None:
+        self.limit = limit
+        self.keep = keep
+        self.prepare = prepare
+        self.first = _also(None, starting, statuses, now) if starting or statuses else None
+        self.out: list[tuple[EntryKey, EntryRecord]] = []
+
+    async def take(self, placed: Sequence[_Placed]) -> Position | None:
+        """Add the entries kept, in order; the position of the last one added if the
+        page is full with it."""
+        first, keep = self.first, self.keep
+        if first is not None:
+            placed = [p for p in placed if first(p[0], p[1])]
+        if self.prepare is not None and placed:
+            await self.prepare([record for _key, record, _where in placed])
+        for key, record, where in placed:
+            if keep is None or keep(key, record):
+                self.out.append((key, record))
+                if len(self.out) >= self.limit:
+                    return where
+        return None
+
+
+def _also(
+    keep: Callable[[EntryKey, EntryRecord], bool] | None,
+    starting: str,
+    statuses: frozenset[Status] | None,
+    now: float,
+) -> Callable[[EntryKey, EntryRecord], bool]:
+    """``keep`` and the entries starting with ``starting`` whose status is in ``statuses``."""
+
+    def kept(key: EntryKey, record: EntryRecord) -> bool:
+        if starting and not key.digits.startswith(starting):
+            return False
+        if statuses is not None and record.effective_status(now) not in statuses:
+            return False
+        return keep is None or keep(key, record)
+
+    return kept
+
+
+#: buckets one script call of a search reads: a few milliseconds of Redis (1,000,000
+#: entries in 32,768 buckets: about 8,000 entries a call), so the call path, which
+#: shares Redis, never waits long behind a search
+SEARCH_CHUNK = 256
+#: buckets one page of a search may read: the whole list at the default bucket count
+#: (a page comes back full, or the list is done)
+SEARCH_MAX_BUCKETS = 32768
+MAX_DIGITS = 15  # an E.164 number's digits at most
+
+
+def number_ranges(digits: str) -> list[tuple[int, int]]:
+    """The exact numbers that start with ``digits``, as inclusive ranges (one a length,
+    up to :data:`MAX_DIGITS` digits)."""
+    if not digits.isdigit():
+        return []
+    head = int(digits)
+    return [
+        (head * 10 ** (n - len(digits)), (head + 1) * 10 ** (n - len(digits)) - 1)
+        for n in range(len(digits), MAX_DIGITS + 1)
+    ]
+
+
+def status_codes(statuses: frozenset[Status] | None) -> str:
+    """The stored codes ``search.lua`` keeps for ``statuses`` (``x``: active, expired)."""
+    if statuses is None:
+        return ""
+    codes = {Status.EXPIRED: "x"} | {status: code for code, status in STATUS_CODES.items()}
+    return "".join(sorted(codes[s] for s in statuses))
+
+
+async def search_exact(
+    table: Table,
+    info: ListInfo,
+    starting: str,
+    *,
+    statuses: frozenset[Status] | None = None,
+    now: float | None = None,
+    start: tuple[int, int] = (0, -1),
+    limit: int,
+    max_buckets: int = SEARCH_MAX_BUCKETS,
+) -> tuple[list[tuple[EntryKey, EntryRecord]], tuple[int, int]]:
+    """The exact entries whose number starts with ``starting`` (digits) and whose
+    status is in ``statuses`` (None: any), in storage order from ``start`` (bucket,
+    field after which to read; -1 the bucket's start): up to ``limit`` of them, reading
+    up to ``max_buckets`` buckets; and the position reached (a bucket past the last
+    when the list is done).
+
+    Filtered in Redis by ``search.lua``, :data:`SEARCH_CHUNK` buckets a call: only the
+    matching entries cross the wire. What it costs: a search whose matches are common
+    fills a page after a few chunks (milliseconds); one that matches few entries reads
+    the whole list before the page is done — 128 script calls at the default
+    bucket count, Redis's time to read every entry once (bench/bench_console.py
+    prints the figure at 1,000,000 entries). A whole number is a direct read instead
+    (:func:`read_records`)."""
+    ranges = number_ranges(starting)
+    buckets = await table.buckets()
+    bucket, after_field = start
+    stop = min(buckets, bucket + max_buckets)
+    at = table.clock() if now is None else now
+    flat_ranges = [str(n) for pair in ranges for n in pair]
+    codes = status_codes(statuses)
+    found: list[tuple[EntryKey, EntryRecord]] = []
+    while bucket < stop and len(found) < limit and ranges:
+        reply = await store.run_script(
+            table.r,
+            SEARCH,
+            [table.keys.meta],
+            [table.keys.base, info.id, buckets, bucket, after_field,
+             min(SEARCH_CHUNK, stop - bucket), limit - len(found), codes, at,
+             *flat_ranges],
+        )  # fmt: skip
+        for i in range(2, len(reply), 3):
+            number = int(reply[i + 1]) * buckets + int(reply[i])
+            found.append((EntryKey(str(number), False), EntryRecord.decode(reply[i + 2])))
+        bucket, after_field = int(reply[0]), int(reply[1])
+    if not ranges:
+        bucket, after_field = stop, -1
+    return found, (bucket, after_field)
+
+
+async def search_all(
+    table: Table, info: ListInfo, starting: str, statuses: frozenset[Status] | None, now: float
+) -> AsyncIterator[tuple[EntryKey, EntryRecord]]:
+    """Every entry starting with ``starting`` whose status is in ``statuses``: the
+    matching prefixes, then :func:`search_exact` over the whole list (chunk by chunk, in
+    Redis: only the matches cross the wire)."""
+    keep = _also(None, starting, statuses, now)
+    raw: dict[str, str] = await store.wait(table.r.hgetall(table.keys.prefixes(info.id)))
+    for digits, value in raw.items():
+        key, record = EntryKey(digits, True), EntryRecord.decode(value)
+        if keep(key, record):
+            yield key, record
+    buckets = await table.buckets()
+    position = (0, -1)
+    while position[0] < buckets:
+        found, position = await search_exact(
+            table, info, starting, statuses=statuses, now=now, start=position, limit=10_000
+        )
+        for item in found:
+            yield item
 
 
 #: index members one indexed page may read (a search that rejects most of them makes
@@ -586,43 +786,37 @@ def _score_after(buckets: int, after: Position | None) -> str:
 
 
 async def _page_indexed(
-    table: Table,
-    info: ListInfo,
-    code: str,
-    after: Position | None,
-    limit: int,
-    keep: Callable[[EntryKey, EntryRecord], bool] | None,
+    table: Table, info: ListInfo, code: str, after: Position | None, pick: _Picker
 ) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
-    """:func:`page_entries` of the entries stored with status ``code``, over its index."""
+    """:func:`page_entries` of the entries stored with status ``code``, over its index
+    (``pick`` filters them further and fills the page)."""
     buckets = await table.buckets()
     index = table.keys.status_index(info.id, code)
     low = _score_after(buckets, after)
-    out: list[tuple[EntryKey, EntryRecord]] = []
-    read, step = 0, limit
+    read, step = 0, max(1, pick.limit)
+    keys: list[EntryKey] = []
     while read < PAGE_MAX_INDEXED:
         members = await store.wait(table.r.zrangebyscore(index, low, "+inf", start=0, num=step))
         keys = [member_key(buckets, str(m)) for m in members]
-        for key, record in zip(keys, await read_records(table, info, keys), strict=True):
-            read += 1
-            if record is None or record.status is not STATUS_CODES[code]:
-                continue  # not in the index's status: the index is never behind, but be safe
-            if keep is None or keep(key, record):
-                out.append((key, record))
-                if len(out) >= limit:
-                    return out, position_of(buckets, key)
+        read += len(keys)
+        placed: list[_Placed] = [
+            (key, record, position_of(buckets, key))
+            for key, record in zip(keys, await read_records(table, info, keys), strict=True)
+            # not in the index's status: the index is never behind, but be safe
+            if record is not None and record.status is STATUS_CODES[code]
+        ]
+        ended = await pick.take(placed)
+        if ended is not None:
+            return pick.out, ended
         if len(members) < step:
-            return out, None
+            return pick.out, None
         low = f"({storage_score(buckets, str(members[-1]))}"
         step = min(step * 2, CHUNK)
-    return out, position_of(buckets, keys[-1])
+    return pick.out, position_of(buckets, keys[-1])
 
 
 async def _page_small(
-    table: Table,
-    info: ListInfo,
-    after: Position,
-    limit: int,
-    keep: Callable[[EntryKey, EntryRecord], bool] | None,
+    table: Table, info: ListInfo, after: Position, pick: _Picker
 ) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
     """:func:`page_entries` of a small list: read whole, in the same order."""
     buckets = await table.buckets()
@@ -646,11 +840,9 @@ async def _page_small(
         [(key, record) async for key, record in scan_entries(table, info) if past(key)],
         key=lambda item: position(item[0]),
     )
-    out: list[tuple[EntryKey, EntryRecord]] = []
+    placed: list[_Placed] = []
     for key, record in items:
-        if keep is None or keep(key, record):
-            out.append((key, record))
-            if len(out) >= limit:
-                where, what = position(key)
-                return out, (where, str(what))
-    return out, None
+        where, what = position(key)
+        placed.append((key, record, (where, str(what))))
+    ended = await pick.take(placed)
+    return pick.out, ended

@@ -403,12 +403,6 @@ async def delete_list(request: Request, list_id: int) -> Response:
     return see_other("/lists?" + urlencode({"done": f"list {result.list_name} deleted"}))
 
 
-def _cursor(entry: str) -> tuple[str, bool] | None:
-    if not entry:
-        return None
-    return entry.lstrip("+").rstrip("*"), entry.endswith("*")
-
-
 @router.get("/lists/{list_id}")
 async def list_page(request: Request, list_id: int) -> Response:
     ctx = await signed_in(request)
@@ -443,20 +437,20 @@ async def _list_page(
     next_after = ""
     try:
         if search:
-            # a whole number is read directly; a partial one scans the list (sorted by
-            # number); without a search, pages come in storage order, read only as far
-            # as the page goes
+            # a whole number is read directly; part of one is searched in Redis, pages
+            # in storage order (the first as soon as it is full; the count on demand);
+            # without a search, pages come in storage order, read only as far as the
+            # page goes
             entries = await ctx.backend.exact_entry_page(list_id, search, statuses, size)
         if search and entries is None:
-            entries = await ctx.backend.search_entries(
+            entries, next_after = await ctx.backend.search_entries(
                 list_id,
                 search=search,
                 limit=size,
-                after=_cursor(after),
+                after=after,
                 statuses=statuses,
+                count=params.get("count") == "1",
             )
-            if len(entries.entries) == size:
-                next_after = entries.entries[-1].entry
         elif not search:
             entries, next_after = await ctx.backend.browse_entries(
                 list_id, statuses, size, after, keep
@@ -479,6 +473,7 @@ async def _list_page(
         page=entries,
         after=after,
         next_url="?" + urlencode({**base, "after": next_after}) if next_after else "",
+        count_url="?" + urlencode({**base, "after": after, "count": "1"}),
         first_url="?" + urlencode(base),
         filter_query=urlencode(base),
         add_text=add_text,
