@@ -18,7 +18,7 @@ alone (the "For review" tab, or a search within it) are read from their index by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +86,25 @@ class Filter:
             and self.added_to is None
         )
 
+    def keeps(self, record: EntryRecord, batches: Mapping[int, Any]) -> bool:
+        """Whether ``record`` passes: ``batches`` holds the batch records (``source``,
+        ``at``) of its last change and of its creation, as far as the filter needs them
+        (a missing one fails a source filter and reads as created at 0)."""
+        if self.batch is not None and self.batch not in (record.batch, record.created_batch):
+            return False
+        if self.source:
+            last = batches.get(record.batch)
+            if last is None or last.source != self.source:
+                return False
+        if self.added_from is not None or self.added_to is not None:
+            made = batches.get(record.created_batch)
+            when = made.at if made is not None else 0.0
+            if self.added_from is not None and when < self.added_from:
+                return False
+            if self.added_to is not None and when >= self.added_to:
+                return False
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class BrowsePage:
@@ -123,20 +142,7 @@ async def browse(
     batch_cache: dict[int, Any] = {}
 
     def kept(_key: EntryKey, record: EntryRecord) -> bool:
-        if keep.batch is not None and keep.batch not in (record.batch, record.created_batch):
-            return False
-        if keep.source:
-            last = batch_cache.get(record.batch)
-            if last is None or last.source != keep.source:
-                return False
-        if keep.added_from is not None or keep.added_to is not None:
-            made = batch_cache.get(record.created_batch)
-            when = made.at if made is not None else 0.0
-            if keep.added_from is not None and when < keep.added_from:
-                return False
-            if keep.added_to is not None and when >= keep.added_to:
-                return False
-        return True
+        return keep.keeps(record, batch_cache)
 
     async def load_batches(records: Sequence[EntryRecord]) -> None:
         wanted = {r.batch for r in records} | {r.created_batch for r in records}

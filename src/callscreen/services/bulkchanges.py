@@ -317,19 +317,7 @@ async def _pages(
         return keep.batch is None or keep.batch in (record.batch, record.created_batch)
 
     def kept(record: EntryRecord) -> bool:
-        # as the console's browse filter keeps them (services.browse.Filter)
-        if keep.source:
-            last = made.get(record.batch)
-            if last is None or last.source != keep.source:
-                return False
-        if keep.added_from is not None or keep.added_to is not None:
-            created = made.get(record.created_batch)
-            when = created.at if created is not None else 0.0
-            if keep.added_from is not None and when < keep.added_from:
-                return False
-            if keep.added_to is not None and when >= keep.added_to:
-                return False
-        return True
+        return keep.keeps(record, made)  # as the console's browse filter keeps them
 
     while True:
         items, after = await entries.page_entries(
