@@ -1,12 +1,15 @@
-"""Fixtures shared by the import and export tests: settings (region FR) for the test's
-Redis, the services driven synchronously (:class:`SyncAdmin`) and their table
-(:class:`SyncTable`). Registered from conftest.py."""
+"""Fixtures shared by the tests of stored data: settings (region FR; a test module may
+override ``settings``) for the test's Redis, the services driven synchronously
+(:class:`SyncAdmin`), their table (:class:`SyncTable`) and a plain redis-py client
+``r`` to read what was stored. Registered from conftest.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import redis
 
 from callscreen.core.config import Settings
 from tests.support.blocking import SyncAdmin, SyncTable
@@ -29,3 +32,10 @@ def admin(settings: Settings) -> Iterator[SyncAdmin]:
 @pytest.fixture
 def table(admin: SyncAdmin) -> SyncTable:
     return admin.table
+
+
+@pytest.fixture
+def r(redis_url: str) -> Iterator[Any]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()

@@ -61,11 +61,6 @@ def make_log(url: str, **options: object) -> CallLog:
 
 
 @pytest.fixture
-def r(redis_url: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_url, decode_responses=True)
-
-
-@pytest.fixture
 async def calllog(redis_url: str) -> AsyncIterator[CallLog]:
     log = make_log(redis_url)
     log.start()

@@ -8,7 +8,6 @@ import json
 import time
 from datetime import timedelta
 
-import pytest
 import redis
 from typer.testing import CliRunner
 
@@ -47,11 +46,6 @@ OLD_LISTED_BUCKETS = 32  # the day-listed sets of the one-tag layout: number % 3
 
 def make_settings(url: str) -> Settings:
     return Settings(_env_file=None, redis_url=url, default_region="FR")  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def r(redis_url: str) -> redis.Redis:
-    return redis.Redis.from_url(redis_url, decode_responses=True)
 
 
 def test_log_tags_are_stable_and_spread_over_the_cluster_slots() -> None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from callscreen.callpath.decision import ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
@@ -30,19 +28,6 @@ IN, OUT = Direction.INBOUND, Direction.OUTBOUND
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
     return Settings(_env_file=None, redis_url=redis_url, default_region="US", deadline_ms=5000)  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def admin(settings: Settings) -> Iterator[SyncAdmin]:
-    with SyncAdmin(settings) as admin:
-        yield admin
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def expected_index(r: Any) -> dict[str, str]:

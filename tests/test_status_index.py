@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
 from callscreen.callpath.decision import ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
@@ -27,19 +25,6 @@ from tests.support.blocking import SyncAdmin
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
     return Settings(_env_file=None, redis_url=redis_url, default_region="US", deadline_ms=5000)  # type: ignore[call-arg]
-
-
-@pytest.fixture
-def admin(settings: Settings) -> Iterator[SyncAdmin]:
-    with SyncAdmin(settings) as admin:
-        yield admin
-
-
-@pytest.fixture
-def r(redis_url: str) -> Iterator[Any]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    client.close()
 
 
 def scanned(r: Any, list_id: str) -> dict[str, dict[str, float]]:
