@@ -324,15 +324,10 @@ class AttemptsOut(BaseModel):
 # -- the number page (GET /numbers/{number}; docs/number.md) ----------------------------------
 
 
-class NumberHistoryOut(BaseModel):
-    transition: str = Field(
-        description="added, updated, approved, approved-permanently, unapproved, removed, "
-        "restored, expired"
-    )
-    by: str
-    at: str | None
-    reason: str
-    source: str
+class NumberHistoryOut(TransitionOut):
+    """A transition as the number page shows it: with its batch and whether it first
+    made the entry enforced."""
+
     batch: int | None
     first_enforced: bool
 
