@@ -29,7 +29,7 @@ from tests.support.polling import until_async as until
 from tests.support.redisproc import free_port
 
 HOST = "127.0.0.1"
-ENV_TIMEOUT_MS = 300
+ENV_TIMEOUT_MS = 2000
 
 
 class StubScreener:
@@ -66,7 +66,7 @@ def make_settings(**overrides: Any) -> Settings:
         "listen_port": 0,
         "env_timeout_ms": ENV_TIMEOUT_MS,
         "reply_timeout_ms": 500,
-        "deadline_ms": 100,
+        "deadline_ms": 5_000,
         "max_line_bytes": 4096,
     }
     values.update(overrides)
@@ -307,12 +307,12 @@ async def test_a_slow_screener_gets_the_fail_policy_answer(start_server: ServerF
 
 
 async def test_the_deadline_runs_from_the_accept(start_server: ServerFactory) -> None:
-    # 100 ms of screening fits a 300 ms deadline counted from the start of screening,
-    # but not once 250 ms went by between the accept and the environment
-    server = await start_server(StubScreener(delay=0.1), deadline_ms=300)
+    # 100 ms of screening fits a 1 s deadline counted from the start of screening,
+    # but not once 950 ms went by between the accept and the environment
+    server = await start_server(StubScreener(delay=0.1), deadline_ms=1000, env_timeout_ms=5000)
     reader, writer = await asyncio.open_connection(HOST, server.port)
     try:
-        await asyncio.sleep(0.25)  # the peer is slow to send its environment
+        await asyncio.sleep(0.95)  # the peer is slow to send its environment
         writer.write(build_env(port=server.port, args=("inbound", "+19005550100")))
         line = await asyncio.wait_for(reader.readline(), 5)
     finally:
@@ -353,19 +353,19 @@ async def test_garbage_bytes_are_closed_at_once(server: AgiServer) -> None:
     rng = random.Random(4573)
     for _ in range(10):
         garbage = bytes(rng.randrange(256) for _ in range(2000)) + b"\n"
-        received, took = await raw_exchange(HOST, server.port, garbage)
+        received, _ = await raw_exchange(HOST, server.port, garbage)
         assert received == b""
-        assert took < ENV_TIMEOUT_MS / 1000  # refused on the first line, no waiting
+    # refused on the first line, not left to wait for the environment's time limit
+    assert server.stats.unanswered == {"protocol_error": 10}
     await assert_still_serving(server)
 
 
 async def test_an_env_that_never_ends_times_out(server: AgiServer) -> None:
     partial = build_env(port=server.port).split(b"agi_callerid")[0]
-    started = time.perf_counter()
-    received, took = await raw_exchange(HOST, server.port, partial, timeout=5.0)
+    received, took = await raw_exchange(HOST, server.port, partial, timeout=30.0)
     assert received == b""
-    assert ENV_TIMEOUT_MS / 1000 * 0.8 <= took < 3.0
-    assert time.perf_counter() - started < 3.0
+    assert server.stats.unanswered == {"env_timeout": 1}
+    assert took >= ENV_TIMEOUT_MS / 1000 * 0.8  # the time limit, not an early close
     await assert_still_serving(server)
 
 

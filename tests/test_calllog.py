@@ -47,7 +47,7 @@ KEYS = Keys("cs")
 
 
 def make_settings(url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {"redis_url": url, "default_region": "FR", "deadline_ms": 200}
+    values: dict[str, object] = {"redis_url": url, "default_region": "FR", "deadline_ms": 5_000}
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]
 

@@ -28,7 +28,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "listen_host": HOST,
         "listen_port": 0,
         "default_region": "FR",
-        "deadline_ms": 200,
+        "deadline_ms": 5_000,
         "env_timeout_ms": 1000,
     }
     values.update(overrides)

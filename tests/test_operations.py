@@ -56,7 +56,7 @@ def ops_settings(url: str, **overrides: Any) -> Settings:
         "listen_port": 0,
         "metrics_port": 0,
         "default_region": "FR",
-        "deadline_ms": 200,
+        "deadline_ms": 5_000,
         "env_timeout_ms": 1000,
         "shutdown_grace_s": 2.0,
         "log_calls": False,

@@ -69,7 +69,7 @@ def make_settings(url: str, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "redis_url": url,
         "default_region": "FR",
-        "deadline_ms": 300,
+        "deadline_ms": 5_000,
         "listen_host": HOST,
         "listen_port": 0,
         "redis_connect_timeout_ms": 100,
