@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -260,3 +261,25 @@ def test_arguments_that_are_not_utf8_are_refused_clearly(redis_url: str) -> None
         assert done.returncode == 2, done.stderr
         assert done.stderr.decode().startswith(f"error: argument {len(args)} is not valid UTF-8")
         assert b"internal error" not in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_campaign_lists_added_and_removed_one_by_one(cli: Cli) -> None:
+    for name in ("a", "b", "c"):
+        cli("lists", "create", name, "--action", "block", "--campaign-only")
+    cli("campaigns", "assign", "sales", "a")
+    assert cli.json("campaigns", "add", "sales", "b", "c", "b")["lists"] == ["a", "b", "c"]
+    assert cli.json("campaigns", "add", "sales", "a")["lists"] == ["a", "b", "c"]
+    assert cli.json("campaigns", "remove", "sales", "b")["lists"] == ["a", "c"]
+    cli("campaigns", "add", "sales", "nope", code=EXIT_NOT_FOUND)
+    # a campaign-only block list with a permanent entry stays with its campaign
+    cli("add", "c", NUM)
+    cli("approve", "c", NUM, "--permanent")
+    refused = cli("campaigns", "remove", "sales", "c", code=EXIT_REFUSED)
+    assert "permanent" in refused.stderr
+    assert cli("campaigns", "remove", "sales", "a", "--by", "alice").stdout.startswith(
+        "campaign sales: c"
+    )
+    trail = cli.json("history")
+    assigned = [(event["by"], event["detail"]) for event in trail if event["op"] == "assign"]
+    assert assigned[0] == ("alice", "sales: - a (now c)")  # newest first; the refusal left none
+    assert (getpass.getuser(), "sales: + b, c (now a, b, c)") in assigned

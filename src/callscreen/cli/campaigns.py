@@ -1,4 +1,4 @@
-"""``callscreen campaigns assign | show | ls``."""
+"""``callscreen campaigns assign | add | remove | show | ls``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 
 from callscreen.cli import app
 from callscreen.cli.common import ByOption, JsonOption, call, console, emit_json
+from callscreen.services.table import AssignMode
 from callscreen.services.views import CampaignView
 
 campaigns_app = typer.Typer(
@@ -30,27 +31,63 @@ def render_campaign(view: CampaignView) -> None:
         console.print(f"  also screened against the global lists: {', '.join(view.global_lists)}")
 
 
-@campaigns_app.command("assign")
-def assign(
+ListsArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="The lists.", metavar="LIST", show_default=False),
+]
+
+
+def _change(
     ctx: typer.Context,
-    campaign: CampaignArg,
-    lists: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="The lists, replacing the current ones (none: clear).",
-            metavar="LIST",
-            show_default=False,
-        ),
-    ] = None,
-    by: ByOption = "",
-    json_out: JsonOption = False,
+    campaign: str,
+    lists: list[str] | None,
+    mode: AssignMode,
+    by: str,
+    json_out: bool,
 ) -> None:
-    """Replace the lists assigned to a campaign (duplicates dropped, at most 100)."""
-    view = call(ctx, lambda s: s.campaigns.assign(campaign, lists or []), by=by)
+    view = call(ctx, lambda s: s.campaigns.assign(campaign, lists or [], mode=mode), by=by)
     if json_out:
         emit_json(view.to_json())
     else:
         render_campaign(view)
+
+
+@campaigns_app.command("assign")
+def assign(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    lists: ListsArg = None,
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Replace the lists assigned to a campaign by these (none: clear; duplicates
+    dropped, at most 100)."""
+    _change(ctx, campaign, lists, "replace", by, json_out)
+
+
+@campaigns_app.command("add")
+def add(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    lists: ListsArg = None,
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Assign these lists to a campaign too, keeping those it has (at most 100 in all)."""
+    _change(ctx, campaign, lists, "add", by, json_out)
+
+
+@campaigns_app.command("remove")
+def remove(
+    ctx: typer.Context,
+    campaign: CampaignArg,
+    lists: ListsArg = None,
+    by: ByOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """Take these lists out of a campaign, keeping the others (a list not assigned is
+    ignored). A campaign-only block list holding permanent entries cannot be taken out."""
+    _change(ctx, campaign, lists, "remove", by, json_out)
 
 
 @campaigns_app.command("show")

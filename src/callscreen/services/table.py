@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis
 import redis.asyncio
@@ -43,6 +43,8 @@ ListGuard = Callable[["ListInfo", "ListInfo | None", int], None]
 permanently approved entries) inside the change's transaction; raises to refuse it."""
 
 AssignGuard = Callable[["ListInfo", str, int], None]
+#: How :meth:`Table.assign` changes a campaign's lists.
+AssignMode = Literal["replace", "add", "remove"]
 """Checks taking a list out of a campaign (the list, the campaign, its number of
 permanently approved entries) inside the change's transaction; raises to refuse it."""
 
@@ -500,9 +502,16 @@ class Table:
     # -- campaigns -------------------------------------------------------------------------
 
     async def assign(
-        self, campaign: str, list_names: list[str], *, guard: AssignGuard | None = None
-    ) -> list[str]:
-        """Replace the campaign's assigned lists (duplicates dropped, at most 100).
+        self,
+        campaign: str,
+        list_names: list[str],
+        *,
+        guard: AssignGuard | None = None,
+        mode: AssignMode = "replace",
+    ) -> list[int]:
+        """Change the campaign's assigned lists: ``replace`` them by ``list_names``,
+        ``add`` these to them or ``remove`` these from them (duplicates dropped, at most
+        100 in all). Returns the ids assigned after the change.
 
         ``guard(info, campaign, permanent)`` may refuse taking a list out of the
         campaign; it is given the list's number of permanently approved entries, read
@@ -510,25 +519,32 @@ class Table:
         """
         check_campaign(campaign)
         names = list(dict.fromkeys(list_names))
-        if len(names) > MAX_CAMPAIGN_LISTS:
-            raise InvalidName(f"a campaign takes at most {MAX_CAMPAIGN_LISTS} lists")
         ids = [await self.list_id(name) for name in names]
         for _attempt in range(10):
             with store.converted():
                 try:
-                    await self._assign_once(campaign, ids, guard)
-                    return names
+                    return await self._assign_once(campaign, ids, guard, mode)
                 except redis.WatchError:
                     continue
         raise Conflict(f"campaign {campaign!r} kept changing while being assigned; try again")
 
-    async def _assign_once(self, campaign: str, ids: list[int], guard: AssignGuard | None) -> None:
+    async def _assign_once(
+        self, campaign: str, named: list[int], guard: AssignGuard | None, mode: AssignMode
+    ) -> list[int]:
         keys = self.keys
         async with self.r.pipeline(transaction=True) as pipe:
             await pipe.watch(keys.campaign(campaign), keys.lists)
-            kept = {str(list_id) for list_id in ids}
-            dropped = [int(m) for m in await pipe.smembers(keys.campaign(campaign))]
-            dropped = [list_id for list_id in dropped if str(list_id) not in kept]
+            current = sorted(int(m) for m in await pipe.smembers(keys.campaign(campaign)))
+            if mode == "add":
+                ids = list(dict.fromkeys([*current, *named]))
+            elif mode == "remove":
+                ids = [list_id for list_id in current if list_id not in set(named)]
+            else:
+                ids = named
+            if len(ids) > MAX_CAMPAIGN_LISTS:
+                raise InvalidName(f"a campaign takes at most {MAX_CAMPAIGN_LISTS} lists")
+            kept = set(ids)
+            dropped = [list_id for list_id in current if list_id not in kept]
             if guard is not None:
                 for list_id in dropped:
                     await pipe.watch(keys.counts(list_id), keys.list(list_id))
@@ -549,6 +565,7 @@ class Table:
                 pipe.srem(keys.campaigns, campaign)
             self.reindex(pipe)
             await pipe.execute()
+            return ids
 
     async def campaign_lists(self, campaign: str) -> list[ListInfo]:
         """The lists assigned to a campaign, by name."""
