@@ -519,6 +519,8 @@ class Table:
         """
         check_campaign(campaign)
         names = list(dict.fromkeys(list_names))
+        if len(names) > MAX_CAMPAIGN_LISTS:
+            raise InvalidName(f"a campaign takes at most {MAX_CAMPAIGN_LISTS} lists")
         ids = [await self.list_id(name) for name in names]
         for _attempt in range(10):
             with store.converted():
