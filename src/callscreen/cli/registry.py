@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from callscreen.cli import app
 from callscreen.cli.common import ByOption, JsonOption, call, console, emit_json
 from callscreen.core.times import parse_datetime
+from callscreen.services.facade import Services
 from callscreen.services.registry import FileResult
 
 registry_app = typer.Typer(
@@ -49,6 +50,26 @@ def _show(results: list[FileResult], json_out: bool) -> None:
         )
 
 
+def _apply(
+    ctx: typer.Context,
+    kind: Literal["load", "update"],
+    registry: str,
+    files: list[str],
+    list_name: str | None,
+    file_date: str | None,
+    by: str,
+    json_out: bool,
+) -> None:
+    """Run the registry service's ``load`` (full files) or ``update`` (change files)."""
+    day = _date(file_date)
+
+    async def work(s: Services) -> list[FileResult]:
+        run = s.registry.load if kind == "load" else s.registry.update
+        return await run(registry, files, list_name=list_name, file_date=day)
+
+    _show(call(ctx, work, by=by), json_out)
+
+
 @registry_app.command("load")
 def load(
     ctx: typer.Context,
@@ -60,13 +81,7 @@ def load(
     json_out: JsonOption = False,
 ) -> None:
     """Load full files (by area code): each replaces the numbers of its area codes."""
-    day = _date(file_date)
-    results = call(
-        ctx,
-        lambda s: s.registry.load(registry, files, list_name=list_name, file_date=day),
-        by=by,
-    )
-    _show(results, json_out)
+    _apply(ctx, "load", registry, files, list_name, file_date, by, json_out)
 
 
 @registry_app.command("update")
@@ -80,10 +95,4 @@ def update(
     json_out: JsonOption = False,
 ) -> None:
     """Apply change files (A/D or add/delete per line, or one marker line per file)."""
-    day = _date(file_date)
-    results = call(
-        ctx,
-        lambda s: s.registry.update(registry, files, list_name=list_name, file_date=day),
-        by=by,
-    )
-    _show(results, json_out)
+    _apply(ctx, "update", registry, files, list_name, file_date, by, json_out)
