@@ -175,16 +175,11 @@ local function rec_numbers(base, list_id, code, digits, present)
       return
     end
     -- split: the upper half becomes a chunk of its own, named by its lowest number
-    local all = redis.call('ZRANGE', chunk, 0, -1)
-    local half = math.floor(#all / 2) + 1
-    local moved = {}
-    for i = half, #all do
-      moved[#moved + 1] = 0
-      moved[#moved + 1] = all[i]
-    end
-    redis.call('ZADD', chunks .. all[half], unpack(moved))
-    redis.call('ZREM', chunk, unpack(all, half, #all))
-    redis.call('ZADD', dir, 0, all[half])
+    local half = math.floor(NUMBER_CHUNK / 2)
+    local upper = redis.call('ZRANGE', chunk, half, half)[1]
+    redis.call('ZRANGESTORE', chunks .. upper, chunk, half, -1)
+    redis.call('ZREMRANGEBYRANK', chunk, half, -1)
+    redis.call('ZADD', dir, 0, upper)
     chunk = chunks .. rec_chunk_of(dir, digits)
   end
   redis.call('ZADD', chunk, 0, digits)
