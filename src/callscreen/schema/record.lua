@@ -146,6 +146,19 @@ local function rec_chunk_of(dir, digits)
   return redis.call('ZREVRANGEBYLEX', dir, '[' .. digits, '-', 'LIMIT', 0, 1)[1]
 end
 
+-- the sizes of the chunks this script call has looked at: only this call changes them
+-- while it runs, so each is read once (a ZCARD less per write)
+local rec_cards = {}
+
+local function rec_card(chunk)
+  local n = rec_cards[chunk]
+  if n == nil then
+    n = redis.call('ZCARD', chunk)
+    rec_cards[chunk] = n
+  end
+  return n
+end
+
 -- add `digits` to (present) or remove it from the number index of status `code`
 local function rec_numbers(base, list_id, code, digits, present)
   local dir = base .. K_NUMDIR .. list_id .. ':' .. code
@@ -154,9 +167,15 @@ local function rec_numbers(base, list_id, code, digits, present)
   if not present then
     if low == nil then return end
     local chunk = chunks .. low
-    if redis.call('ZREM', chunk, digits) == 1 and low ~= '0'
-        and redis.call('ZCARD', chunk) == 0 then
-      redis.call('ZREM', dir, low)
+    if redis.call('ZREM', chunk, digits) == 1 then
+      local left = rec_cards[chunk]
+      if left == nil then
+        left = redis.call('ZCARD', chunk)  -- after the ZREM
+      else
+        left = left - 1
+      end
+      rec_cards[chunk] = left
+      if left == 0 and low ~= '0' then redis.call('ZREM', dir, low) end
     end
     return
   end
@@ -165,13 +184,15 @@ local function rec_numbers(base, list_id, code, digits, present)
     redis.call('ZADD', dir, 0, low)
   end
   local chunk = chunks .. low
-  if redis.call('ZCARD', chunk) >= NUMBER_CHUNK then
+  local size = rec_card(chunk)
+  if size >= NUMBER_CHUNK then
     if redis.call('ZSCORE', chunk, digits) then return end
     if #redis.call('ZRANGEBYLEX', chunk, '(' .. digits, '+', 'LIMIT', 0, 1) == 0 then
       -- past the full chunk's last number (numbers added in order, as an import of a
       -- sorted file adds them): a new chunk starts with it, the full one stays full
       redis.call('ZADD', dir, 0, digits)
       redis.call('ZADD', chunks .. digits, 0, digits)
+      rec_cards[chunks .. digits] = 1
       return
     end
     -- split: the upper half becomes a chunk of its own, named by its lowest number
@@ -180,9 +201,12 @@ local function rec_numbers(base, list_id, code, digits, present)
     redis.call('ZRANGESTORE', chunks .. upper, chunk, half, -1)
     redis.call('ZREMRANGEBYRANK', chunk, half, -1)
     redis.call('ZADD', dir, 0, upper)
+    rec_cards[chunk] = half
+    rec_cards[chunks .. upper] = size - half
     chunk = chunks .. rec_chunk_of(dir, digits)
+    size = rec_cards[chunk]
   end
-  redis.call('ZADD', chunk, 0, digits)
+  rec_cards[chunk] = size + redis.call('ZADD', chunk, 0, digits)
 end
 
 -- keep list `list_id`'s status indexes and its number indexes right for `member` going
