@@ -21,6 +21,13 @@ atomic and the list's bookkeeping stays exact:
   console's "For review") reads that index, not the whole list. ``record.lua``'s
   ``rec_index`` keeps them, called by both writers on every write.
 
+- ``{cs}:nd:L:S`` and ``{cs}:nx:L:S:LOW`` index, for each stored status S, the numbers
+  of the exact entries stored with it in digit order (a directory of chunks of at most
+  :data:`~callscreen.schema.keys.NUMBER_CHUNK` numbers), so that a search by the start
+  of a number (:func:`page_entries` with ``starting``, :func:`search_numbers`) reads
+  the matching numbers only. ``record.lua``'s ``rec_numbers``, called by ``rec_index``,
+  keeps them on every write; :func:`build_number_index` builds them (the migration).
+
 Writers outside this module (the importer) use :func:`upsert_records` and
 :func:`entry_location`; they never write records themselves.
 """
