@@ -15,8 +15,10 @@ Starts its own redis-server. Two lists of the same numbers, in one run:
   (``P;B;;;!aAPC;``), a bulk ``remove`` and ``restore`` of a tenth of them.
 
 For each stage: the bytes of the list's entry hashes (``MEMORY USAGE`` of each, exact,
-divided by the entries; the shared batch records, one per change, are not in it) and the
-mean record length. Bucket hashes stay listpacks while
+divided by the entries; the shared batch records, one per change, are not in it), the
+mean record length, and (``index B``) the bytes per entry of the list's number indexes
+(``{cs}:nd:L:S`` and their chunks: what a search by the start of a number reads), apart
+from the entries' bytes. Bucket hashes stay listpacks while
 every record is under ``hash-max-listpack-value`` (64 bytes): the stage column
 ``over 64 B`` counts the records past it (each turns its bucket into a hashtable).
 """
@@ -60,11 +62,24 @@ def records(client: Any, list_id: int) -> tuple[list[bytes], int]:
     return out, sum(int(n or 0) for n in replies[1::2])
 
 
+def index_bytes(client: Any, list_id: int) -> int:
+    """The bytes of the list's number indexes (directories and chunks, MEMORY USAGE)."""
+    keys = list(client.scan_iter(match=f"{{cs}}:n[dx]:{list_id}:*", count=10_000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return sum(int(n or 0) for n in pipe.execute())
+
+
 def stage(client: Any, label: str, list_id: int, n: int, seconds: float) -> None:
     values, used = records(client, list_id)
     mean = sum(len(v) for v in values) / max(len(values), 1)
     over = sum(1 for v in values if len(v) > 64)
-    print(f"{label:<36}{seconds:>7.1f}{used / n:>10.1f}{mean:>10.1f}{over:>11}", flush=True)
+    index = index_bytes(client, list_id) / n
+    print(
+        f"{label:<36}{seconds:>7.1f}{used / n:>10.1f}{mean:>10.1f}{over:>11}{index:>10.1f}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -84,7 +99,8 @@ def main() -> None:
         table = Bulk(settings)
         try:
             print(f"{n:,} entries; Redis {client.info('server')['redis_version']}")
-            print(f"{'stage':<36}{'s':>7}{'B/entry':>10}{'record B':>10}{'over 64 B':>11}")
+            head = f"{'stage':<36}{'s':>7}{'B/entry':>10}{'record B':>10}{'over 64 B':>11}"
+            print(head + f"{'index B':>10}")
             for name, approve in (("approved at import", True), ("pending, then bulk", False)):
                 info = with_services(
                     settings, lambda s, name=name: s.lists.create_list(name, Action.BLOCK)

@@ -447,6 +447,9 @@ def test_entries_pages_by_cursor_stay_right_while_entries_change(c: httpx.Client
     assert sorted(deleted) == sorted(flat[45:50])
     found = [e for page in pages(c, list_id, search="+33600000", limit=200) for e in page]
     assert sorted(found) == sorted(n for n in numbers + added if n.startswith("+33600000"))
+    # a search's pages come in number order; its cursor goes on from the last number
+    paged = [e for page in pages(c, list_id, search="+33600000", limit=7) for e in page]
+    assert paged == found == sorted(found) and len(found) > 7
     page1 = c.get(f"/lists/{list_id}/entries", params={"limit": 2}).json()
     problem(
         c.get(f"/lists/{list_id}/entries", params={"cursor": page1["next_cursor"], "search": "+1"}),

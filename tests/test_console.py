@@ -361,7 +361,7 @@ def test_cursor_pages(api: ApiServer, admin_client: httpx.Client) -> None:
                 admin.add("big", ["+33698765432", "+33699999998"])
     assert pages == 3
     assert len(seen) == len(set(seen)) == 120 and set(seen) == set(numbers)
-    # a search for part of a number: pages in storage order, walked to the end, and
+    # a search for part of a number: pages in number order, walked to the end, and
     # the count of all matching on demand
     url, found = f"/lists/{view.id}?tab=review&size=50&q=%2B336", []
     while url:
@@ -371,6 +371,7 @@ def test_cursor_pages(api: ApiServer, admin_client: httpx.Client) -> None:
         following = re.search(r'href="(\?[^"]*after=[^"]+)" id="next-page"', page)
         url = f"/lists/{view.id}" + following.group(1).replace("&amp;", "&") if following else ""
     assert len(found) == len(set(found)) == 120 and set(found) == set(numbers)
+    assert found == sorted(found)
     counted = admin_client.get(f"/lists/{view.id}?tab=review&q=%2B336&count=1").text
     assert '<span id="total">120</span>' in counted and 'id="all-matching"' in counted
     few = admin_client.get(f"/lists/{view.id}?tab=review&q=%2B3360000").text  # one page

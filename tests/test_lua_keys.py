@@ -147,6 +147,7 @@ _ONE_KEY = {
     "GET", "SET", "INCR", "HGET", "HSET", "HSETNX", "HMGET", "HGETALL", "HDEL", "HKEYS",
     "HVALS", "HLEN", "HSCAN", "HINCRBY", "HEXISTS", "SMEMBERS", "SADD", "SREM", "SISMEMBER",
     "ZADD", "ZREM", "ZSCORE", "ZCARD", "ZRANGEBYSCORE", "ZREMRANGEBYSCORE", "ZINCRBY",
+    "ZRANGE", "ZRANGEBYLEX", "ZREVRANGEBYLEX", "ZREMRANGEBYRANK",
     "XADD", "XTRIM", "EXPIRE", "PEXPIRE", "TTL", "EXISTS", "TYPE",
 }  # fmt: skip
 
@@ -157,6 +158,8 @@ def keys_of(parts: list[str]) -> list[str]:
         return [parts[1]]
     if name in ("DEL", "UNLINK"):
         return parts[1:]
+    if name == "ZRANGESTORE":  # destination, source
+        return parts[1:3]
     raise AssertionError(f"a script sent {name}: say where its keys are in _ONE_KEY")
 
 

@@ -83,8 +83,9 @@ def test_data_of_schema_version_1_moves_its_attempt_log(cli: Cli, client: Any) -
         "4: blocked calls kept by age; each number's attempt index: 0 moved, 0 indexed, 0 numbers",
         "5: the lookup index: 1 lists and 0 campaigns indexed",
         "6: status indexes: 0 pending/removed entries of 1 lists indexed",
+        "7: number indexes: 1 numbers of 1 lists indexed",
     ]
-    assert client.hget("{cs}:meta", "schema") == "6" and "dnc" in cli("lists", "ls").stdout
+    assert client.hget("{cs}:meta", "schema") == "7" and "dnc" in cli("lists", "ls").stdout
 
 
 def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
@@ -112,14 +113,16 @@ def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
                    "4: blocked calls kept by age; each number's attempt index: 0 blocked/labeled "
                    "records to keep by age, 0 to index",
                    "5: the lookup index: 2 lists and 0 campaigns to index",
-                   "6: status indexes: 2 pending/removed entries of 2 lists to index"]  # fmt: skip
+                   "6: status indexes: 2 pending/removed entries of 2 lists to index",
+                   "7: number indexes: 3 numbers of 2 lists to index"]  # fmt: skip
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == ["3: entries keep their transitions: 2 pending entries marked as not "
                      "enforced yet",
                      "4: blocked calls kept by age; each number's attempt index: 0 moved, "
                      "0 indexed, 0 numbers",
                      "5: the lookup index: 2 lists and 0 campaigns indexed",
-                     "6: status indexes: 2 pending/removed entries of 2 lists indexed"]  # fmt: skip
+                     "6: status indexes: 2 pending/removed entries of 2 lists indexed",
+                     "7: number indexes: 3 numbers of 2 lists indexed"]  # fmt: skip
     assert [client.hget(key, field) for key, field in fields] == ["p;1;;;~;", "p;1;;;~;"]
     assert "up to date" in cli("migrate").stdout
     cli("approve", "review", pending)
@@ -142,11 +145,13 @@ def test_data_of_schema_version_4_gets_its_lookup_index(cli: Cli, client: Any) -
     cli("check", NUM, code=EXIT_SCHEMA)
     dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
     assert dry == ["5: the lookup index: 2 lists and 1 campaigns to index",
-                   "6: status indexes: 0 pending/removed entries of 2 lists to index"]  # fmt: skip
+                   "6: status indexes: 0 pending/removed entries of 2 lists to index",
+                   "7: number indexes: 1 numbers of 2 lists to index"]  # fmt: skip
     assert not client.exists("{cs}:lk")
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == ["5: the lookup index: 2 lists and 1 campaigns indexed",
-                     "6: status indexes: 0 pending/removed entries of 2 lists indexed"]  # fmt: skip
+                     "6: status indexes: 0 pending/removed entries of 2 lists indexed",
+                     "7: number indexes: 1 numbers of 2 lists indexed"]  # fmt: skip
     assert client.hgetall("{cs}:lk") == index
     assert "BLOCKED" in cli("check", "+33611112222", "--direction", "outbound").stdout
 
@@ -167,13 +172,41 @@ def test_data_of_schema_version_5_gets_its_status_indexes(cli: Cli, client: Any)
     client.hset("{cs}:meta", "schema", "5")
     cli("lists", "ls", code=EXIT_SCHEMA)
     dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
-    assert dry == ["6: status indexes: 4 pending/removed entries of 2 lists to index"]
+    assert dry == ["6: status indexes: 4 pending/removed entries of 2 lists to index",
+                   "7: number indexes: 3 numbers of 2 lists to index"]  # fmt: skip
     assert not client.exists(*indexes)
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
-    assert steps == ["6: status indexes: 4 pending/removed entries of 2 lists indexed"]
+    assert steps == ["6: status indexes: 4 pending/removed entries of 2 lists indexed",
+                     "7: number indexes: 3 numbers of 2 lists indexed"]  # fmt: skip
     assert [client.zrange(key, 0, -1, withscores=True) for key in indexes] == written
     shown = json.loads(cli("entries", "review", "--status", "pending", "--json").stdout)
     assert len(shown["entries"]) == 3
+
+
+def test_data_of_schema_version_6_gets_its_number_indexes(cli: Cli, client: Any) -> None:
+    """Version 7 indexes each list's exact numbers in digit order (a search by the start
+    of a number reads it); migrate builds it from the entries, as the writers would
+    have, and a search finds nothing until it is built."""
+    written_by_this_release(cli)
+    numbers = [f"+3369876{n:04d}" for n in range(300)]  # more than one chunk
+    cli("import", "dnc", "-", input_text="\n".join(numbers) + "\n")
+    cli("remove", "dnc", numbers[0], "--reason", "asked twice")  # removed: still indexed
+    dnc = client.hget("{cs}:lists", "dnc")
+    index = sorted(client.keys(f"{{cs}}:nx:{dnc}:*"))
+    assert sum(client.zcard(k) for k in index) == 301
+    client.delete(*client.keys(f"{{cs}}:n[dx]:{dnc}:*"))
+    client.hset("{cs}:meta", "schema", "6")
+    cli("entries", "dnc", "--search", "+336987", code=EXIT_SCHEMA)
+    dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
+    assert dry == ["7: number indexes: 301 numbers of 1 lists to index"]
+    assert not client.keys(f"{{cs}}:nx:{dnc}:*")
+    steps = json.loads(cli("migrate", "--json").stdout)["steps"]
+    assert steps == ["7: number indexes: 301 numbers of 1 lists indexed"]
+    built = sorted(m for k in client.keys(f"{{cs}}:nx:{dnc}:*") for m in client.zrange(k, 0, -1))
+    assert built == sorted(n[1:] for n in [NUM, *numbers])
+    shown = json.loads(cli("entries", "dnc", "--search", "+3369876001", "--json").stdout)
+    assert [e["entry"] for e in shown["entries"]] == numbers[10:20]
+    assert "up to date" in cli("migrate").stdout
 
 
 def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:

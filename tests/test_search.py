@@ -1,7 +1,8 @@
-"""Searching a list by part of a number: filtered in Redis (``search.lua``) chunk by
-chunk, pages in storage order with a position that stays right, the same entries as a
-plain filter over the whole list would keep. The chunk and the small-list threshold
-are made small so that a few hundred entries take every path a million would."""
+"""Searching a list by the start of a number: read from the list's number index and
+filtered in Redis (``search.lua``) call by call, pages in number order with a position
+that stays right, the same entries as a plain filter over the whole list would keep.
+The numbers a call reads and the small-list threshold are made small so that a few
+hundred entries take every path a million would."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from callscreen.core.model import Action, EntryRecord, Status
 from callscreen.core.numbers import EntryKey
 from callscreen.services import browse, entries
-from callscreen.services.entries import Position, number_ranges, status_codes
+from callscreen.services.entries import NUMBER_ORDER, Position, status_codes
 from tests.support.blocking import SyncAdmin as Admin
 from tests.support.clock import Clock
 from tests.test_services import make_settings
@@ -28,7 +29,7 @@ def clock() -> Clock:
 @pytest.fixture
 def admin(redis_url: str, clock: Clock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Admin]:
     monkeypatch.setattr(entries, "PAGE_SMALL_LIST", 0)  # every list takes the large path
-    monkeypatch.setattr(entries, "SEARCH_CHUNK", 700)  # a page takes many script calls
+    monkeypatch.setattr(entries, "SEARCH_CHUNK", 7)  # a page takes many script calls
     service = Admin(make_settings(redis_url), clock=clock)
     yield service
     service.close()
@@ -108,6 +109,10 @@ def test_a_search_keeps_what_a_filter_over_the_whole_list_keeps(
     for page in pages:
         for key, record in page:
             assert statuses is None or record.effective_status(now) in statuses, key
+    if statuses is not None:  # the console's count agrees
+        info = admin.table.get_list("dnc")
+        counted = browse.count_matching(admin.ctx.table, info, starting, statuses, now)
+        assert admin.run(counted) == len(expected)
     # the sorted listing (the CLI's entries --search) agrees
     listing = admin.list_entries("dnc", search="+" + starting, limit=500, statuses=statuses)
     assert listing.total == len(expected)
@@ -121,6 +126,7 @@ def test_search_pages_stay_right_while_entries_change(admin: Admin, clock: Clock
         entries.page_entries(admin.ctx.table, info, after=None, limit=40, starting="3361")
     )
     assert after is not None and len(first) == 40
+    assert after == (NUMBER_ORDER, first[-1][0].digits)  # the last number read
     admin.add("dnc", ["+33619999999", "+33610000000"])  # anywhere, before or after
     admin.remove("dnc", [key.display for key, _ in first[-3:]], reason="x")
     later: list[Item] = []
@@ -135,17 +141,54 @@ def test_search_pages_stay_right_while_entries_change(admin: Admin, clock: Clock
     assert old - {"33619999999", "33610000000"} <= set(seen)  # none of the others missed
 
 
-def test_one_page_reads_a_bounded_number_of_buckets(admin: Admin, clock: Clock) -> None:
+def test_one_call_reads_a_bounded_number_of_numbers(admin: Admin, clock: Clock) -> None:
     fill(admin, clock)
     info = admin.table.get_list("dnc")
-    buckets = admin.run(admin.ctx.table.buckets())
-    found, (bucket, field) = admin.run(
-        entries.search_exact(admin.ctx.table, info, "9", limit=10, max_buckets=1000)
+    table = admin.ctx.table
+    found = admin.run(entries.search_numbers(table, info, "9", limit=10))
+    assert found.items == [] and found.done and found.read == 0  # nothing starts with 9
+    found = admin.run(entries.search_numbers(table, info, "336", limit=3, budget=1000))
+    # stopped early: 3 read from each index that holds numbers (pending, active, removed)
+    assert len(found.items) == 3 and not found.done and found.read == 9
+    assert found.last == found.items[-1][0].digits
+    assert [k.digits for k, _ in found.items] == sorted(k.digits for k, _ in found.items)
+    deleted = frozenset({Status.DELETED})  # 6 of the 400 numbers: their index alone
+    found = admin.run(
+        entries.search_numbers(table, info, "336", statuses=deleted, limit=50, budget=4)
     )
-    assert found == [] and (bucket, field) == (1000, -1)  # nothing matched, bounded
-    found, (bucket, field) = admin.run(entries.search_exact(admin.ctx.table, info, "336", limit=3))
-    assert len(found) == 3 and 0 <= bucket < buckets and field >= 0  # stopped mid-list
-    assert int(found[-1][0].digits) == field * buckets + bucket
+    assert found.read == 4 and not found.done and len(found.items) == 4  # the budget
+    rest = admin.run(
+        entries.search_numbers(
+            table, info, "336", statuses=deleted, limit=50, budget=10_000, after=found.last
+        )
+    )
+    assert rest.done and rest.read == 2 and len(found.items) + len(rest.items) == 6
+    expired = frozenset({Status.EXPIRED})  # 2 of the active ones: their records are read
+    found = admin.run(entries.search_numbers(table, info, "336", statuses=expired, limit=50))
+    assert found.done and len(found.items) == 2 and found.read > 100
+
+
+def test_a_page_reads_a_bounded_number_of_numbers(
+    admin: Admin, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status that few of many matches have (expired: active entries past their
+    expiry, in the active index): short pages, each reading at most SEARCH_PAGE_READ
+    numbers, that together hold every match once, in number order."""
+    fill(admin, clock)
+    monkeypatch.setattr(entries, "SEARCH_PAGE_READ", 30)
+    expired = frozenset({Status.EXPIRED})
+    pages = walk(admin, "336", expired, limit=50)
+    assert len(pages) > 5  # the 200 active numbers read 30 at a time
+    found = [key.digits for page in pages for key, _record in page]
+    now = admin.ctx.clock()
+    expected = sorted(
+        key.digits
+        for key, record in everything(admin)
+        if not key.is_prefix
+        and key.digits.startswith("336")
+        and record.effective_status(now) is Status.EXPIRED
+    )
+    assert found == expected and len(expected) == 2
 
 
 def test_the_console_search_pages_and_counts(admin: Admin, clock: Clock) -> None:
@@ -164,11 +207,7 @@ def test_the_console_search_pages_and_counts(admin: Admin, clock: Clock) -> None
     assert len(seen) == len(set(seen)) == count > 20
 
 
-def test_number_ranges_and_status_codes() -> None:
-    assert number_ranges("3361")[:2] == [(3361, 3361), (33610, 33619)]
-    assert number_ranges("3361")[-1] == (336100000000000, 336199999999999)
-    assert len(number_ranges("3361")) == 12  # 4 to 15 digits
-    assert number_ranges("1234567890123456") == [] and number_ranges("") == []
+def test_status_codes() -> None:
     assert status_codes(None) == ""
     assert status_codes(frozenset({Status.ACTIVE, Status.EXPIRED})) == "ax"
 

@@ -20,6 +20,7 @@ from callscreen.schema.keys import storage_score
 from callscreen.services import browse, entries, importer
 from callscreen.services.importer import ImportOptions
 from tests.support.blocking import SyncAdmin
+from tests.test_number_index import assert_number_index
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def assert_indexes(r: Any, *names: str) -> None:
             for code in ("p", "d")
         }
         assert stored == scanned(r, list_id), name
+        assert_number_index(r, list_id)  # the number index follows the same changes
 
 
 def test_the_indexes_follow_every_kind_of_change(
@@ -116,6 +118,7 @@ def test_the_indexes_follow_every_kind_of_change(
     assert len(r.keys(f"{{cs}}:st:{temp_id}:*")) == 2
     admin.delete_list("temp")
     assert not r.keys(f"{{cs}}:st:{temp_id}:*")
+    assert not r.keys(f"{{cs}}:n[dx]:{temp_id}:*")
 
 
 def test_a_page_of_one_status_reads_its_index_in_storage_order(admin: SyncAdmin, r: Any) -> None:
@@ -189,9 +192,7 @@ def test_the_console_browses_pending_or_removed_entries_from_their_index(
         assert exact == [e for e in expected if not e.endswith("*")]
 
 
-def test_one_indexed_status_with_a_search_reads_the_index_and_filters_by_number(
-    admin: SyncAdmin, r: Any
-) -> None:
+def test_one_indexed_status_with_a_search_reads_the_number_index(admin: SyncAdmin, r: Any) -> None:
     admin.create_list("big", Action.BLOCK)
     nums = [f"+1202555{n:04d}" for n in range(0, 400)] + [f"+1303555{n:04d}" for n in range(200)]
     admin.add("big", [*nums[::2], "+1900*"])
@@ -230,12 +231,20 @@ def test_one_indexed_status_with_a_search_reads_the_index_and_filters_by_number(
             assert shown, starting
     listed = admin.list_entries("big", status=Status.PENDING, search="+1303", limit=500)
     assert listed.total == 101  # 100 numbers and the prefix
-    # the pages come from the index: without it, nothing pending is found
+    # the numbers come from the number index (in number order), not the status index:
+    # without it only the matching prefix is found
     r.delete(f"{{cs}}:st:{info.id}:p")
     items, _ = admin.run(
         entries.page_entries(
             table, info, after=None, limit=50, starting="1202", statuses=pending, now=now
         )
     )
-    assert items == []
-    assert admin.list_entries("big", status=Status.PENDING, search="+1202").total == 0
+    assert len(items) == 50
+    r.delete(*r.keys(f"{{cs}}:n[dx]:{info.id}:*"))
+    items, _ = admin.run(
+        entries.page_entries(
+            table, info, after=None, limit=50, starting="1202", statuses=pending, now=now
+        )
+    )
+    assert [key.display for key, _ in items] == ["+1202*"]
+    assert admin.list_entries("big", status=Status.PENDING, search="+1202").total == 1  # the prefix

@@ -783,10 +783,11 @@ class Backend:
         count: bool = False,
     ) -> tuple[EntryPage, str]:
         """A page of the entries starting with ``search`` (part of a number, read with
-        the default region), in storage order past the cursor ``after``, and the cursor
-        of the next page ('' after the last): filtered in Redis, the page comes as soon
-        as it is full (:func:`browse.search`). The page's ``total`` is -1 unless
-        ``count`` (one read of the whole list) or the search fits this one page."""
+        the default region), in number order past the cursor ``after``, and the cursor
+        of the next page ('' after the last): read from the list's number index and
+        filtered in Redis (:func:`browse.search`). The page's ``total`` is -1 unless
+        ``count`` (every number that starts so read) or the search fits this one
+        page."""
         info = await self._list(list_id)
         digits = parse_entry(search.strip().rstrip("*") + "*", self.settings.default_region)
         table = self.ctx.table

@@ -212,7 +212,8 @@ def _after(cursor: str, status: Status | None, search: str) -> Position:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         loc, after, c_status, c_search = json.loads(raw)
-        if type(loc) is not int or loc < -1 or loc > 2**31:
+        # -2: a search's position in number order (entries.NUMBER_ORDER)
+        if type(loc) is not int or loc < (-2 if c_search else -1) or loc > 2**31:
             raise ValueError(cursor)
         if after is not None and (not isinstance(after, str) or not after.isdigit()):
             raise ValueError(cursor)
@@ -238,6 +239,10 @@ def _entry(view: EntryView) -> dict[str, Any]:
     "entries are added or removed; a page costs a few reads whatever the list's size. "
     "`status=pending` and `status=deleted` read an index of those entries (a page costs "
     "its own entries, not a walk of the list). "
+    "With `search` (entries starting with those digits), the matching prefixes come "
+    "first, then the matching numbers in number order (digit by digit), read from an "
+    "index of the list's numbers: a page costs the numbers it reads, whatever the "
+    "list's size. "
     "With `status` or `search`, a page may hold fewer than `limit` entries and still "
     "have a `next_cursor`: go on until it is null.",
 )

@@ -24,6 +24,15 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:st:L:S``          zset   entries of list L stored with status S (p pending, d removed):
                                 member as in ``{cs}:x:L``, score its place in storage
                                 order (:func:`storage_score`), for paging by status
+``{cs}:nd:L:S``          zset   the directory of the number index of list L's entries stored
+                                with status S (p, a, P, d): one member per chunk, the
+                                lowest number (E.164 digits) the chunk may hold ("0" for
+                                the first chunk), all scores 0 (read BYLEX)
+``{cs}:nx:L:S:LOW``      zset   one chunk of that index: the numbers from LOW up to the next
+                                chunk's LOW, as E.164 digits, all scores 0 (in digit order,
+                                BYLEX), at most :data:`NUMBER_CHUNK` so it stays a listpack;
+                                for searches by the start of a number (``record.lua``'s
+                                ``rec_numbers``)
 ``{cs}:bseq``            string last batch id handed out
 ``{cs}:b:N``             hash   batch records (reason, source, who, when) -> JSON
 ``{cs}:hist:L``          stream changes to list L (audit trail)
@@ -138,11 +147,16 @@ from dataclasses import dataclass
 BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack-entries
 # 2: the attempt log in shards; 3: entries keep their transitions; 4: blocked calls kept
 # by age, per-number attempt indexes; 5: the lookup index; 6: the pending and removed
-# entries' indexes (callscreen.services.migrations)
-SCHEMA_VERSION = "6"
+# entries' indexes; 7: the number index of exact entries, for searches by the start of a
+# number (callscreen.services.migrations)
+SCHEMA_VERSION = "7"
 #: the stored statuses that have an index of their entries ({cs}:st:L:S)
 INDEXED_STATUSES = ("p", "d")
 DEFAULT_BUCKETS = 32768
+#: numbers one chunk of a list's number index holds at most: a chunk of more is split
+#: before it grows past Redis's zset-max-listpack-entries (128 by default), so every
+#: chunk stays a listpack (about 12 bytes a number) rather than a skiplist (about 100)
+NUMBER_CHUNK = 128
 # first-contact marks: 32768 hashes keep up to ~16M numbers in listpacks (512 per hash)
 FIRST_CONTACT_BUCKETS = 32768
 # a day's blocked (or labeled) numbers of a campaign in one log shard: 2 sorted sets; over
@@ -189,12 +203,15 @@ FRAGMENTS: dict[str, str] = {
     "REG": ":reg:",
     "REG_INDEX": ":regn:",
     "STATUS": ":st:",
+    "NUMDIR": ":nd:",
+    "NUMIDX": ":nx:",
 }
 # The sizes the scripts need, from the same place.
 NUMBERS: dict[str, int] = {
     "BATCH_BUCKET": BATCH_BUCKET,
     "ORDER_SPAN": ORDER_SPAN,
     "DEFAULT_BUCKETS": DEFAULT_BUCKETS,
+    "NUMBER_CHUNK": NUMBER_CHUNK,
 }
 _F = FRAGMENTS
 
@@ -268,6 +285,20 @@ class Keys:
         """The entries of a list stored with status ``code`` (``p`` or ``d``), in storage
         order (``record.lua``'s ``rec_index`` keeps it)."""
         return f"{self.base}{_F['STATUS']}{list_id}:{code}"
+
+    def number_dir(self, list_id: int, code: str) -> str:
+        """The directory of the number index of a list's entries stored with status
+        ``code`` (p, a, P, d): each chunk's lowest number."""
+        return f"{self.base}{_F['NUMDIR']}{list_id}:{code}"
+
+    def number_chunk(self, list_id: int, code: str, low: str) -> str:
+        """One chunk of that index: the numbers from ``low`` (digits; "0" for the first
+        chunk) to the next chunk's."""
+        return f"{self.base}{_F['NUMIDX']}{list_id}:{code}:{low}"
+
+    def number_patterns(self, list_id: int) -> tuple[str, str]:
+        """SCAN patterns of every key of a list's number indexes: directories, chunks."""
+        return (f"{self.base}{_F['NUMDIR']}{list_id}:*", f"{self.base}{_F['NUMIDX']}{list_id}:*")
 
     @property
     def batch_seq(self) -> str:

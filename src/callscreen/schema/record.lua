@@ -119,10 +119,105 @@ local function rec_order(base, member)
   return tonumber(bucket) * rec_width + tonumber(field)
 end
 
--- keep list `list_id`'s status indexes right for `member` going from stored status
--- `from` to `to`
+-- The number indexes ({cs}:nd:L:S, {cs}:nx:L:S:LOW; keys.py): for each stored status
+-- S (p, a, P, d), the numbers (E.164 digits) of list `list_id`'s exact entries stored
+-- with it, in chunks of at most NUMBER_CHUNK numbers, each a zset of scores 0 (digit
+-- order: read BYLEX) small enough to stay a listpack; the directory holds each chunk's
+-- lowest number ("0" for the first, which is never removed: no digits sort before it).
+-- A full chunk is split in two halves before a number is added to it (a number past
+-- its last starts a new chunk instead: numbers added in order fill their chunks); a
+-- chunk left empty leaves the directory (chunks are never merged). search.lua reads them.
+-- rec_index keeps them: a number moves from one status's index to the other's when
+-- its entry's stored status changes, and leaves when its record is deleted.
+local rec_buckets = nil
+
+-- the E.164 digits of the exact entry whose member is "BUCKET:FIELD"
+local function rec_digits(base, member)
+  if rec_buckets == nil then
+    rec_buckets = tonumber(redis.call('HGET', base .. K_META, 'buckets') or DEFAULT_BUCKETS)
+  end
+  local bucket, field = string.match(member, '^(%d+):(%d+)$')
+  -- below 10^15 < 2^53: exact in a double
+  return string.format('%.0f', tonumber(field) * rec_buckets + tonumber(bucket))
+end
+
+-- the lowest number of the chunk that holds (or would hold) `digits`; nil: no chunk yet
+local function rec_chunk_of(dir, digits)
+  return redis.call('ZREVRANGEBYLEX', dir, '[' .. digits, '-', 'LIMIT', 0, 1)[1]
+end
+
+-- the sizes of the chunks this script call has looked at: only this call changes them
+-- while it runs, so each is read once (a ZCARD less per write)
+local rec_cards = {}
+
+local function rec_card(chunk)
+  local n = rec_cards[chunk]
+  if n == nil then
+    n = redis.call('ZCARD', chunk)
+    rec_cards[chunk] = n
+  end
+  return n
+end
+
+-- add `digits` to (present) or remove it from the number index of status `code`
+local function rec_numbers(base, list_id, code, digits, present)
+  local dir = base .. K_NUMDIR .. list_id .. ':' .. code
+  local chunks = base .. K_NUMIDX .. list_id .. ':' .. code .. ':'
+  local low = rec_chunk_of(dir, digits)
+  if not present then
+    if low == nil then return end
+    local chunk = chunks .. low
+    if redis.call('ZREM', chunk, digits) == 1 then
+      local left = rec_cards[chunk]
+      if left == nil then
+        left = redis.call('ZCARD', chunk)  -- after the ZREM
+      else
+        left = left - 1
+      end
+      rec_cards[chunk] = left
+      if left == 0 and low ~= '0' then redis.call('ZREM', dir, low) end
+    end
+    return
+  end
+  if low == nil then
+    low = '0'
+    redis.call('ZADD', dir, 0, low)
+  end
+  local chunk = chunks .. low
+  local size = rec_card(chunk)
+  if size >= NUMBER_CHUNK then
+    if redis.call('ZSCORE', chunk, digits) then return end
+    if #redis.call('ZRANGEBYLEX', chunk, '(' .. digits, '+', 'LIMIT', 0, 1) == 0 then
+      -- past the full chunk's last number (numbers added in order, as an import of a
+      -- sorted file adds them): a new chunk starts with it, the full one stays full
+      redis.call('ZADD', dir, 0, digits)
+      redis.call('ZADD', chunks .. digits, 0, digits)
+      rec_cards[chunks .. digits] = 1
+      return
+    end
+    -- split: the upper half becomes a chunk of its own, named by its lowest number
+    local half = math.floor(NUMBER_CHUNK / 2)
+    local upper = redis.call('ZRANGE', chunk, half, half)[1]
+    redis.call('ZRANGESTORE', chunks .. upper, chunk, half, -1)
+    redis.call('ZREMRANGEBYRANK', chunk, half, -1)
+    redis.call('ZADD', dir, 0, upper)
+    rec_cards[chunk] = half
+    rec_cards[chunks .. upper] = size - half
+    chunk = chunks .. rec_chunk_of(dir, digits)
+    size = rec_cards[chunk]
+  end
+  rec_cards[chunk] = size + redis.call('ZADD', chunk, 0, digits)
+end
+
+-- keep list `list_id`'s status indexes and its number indexes right for `member` going
+-- from stored status `from` to `to` (nil or '': no entry)
 local function rec_index(base, list_id, member, from, to)
   if from == to then return end
+  if string.sub(member, 1, 2) ~= 'p:' then
+    local digits = rec_digits(base, member)
+    if from and from ~= '' then rec_numbers(base, list_id, from, digits, false) end
+    if to and to ~= '' then rec_numbers(base, list_id, to, digits, true) end
+  end
   if from and REC_INDEXED[from] then
     redis.call('ZREM', base .. K_STATUS .. list_id .. ':' .. from, member)
   end

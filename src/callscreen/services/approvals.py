@@ -327,14 +327,13 @@ class EntryService:
         that entry (a cursor that stays right while entries are added or removed
         before it).
 
-        This reads the whole list (admin side, never on the call path): with
-        ``search``, in Redis (:func:`entries.search_all`: only the matches cross the
-        wire, about a second at 1,000,000 entries when few match); without, every
-        entry comes back (seconds at a million). The pending or the removed entries
-        alone (``status``/``statuses`` exactly pending or deleted) are read from their
-        index instead (:func:`entries.scan_status`: the cost is theirs, not the
-        list's), a search filtering them here. :meth:`page_entries` gives pages in
-        storage order instead, fast at any size, with or without a search.
+        This reads every entry it counts (admin side, never on the call path): with
+        ``search``, the matching numbers from the list's number index, filtered in
+        Redis (:func:`entries.search_all`: the cost is the matches', not the list's);
+        without, the pending or the removed entries alone (``status``/``statuses``
+        exactly pending or deleted) from their index (:func:`entries.scan_status`),
+        else every entry of the list (seconds at a million). :meth:`page_entries`
+        gives pages instead, fast at any size, with or without a search.
         """
         if not 0 <= limit <= MAX_PAGE:
             raise InvalidInput(f"--limit must be between 0 and {MAX_PAGE}")
@@ -353,10 +352,10 @@ class EntryService:
         picked = _statuses(status, statuses)
         code = entries.indexed_code(next(iter(picked))) if picked and len(picked) == 1 else None
         found = (
-            entries.scan_status(ctx.table, info, code)
-            if code is not None
-            else entries.search_all(ctx.table, info, digits, picked, now)
+            entries.search_all(ctx.table, info, digits, picked, now)
             if digits
+            else entries.scan_status(ctx.table, info, code)
+            if code is not None
             else entries.scan_entries(ctx.table, info)
         )
         async for key, record in found:
@@ -392,11 +391,11 @@ class EntryService:
         next page: it stays right while entries change, and costs a few reads whatever
         the list's size. ``status`` and ``search`` (entries starting with it) filter;
         a filtered page may come back short of ``limit`` with a next position. A
-        search is filtered in Redis (:func:`entries.search_exact`): its first page
-        comes as soon as ``limit`` entries match — at once for a common start, after
-        reading the whole list (about a second at 1,000,000 entries) for a rare one.
-        Pending and removed entries (``status``) are read from their index instead, a
-        search filtering them here (a page costs their entries, not the list's)."""
+        search's pages come in number order (the matching prefixes, then the matching
+        numbers digit by digit), read from the list's number index and filtered in
+        Redis (:func:`entries.search_numbers`): a page costs the numbers it reads,
+        whatever the list's size. Pending and removed entries (``status``, no search)
+        are read from their index (a page costs their entries, not the list's)."""
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"--limit must be between 1 and {MAX_PAGE}")
         ctx = self.ctx

@@ -12,8 +12,9 @@ The number of entries matching comes from the list's status counts, not from a s
 What this adds to ``page_entries``: the filters of the console's list page (batch,
 source, added between; :class:`Filter`), the count, and the first read sized by the
 share of entries with the statuses asked for. The pending or the removed entries
-alone (the "For review" tab, or a search within it) are read from their index by
-``page_entries``, past the prefixes, not from the list's buckets.
+alone (the "For review" tab) are read from their index by ``page_entries``, past the
+prefixes, not from the list's buckets. A search (:func:`search`) reads the list's
+number index instead: its pages come in number order, its cursor is the last number.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from callscreen.core.errors import InvalidInput
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey
-from callscreen.services import entries
+from callscreen.services import entries, store
 from callscreen.services.table import ListInfo, Table
 
 MAX_BUCKETS_PER_READ = 1024  # the first read of a page at most
@@ -35,7 +36,9 @@ PREFIX_BUCKET = -1
 @dataclass(frozen=True, slots=True)
 class Cursor:
     """Where a page ended: bucket ``-1`` is the prefixes (field: the prefix digits),
-    else an exact-number bucket (field: the number's field in it)."""
+    ``-2`` (:data:`entries.NUMBER_ORDER`, a search's pages) the exact numbers in number
+    order (field: the last number, its digits; -1: from the first), else an
+    exact-number bucket (field: the number's field in it)."""
 
     bucket: int
     field: int
@@ -57,6 +60,7 @@ class Cursor:
         """The same place as a :data:`entries.Position`."""
         if self.bucket == PREFIX_BUCKET:
             return PREFIX_BUCKET, str(self.field)
+        # E.164 digits never start with 0, so a number's digits survive int()
         return self.bucket, str(self.field) if self.field >= 0 else None
 
     @classmethod
@@ -180,11 +184,12 @@ async def search(
     now: float | None = None,
 ) -> BrowsePage:
     """Up to ``limit`` entries starting with ``starting`` (digits) whose status is in
-    ``statuses``, in storage order past ``after``: filtered in Redis
-    (:func:`entries.search_exact`), so the page comes as soon as it is full — at once
-    when many entries match, after one read of the whole list when few do; pending or
-    removed entries alone are read from their index instead and filtered by number
-    here. The total is not known without that read (:func:`count_matching`)."""
+    ``statuses``, past ``after``: the matching prefixes by digits, then the matching
+    numbers in number order, read from the list's number index and filtered in Redis
+    (:func:`entries.search_numbers`): a page costs the numbers it reads, whether many
+    entries match or few, and at most :data:`entries.SEARCH_PAGE_READ` of them (a
+    status that few of many matches have: a short page with a cursor to go on from).
+    The total is not known without reading every match (:func:`count_matching`)."""
     items, position = await entries.page_entries(
         table,
         info,
@@ -200,6 +205,15 @@ async def search(
 async def count_matching(
     table: Table, info: ListInfo, starting: str, statuses: frozenset[Status], now: float
 ) -> int:
-    """How many entries start with ``starting`` with a status in ``statuses``: one read
-    of the whole list in Redis (about a second at 1,000,000 entries)."""
-    return sum([1 async for _ in entries.search_all(table, info, starting, statuses, now)])
+    """How many entries start with ``starting`` with a status in ``statuses``: the
+    matching prefixes, and every number that starts with it read from the number index
+    and counted in Redis (:func:`entries.count_numbers`: its cost grows with the
+    numbers that start with it, not with the list)."""
+    raw: dict[str, str] = await store.wait(table.r.hgetall(table.keys.prefixes(info.id)))
+    prefixes = sum(
+        1
+        for digits, value in raw.items()
+        if digits.startswith(starting)
+        and EntryRecord.decode(value).effective_status(now) in statuses
+    )
+    return prefixes + await entries.count_numbers(table, info, starting, statuses, now)

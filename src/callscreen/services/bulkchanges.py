@@ -298,9 +298,10 @@ async def _pages(
     digits: str,
     now: float,
 ) -> AsyncIterator[list[tuple[EntryKey, EntryRecord]]]:
-    """The selection in storage order (:func:`~callscreen.services.entries.page_entries`),
-    about :data:`PAGE` entries at a time. The position is where the last read ended, so
-    changing a page before reading the next one neither skips nor repeats entries."""
+    """The selection in storage order (:func:`~callscreen.services.entries.page_entries`;
+    with a search, in number order from the list's number index), about :data:`PAGE`
+    entries at a time. The position is where the last read ended, so changing a page
+    before reading the next one neither skips nor repeats entries."""
     table = ctx.table
     after: Position | None = None
     page: list[tuple[EntryKey, EntryRecord]] = []
@@ -320,8 +321,17 @@ async def _pages(
         return keep.keeps(record, made)  # as the console's browse filter keeps them
 
     while True:
+        # a search reads the list's number index (number order), the matches only
         items, after = await entries.page_entries(
-            table, info, after=after, limit=PAGE, keep=wanted, stored_status=indexed
+            table,
+            info,
+            after=after,
+            limit=PAGE,
+            keep=wanted,
+            stored_status=None if digits else indexed,
+            starting=digits,
+            statuses=statuses if digits else None,
+            now=now,
         )
         if by_batches and items:
             ids = {r.batch for _k, r in items} | {r.created_batch for _k, r in items}

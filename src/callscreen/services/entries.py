@@ -21,6 +21,13 @@ atomic and the list's bookkeeping stays exact:
   console's "For review") reads that index, not the whole list. ``record.lua``'s
   ``rec_index`` keeps them, called by both writers on every write.
 
+- ``{cs}:nd:L:S`` and ``{cs}:nx:L:S:LOW`` index, for each stored status S, the numbers
+  of the exact entries stored with it in digit order (a directory of chunks of at most
+  :data:`~callscreen.schema.keys.NUMBER_CHUNK` numbers), so that a search by the start
+  of a number (:func:`page_entries` with ``starting``, :func:`search_numbers`) reads
+  the matching numbers only. ``record.lua``'s ``rec_numbers``, called by ``rec_index``,
+  keeps them on every write; :func:`build_number_index` builds them (the migration).
+
 Writers outside this module (the importer) use :func:`upsert_records` and
 :func:`entry_location`; they never write records themselves.
 """
@@ -35,7 +42,13 @@ from typing import Any
 from callscreen.core.errors import NotFound, Refused
 from callscreen.core.model import EntryRecord, Status
 from callscreen.core.numbers import EntryKey
-from callscreen.schema.keys import INDEXED_STATUSES, ORDER_SPAN, Keys, storage_score
+from callscreen.schema.keys import (
+    INDEXED_STATUSES,
+    NUMBER_CHUNK,
+    ORDER_SPAN,
+    Keys,
+    storage_score,
+)
 from callscreen.schema.scripts import ENTRIES, SEARCH
 from callscreen.services import store
 from callscreen.services.table import Batch, ListInfo, Table
@@ -526,11 +539,14 @@ async def page_entries(
     are sizes the first read to fill the page at once.
 
     ``starting`` (digits) keeps the entries that start with them and ``statuses`` those
-    with these statuses at ``now``; on a large list both are applied in Redis (the
-    ``search.lua`` script, :func:`search_exact`), so only matching entries come back
-    and a page reads up to :data:`SEARCH_MAX_BUCKETS` buckets: see :func:`search_exact`
-    for what that costs. ``prepare`` is awaited with the records those leave, a chunk
-    at a time, before ``keep`` sees them.
+    with these statuses at ``now``. A search (``starting`` given) reads another order:
+    the matching prefixes by digits, then the matching exact numbers in number order
+    (digit by digit), from the list's number index (:func:`search_numbers`, filtered in
+    Redis by ``search.lua``), with positions ``(NUMBER_ORDER, digits)``; a page costs
+    the numbers it reads, not the list's size, and reads at most
+    :data:`SEARCH_PAGE_READ` of them (a rare status among many matches: a short page
+    with a position to go on from). ``prepare`` is awaited with the records those
+    leave, a chunk at a time, before ``keep`` sees them.
 
     ``stored_status`` (a code of :data:`~callscreen.schema.keys.INDEXED_STATUSES`), or
     ``statuses`` that are exactly one status with an index (:func:`indexed_code`:
@@ -541,6 +557,8 @@ async def page_entries(
     stop after :data:`PAGE_MAX_INDEXED` of them, possibly short, with a position)."""
     at = table.clock() if now is None else now
     pick = _Picker(limit, keep, prepare, starting, statuses, at)
+    if starting:
+        return await _page_search(table, info, after, pick, starting, statuses, at)
     if stored_status is None and statuses is not None and len(statuses) == 1:
         stored_status = indexed_code(next(iter(statuses)))
     if stored_status is not None:
@@ -563,21 +581,6 @@ async def page_entries(
             return pick.out, ended
         loc, last = 0, None
     after_field = int(last) if last is not None else -1
-    if starting:
-        found, (loc, after_field) = await search_exact(
-            table,
-            info,
-            starting,
-            statuses=statuses,
-            now=at,
-            start=(loc, after_field),
-            limit=limit - len(pick.out),
-            max_buckets=max(max_buckets, SEARCH_MAX_BUCKETS),
-        )
-        await pick.take([(key, record, (-1, None)) for key, record in found])
-        if loc >= buckets:
-            return pick.out, None
-        return pick.out, (loc, str(after_field) if after_field >= 0 else None)
     read, step = 0, max(1, first_read)
     while loc < buckets and read < max_buckets:
         chunk = range(loc, min(loc + step, buckets, loc + max_buckets - read))
@@ -658,26 +661,17 @@ def _also(
     return kept
 
 
-#: buckets one script call of a search reads: a few milliseconds of Redis (1,000,000
-#: entries in 32,768 buckets: about 8,000 entries a call), so the call path, which
-#: shares Redis, never waits long behind a search
-SEARCH_CHUNK = 256
-#: buckets one page of a search may read: the whole list at the default bucket count
-#: (a page comes back full, or the list is done)
-SEARCH_MAX_BUCKETS = 32768
-MAX_DIGITS = 15  # an E.164 number's digits at most
-
-
-def number_ranges(digits: str) -> list[tuple[int, int]]:
-    """The exact numbers that start with ``digits``, as inclusive ranges (one a length,
-    up to :data:`MAX_DIGITS` digits)."""
-    if not digits.isdigit():
-        return []
-    head = int(digits)
-    return [
-        (head * 10 ** (n - len(digits)), (head + 1) * 10 ** (n - len(digits)) - 1)
-        for n in range(len(digits), MAX_DIGITS + 1)
-    ]
+#: numbers of the number index one script call of a search reads at most (and the
+#: record of each): a few milliseconds of Redis, so the call path, which shares Redis,
+#: never waits long behind a search
+SEARCH_CHUNK = 2048
+#: numbers one page of a search reads at most: a search that keeps few of the numbers
+#: it reads (a rare status among many numbers that match) comes back short, with a
+#: position to go on from, rather than read on for seconds
+SEARCH_PAGE_READ = 32_768
+#: the ``loc`` of a search's position: ``after`` is the last number read (its digits;
+#: None: from the first), in number order (see :func:`page_entries`)
+NUMBER_ORDER = -2
 
 
 def status_codes(statuses: frozenset[Status] | None) -> str:
@@ -688,76 +682,254 @@ def status_codes(statuses: frozenset[Status] | None) -> str:
     return "".join(sorted(codes[s] for s in statuses))
 
 
-async def search_exact(
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What one call of :func:`search_numbers` found: the entries kept (none when only
+    counting), the last number read (None: none; a search goes on after it), whether
+    the numbers starting with the digits are done, how many it read and how many
+    entries it kept."""
+
+    items: list[tuple[EntryKey, EntryRecord]]
+    last: str | None
+    done: bool
+    read: int
+    kept: int
+
+
+def index_filters(statuses: frozenset[Status] | None) -> dict[str, str]:
+    """The number indexes a search of ``statuses`` (None: any) reads, by stored status,
+    each with the filter ``search.lua`` applies to its records ("": every entry of
+    that index; for ``a``, ``a`` or ``x``: the active entries not yet expired, or the
+    expired ones)."""
+    if statuses is None:
+        return dict.fromkeys(STATUS_CODES, "")
+    wanted = {code: "" for code, status in STATUS_CODES.items() if status in statuses}
+    if (Status.ACTIVE in statuses) != (Status.EXPIRED in statuses):
+        wanted["a"] = "a" if Status.ACTIVE in statuses else "x"
+    return wanted
+
+
+async def _search_index(
+    table: Table,
+    info: ListInfo,
+    code: str,
+    keep: str,
+    starting: str,
+    after: str | None,
+    limit: int,
+    budget: int,
+    now: float,
+) -> Found:
+    """One call of ``search.lua`` over the number index of status ``code``."""
+    buckets = await table.buckets()
+    reply = await store.run_script(
+        table.r,
+        SEARCH,
+        [table.keys.meta],
+        [table.keys.base, info.id, buckets, code, starting, after or "", max(1, budget),
+         limit, keep, now],
+    )  # fmt: skip
+    items = [
+        (EntryKey(_text(reply[i]), False), EntryRecord.decode(_text(reply[i + 1])))
+        for i in range(4, len(reply), 2)
+    ]
+    last = _text(reply[0]) or after
+    return Found(items, last, int(reply[1]) == 1, int(reply[2]), int(reply[3]))
+
+
+async def search_numbers(
     table: Table,
     info: ListInfo,
     starting: str,
     *,
     statuses: frozenset[Status] | None = None,
     now: float | None = None,
-    start: tuple[int, int] = (0, -1),
+    after: str | None = None,
     limit: int,
-    max_buckets: int = SEARCH_MAX_BUCKETS,
-) -> tuple[list[tuple[EntryKey, EntryRecord]], tuple[int, int]]:
-    """The exact entries whose number starts with ``starting`` (digits) and whose
-    status is in ``statuses`` (None: any), in storage order from ``start`` (bucket,
-    field after which to read; -1 the bucket's start): up to ``limit`` of them, reading
-    up to ``max_buckets`` buckets; and the position reached (a bucket past the last
-    when the list is done).
-
-    Filtered in Redis by ``search.lua``, :data:`SEARCH_CHUNK` buckets a call: only the
-    matching entries cross the wire. What it costs: a search whose matches are common
-    fills a page after a few chunks (milliseconds); one that matches few entries reads
-    the whole list before the page is done — 128 script calls at the default
-    bucket count, Redis's time to read every entry once (bench/bench_console.py
-    prints the figure at 1,000,000 entries). A whole number is a direct read instead
+    budget: int = SEARCH_CHUNK,
+) -> Found:
+    """The exact entries whose number starts with ``starting`` (digits) and whose status
+    is in ``statuses`` (None: any), in number order past ``after`` (a number starting
+    with ``starting``; None: from the first): up to ``limit`` of them, reading up to
+    ``budget`` numbers of each status's number index (``{cs}:nd:L:S``,
+    ``{cs}:nx:L:S:LOW``) that ``statuses`` needs, one call of ``search.lua`` each: only
+    the numbers that start with ``starting`` and have such a status are read, and only
+    the entries kept cross the wire (an expired entry is in the active index: a search
+    of active or of expired entries alone reads both kinds). The indexes' entries are
+    merged in number order, up to the lowest number any index not done stopped at, so
+    that nothing is skipped. A whole number is a direct read instead
     (:func:`read_records`)."""
-    ranges = number_ranges(starting)
-    buckets = await table.buckets()
-    bucket, after_field = start
-    stop = min(buckets, bucket + max_buckets)
+    if not starting.isdigit() or limit <= 0:
+        return Found([], after, True, 0, 0)
+    if after is not None and not after.startswith(starting):
+        after = None
     at = table.clock() if now is None else now
-    flat_ranges = [str(n) for pair in ranges for n in pair]
-    codes = status_codes(statuses)
-    found: list[tuple[EntryKey, EntryRecord]] = []
-    while bucket < stop and len(found) < limit and ranges:
-        reply = await store.run_script(
-            table.r,
-            SEARCH,
-            [table.keys.meta],
-            [table.keys.base, info.id, buckets, bucket, after_field,
-             min(SEARCH_CHUNK, stop - bucket), limit - len(found), codes, at,
-             *flat_ranges],
-        )  # fmt: skip
-        for i in range(2, len(reply), 3):
-            number = int(reply[i + 1]) * buckets + int(reply[i])
-            found.append((EntryKey(str(number), False), EntryRecord.decode(reply[i + 2])))
-        bucket, after_field = int(reply[0]), int(reply[1])
-    if not ranges:
-        bucket, after_field = stop, -1
-    return found, (bucket, after_field)
+    found = [
+        await _search_index(table, info, code, keep, starting, after, limit, budget, at)
+        for code, keep in index_filters(statuses).items()
+    ]
+    # every index has been read up to its last number (all of it when done): entries
+    # past the lowest of those may still lie unread in another index
+    frontier = min((f.last for f in found if not f.done and f.last is not None), default=None)
+    merged = sorted(
+        (item for f in found for item in f.items if frontier is None or item[0].digits <= frontier),
+        key=lambda item: item[0].digits,
+    )
+    read = sum(f.read for f in found)
+    if len(merged) >= limit:
+        page = merged[:limit]
+        return Found(page, page[-1][0].digits, False, read, len(page))
+    done = frontier is None and all(f.done for f in found)
+    return Found(merged, after if frontier is None and done else frontier, done, read, len(merged))
+
+
+async def count_numbers(
+    table: Table, info: ListInfo, starting: str, statuses: frozenset[Status] | None, now: float
+) -> int:
+    """How many exact entries start with ``starting`` with a status in ``statuses``: the
+    numbers that start with it read from the number index of each status needed,
+    counted in Redis, :data:`COUNT_CHUNK` numbers a call (a record is read only to
+    tell active from expired)."""
+    if not starting.isdigit():
+        return 0
+    total = 0
+    for code, keep in index_filters(statuses).items():
+        last: str | None = None
+        while True:
+            found = await _search_index(
+                table, info, code, keep, starting, last, 0, COUNT_CHUNK, now
+            )
+            total += found.kept
+            if found.done:
+                break
+            last = found.last
+    return total
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _page_search(
+    table: Table,
+    info: ListInfo,
+    after: Position | None,
+    pick: _Picker,
+    starting: str,
+    statuses: frozenset[Status] | None,
+    now: float,
+) -> tuple[list[tuple[EntryKey, EntryRecord]], Position | None]:
+    """:func:`page_entries` of a search: the matching prefixes, then the matching exact
+    numbers in number order (:func:`search_numbers`, at most :data:`SEARCH_PAGE_READ`
+    of them read)."""
+    loc, last = after if after is not None else (-1, None)
+    if loc == -1:
+        raw: dict[str, str] = await store.wait(table.r.hgetall(table.keys.prefixes(info.id)))
+        ended = await pick.take(
+            [
+                (EntryKey(digits, True), EntryRecord.decode(raw[digits]), (-1, digits))
+                for digits in sorted(raw)
+                if digits.startswith(starting) and (last is None or digits > last)
+            ]
+        )
+        if ended is not None:
+            return pick.out, ended
+        last = None
+    elif loc != NUMBER_ORDER:
+        last = None  # a position in storage order (a page of an earlier release): start over
+    read = 0
+    while True:
+        found = await search_numbers(
+            table,
+            info,
+            starting,
+            statuses=statuses,
+            now=now,
+            after=last,
+            limit=pick.limit - len(pick.out),
+            budget=min(SEARCH_CHUNK, SEARCH_PAGE_READ - read),
+        )
+        ended = await pick.take(
+            [(key, record, (NUMBER_ORDER, key.digits)) for key, record in found.items]
+        )
+        if ended is not None:
+            return pick.out, ended
+        if found.done:
+            return pick.out, None
+        read += found.read
+        last = found.last
+        if read >= SEARCH_PAGE_READ:
+            return pick.out, (NUMBER_ORDER, last)
+
+
+#: numbers a chunk of the number index gets when it is built whole (by
+#: :func:`build_number_index`): room left for adds before a chunk splits
+BUILD_FILL = NUMBER_CHUNK * 3 // 4
+
+
+async def build_number_index(table: Table, info: ListInfo, *, dry_run: bool = False) -> int:
+    """Build a list's number indexes (``{cs}:nd:L:S``, ``{cs}:nx:L:S:LOW``, one per
+    stored status; ``record.lua``'s ``rec_numbers`` keeps them from then on) from a
+    scan of its exact entries, replacing any there were: running it again changes
+    nothing. Returns how many numbers they hold. Run with no change to the list under
+    way (an entry written during the scan may be missed)."""
+    codes = {status: code for code, status in STATUS_CODES.items()}
+    numbers: dict[str, list[str]] = {code: [] for code in STATUS_CODES}
+    async for key, record in scan_entries(table, info, exact_only=True):
+        numbers[codes[record.status]].append(key.digits)
+    if dry_run:
+        return sum(len(n) for n in numbers.values())
+    r, keys = table.r, table.keys
+    old: list[str] = []
+    with store.converted():
+        for pattern in keys.number_patterns(info.id):
+            old += [k async for k in r.scan_iter(match=pattern, count=1000)]
+    pipe = r.pipeline(transaction=False)
+    for start in range(0, len(old), 1000):
+        pipe.unlink(*old[start : start + 1000])
+    for code, found in numbers.items():
+        found.sort()
+        lows: dict[str, int] = {}
+        for start in range(0, len(found), BUILD_FILL):
+            part = found[start : start + BUILD_FILL]
+            low = "0" if start == 0 else part[0]  # the first chunk's: no digits sort before it
+            lows[low] = 0
+            pipe.zadd(keys.number_chunk(info.id, code, low), dict.fromkeys(part, 0))
+            if len(pipe) >= 1000:
+                await store.wait(pipe.execute())
+        if lows:
+            pipe.zadd(keys.number_dir(info.id, code), lows)
+    await store.wait(pipe.execute())
+    return sum(len(n) for n in numbers.values())
+
+
+#: numbers one call of a count reads at most (no entry crosses the wire)
+COUNT_CHUNK = 16_384
 
 
 async def search_all(
     table: Table, info: ListInfo, starting: str, statuses: frozenset[Status] | None, now: float
 ) -> AsyncIterator[tuple[EntryKey, EntryRecord]]:
     """Every entry starting with ``starting`` whose status is in ``statuses``: the
-    matching prefixes, then :func:`search_exact` over the whole list (chunk by chunk, in
-    Redis: only the matches cross the wire)."""
+    matching prefixes, then :func:`search_numbers` to the end of the range (call by
+    call, in Redis: it reads the matching numbers only, and only the entries kept cross
+    the wire)."""
     keep = _also(None, starting, statuses, now)
     raw: dict[str, str] = await store.wait(table.r.hgetall(table.keys.prefixes(info.id)))
     for digits, value in raw.items():
         key, record = EntryKey(digits, True), EntryRecord.decode(value)
         if keep(key, record):
             yield key, record
-    buckets = await table.buckets()
-    position = (0, -1)
-    while position[0] < buckets:
-        found, position = await search_exact(
-            table, info, starting, statuses=statuses, now=now, start=position, limit=10_000
+    last: str | None = None
+    while True:
+        found = await search_numbers(
+            table, info, starting, statuses=statuses, now=now, after=last, limit=SEARCH_CHUNK
         )
-        for item in found:
+        for item in found.items:
             yield item
+        if found.done:
+            return
+        last = found.last
 
 
 #: index members one indexed page may read (a search that rejects most of them makes

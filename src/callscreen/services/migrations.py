@@ -22,7 +22,9 @@ run); version 4 keeps the records of blocked and labeled calls apart, by age, an
 indexes each number's attempts (:func:`~callscreen.services.logshards.index_attempt_log`;
 gateways stopped); version 5 adds the lookup index (``{cs}:lk``: which lists apply
 to a call, read by the lookup in one command); version 6 indexes each list's pending
-and removed entries (``{cs}:st:L:p``, ``{cs}:st:L:d``: paging by status reads them).
+and removed entries (``{cs}:st:L:p``, ``{cs}:st:L:d``: paging by status reads them);
+version 7 indexes each list's exact numbers in digit order (``{cs}:nd:L``,
+``{cs}:nx:L:LOW``: a search by the start of a number reads them).
 """
 
 from __future__ import annotations
@@ -162,12 +164,27 @@ async def _build_status_indexes(table: Table, dry_run: bool) -> str:
     return f"{indexed} pending/removed entries of {len(lists)} lists {verb}"
 
 
+async def _build_number_indexes(table: Table, dry_run: bool) -> str:
+    """Version 7: each list's number index (its exact entries' numbers in digit order,
+    for searches by the start of a number; ``record.lua``'s ``rec_numbers`` keeps it
+    from then on), built from a scan of the list (:func:`entries.build_number_index`).
+    Rebuilding replaces an index whole, so running it again changes nothing. Run it
+    with no admin changes under way."""
+    indexed = 0
+    lists = await table.all_lists()
+    for info in lists:
+        indexed += await entries.build_number_index(table, info, dry_run=dry_run)
+    verb = "to index" if dry_run else "indexed"
+    return f"{indexed} numbers of {len(lists)} lists {verb}"
+
+
 MIGRATIONS: list[Migration] = [
     Migration(2, "the attempt log into its shards", _shard_attempt_log),
     Migration(3, "entries keep their transitions", _mark_never_enforced),
     Migration(4, "blocked calls kept by age; each number's attempt index", _index_attempt_log),
     Migration(5, "the lookup index", _build_lookup_index),
     Migration(6, "status indexes", _build_status_indexes),
+    Migration(7, "number indexes", _build_number_indexes),
 ]
 
 

@@ -453,6 +453,8 @@ class Table:
             buckets = [
                 b async for b in pipe.scan_iter(match=keys.exact_pattern(info.id), count=1000)
             ]
+            for pattern in keys.number_patterns(info.id):  # its number indexes go too
+                buckets += [c async for c in pipe.scan_iter(match=pattern, count=1000)]
             assigned = []
             for campaign in await pipe.smembers(keys.campaigns):
                 members = await pipe.smembers(keys.campaign(campaign))

@@ -437,10 +437,9 @@ async def _list_page(
     next_after = ""
     try:
         if search:
-            # a whole number is read directly; part of one is searched in Redis, pages
-            # in storage order (the first as soon as it is full; the count on demand);
-            # without a search, pages come in storage order, read only as far as the
-            # page goes
+            # a whole number is read directly; part of one is searched in the list's
+            # number index, pages in number order (the count on demand); without a
+            # search, pages come in storage order, read only as far as the page goes
             entries = await ctx.backend.exact_entry_page(list_id, search, statuses, size)
         if search and entries is None:
             entries, next_after = await ctx.backend.search_entries(
