@@ -19,6 +19,8 @@ divided by the entries; the shared batch records, one per change, are not in it)
 mean record length. Bucket hashes stay listpacks while
 every record is under ``hash-max-listpack-value`` (64 bytes): the stage column
 ``over 64 B`` counts the records past it (each turns its bucket into a hashtable).
+Apart: the bytes of the number index (``{cs}:n:*``, which lists hold each number: one
+field per number, shared by the lists) per number, after the first list and at the end.
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ def records(client: Any, list_id: int) -> tuple[list[bytes], int]:
     return out, sum(int(n or 0) for n in replies[1::2])
 
 
+def number_index(client: Any) -> int:
+    """The bytes of the number index (``{cs}:n:*``: which lists hold each number)."""
+    keys = list(client.scan_iter(match="{cs}:n:*", count=10_000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return sum(int(n or 0) for n in pipe.execute())
+
+
 def stage(client: Any, label: str, list_id: int, n: int, seconds: float) -> None:
     values, used = records(client, list_id)
     mean = sum(len(v) for v in values) / max(len(values), 1)
@@ -99,6 +110,11 @@ def main() -> None:
                 label = f"{name}: import"
                 stage(client, label, info.id, n, time.perf_counter() - started)
                 if approve:
+                    print(
+                        f"  the number index after this list: {number_index(client) / n:.1f} "
+                        "B per number",
+                        flush=True,
+                    )
                     continue
                 steps: list[tuple[str, Any]] = [
                     (
@@ -128,6 +144,10 @@ def main() -> None:
             with_services(settings, lambda s: s.entries.restore("removed, restored", tenth))
             label = "active: a tenth removed, restored"
             stage(client, label, info.id, n, time.perf_counter() - started)
+            print(
+                f"the number index, each number in these 3 lists: "
+                f"{number_index(client) / n:.1f} B per number"
+            )
         finally:
             table.close()
             client.close()

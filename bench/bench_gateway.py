@@ -455,12 +455,13 @@ HMGET_SCRIPT = (
 )
 
 #: the probes of ``redis_costs``, in the order printed
-PROBES = ("floor", "const", "hmget_lua", "lookup", "cold")
+PROBES = ("floor", "const", "hmget_lua", "lookup", "plain", "cold")
 PROBE_NAMES = {
     "floor": "(a) HMGET of the candidate prefixes (the floor)",
     "const": "(b) EVALSHA_RO of a script returning a constant",
     "hmget_lua": "    EVALSHA_RO of a script doing (a)'s HMGET",
     "lookup": "(c) the lookup (EVALSHA_RO of lookup.lua)",
+    "plain": "    plain reads of lk, n:B, n:p, one round trip",
     "cold": "    HGET of the number's exact bucket of one list",
 }
 #: the command commandstats counts each probe under (the one the client sends)
@@ -469,6 +470,7 @@ PROBE_COMMAND = {
     "const": "evalsha_ro",
     "hmget_lua": "evalsha_ro",
     "lookup": "evalsha_ro",
+    "plain": "",  # three commands: their time summed
     "cold": "hget",
 }
 
@@ -549,6 +551,23 @@ async def redis_costs(url: str, loaded: Loaded, calls: list[tuple[str, ...]]) ->
         await screener.lookup(request[0], request[1], request[2])
 
     buckets = DEFAULT_BUCKETS
+    lengths = [
+        int(n) for n in str(await client.call("HGET", lk, "pl") or b"", "ascii").split(",") if n
+    ]
+
+    async def plain(request: tuple[str, Direction, str]) -> None:
+        # the least a decision made by the client from plain commands would read, in one
+        # round trip: which lists apply, which hold the number, which hold its prefixes
+        digits, direction, campaign = request
+        bucket, hfield = bucket_of(int(digits), buckets)
+        applies = [f"g:{direction.value}", f"c:{direction.value}:{campaign}" if campaign else "v"]
+        prefixes = [digits[:n] for n in lengths if n <= len(digits)]
+        await asyncio.gather(
+            client.call("HMGET", lk, "v", "buckets", "pl", *applies),
+            client.call("HGET", f"{{cs}}:n:{bucket}", str(hfield)),
+            client.call("HMGET", "{cs}:n:p", *prefixes),
+        )
+
     dnc = int(await client.call("HGET", "{cs}:lists", "dnc") or 1)
 
     async def cold(request: tuple[str, Direction, str]) -> None:
@@ -560,6 +579,7 @@ async def redis_costs(url: str, loaded: Loaded, calls: list[tuple[str, ...]]) ->
         "const": const,
         "hmget_lua": hmget_lua,
         "lookup": lookup,
+        "plain": plain,
         "cold": cold,
     }
     for request in requests[:200]:  # scripts loaded, connections up
@@ -584,6 +604,10 @@ async def redis_costs(url: str, loaded: Loaded, calls: list[tuple[str, ...]]) ->
         top = PROBE_COMMAND[name]
         sent = stats.get(top, {}).get("calls", 0) or 1
         cost = Cost(cpu, float(stats.get(top, {}).get("usec", 0)) / sent)
+        if not top:
+            measuring = ("info", "config|resetstat", "config")
+            usec = sum(float(v["usec"]) for c, v in stats.items() if c not in measuring)
+            cost.usec = usec / len(requests)
         if top.startswith("evalsha"):
             # what the script ran: every command counted but those sent by a client
             # (this probe's own, and the INFO/CONFIG of the measurement itself)
