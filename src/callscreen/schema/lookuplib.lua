@@ -29,6 +29,7 @@
 -- (entries.lua, import.lua) calls lookup_listed in the same script, and a purge calls
 -- lookup_unlisted. So the lookup reads one field per number and one per prefix length,
 -- whatever the number of lists, and then only the entries that are there.
+
 -- ",N,N,...,": the lengths of the prefixes in the number index, ascending
 local function lookup_lengths(base)
   local seen, lengths = {}, {}
