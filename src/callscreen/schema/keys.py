@@ -14,8 +14,8 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:camps``           set    campaign names that have assignments
 ``{cs}:camp:NAME``       set    list ids assigned to campaign NAME
 ``{cs}:lk``              hash   the lookup index: which lists apply to a call of each direction
-                                and campaign (id, name, action, registry), which have
-                                prefixes; rebuilt with every list or campaign change
+                                and campaign (id, name, action, registry), the lengths the
+                                prefixes have; rebuilt with every list or campaign change
                                 (``lookuplib.lua`` says its fields)
 ``{cs}:e:L:B``           hash   exact entries of list L: field number // buckets -> record
 ``{cs}:p:L``             hash   prefix entries of list L: field prefix digits -> record
