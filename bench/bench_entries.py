@@ -21,6 +21,8 @@ mean record length, and (``index B``) the bytes per entry of the list's number i
 from the entries' bytes. Bucket hashes stay listpacks while
 every record is under ``hash-max-listpack-value`` (64 bytes): the stage column
 ``over 64 B`` counts the records past it (each turns its bucket into a hashtable).
+Apart: the bytes of the holders index (``{cs}:n:*``, which lists hold each number: one
+field per number, shared by the lists) per number, after the first list and at the end.
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ def records(client: Any, list_id: int) -> tuple[list[bytes], int]:
     return out, sum(int(n or 0) for n in replies[1::2])
 
 
-def index_bytes(client: Any, list_id: int) -> int:
-    """The bytes of the list's number indexes (directories and chunks, MEMORY USAGE)."""
-    keys = list(client.scan_iter(match=f"{{cs}}:n[dx]:{list_id}:*", count=10_000))
+def memory_of(client: Any, pattern: str) -> int:
+    """The bytes (MEMORY USAGE) of every key matching ``pattern``."""
+    keys = list(client.scan_iter(match=pattern, count=10_000))
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.memory_usage(key, samples=0)
@@ -75,7 +77,7 @@ def stage(client: Any, label: str, list_id: int, n: int, seconds: float) -> None
     values, used = records(client, list_id)
     mean = sum(len(v) for v in values) / max(len(values), 1)
     over = sum(1 for v in values if len(v) > 64)
-    index = index_bytes(client, list_id) / n
+    index = memory_of(client, f"{{cs}}:n[dx]:{list_id}:*") / n
     print(
         f"{label:<36}{seconds:>7.1f}{used / n:>10.1f}{mean:>10.1f}{over:>11}{index:>10.1f}",
         flush=True,
@@ -115,6 +117,11 @@ def main() -> None:
                 label = f"{name}: import"
                 stage(client, label, info.id, n, time.perf_counter() - started)
                 if approve:
+                    holders = memory_of(client, "{cs}:n:*") / n
+                    print(
+                        f"  the holders index after this list: {holders:.1f} B per number",
+                        flush=True,
+                    )
                     continue
                 steps: list[tuple[str, Any]] = [
                     (
@@ -144,6 +151,10 @@ def main() -> None:
             with_services(settings, lambda s: s.entries.restore("removed, restored", tenth))
             label = "active: a tenth removed, restored"
             stage(client, label, info.id, n, time.perf_counter() - started)
+            print(
+                f"the holders index, each number in these 3 lists: "
+                f"{memory_of(client, '{cs}:n:*') / n:.1f} B per number"
+            )
         finally:
             table.close()
             client.close()

@@ -25,8 +25,11 @@ What it does, all on loopback:
    own CPU per call (``/proc`` of redis-server over the saturated runs): the lookup
    (the run with the attempt log off), the log (the run with it on, minus that), and
    as their floor, in the same run, one ``HMGET`` of a number's candidate prefixes
-   per call, sent the way the gateway sends lookups (one pipelined connection, 64
-   concurrent callers);
+   per call; then (also alone with ``--redis-only``) side by side, one at a time and by
+   64 concurrent callers on one pipelined connection (as the gateway sends lookups),
+   Redis's process CPU and its ``INFO commandstats`` time per call of (a) that
+   ``HMGET``, (b) an ``EVALSHA_RO`` of a script returning a constant, (c) the lookup,
+   with the Redis commands the lookup ran;
 4. runs the same load against a naive gateway (the same FastAGI server, but one
    Redis GET per candidate prefix, a key per entry) and the classic process-per-call
    AGI entry point (``callscreen-agi``), and prints the ratios.
@@ -439,63 +442,201 @@ def show(runs: list[Run], base: Run) -> None:
             print(f"{'':44} errors: {run.errors}")
 
 
-async def redis_costs(url: str, loaded: Loaded, calls: list[tuple[str, ...]]) -> dict[str, float]:
-    """Redis's own CPU per operation (µs, INFO cpu), each measured alone in this run:
-    one ``HMGET`` of a number's candidate prefixes (the floor) and the lookup script,
-    each sent one at a time and by 64 concurrent callers over one pipelined connection
-    (as the gateway sends them); the attempt log's writes per call (batched as the
-    gateway batches them) and its Redis bytes per logged call."""
+#: What a lookup costs beyond the floor, measured apart in the same run (``redis_costs``):
+#: an ``EVALSHA_RO`` of a script that returns a constant, sent with the lookup's own keys
+#: and arguments (the price of running any script), and a script that does the floor's
+#: ``HMGET`` and returns its reply (the price of one Redis call made from Lua).
+TRIVIAL_SCRIPT = "#!lua flags=no-writes\nreturn 1\n"
+HMGET_SCRIPT = (
+    "#!lua flags=no-writes\n"
+    "local p = {}\n"
+    "for k = 1, #ARGV[6] do p[k] = string.sub(ARGV[6], 1, k) end\n"
+    "return redis.call('HMGET', KEYS[1], unpack(p))\n"
+)
+
+#: the probes of ``redis_costs``, in the order printed
+PROBES = ("floor", "const", "hmget_lua", "lookup", "plain", "cold")
+PROBE_NAMES = {
+    "floor": "(a) HMGET of the candidate prefixes (the floor)",
+    "const": "(b) EVALSHA_RO of a script returning a constant",
+    "hmget_lua": "    EVALSHA_RO of a script doing (a)'s HMGET",
+    "lookup": "(c) the lookup (EVALSHA_RO of lookup.lua)",
+    "plain": "    plain reads of lk, n:B, n:p, one round trip",
+    "cold": "    HGET of the number's exact bucket of one list",
+}
+#: the command commandstats counts each probe under (the one the client sends)
+PROBE_COMMAND = {
+    "floor": "hmget",
+    "const": "evalsha_ro",
+    "hmget_lua": "evalsha_ro",
+    "lookup": "evalsha_ro",
+    "plain": "",  # three commands: their time summed
+    "cold": "hget",
+}
+
+
+@dataclass
+class Cost:
+    """Redis's own figures for one probe at one concurrency, per call."""
+
+    cpu: float  # µs of redis-server process CPU (INFO cpu), I/O included
+    usec: float  # µs of command time (INFO commandstats usec_per_call), no I/O
+    inner_calls: float = 0.0  # Redis commands the script ran, per call
+    inner_usec: float = 0.0  # µs of them (commandstats of the commands a script calls)
+    inner: dict[str, float] = field(default_factory=dict)  # command -> calls per call
+
+
+def commandstats(url: str) -> dict[str, dict[str, float]]:
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("commandstats")
+    finally:
+        client.close()
+    return {name.removeprefix("cmdstat_"): value for name, value in info.items()}
+
+
+def reset_stats(url: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        client.config_resetstat()
+    finally:
+        client.close()
+
+
+async def redis_costs(
+    url: str, loaded: Loaded, calls: list[tuple[str, ...]], rounds: int = 3
+) -> dict[str, Any]:
+    """Redis's own CPU per operation, each measured alone in this run, one at a time and
+    by 64 concurrent callers over one pipelined connection (as the gateway sends
+    lookups): (a) one ``HMGET`` of a number's candidate prefixes (the floor), (b) an
+    ``EVALSHA_RO`` of a script returning a constant, (c) the lookup script, and for
+    scale a script doing (a) and one ``HGET`` of a cold exact bucket; each as process
+    CPU (``INFO cpu``) and as command time (``INFO commandstats``, which also counts
+    the commands a script runs), the least of ``rounds`` rounds that alternate the
+    probes (other work on a shared box only ever adds to a figure). Then the attempt
+    log's writes per call (batched as the gateway batches them) and its Redis bytes per
+    logged call."""
     from callscreen.callpath.decision import Decision, ScreenRequest
     from callscreen.callpath.leanredis import LeanRedis
     from callscreen.callpath.screener import Screener
     from callscreen.core.model import Result
     from callscreen.gateway.attemptlog import CallLog
     from callscreen.schema.attempts import LogSettings
-    from callscreen.schema.keys import DEFAULT_BUCKETS, bucket_of
+    from callscreen.schema.keys import DEFAULT_BUCKETS, Keys, bucket_of
+    from callscreen.schema.scripts import Script
 
     settings = Settings(_env_file=None, redis_url=url, default_region=REGION)  # type: ignore[call-arg]
     client = LeanRedis.from_url(url, command_timeout=10)
     premium = int(await client.call("HGET", "{cs}:lists", "premium") or 1)
     hkey = f"{{cs}}:p:{premium}"
     screener = Screener.from_settings(settings)
+    lk = Keys(settings.key_tag).lookup
+    trivial, in_lua = Script(TRIVIAL_SCRIPT), Script(HMGET_SCRIPT)
     requests = [
         (call[1].lstrip("+"), Direction(call[0]), call[2] if len(call) > 2 else "")
         for call in calls
     ]
 
-    async def run(concurrency: int, one: Callable[[tuple[str, Direction, str]], Any]) -> float:
-        queue = iter(requests)
-
-        async def worker() -> None:
-            for request in queue:
-                await one(request)
-
-        cpu0 = await asyncio.to_thread(redis_cpu)
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return (await asyncio.to_thread(redis_cpu) - cpu0) / len(requests) * 1e6
+    def script_args(request: tuple[str, Direction, str]) -> list[str]:
+        # the lookup's own arguments (base, direction, campaign, now, all, number)
+        return ["{cs}", request[1].value, request[2], str(int(time.time())), "0", request[0]]
 
     async def hmget(request: tuple[str, Direction, str]) -> None:
         digits = request[0]
         await client.call("HMGET", hkey, *(digits[:k] for k in range(1, len(digits) + 1)))
 
+    async def const(request: tuple[str, Direction, str]) -> None:
+        await client.evalsha(trivial, [lk], script_args(request), read_only=True)
+
+    async def hmget_lua(request: tuple[str, Direction, str]) -> None:
+        await client.evalsha(in_lua, [hkey], script_args(request), read_only=True)
+
     async def lookup(request: tuple[str, Direction, str]) -> None:
         await screener.lookup(request[0], request[1], request[2])
 
     buckets = DEFAULT_BUCKETS
+    lengths = [
+        int(n) for n in str(await client.call("HGET", lk, "pl") or b"", "ascii").split(",") if n
+    ]
+
+    async def plain(request: tuple[str, Direction, str]) -> None:
+        # the least a decision made by the client from plain commands would read, in one
+        # round trip: which lists apply, which hold the number, which hold its prefixes
+        digits, direction, campaign = request
+        bucket, hfield = bucket_of(int(digits), buckets)
+        applies = [f"g:{direction.value}", f"c:{direction.value}:{campaign}" if campaign else "v"]
+        prefixes = [digits[:n] for n in lengths if n <= len(digits)]
+        reads = [
+            client.call("HMGET", lk, "v", "buckets", "pl", *applies),
+            client.call("HGET", f"{{cs}}:n:{bucket}", str(hfield)),
+        ]
+        if prefixes:
+            reads.append(client.call("HMGET", "{cs}:n:p", *prefixes))
+        await asyncio.gather(*reads)
+
     dnc = int(await client.call("HGET", "{cs}:lists", "dnc") or 1)
 
     async def cold(request: tuple[str, Direction, str]) -> None:
         bucket, hfield = bucket_of(int(request[0]), buckets)
         await client.call("HGET", f"{{cs}}:e:{dnc}:{bucket}", str(hfield))
 
-    out = {
-        "floor_1": await run(1, hmget),
-        "lookup_1": await run(1, lookup),
-        "cold_1": await run(1, cold),
-        "floor_64": await run(64, hmget),
-        "lookup_64": await run(64, lookup),
-        "cold_64": await run(64, cold),
+    probes: dict[str, Callable[[tuple[str, Direction, str]], Any]] = {
+        "floor": hmget,
+        "const": const,
+        "hmget_lua": hmget_lua,
+        "lookup": lookup,
+        "plain": plain,
+        "cold": cold,
     }
+    for request in requests[:200]:  # scripts loaded, connections up
+        for probe in probes.values():
+            await probe(request)
+
+    async def run(concurrency: int, name: str) -> Cost:
+        queue = iter(requests)
+        one = probes[name]
+
+        async def worker() -> None:
+            for request in queue:
+                await one(request)
+
+        await asyncio.to_thread(reset_stats, url)
+        cpu0 = await asyncio.to_thread(redis_cpu)
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        idle_share = idle * (time.perf_counter() - started)
+        cpu = (await asyncio.to_thread(redis_cpu) - cpu0 - idle_share) / len(requests) * 1e6
+        stats = await asyncio.to_thread(commandstats, url)
+        top = PROBE_COMMAND[name]
+        sent = stats.get(top, {}).get("calls", 0) or 1
+        cost = Cost(cpu, float(stats.get(top, {}).get("usec", 0)) / sent)
+        if not top:
+            measuring = ("info", "config|resetstat", "config")
+            usec = sum(float(v["usec"]) for c, v in stats.items() if c not in measuring)
+            cost.usec = usec / len(requests)
+        if top.startswith("evalsha"):
+            # what the script ran: every command counted but those sent by a client
+            # (this probe's own, and the INFO/CONFIG of the measurement itself)
+            for command, value in stats.items():
+                if command in (top, "info", "config|resetstat", "config"):
+                    continue
+                cost.inner[command] = float(value["calls"]) / sent
+                cost.inner_calls += float(value["calls"]) / sent
+                cost.inner_usec += float(value["usec"]) / sent
+        return cost
+
+    # Redis's CPU while idle (its cron: ~10 wake-ups a second), taken off each probe:
+    # one at a time, a probe lasts seconds, and that would count as calls' cost
+    cpu0 = await asyncio.to_thread(redis_cpu)
+    await asyncio.sleep(2)
+    idle = (await asyncio.to_thread(redis_cpu) - cpu0) / 2
+    out: dict[str, Any] = {"idle": idle, "rounds": rounds}
+    for _round in range(rounds):
+        for concurrency in (1, 64):
+            for name in PROBES:
+                cost = await run(concurrency, name)
+                best = out.setdefault(f"{name}_{concurrency}", cost)
+                best.cpu, best.usec = min(best.cpu, cost.cpu), min(best.usec, cost.usec)
     await screener.close()
     await client.close()
 
@@ -536,27 +677,38 @@ def parse_cpus(text: str) -> set[int]:
     return cpus
 
 
-def show_costs(costs: dict[str, float]) -> None:
+def show_costs(costs: dict[str, Any]) -> None:
+    floor1, floor64 = costs["floor_1"], costs["floor_64"]
     print(
-        f"Redis CPU per call, each measured alone in this run (µs): "
-        f"floor = one HMGET of the candidate prefixes {costs['floor_1']:.1f} one at a "
-        f"time, {costs['floor_64']:.1f} by 64 concurrent callers"
+        f"Redis CPU per call, each measured alone in this run, the least of "
+        f"{costs['rounds']} rounds (µs): process CPU (INFO cpu, "
+        f"I/O included, less its idle {costs['idle'] * 1e3:.1f} ms/s) / command time "
+        "(INFO commandstats usec_per_call)"
     )
+    print(f"{'':50} {'1 at a time':>17} {'64 concurrent':>17}")
+    for name in PROBES:
+        one, many = costs[f"{name}_1"], costs[f"{name}_64"]
+        print(
+            f"{PROBE_NAMES[name]:50} {one.cpu:>8.1f} / {one.usec:>6.2f} "
+            f"{many.cpu:>8.1f} / {many.usec:>6.2f}"
+        )
+    for concurrency in (1, 64):
+        cost = costs[f"lookup_{concurrency}"]
+        inner = ", ".join(f"{c} {n:.2f}" for c, n in sorted(cost.inner.items()))
+        print(
+            f"  the lookup's own commands ({concurrency} at a time): {cost.inner_calls:.2f} a "
+            f"call ({inner}), {cost.inner_usec:.2f} µs of its {cost.usec:.2f}"
+        )
+    lookup1, lookup64 = costs["lookup_1"], costs["lookup_64"]
     print(
-        f"  lookup {costs['lookup_1']:.1f} one at a time "
-        f"({costs['lookup_1'] / costs['floor_1']:.2f}× the floor), "
-        f"{costs['lookup_64']:.1f} by 64 ({costs['lookup_64'] / costs['floor_64']:.2f}×); "
-        f"goal ≤ 1.5×"
-    )
-    print(
-        f"  for scale: one HGET of the number's exact bucket in one list (a key of the "
-        f"million, cold in the CPU's caches, as each list's read in a lookup is) "
-        f"{costs['cold_1']:.1f} one at a time, {costs['cold_64']:.1f} by 64; the floor's "
-        f"HMGET reads the same hot key every time"
+        f"  lookup / floor, process CPU: {lookup1.cpu / floor1.cpu:.2f}× one at a time, "
+        f"{lookup64.cpu / floor64.cpu:.2f}× by 64; goal ≤ 1.5×. A constant script / floor: "
+        f"{costs['const_1'].cpu / floor1.cpu:.2f}× and "
+        f"{costs['const_64'].cpu / floor64.cpu:.2f}×"
     )
     print(
         f"  attempt log {costs['log']:.1f} per call, batched "
-        f"({costs['log'] / costs['floor_1']:.2f}× the one-at-a-time floor; goal ≤ 1×); "
+        f"({costs['log'] / floor1.cpu:.2f}× the one-at-a-time floor; goal ≤ 1×); "
         f"{costs['log_bytes']:.0f} B of Redis per logged call"
     )
 
@@ -583,6 +735,9 @@ def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--classic-sessions", type=int, default=100)
     parser.add_argument("--call-log", action="store_true", help="per-call INFO log line on")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds of the Redis CPU probes (the least kept)"
+    )
     parser.add_argument(
         "--redis-only",
         action="store_true",
@@ -645,7 +800,7 @@ def main() -> None:
 
             calls = workload(loaded, args.sessions)
             if args.redis_only:
-                show_costs(run_async(redis_costs(server.url, loaded, calls)))
+                show_costs(run_async(redis_costs(server.url, loaded, calls, args.rounds)))
                 return
             paced_calls = workload(loaded, int(args.paced_rate * args.paced_seconds))
             runs: list[Run] = []
@@ -705,7 +860,7 @@ def main() -> None:
             cost = 1 - on.saturated.rate / off.saturated.rate
             print(f"attempt log cost: {cost:.1%} fewer sessions/s")
 
-            costs = run_async(redis_costs(server.url, loaded, calls))
+            costs = run_async(redis_costs(server.url, loaded, calls, args.rounds))
             show_costs(costs)
             lookup = off.redis_cpu_per_session
             logcost = on.redis_cpu_per_session - off.redis_cpu_per_session

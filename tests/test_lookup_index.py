@@ -54,7 +54,7 @@ def expected_index(r: Any) -> dict[str, str]:
             if (line := known(list_id)) and dirs[list_id] in ("both", direction)
         )
 
-    index = {"v": "1", "buckets": r.hget("{cs}:meta", "buckets") or "32768"}
+    index = {"v": "2", "buckets": r.hget("{cs}:meta", "buckets") or "32768"}
     glob = list(r.smembers("{cs}:global"))
     for direction in ("inbound", "outbound"):
         index[f"g:{direction}"] = joined(glob, direction)
@@ -63,23 +63,39 @@ def expected_index(r: Any) -> dict[str, str]:
         for direction in ("inbound", "outbound"):
             if text := joined(own, direction):
                 index[f"c:{direction}:{camp}"] = text
-    with_prefixes = sorted(
-        (i for i, line in lines.items() if line and r.exists(f"{{cs}}:p:{i}")), key=int
-    )
-    index["px"] = "," + "".join(f"{i}," for i in with_prefixes)
+    lengths = sorted({len(digits) for digits in r.hkeys("{cs}:n:p")})
+    index["pl"] = "," + "".join(f"{n}," for n in lengths)
     return index
 
 
+def expected_numbers(r: Any) -> dict[str, dict[str, set[str]]]:
+    """The holders index as the lists' entries say it should be: bucket key -> field ->
+    the ids of the lists holding it."""
+    numbers: dict[str, dict[str, set[str]]] = {}
+    for list_id in r.hvals("{cs}:lists"):
+        for key in r.scan_iter(match=f"{{cs}}:e:{list_id}:*"):
+            bucket = key.rsplit(":", 1)[1]
+            for field in r.hkeys(key):
+                numbers.setdefault(f"{{cs}}:n:{bucket}", {}).setdefault(field, set()).add(list_id)
+        for digits in r.hkeys(f"{{cs}}:p:{list_id}"):
+            numbers.setdefault("{cs}:n:p", {}).setdefault(digits, set()).add(list_id)
+    return numbers
+
+
 def assert_index(r: Any) -> None:
-    """The stored index is the expected one; its prefix flags may name more lists (a
-    list whose prefixes were all purged), only lists whose prefix hash is empty."""
+    """The stored index is the expected one (its prefix lengths may name more lengths,
+    of prefixes purged since), and the holders index names exactly the lists that hold
+    each number and prefix (a list deleted is stripped from it at once)."""
     stored = r.hgetall("{cs}:lk")
     expected = expected_index(r)
-    stored_px, expected_px = stored.pop("px"), expected.pop("px")
+    stored_pl, expected_pl = stored.pop("pl"), expected.pop("pl")
     assert stored == expected
-    extra = set(stored_px.strip(",").split(",")) - set(expected_px.strip(",").split(","))
-    assert not any(r.exists(f"{{cs}}:p:{i}") for i in extra if i)
-    assert set(expected_px.strip(",").split(",")) <= set(stored_px.strip(",").split(","))
+    assert set(expected_pl.strip(",").split(",")) <= set(stored_pl.strip(",").split(","))
+    stored_numbers = {
+        key: {field: set(ids.split(",")) for field, ids in r.hgetall(key).items()}
+        for key in r.scan_iter(match="{cs}:n:*")
+    }
+    assert stored_numbers == expected_numbers(r)
 
 
 def decide(settings: Settings, number: str, direction: Direction, campaign: str = "") -> Any:
@@ -103,17 +119,18 @@ def test_the_index_follows_every_kind_of_change(
     admin.create_list("spring-dnc", Action.BLOCK, Direction.OUTBOUND, campaign_only=True)
     admin.create_list("vip", Action.ALLOW, Direction.OUTBOUND)
     assert_index(r)
-    assert r.hget("{cs}:lk", "px") == ","
+    assert r.hget("{cs}:lk", "pl") == ","
     admin.assign("spring", ["spring-dnc", "dnc"])  # dnc is global: not repeated
     assert_index(r)
     assert r.hget("{cs}:lk", "c:outbound:spring").startswith("3\tblock\t\t\tspring-dnc\n")
     assert not r.hexists("{cs}:lk", "c:inbound:spring")
 
-    # entries: exact ones change nothing; the first prefix flags its list
+    # entries: each in the holders index; a prefix's length in the lookup index
     admin.add("dnc", [num], reason="asked")
-    assert r.hget("{cs}:lk", "px") == ","
+    assert r.hget("{cs}:lk", "pl") == ","
+    assert_index(r)
     admin.add("dnc", ["+1900*"], reason="premium")
-    assert r.hget("{cs}:lk", "px") == ",1,"
+    assert r.hget("{cs}:lk", "pl") == ",4,"
     assert_index(r)
     assert decide(settings, "+19005550100", OUT).result is Result.BLOCKED
     options = ImportOptions(workers=0, by="tester", approve=Status.ACTIVE)
@@ -121,7 +138,7 @@ def test_the_index_follows_every_kind_of_change(
     importer.import_stream(
         admin.table, admin.table.get_list("vip"), data, name="f.csv", options=options
     )
-    assert r.hget("{cs}:lk", "px") == ",1,4,"
+    assert r.hget("{cs}:lk", "pl") == ",4,7,"
     assert_index(r)
     assert decide(settings, "+12025550142", OUT).result is Result.ALLOWED
     assert decide(settings, num, OUT).result is Result.BLOCKED  # exact beats the prefix
@@ -146,15 +163,21 @@ def test_the_index_follows_every_kind_of_change(
     assert_index(r)
     assert decide(settings, "+12025550111", OUT, "spring").result is Result.ALLOWED
 
-    # purged prefixes: the flag may stay (an empty hash read), the answer is right
+    # purged prefixes: the length may stay (a field read that is not there), the answer
+    # is right
     admin.remove("dnc", ["+1900*"], reason="gone")
     admin.purge("dnc", "2100-01-01")
     assert_index(r)
     assert decide(settings, "+19005550100", OUT).result is Result.ALLOWED
 
-    # deletion
+    # deletion: the list leaves the holders index (here a number another list holds too)
+    admin.add("watch", [num, "+1202*"])
+    assert_index(r)
+    assert r.hget("{cs}:n:p", "1202") == "2"
     admin.delete_list("watch")
     assert_index(r)
+    assert not r.hexists("{cs}:n:p", "1202")
+    assert decide(settings, num, OUT).list_name == "dnc"
 
     # the opt-out route creates its list in its own script
     async def call_path() -> None:

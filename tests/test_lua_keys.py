@@ -85,7 +85,7 @@ def test_every_script_starts_with_the_prelude_of_the_schema() -> None:
             assert script.source == shebang + "\n" + head + rest
         else:
             assert script.source == head + body
-    assert "lookup_flag_prefixes(" in scripts.ENTRIES.source
+    assert "lookup_listed(" in scripts.ENTRIES.source and "lookup_listed(" in scripts.IMPORT.source
     assert "rec_encode(" in scripts.ENTRIES.source and "rec_encode(" in scripts.IMPORT.source
     assert "local BATCH_BUCKET = 512" in prelude and "local K_LIST = ':list:'" in prelude
 

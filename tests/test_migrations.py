@@ -84,8 +84,9 @@ def test_data_of_schema_version_1_moves_its_attempt_log(cli: Cli, client: Any) -
         "5: the lookup index: 1 lists and 0 campaigns indexed",
         "6: status indexes: 0 pending/removed entries of 1 lists indexed",
         "7: number indexes: 1 numbers of 1 lists indexed",
+        "8: the holders index: 1 numbers, 1 prefixes of 1 lists indexed",
     ]
-    assert client.hget("{cs}:meta", "schema") == "7" and "dnc" in cli("lists", "ls").stdout
+    assert client.hget("{cs}:meta", "schema") == "8" and "dnc" in cli("lists", "ls").stdout
 
 
 def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
@@ -114,7 +115,8 @@ def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
                    "records to keep by age, 0 to index",
                    "5: the lookup index: 2 lists and 0 campaigns to index",
                    "6: status indexes: 2 pending/removed entries of 2 lists to index",
-                   "7: number indexes: 3 numbers of 2 lists to index"]  # fmt: skip
+                   "7: number indexes: 3 numbers of 2 lists to index",
+                   "8: the holders index: 3 numbers, 0 prefixes of 2 lists to index"]  # fmt: skip
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == ["3: entries keep their transitions: 2 pending entries marked as not "
                      "enforced yet",
@@ -122,7 +124,8 @@ def test_data_of_schema_version_2_marks_pending_entries_never_enforced(
                      "0 indexed, 0 numbers",
                      "5: the lookup index: 2 lists and 0 campaigns indexed",
                      "6: status indexes: 2 pending/removed entries of 2 lists indexed",
-                     "7: number indexes: 3 numbers of 2 lists indexed"]  # fmt: skip
+                     "7: number indexes: 3 numbers of 2 lists indexed",
+                     "8: the holders index: 3 numbers, 0 prefixes of 2 lists indexed"]  # fmt: skip
     assert [client.hget(key, field) for key, field in fields] == ["p;1;;;~;", "p;1;;;~;"]
     assert "up to date" in cli("migrate").stdout
     cli("approve", "review", pending)
@@ -146,12 +149,14 @@ def test_data_of_schema_version_4_gets_its_lookup_index(cli: Cli, client: Any) -
     dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
     assert dry == ["5: the lookup index: 2 lists and 1 campaigns to index",
                    "6: status indexes: 0 pending/removed entries of 2 lists to index",
-                   "7: number indexes: 1 numbers of 2 lists to index"]  # fmt: skip
+                   "7: number indexes: 1 numbers of 2 lists to index",
+                   "8: the holders index: 1 numbers, 1 prefixes of 2 lists to index"]  # fmt: skip
     assert not client.exists("{cs}:lk")
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == ["5: the lookup index: 2 lists and 1 campaigns indexed",
                      "6: status indexes: 0 pending/removed entries of 2 lists indexed",
-                     "7: number indexes: 1 numbers of 2 lists indexed"]  # fmt: skip
+                     "7: number indexes: 1 numbers of 2 lists indexed",
+                     "8: the holders index: 1 numbers, 1 prefixes of 2 lists indexed"]  # fmt: skip
     assert client.hgetall("{cs}:lk") == index
     assert "BLOCKED" in cli("check", "+33611112222", "--direction", "outbound").stdout
 
@@ -173,11 +178,13 @@ def test_data_of_schema_version_5_gets_its_status_indexes(cli: Cli, client: Any)
     cli("lists", "ls", code=EXIT_SCHEMA)
     dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
     assert dry == ["6: status indexes: 4 pending/removed entries of 2 lists to index",
-                   "7: number indexes: 3 numbers of 2 lists to index"]  # fmt: skip
+                   "7: number indexes: 3 numbers of 2 lists to index",
+                   "8: the holders index: 3 numbers, 2 prefixes of 2 lists to index"]  # fmt: skip
     assert not client.exists(*indexes)
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
     assert steps == ["6: status indexes: 4 pending/removed entries of 2 lists indexed",
-                     "7: number indexes: 3 numbers of 2 lists indexed"]  # fmt: skip
+                     "7: number indexes: 3 numbers of 2 lists indexed",
+                     "8: the holders index: 3 numbers, 2 prefixes of 2 lists indexed"]  # fmt: skip
     assert [client.zrange(key, 0, -1, withscores=True) for key in indexes] == written
     shown = json.loads(cli("entries", "review", "--status", "pending", "--json").stdout)
     assert len(shown["entries"]) == 3
@@ -198,15 +205,76 @@ def test_data_of_schema_version_6_gets_its_number_indexes(cli: Cli, client: Any)
     client.hset("{cs}:meta", "schema", "6")
     cli("entries", "dnc", "--search", "+336987", code=EXIT_SCHEMA)
     dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
-    assert dry == ["7: number indexes: 301 numbers of 1 lists to index"]
+    assert dry == ["7: number indexes: 301 numbers of 1 lists to index",
+                   "8: the holders index: 301 numbers, 1 prefixes of 1 lists to index"]  # fmt: skip
     assert not client.keys(f"{{cs}}:nx:{dnc}:*")
     steps = json.loads(cli("migrate", "--json").stdout)["steps"]
-    assert steps == ["7: number indexes: 301 numbers of 1 lists indexed"]
+    assert steps == [
+        "7: number indexes: 301 numbers of 1 lists indexed",
+        "8: the holders index: 301 numbers, 1 prefixes of 1 lists indexed",
+    ]
     built = sorted(m for k in client.keys(f"{{cs}}:nx:{dnc}:*") for m in client.zrange(k, 0, -1))
     assert built == sorted(n[1:] for n in [NUM, *numbers])
     shown = json.loads(cli("entries", "dnc", "--search", "+3369876001", "--json").stdout)
     assert [e["entry"] for e in shown["entries"]] == numbers[10:20]
     assert "up to date" in cli("migrate").stdout
+
+
+def test_data_of_schema_version_7_gets_its_holders_index(cli: Cli, client: Any) -> None:
+    """Version 8 adds the holders index (which lists hold each number and prefix): the
+    lookup refuses a lookup index of format 1 (a call gets the fail policy, never "not
+    listed"); migrate builds the holders index from the entries, as the writers would
+    have, and the lookup index's prefix lengths with it."""
+    written_by_this_release(cli)
+    cli("lists", "create", "review", "--action", "label")
+    cli("import", "review", "-", input_text=f"{NUM}\n+33698765433\n+3370*\n")
+    cli("approve", "review", NUM, "+33698765433", "+3370*")
+    dnc, review = client.hget("{cs}:lists", "dnc"), client.hget("{cs}:lists", "review")
+    written = {key: client.hgetall(key) for key in client.scan_iter(match="{cs}:n:*")}
+    assert written["{cs}:n:p"] == {"3361": dnc, "3370": review}
+    assert sorted(v for h in written.values() for v in h.values()) == [
+        dnc, f"{dnc},{review}", review, review,
+    ]  # fmt: skip
+    index = client.hgetall("{cs}:lk")
+    client.delete(*written)
+    client.hdel("{cs}:lk", "pl")
+    client.hset("{cs}:lk", mapping={"v": "1", "px": f",{dnc},{review},"})
+    client.hset("{cs}:meta", "schema", "7")
+    cli("check", NUM, code=EXIT_SCHEMA)
+    dry = json.loads(cli("migrate", "--dry-run", "--json").stdout)["steps"]
+    assert dry == ["8: the holders index: 2 numbers, 2 prefixes of 2 lists to index"]
+    assert not any(client.scan_iter(match="{cs}:n:*"))
+    steps = json.loads(cli("migrate", "--json").stdout)["steps"]
+    assert steps == ["8: the holders index: 2 numbers, 2 prefixes of 2 lists indexed"]
+    assert {key: client.hgetall(key) for key in client.scan_iter(match="{cs}:n:*")} == written
+    assert client.hgetall("{cs}:lk") == index
+    assert "BLOCKED" in cli("check", NUM, "--direction", "outbound").stdout
+    assert "LABELED" in cli("check", "+33701112222", "--direction", "outbound").stdout
+    assert "up to date" in cli("migrate").stdout
+
+
+def test_a_lookup_index_of_format_1_is_refused_by_the_lookup(redis_url: str, client: Any) -> None:
+    """A gateway or replica that reads data not migrated yet answers the fail policy
+    rather than miss the entries the holders index does not name yet."""
+    import asyncio
+
+    from callscreen.callpath.decision import ScreenRequest
+    from callscreen.callpath.screener import Screener
+    from callscreen.core.config import Settings
+    from callscreen.core.model import Direction
+
+    client.hset("{cs}:lk", mapping={"v": "1", "buckets": "32768", "px": ","})
+    settings = Settings(_env_file=None, redis_url=redis_url, default_region="FR")  # type: ignore[call-arg]
+
+    async def screen() -> Any:
+        screener = Screener.from_settings(settings)
+        try:
+            return await screener.screen(ScreenRequest(NUM, Direction.OUTBOUND))
+        finally:
+            await screener.close()
+
+    decision = asyncio.run(screen())
+    assert decision.failed and "migrate" in decision.reason
 
 
 def test_an_empty_redis_needs_no_migration(cli: Cli) -> None:

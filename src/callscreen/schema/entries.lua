@@ -4,7 +4,8 @@
 -- KEYS[1]  the list's counts hash (fields p, a, P, d: entries by stored status)
 -- KEYS[2]  the list's expiry index (zset: member -> expiry, active entries with an expiry)
 --          (and, named from the list id KEYS[1] ends with, its status indexes: rec_index
---          of record.lua)
+--          of record.lua; and the holders index, which names the list for each of its
+--          entries: lookup_listed and lookup_unlisted of lookuplib.lua)
 -- ARGV[1]  op: upsert | remove | restore | approve | unapprove | purge | mark
 -- ARGV[2]  base ("{cs}"), to read batch records
 -- ARGV[3]  the op's batch id (remove: the removal batch; every op: the trail's item)
@@ -57,8 +58,8 @@ end
 local function write(key, field, member, old, f)
   redis.call('HSET', key, field, rec_encode(f))
   rec_index(base, list_id, member, old and old[1] or nil, f[1])
-  -- a new prefix: the lookup index must say that its list has prefixes (lookuplib.lua)
-  if not old and string.sub(member, 1, 2) == 'p:' then lookup_flag_prefixes(base, key) end
+  -- a new entry: the holders index must name its list (lookuplib.lua)
+  if not old then lookup_listed(base, list_id, string.match(member, '^[^:]+'), field) end
   if old then
     if old[1] ~= f[1] then
       redis.call('HINCRBY', counts, old[1], -1)
@@ -218,6 +219,7 @@ for i = first, #ARGV, width do
   elseif op == 'purge' then
     if old[1] == 'd' and old[4] == ARGV[i + 3] then
       redis.call('HDEL', key, field)
+      lookup_unlisted(base, list_id, string.match(member, '^[^:]+'), field)
       redis.call('HINCRBY', counts, 'd', -1)
       rec_index(base, list_id, member, 'd', nil)
       outcome = 'purged'

@@ -20,7 +20,7 @@
 -- Every write also keeps the list's expiry index ({cs}:x:L: active entries with an
 -- expiry, member "BUCKET:FIELD" or "p:DIGITS") and its status indexes ({cs}:st:L:S,
 -- record.lua's rec_index) exact, as entries.lua does, and a permanent entry carries no
--- expiry.
+-- expiry; a new entry is added to the holders index (lookuplib.lua's lookup_listed).
 --
 -- Mode "merge"
 --   KEYS   counts hash, expiry index, batch sequence, intern hash (:b)
@@ -198,7 +198,6 @@ end
 
 local added, updated, restored, unchanged, deleted_kept, dups, pending = 0, 0, 0, 0, 0, 0, 0
 local enforced, permanent_unchanged = 0, 0
-local new_prefix = false
 
 -- whether a record with status s and expiry x takes part in screening now
 local function live(s, x)
@@ -238,7 +237,7 @@ local function merge_row(loc, field, si, x, e, st, rsi, csi)
     if string.match(f[5], '^%d') then rec_stamp(f, 'u', bid) end
     rec_stamp(f, 'd', rid)
     redis.call('HSET', key, field, rec_encode(f))
-    if loc == 'p' then new_prefix = true end
+    lookup_listed(base, list_id, loc, field)  -- the holders index names the list (lookuplib.lua)
     reindex(loc, field, '', '', target, x)
     delta[target] = delta[target] + 1
     added = added + 1
@@ -317,7 +316,5 @@ else
   end
 end
 flush_counts()
--- a new prefix: the lookup index must say that the list has prefixes (lookuplib.lua)
-if new_prefix then lookup_flag_prefixes(base, pkey) end
 return { added, updated, restored, unchanged, deleted_kept, dups, pending, enforced,
   permanent_unchanged }

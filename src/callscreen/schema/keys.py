@@ -14,11 +14,14 @@ Layout (``L`` a list id, ``B`` a bucket number, ``N`` a batch-bucket number):
 ``{cs}:camps``           set    campaign names that have assignments
 ``{cs}:camp:NAME``       set    list ids assigned to campaign NAME
 ``{cs}:lk``              hash   the lookup index: which lists apply to a call of each direction
-                                and campaign (id, name, action, registry), which have
-                                prefixes; rebuilt with every list or campaign change
+                                and campaign (id, name, action, registry), the lengths the
+                                prefixes have; rebuilt with every list or campaign change
                                 (``lookuplib.lua`` says its fields)
 ``{cs}:e:L:B``           hash   exact entries of list L: field number // buckets -> record
 ``{cs}:p:L``             hash   prefix entries of list L: field prefix digits -> record
+``{cs}:n:B``             hash   the holders index: field number // buckets (as in ``e``) ->
+                                "L,L,...", the lists that hold the number (``lookuplib.lua``)
+``{cs}:n:p``             hash   the same for prefixes: field prefix digits -> "L,L,..."
 ``{cs}:cnt:L``           hash   entry counts of list L by stored status (p, a, P, d)
 ``{cs}:x:L``             zset   active entries of list L that expire: entry -> expiry
 ``{cs}:st:L:S``          zset   entries of list L stored with status S (p pending, d removed):
@@ -148,8 +151,9 @@ BATCH_BUCKET = 512  # batch records per hash; keeps each under hash-max-listpack
 # 2: the attempt log in shards; 3: entries keep their transitions; 4: blocked calls kept
 # by age, per-number attempt indexes; 5: the lookup index; 6: the pending and removed
 # entries' indexes; 7: the number index of exact entries, for searches by the start of a
-# number (callscreen.services.migrations)
-SCHEMA_VERSION = "7"
+# number; 8: the holders index, which lists hold each number and prefix, for the lookup
+# (callscreen.services.migrations)
+SCHEMA_VERSION = "8"
 #: the stored statuses that have an index of their entries ({cs}:st:L:S)
 INDEXED_STATUSES = ("p", "d")
 DEFAULT_BUCKETS = 32768
@@ -188,6 +192,7 @@ FRAGMENTS: dict[str, str] = {
     "LOOKUP": ":lk",
     "EXACT": ":e:",
     "PREFIXES": ":p:",
+    "NUMBERS": ":n:",
     "BSEQ": ":bseq",
     "BATCH": ":b:",
     "HIST": ":hist",
@@ -263,6 +268,15 @@ class Keys:
 
     def exact_pattern(self, list_id: int) -> str:
         return f"{self.base}{_F['EXACT']}{list_id}:*"
+
+    def numbers(self, bucket: int) -> str:
+        """The holders index's bucket ``bucket``: which lists hold each number of it."""
+        return f"{self.base}{_F['NUMBERS']}{bucket}"
+
+    @property
+    def prefix_numbers(self) -> str:
+        """The holders index of prefixes: which lists hold each prefix."""
+        return f"{self.base}{_F['NUMBERS']}p"
 
     def registry(self, list_id: int, exchange: str) -> str:
         """A registry list's bitmap of one exchange (``lookup.lua`` builds it too)."""

@@ -1,21 +1,47 @@
 -- callscreen lookup index: the functions that keep {cs}:lk, the one hash the lookup
--- reads to know which lists apply to a call (keys.Keys.lookup). Not a script by itself:
--- scripts.py puts it before the body of the scripts that change what it summarizes.
+-- reads to know which lists apply to a call (keys.Keys.lookup), and the holders index
+-- ({cs}:n:B, {cs}:n:p), which says which lists hold a number or a prefix. Not a script
+-- by itself: scripts.py puts it before the body of the scripts that change what they
+-- summarize.
 --
 -- {cs}:lk fields:
---   v              the index's format ("1"); missing: not built (see lookup.lua)
+--   v              the index's format ("2": the holders index is there too); missing: not
+--                  built (see lookup.lua)
 --   buckets        the exact-entry bucket count ({cs}:meta's, copied)
---   px             ",ID,ID,...,": the lists whose prefix hash has fields. May name a list
---                  whose prefixes were all purged since (the lookup then reads an empty
---                  hash: slower, never wrong); never misses one: every writer of a prefix
---                  hash flags its list in the same script (lookup_flag_prefixes).
+--   pl             ",N,N,...,": the lengths of the prefixes in the holders index. May
+--                  name a length no prefix has any more (the lookup then asks for a field
+--                  that is not there: slower, never wrong); never misses one: every writer
+--                  of a new prefix adds its length in the same script (lookup_listed).
 --   g:DIR          the global lists that screen DIR (inbound|outbound) calls
 --   c:DIR:NAME     the lists campaign NAME adds for DIR calls (not already global)
 -- A list is one line "id TAB action TAB registry TAB rbatch TAB name LF" (registry and
 -- rbatch empty but for a national registry's list), lines in list id order.
 -- lookup_rebuild writes it from the sources ({cs}:global, {cs}:camps, {cs}:camp:NAME,
--- {cs}:list:ID, {cs}:p:ID); every change of a list or a campaign runs it in the same
--- transaction (services.table), so the index never disagrees with them.
+-- {cs}:list:ID; "pl" is kept, or computed from {cs}:n:p when missing); every change of
+-- a list or a campaign runs it in the same transaction (services.table), so the index
+-- never disagrees with them.
+--
+-- The holders index: {cs}:n:B field F (as in the lists' exact buckets {cs}:e:L:B: B =
+-- number % buckets, F = number // buckets) and {cs}:n:p field DIGITS (a prefix) ->
+-- "ID,ID,...": the lists that hold that entry, whatever its status. It may name a list
+-- that no longer holds it (a list deleted since, until services.table's clean-up: list
+-- ids are never handed out again) but never misses one: every writer of a new entry
+-- (entries.lua, import.lua) calls lookup_listed in the same script, and a purge calls
+-- lookup_unlisted. So the lookup reads one field per number and one per prefix length,
+-- whatever the number of lists, and then only the entries that are there.
+
+-- ",N,N,...,": the lengths of the prefixes in the holders index, ascending
+local function lookup_lengths(base)
+  local seen, lengths = {}, {}
+  for _, digits in ipairs(redis.call('HKEYS', base .. K_NUMBERS .. 'p')) do
+    if not seen[#digits] then
+      seen[#digits] = true
+      lengths[#lengths + 1] = #digits
+    end
+  end
+  table.sort(lengths)
+  return ',' .. table.concat(lengths, ',') .. (#lengths > 0 and ',' or '')
+end
 
 local function lookup_rebuild(base)
   local lk = base .. K_LOOKUP
@@ -47,7 +73,7 @@ local function lookup_rebuild(base)
     end
     return table.concat(out)
   end
-  local fields = { 'v', '1', 'buckets', buckets }
+  local fields = { 'v', '2', 'buckets', buckets }
   local global = sorted(redis.call('SMEMBERS', base .. K_GLOBAL))
   local is_global = {}
   for _, id in ipairs(global) do is_global[id] = true end
@@ -71,13 +97,10 @@ local function lookup_rebuild(base)
       end
     end
   end
-  local px = {}
-  for id, line in pairs(lines) do
-    if line and redis.call('EXISTS', base .. K_PREFIXES .. id) == 1 then px[#px + 1] = id end
-  end
-  sorted(px)
-  fields[#fields + 1] = 'px'
-  fields[#fields + 1] = ',' .. table.concat(px, ',') .. (#px > 0 and ',' or '')
+  local pl = redis.call('HGET', lk, 'pl')
+  if not pl then pl = lookup_lengths(base) end
+  fields[#fields + 1] = 'pl'
+  fields[#fields + 1] = pl
   redis.call('DEL', lk)
   -- in slices: unpack has a limit on how many values it returns
   for i = 1, #fields, 400 do
@@ -85,15 +108,45 @@ local function lookup_rebuild(base)
   end
 end
 
--- KEY (a list's prefix hash, base .. K_PREFIXES .. ID) has just got a field: flag the
--- list in the index, so that the lookup reads its prefixes. Nothing when the index is
--- not built (data of an older layout: `callscreen migrate` builds it).
-local function lookup_flag_prefixes(base, key)
-  local lk = base .. K_LOOKUP
-  local px = redis.call('HGET', lk, 'px')
-  if not px then return end
-  local id = string.sub(key, #base + #K_PREFIXES + 1)
-  if not string.find(px, ',' .. id .. ',', 1, true) then
-    redis.call('HSET', lk, 'px', px .. id .. ',')
+-- List `list_id` has just got a new entry at (loc, field): loc a bucket number (field
+-- as in its exact bucket) or 'p' (field the prefix's digits). Adds the list to the number
+-- index's field, and a new prefix length to the lookup index (nothing when the lookup
+-- index is not built: `callscreen migrate` builds both).
+local function lookup_listed(base, list_id, loc, field)
+  local key = base .. K_NUMBERS .. loc
+  local ids = redis.call('HGET', key, field)
+  if not ids then
+    redis.call('HSET', key, field, list_id)
+  elseif not string.find(',' .. ids .. ',', ',' .. list_id .. ',', 1, true) then
+    redis.call('HSET', key, field, ids .. ',' .. list_id)
+  end
+  if loc == 'p' then
+    local lk = base .. K_LOOKUP
+    local pl = redis.call('HGET', lk, 'pl')
+    if pl and not string.find(pl, ',' .. #field .. ',', 1, true) then
+      local lengths = {}
+      for n in string.gmatch(pl, '%d+') do lengths[#lengths + 1] = tonumber(n) end
+      lengths[#lengths + 1] = #field
+      table.sort(lengths)
+      redis.call('HSET', lk, 'pl', ',' .. table.concat(lengths, ',') .. ',')
+    end
+  end
+end
+
+-- List `list_id` no longer has the entry at (loc, field) (purged): the holders index
+-- forgets it there.
+local function lookup_unlisted(base, list_id, loc, field)
+  local key = base .. K_NUMBERS .. loc
+  local ids = redis.call('HGET', key, field)
+  if not ids then return end
+  local left, found = {}, false
+  for id in string.gmatch(ids, '%d+') do
+    if id == list_id then found = true else left[#left + 1] = id end
+  end
+  if not found then return end
+  if #left == 0 then
+    redis.call('HDEL', key, field)
+  else
+    redis.call('HSET', key, field, table.concat(left, ','))
   end
 end

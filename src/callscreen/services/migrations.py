@@ -24,7 +24,9 @@ gateways stopped); version 5 adds the lookup index (``{cs}:lk``: which lists app
 to a call, read by the lookup in one command); version 6 indexes each list's pending
 and removed entries (``{cs}:st:L:p``, ``{cs}:st:L:d``: paging by status reads them);
 version 7 indexes each list's exact numbers in digit order (``{cs}:nd:L``,
-``{cs}:nx:L:LOW``: a search by the start of a number reads them).
+``{cs}:nx:L:LOW``: a search by the start of a number reads them); version 8 adds the
+holders index (``{cs}:n:B``, ``{cs}:n:p``: which lists hold a number or prefix, so that
+a lookup reads one field per number whatever the number of lists).
 """
 
 from __future__ import annotations
@@ -178,6 +180,57 @@ async def _build_number_indexes(table: Table, dry_run: bool) -> str:
     return f"{indexed} numbers of {len(lists)} lists {verb}"
 
 
+async def _build_holders_index(table: Table, dry_run: bool) -> str:
+    """Version 8: the holders index (``{cs}:n:B``, ``{cs}:n:p``, ``lookuplib.lua``: which
+    lists hold each number and prefix), built from every list's entries, then the lookup
+    index rebuilt (its format "2" and its prefix lengths). Each bucket of the index is
+    replaced whole, so running it again changes nothing. Run it with no admin changes
+    under way (an entry added during the build may be missed); this release's gateways
+    refuse to start until it is done, and its lookup refuses an index of format "1"."""
+    buckets = await table.buckets()
+    ids = [info.id for info in await table.all_lists()]
+    numbers = prefixes = 0
+    chunk = 512
+    for start in range(0, buckets, chunk):
+        span = range(start, min(start + chunk, buckets))
+        read = table.r.pipeline(transaction=False)
+        for bucket in span:
+            for list_id in ids:
+                read.hkeys(table.keys.exact(list_id, bucket))
+        replies = iter(await store.wait(read.execute()))
+        write = table.r.pipeline(transaction=False)
+        for bucket in span:
+            holders: dict[str, list[str]] = {}
+            for list_id in ids:
+                for field_name in next(replies):
+                    holders.setdefault(field_name, []).append(str(list_id))
+            numbers += len(holders)
+            write.delete(table.keys.numbers(bucket))
+            if holders:
+                write.hset(
+                    table.keys.numbers(bucket), mapping={f: ",".join(h) for f, h in holders.items()}
+                )
+        if not dry_run:
+            await store.wait(write.execute())
+    holders = {}
+    for list_id in ids:
+        for digits in await store.wait(table.r.hkeys(table.keys.prefixes(list_id))):
+            holders.setdefault(digits, []).append(str(list_id))
+    prefixes = len(holders)
+    if not dry_run:
+        pipe = table.r.pipeline(transaction=True)
+        pipe.delete(table.keys.prefix_numbers)
+        if holders:
+            pipe.hset(
+                table.keys.prefix_numbers, mapping={d: ",".join(h) for d, h in holders.items()}
+            )
+        pipe.hdel(table.keys.lookup, "pl", "px")  # computed again by the rebuild
+        table.reindex(pipe)
+        await store.wait(pipe.execute())
+    verb = "to index" if dry_run else "indexed"
+    return f"{numbers} numbers, {prefixes} prefixes of {len(ids)} lists {verb}"
+
+
 MIGRATIONS: list[Migration] = [
     Migration(2, "the attempt log into its shards", _shard_attempt_log),
     Migration(3, "entries keep their transitions", _mark_never_enforced),
@@ -185,6 +238,7 @@ MIGRATIONS: list[Migration] = [
     Migration(5, "the lookup index", _build_lookup_index),
     Migration(6, "status indexes", _build_status_indexes),
     Migration(7, "number indexes", _build_number_indexes),
+    Migration(8, "the holders index", _build_holders_index),
 ]
 
 

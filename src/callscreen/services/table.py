@@ -428,10 +428,25 @@ class Table:
         for _attempt in range(10):
             with store.converted():
                 try:
-                    return await self._drop_once(info, by, reason, guard)
+                    counts = await self._drop_once(info, by, reason, guard)
                 except redis.WatchError:
                     continue
+            await self.unlist_numbers(info.id)
+            return counts
         raise Conflict(f"list {info.name!r} kept changing while being deleted; try again")
+
+    async def unlist_numbers(self, list_id: int, chunk: int = 256) -> int:
+        """Strip deleted list ``list_id`` from the holders index (``lookuplib.lua``), in
+        slices of ``chunk`` buckets a script call; returns how many numbers named it.
+        Until it is done the index names a list that is gone, which the lookup skips:
+        slower for those numbers, never wrong (list ids are never handed out again)."""
+        locs: list[str] = ["p", *(str(b) for b in range(await self.buckets()))]
+        stripped = 0
+        for start in range(0, len(locs), chunk):
+            args = [self.keys.base, "unlist", str(list_id), *locs[start : start + chunk]]
+            found = await store.run_script(self.r, scripts.LOOKUP_INDEX, [self.keys.lookup], args)
+            stripped += int(found)
+        return stripped
 
     async def _drop_once(
         self, info: ListInfo, by: str, reason: str, guard: ListGuard | None
