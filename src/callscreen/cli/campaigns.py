@@ -37,57 +37,41 @@ ListsArg = Annotated[
 ]
 
 
-def _change(
-    ctx: typer.Context,
-    campaign: str,
-    lists: list[str] | None,
-    mode: AssignMode,
-    by: str,
-    json_out: bool,
-) -> None:
-    view = call(ctx, lambda s: s.campaigns.assign(campaign, lists or [], mode=mode), by=by)
-    if json_out:
-        emit_json(view.to_json())
-    else:
-        render_campaign(view)
+def _changer(name: str, mode: AssignMode, doc: str) -> None:
+    """Register ``campaigns NAME``: change a campaign's lists by ``mode``."""
+
+    def change(
+        ctx: typer.Context,
+        campaign: CampaignArg,
+        lists: ListsArg = None,
+        by: ByOption = "",
+        json_out: JsonOption = False,
+    ) -> None:
+        view = call(ctx, lambda s: s.campaigns.assign(campaign, lists or [], mode=mode), by=by)
+        if json_out:
+            emit_json(view.to_json())
+        else:
+            render_campaign(view)
+
+    change.__doc__ = doc
+    campaigns_app.command(name)(change)
 
 
-@campaigns_app.command("assign")
-def assign(
-    ctx: typer.Context,
-    campaign: CampaignArg,
-    lists: ListsArg = None,
-    by: ByOption = "",
-    json_out: JsonOption = False,
-) -> None:
-    """Replace the lists assigned to a campaign by these (none: clear; duplicates
-    dropped, at most 100)."""
-    _change(ctx, campaign, lists, "replace", by, json_out)
-
-
-@campaigns_app.command("add")
-def add(
-    ctx: typer.Context,
-    campaign: CampaignArg,
-    lists: ListsArg = None,
-    by: ByOption = "",
-    json_out: JsonOption = False,
-) -> None:
-    """Assign these lists to a campaign too, keeping those it has (at most 100 in all)."""
-    _change(ctx, campaign, lists, "add", by, json_out)
-
-
-@campaigns_app.command("remove")
-def remove(
-    ctx: typer.Context,
-    campaign: CampaignArg,
-    lists: ListsArg = None,
-    by: ByOption = "",
-    json_out: JsonOption = False,
-) -> None:
-    """Take these lists out of a campaign, keeping the others (a list not assigned is
-    ignored). A campaign-only block list holding permanent entries cannot be taken out."""
-    _change(ctx, campaign, lists, "remove", by, json_out)
+_changer(
+    "assign",
+    "replace",
+    "Replace the lists assigned to a campaign by these (none: clear; duplicates\n"
+    "dropped, at most 100).",
+)
+_changer(
+    "add", "add", "Assign these lists to a campaign too, keeping those it has (at most 100 in all)."
+)
+_changer(
+    "remove",
+    "remove",
+    "Take these lists out of a campaign, keeping the others (a list not assigned is\n"
+    "ignored). A campaign-only block list holding permanent entries cannot be taken out.",
+)
 
 
 @campaigns_app.command("show")
