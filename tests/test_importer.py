@@ -103,7 +103,8 @@ def check_bookkeeping(table: Table, info: ListInfo) -> Counter[str]:
     counts: Counter[str] = Counter()
     expiring: dict[str, float] = {}
     buckets = table.buckets
-    for key in table.r.scan_iter(match=f"{table.keys.base}:[ep]:{info.id}*", count=1000):
+    # SCAN may return a key twice (while Redis resizes its keyspace): each key once
+    for key in set(table.r.scan_iter(match=f"{table.keys.base}:[ep]:{info.id}*", count=1000)):
         prefix = key.startswith(f"{table.keys.base}:p:")
         for field, value in table.r.hgetall(key).items():
             rec = EntryRecord.decode(value)
