@@ -557,7 +557,8 @@ class Table:
             if mode == "add":
                 ids = list(dict.fromkeys([*current, *named]))
             elif mode == "remove":
-                ids = [list_id for list_id in current if list_id not in set(named)]
+                taken = set(named)
+                ids = [list_id for list_id in current if list_id not in taken]
             else:
                 ids = named
             if len(ids) > MAX_CAMPAIGN_LISTS:
