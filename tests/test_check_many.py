@@ -99,3 +99,39 @@ def test_a_check_is_bounded_and_directed(admin: SyncAdmin) -> None:
     with pytest.raises(InvalidInput):
         admin.run(checks.decide_many(["+33612345678"], Direction.BOTH))
     assert admin.run(checks.decide_many([], OUT)) == []
+
+
+def test_a_scrub_goes_through_any_number_of_numbers_in_slices(
+    admin: SyncAdmin, settings: Settings
+) -> None:
+    expected = one_by_one(settings, OUT, "spring")
+    checks = admin.services.checks
+    read: list[int] = []
+
+    def numbers() -> Iterator[str]:
+        for i, number in enumerate(NUMBERS):
+            read.append(i)
+            yield number
+
+    async def scrub(size: int) -> list[tuple[int, list[object]]]:
+        out: list[tuple[int, list[object]]] = []
+        async for part in checks.scrub(numbers(), OUT, "spring", size=size):
+            out.append((len(read), list(part)))  # how much was read when a slice came
+        return out
+
+    slices = admin.run(scrub(4))
+    # 13 numbers, 4 a slice: each slice answered once it is read, before the next
+    assert [(seen, len(part)) for seen, part in slices] == [(4, 4), (8, 4), (12, 4), (13, 1)]
+    verdicts = [v for _, part in slices for v in part]
+    assert [v.input for v in verdicts] == NUMBERS  # type: ignore[attr-defined]
+    assert [(v.result, v.number, v.list_name, v.entry, v.reason) for v in verdicts] == [  # type: ignore[attr-defined]
+        (d.result.value, d.number, d.list_name, d.match, d.reason)  # type: ignore[attr-defined]
+        for d in expected
+    ]
+    with pytest.raises(InvalidInput):
+        admin.run(scrub_both(checks))
+
+
+async def scrub_both(checks: object) -> None:
+    async for _ in checks.scrub(["+33612345678"], Direction.BOTH):  # type: ignore[attr-defined]
+        pass

@@ -62,6 +62,54 @@ def test_minimal_flow_create_add_check(cli: Cli) -> None:
     assert cli.json("check", NUM, "--direction", "outbound")["result"] == "ALLOWED"
 
 
+def test_scrub_answers_each_number_of_a_lead_file(cli: Cli, tmp_path: Any) -> None:
+    cli("lists", "create", "dnc", "--action", "block")
+    cli("lists", "create", "spring-dnc", "--action", "block", "--campaign-only")
+    cli("campaigns", "assign", "spring", "spring-dnc")
+    cli("add", "dnc", NUM, "+3389*", "--reason", "=asked us")
+    cli("add", "spring-dnc", "+33622222222", "--reason", "campaign")
+    leads = tmp_path / "leads.csv"
+    leads.write_text(
+        "phone,name\n"
+        f"{NUM},Ann\n"
+        "\n"
+        "06 12 34 56 78,Bob\n"
+        "+33891234567,Cy\n"
+        "+33622222222,Di\n"
+        "=HYPERLINK(1),Eve\n"
+        "+33655555555,Flo\n"
+    )
+    out = tmp_path / "scrubbed.csv"
+    result = cli("scrub", str(leads), "--campaign", "spring", "--output", str(out))
+    rows = out.read_text().splitlines()
+    assert rows[0] == "input,result,label,number,list,entry,reason"
+    assert rows[1:] == [
+        f"{NUM},BLOCKED,Blacklisted,{NUM},dnc,{NUM},'=asked us",
+        f"06 12 34 56 78,BLOCKED,Blacklisted,{NUM},dnc,{NUM},'=asked us",
+        "+33891234567,BLOCKED,Blacklisted,+33891234567,dnc,+3389*,'=asked us",
+        "+33622222222,BLOCKED,Blacklisted,+33622222222,spring-dnc,+33622222222,campaign",
+        "'=HYPERLINK(1),ALLOWED,,,,,not a phone number: '=HYPERLINK(1)'",
+        "+33655555555,ALLOWED,,+33655555555,,,",
+    ]
+    assert result.stderr.strip() == (
+        "scrubbed 6 numbers (outbound, campaign spring): ALLOWED 2, BLOCKED 4"
+    )
+    # without the campaign, and as POST /check's document
+    doc = cli.json("scrub", str(leads))
+    assert doc["counts"] == {"BLOCKED": 3, "ALLOWED": 3}
+    assert doc["decisions"][3] == {
+        "input": "+33622222222",
+        "result": "ALLOWED",
+        "label": "",
+        "number": "+33622222222",
+        "list": "",
+        "entry": "",
+        "reason": "",
+    }
+    missing = cli("scrub", str(tmp_path / "nope.csv"), code=2)
+    assert "nope.csv" in missing.stderr and "Traceback" not in missing.stderr
+
+
 def test_read_commands_have_json(cli: Cli) -> None:
     cli("lists", "create", "dnc", "--action", "block", "--description", "opt-outs")
     cli("lists", "create", "camp-only", "--action", "label", "--campaign-only")

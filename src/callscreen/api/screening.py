@@ -20,6 +20,7 @@ from callscreen.api.models import (
 from callscreen.core.errors import InvalidNumber, StoreUnavailable
 from callscreen.core.model import Direction, Result
 from callscreen.services.apikeys import KeyScope
+from callscreen.services.views import Verdict
 
 router = APIRouter(tags=["screening"], responses=ERRORS)
 
@@ -46,16 +47,7 @@ async def check(body: CheckIn, who: Checker) -> dict[str, Any]:
         "campaign": body.campaign,
         "counts": dict(counts),
         "decisions": [
-            {
-                "input": raw,
-                "result": d.result,
-                "label": d.label,
-                "number": d.number,
-                "list": d.list_name,
-                "entry": d.match,
-                "reason": d.reason,
-            }
-            for raw, d in zip(body.numbers, decisions, strict=True)
+            Verdict.of(raw, d).to_json() for raw, d in zip(body.numbers, decisions, strict=True)
         ],
     }
 

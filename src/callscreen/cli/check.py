@@ -1,8 +1,14 @@
-"""``callscreen check`` (what a call would get, and why) and ``callscreen serve``."""
+"""``callscreen check`` (what a call would get, and why), ``callscreen scrub`` (what each
+number of a file would get) and ``callscreen serve``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import csv
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from typing import Annotated, TextIO
 
 import typer
 from rich.table import Table as RichTable
@@ -10,8 +16,9 @@ from rich.table import Table as RichTable
 from callscreen.cli import app
 from callscreen.cli.common import JsonOption, call, console, emit_json, settings
 from callscreen.core.model import Direction
+from callscreen.reports.render import csv_cell
 from callscreen.services.facade import Services
-from callscreen.services.views import CheckResult
+from callscreen.services.views import CheckResult, Verdict
 
 
 @app.command("check")
@@ -81,6 +88,101 @@ def _render(result: CheckResult) -> None:
                 "*" if m.decides else "", m.list_name, m.action, m.entry, status, m.reason
             )
         console.print(table)
+
+
+def numbers_of(source: TextIO) -> Iterator[str]:
+    """The numbers of a lead file: the first column of each row (a CSV, or one number a
+    line), blank rows skipped, and a first row with no digit in its first column taken
+    for a header and skipped."""
+    first = True
+    for row in csv.reader(source):
+        cell = row[0].strip() if row else ""
+        if not cell:
+            continue
+        if first:
+            first = False
+            if not any(ch.isdigit() for ch in cell):
+                continue
+        yield cell
+
+
+@app.command("scrub")
+def scrub(
+    ctx: typer.Context,
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="A lead file: one number a line, or a CSV whose first column is the "
+            "number (a header row is skipped); - for standard input.",
+            metavar="FILE",
+            show_default=False,
+        ),
+    ],
+    direction: Annotated[
+        Direction, typer.Option(help="inbound or outbound (the calls a dialer places).")
+    ] = Direction.OUTBOUND,
+    campaign: Annotated[str, typer.Option(help="The calls' campaign, if any.")] = "",
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="Write the CSV here instead of standard output.", metavar="OUT"
+        ),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """What a call to each number of a file would get now, as the gateway would answer it
+    (the check of ``POST /check``, for files of any length: 10,000 numbers a lookup
+    batch). Writes a CSV ``input,result,label,number,list,entry,reason``, a row a number
+    in the file's order, and the counts by result on standard error; ``--json``: one
+    document as ``POST /check`` answers, on standard output."""
+    if direction is Direction.BOTH:
+        raise typer.BadParameter("a call is inbound or outbound", param_hint="--direction")
+    counts: Counter[str] = Counter()
+    kept: list[Verdict] = []
+    with contextlib.ExitStack() as stack:
+        if file == "-":
+            source: TextIO = sys.stdin
+        else:
+            try:
+                source = stack.enter_context(open(file, newline="", encoding="utf-8-sig"))
+            except OSError as exc:
+                raise typer.BadParameter(f"{file}: {exc.strerror}", param_hint="FILE") from None
+        out: TextIO = sys.stdout
+        if output is not None and output != "-":
+            out = stack.enter_context(open(output, "w", newline="", encoding="utf-8"))
+        writer = csv.writer(out, lineterminator="\n")
+        if not json_out:
+            writer.writerow(Verdict.COLUMNS)
+
+        async def work(s: Services) -> None:
+            verdicts = s.checks.scrub(numbers_of(source), direction, campaign)
+            async with contextlib.aclosing(verdicts):
+                async for part in verdicts:
+                    counts.update(v.result for v in part)
+                    if json_out:
+                        kept.extend(part)
+                        continue
+                    writer.writerows(
+                        [csv_cell(value) for value in v.to_json().values()] for v in part
+                    )
+
+        call(ctx, work)
+    if json_out:
+        emit_json(
+            {
+                "direction": direction.value,
+                "campaign": campaign,
+                "counts": dict(counts),
+                "decisions": [v.to_json() for v in kept],
+            }
+        )
+    total = sum(counts.values())
+    summary = ", ".join(f"{result} {n:,}" for result, n in sorted(counts.items()))
+    typer.echo(
+        f"scrubbed {total:,} numbers ({direction.value}"
+        f"{', campaign ' + campaign if campaign else ''}): {summary or 'none'}",
+        err=True,
+    )
 
 
 @app.command("serve")

@@ -4,7 +4,7 @@ won."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 
 from callscreen.callpath.decision import Decision, ScreenRequest
 from callscreen.callpath.leanredis import LeanRedis
@@ -13,7 +13,7 @@ from callscreen.callpath.screener import Screener
 from callscreen.core.errors import InvalidInput, TooLarge
 from callscreen.core.model import Direction, Scope, Status
 from callscreen.services.context import Context
-from callscreen.services.views import CheckResult, MatchView
+from callscreen.services.views import CheckResult, MatchView, Verdict
 
 #: The most numbers one check takes (``POST /check``: a lead file goes in slices).
 MAX_CHECK = 10_000
@@ -62,6 +62,42 @@ class CheckService:
             return await own.decide_many(numbers, direction, campaign)
         finally:
             await client.close()
+
+    async def scrub(
+        self,
+        numbers: Iterable[str],
+        direction: Direction,
+        campaign: str = "",
+        *,
+        size: int = MAX_CHECK,
+    ) -> AsyncGenerator[list[Verdict], None]:
+        """What a call to each of ``numbers`` would get now, however many: a slice of
+        ``size`` numbers read from ``numbers`` at a time, each slice's verdicts yielded in
+        order before the next is read, all on one connection (how ``callscreen scrub``
+        goes through a lead file of any length in bounded memory). Each slice is
+        :meth:`decide_many`'s work; a Redis failure raises and ends the scrub."""
+        if direction is Direction.BOTH:
+            raise InvalidInput("a call is inbound or outbound")
+        client = LeanRedis.from_settings(self.ctx.settings)
+        try:
+            screener = Screener(self.ctx.settings, client, clock=self.ctx.clock)
+            part: list[str] = []
+            for raw in numbers:
+                part.append(raw)
+                if len(part) >= size:
+                    yield await self._verdicts(screener, part, direction, campaign)
+                    part = []
+            if part:
+                yield await self._verdicts(screener, part, direction, campaign)
+        finally:
+            await client.close()
+
+    @staticmethod
+    async def _verdicts(
+        screener: Screener, numbers: list[str], direction: Direction, campaign: str
+    ) -> list[Verdict]:
+        decisions = await screener.decide_many(numbers, direction, campaign)
+        return [Verdict.of(raw, d) for raw, d in zip(numbers, decisions, strict=True)]
 
     async def check(
         self, number: str, direction: Direction = Direction.INBOUND, campaign: str = ""

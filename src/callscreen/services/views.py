@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from callscreen.asterisk.cascade import CascadeReport
+from callscreen.callpath.decision import Decision
 from callscreen.core.model import Action, Direction, EntryRecord, Scope, Status, Transition
 from callscreen.core.times import iso_ms
 from callscreen.services.cascading import CascadePlan
@@ -320,6 +321,47 @@ class MatchView:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What a call to one number of a batch would get now, as the gateway would answer
+    it: ``POST /check`` and ``callscreen scrub`` give one a number, in the order given."""
+
+    input: str  # the number as given
+    result: str
+    label: str
+    number: str  # E.164 as screened, empty when the input is not a number
+    list_name: str
+    entry: str
+    reason: str
+
+    #: the columns of ``callscreen scrub``'s CSV, as :meth:`to_json` names them
+    COLUMNS = ("input", "result", "label", "number", "list", "entry", "reason")
+
+    @classmethod
+    def of(cls, raw: str, decision: Decision) -> Verdict:
+        return cls(
+            input=raw,
+            result=decision.result.value,
+            label=decision.label,
+            number=decision.number,
+            list_name=decision.list_name,
+            entry=decision.match,
+            reason=decision.reason,
+        )
+
+    def to_json(self) -> dict[str, str]:
+        """The API's names: ``list`` for the list, ``entry`` for the matching entry."""
+        return {
+            "input": self.input,
+            "result": self.result,
+            "label": self.label,
+            "number": self.number,
+            "list": self.list_name,
+            "entry": self.entry,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
