@@ -106,8 +106,19 @@ def test_scrub_answers_each_number_of_a_lead_file(cli: Cli, tmp_path: Any) -> No
         "entry": "",
         "reason": "",
     }
+    piped = cli.runner.invoke(app, ["scrub", "-"], env=cli.env, input=f"{NUM}\r\n+33655555555\r\n")
+    assert piped.exit_code == 0, piped.output
+    assert piped.stdout.splitlines()[1:] == [
+        f"{NUM},BLOCKED,Blacklisted,{NUM},dnc,{NUM},'=asked us",
+        "+33655555555,ALLOWED,,+33655555555,,,",
+    ]
     missing = cli("scrub", str(tmp_path / "nope.csv"), code=2)
     assert "nope.csv" in missing.stderr and "Traceback" not in missing.stderr
+    binary = tmp_path / "leads.xlsx"
+    binary.write_bytes(b"0612345678\n\xff\xfe\x00garbage\n")
+    refused = cli("scrub", str(binary), "-o", str(out), code=EXIT_INVALID)
+    assert refused.stderr == "error: line 2 of the file is not UTF-8 text\n"
+    assert "Traceback" not in refused.stderr
 
 
 def test_read_commands_have_json(cli: Cli) -> None:

@@ -8,13 +8,14 @@ import csv
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from typing import Annotated, TextIO
+from typing import Annotated, BinaryIO, TextIO
 
 import typer
 from rich.table import Table as RichTable
 
 from callscreen.cli import app
 from callscreen.cli.common import JsonOption, call, console, emit_json, settings
+from callscreen.core.errors import InvalidInput
 from callscreen.core.model import Direction
 from callscreen.reports.render import csv_cell
 from callscreen.services.facade import Services
@@ -90,20 +91,33 @@ def _render(result: CheckResult) -> None:
         console.print(table)
 
 
-def numbers_of(source: TextIO) -> Iterator[str]:
+def numbers_of(source: BinaryIO) -> Iterator[str]:
     """The numbers of a lead file: the first column of each row (a CSV, or one number a
     line), blank rows skipped, and a first row with no digit in its first column taken
-    for a header and skipped."""
+    for a header and skipped. A line that is not UTF-8 text, or a row no CSV reader
+    takes, is refused (:class:`InvalidInput`), naming its line."""
+    at = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal at
+        for at, raw in enumerate(source, 1):
+            yield raw.decode("utf-8-sig" if at == 1 else "utf-8")
+
     first = True
-    for row in csv.reader(source):
-        cell = row[0].strip() if row else ""
-        if not cell:
-            continue
-        if first:
-            first = False
-            if not any(ch.isdigit() for ch in cell):
+    try:
+        for row in csv.reader(lines()):
+            cell = row[0].strip() if row else ""
+            if not cell:
                 continue
-        yield cell
+            if first:
+                first = False
+                if not any(ch.isdigit() for ch in cell):
+                    continue
+            yield cell
+    except UnicodeDecodeError:
+        raise InvalidInput(f"line {at} of the file is not UTF-8 text") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"line {at} of the file: {exc}") from None
 
 
 @app.command("scrub")
@@ -141,10 +155,10 @@ def scrub(
     kept: list[Verdict] = []
     with contextlib.ExitStack() as stack:
         if file == "-":
-            source: TextIO = sys.stdin
+            source: BinaryIO = sys.stdin.buffer
         else:
             try:
-                source = stack.enter_context(open(file, newline="", encoding="utf-8-sig"))
+                source = stack.enter_context(open(file, "rb"))
             except OSError as exc:
                 raise typer.BadParameter(f"{file}: {exc.strerror}", param_hint="FILE") from None
         out: TextIO = sys.stdout
