@@ -96,6 +96,8 @@ def test_scrub_answers_each_number_of_a_lead_file(cli: Cli, tmp_path: Any) -> No
     )
     # without the campaign, and as POST /check's document
     doc = cli.json("scrub", str(leads))
+    cli("scrub", str(leads), "--json", "-o", str(out))
+    assert json.loads(out.read_text()) == doc
     assert doc["counts"] == {"BLOCKED": 3, "ALLOWED": 3}
     assert doc["decisions"][3] == {
         "input": "+33622222222",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -148,7 +149,7 @@ def scrub(
     (the check of ``POST /check``, for files of any length: 10,000 numbers a lookup
     batch). Writes a CSV ``input,result,label,number,list,entry,reason``, a row a number
     in the file's order, and the counts by result on standard error; ``--json``: one
-    document as ``POST /check`` answers, on standard output."""
+    document as ``POST /check`` answers, instead of the CSV."""
     if direction is Direction.BOTH:
         raise typer.BadParameter("a call is inbound or outbound", param_hint="--direction")
     counts: Counter[str] = Counter()
@@ -181,15 +182,14 @@ def scrub(
                     )
 
         call(ctx, work)
-    if json_out:
-        emit_json(
-            {
+        if json_out:
+            document = {
                 "direction": direction.value,
                 "campaign": campaign,
                 "counts": dict(counts),
                 "decisions": [v.to_json() for v in kept],
             }
-        )
+            out.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
     total = sum(counts.values())
     summary = ", ".join(f"{result} {n:,}" for result, n in sorted(counts.items()))
     typer.echo(
