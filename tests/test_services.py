@@ -548,7 +548,7 @@ def test_expired_entries_stop_matching_on_time(admin: Admin, clock: Clock) -> No
     assert "past" in past.notes[0]
     assert screen(admin, OTHER).result is Result.ALLOWED
     assert screen(admin, NUM).result is Result.BLOCKED
-    clock.advance(1.1)
+    clock.advance(2.0)  # whole seconds, rounded up: "1s" lasts 1 s at least, less than 2
     assert screen(admin, NUM).result is Result.ALLOWED  # no job ran
     counts = admin.show_list("dnc").counts
     assert (counts["active"], counts["expired"]) == (0, 2)

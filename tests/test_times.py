@@ -38,6 +38,18 @@ def test_bad_times_name_what_was_asked() -> None:
         parse_before("2027-13-01", 0)
 
 
+def test_an_expiry_is_never_before_the_time_asked() -> None:
+    # whole seconds, rounded up: a short duration given late in a second keeps it whole
+    assert parse_expiry("1s", 1000.9) == 1002
+    assert parse_expiry("1s", 1000.0) == 1001
+    assert parse_expiry("30d", 1000.5) == 1001 + 30 * 86400
+    assert (
+        parse_expiry("2027-01-31T18:00:00.2Z", 0)
+        == datetime(2027, 1, 31, 18, 0, 1, tzinfo=UTC).timestamp()
+    )
+    assert parse_expiry("2027-01-31", 0) == datetime(2027, 2, 1, tzinfo=UTC).timestamp()
+
+
 def test_free_text_is_bounded_and_has_no_control_characters() -> None:
     assert free_text("asked us, twice — «non»", "reason", 100) == "asked us, twice — «non»"
     with pytest.raises(InvalidInput, match="reason is longer than 5 characters"):

@@ -8,6 +8,7 @@ in JSON (``2027-01-31T00:00:00.000Z``, :func:`iso_ms`). Input is either a durati
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime, timedelta
 
@@ -80,14 +81,16 @@ def parse_expiry(text: str, now: float) -> int:
 
     A duration counts from now. A bare date keeps the entry through that whole day
     (UTC): ``2027-01-31`` expires at ``2027-02-01T00:00:00Z``. A date-time is exact.
+    Expiries are whole seconds, rounded up: an entry never stops matching before the
+    time asked (``1s`` given at ``…:00.9`` runs to ``…:02``, not ``…:01``).
     """
     seconds = duration(text)
     if seconds is not None:
-        return int(now) + seconds
+        return math.ceil(now + seconds)
     moment, bare = _datetime(text, "--expires")
     if bare:
         moment += timedelta(days=1)
-    return int(moment.timestamp())
+    return math.ceil(moment.timestamp())
 
 
 def parse_before(text: str, now: float) -> float:
