@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -52,6 +53,17 @@ def assert_indexes(r: Any, *names: str) -> None:
         }
         assert stored == scanned(r, list_id), name
         assert_number_index(r, list_id)  # the number index follows the same changes
+
+
+def every_page(admin: SyncAdmin, table: Any, info: Any, **options: Any) -> Iterator[Any]:
+    """Each ``(items, after)`` page of ``entries.page_entries`` from the first to the
+    last, each asked with the cursor the page before it gave."""
+    after = None
+    while True:
+        items, after = admin.run(entries.page_entries(table, info, after=after, **options))
+        yield items, after
+        if after is None:
+            return
 
 
 def test_the_indexes_follow_every_kind_of_change(
@@ -139,21 +151,10 @@ def test_a_page_of_one_status_reads_its_index_in_storage_order(admin: SyncAdmin,
                 by_index: list[Any] = []
                 by_scan: list[Any] = []
                 for out, stored_status in ((by_index, code), (by_scan, None)):
-                    after = None
-                    while True:
-                        items, after = admin.run(
-                            entries.page_entries(
-                                table,
-                                info,
-                                after=after,
-                                limit=limit,
-                                keep=keep,
-                                stored_status=stored_status,
-                            )
-                        )
+                    for items, after in every_page(
+                        admin, table, info, limit=limit, keep=keep, stored_status=stored_status
+                    ):
                         out.append(([key.display for key, _ in items], after))
-                        if after is None:
-                            break
                 assert by_index == by_scan, (status, search, limit)
                 assert by_index[0][0], (status, search, limit)
     page = admin.page_entries("big", status=Status.PENDING, limit=500)
@@ -210,23 +211,13 @@ def test_one_indexed_status_with_a_search_reads_the_number_index(admin: SyncAdmi
             entries.page_entries(table, info, after=None, limit=1000, keep=keep)
         )
         for limit in (1, 9, 100):
-            shown: list[Any] = []
-            after = None
-            while True:
-                items, after = admin.run(
-                    entries.page_entries(
-                        table,
-                        info,
-                        after=after,
-                        limit=limit,
-                        starting=starting,
-                        statuses=pending,
-                        now=now,
-                    )
+            shown = [
+                item
+                for items, _ in every_page(
+                    admin, table, info, limit=limit, starting=starting, statuses=pending, now=now
                 )
-                shown += items
-                if after is None:
-                    break
+                for item in items
+            ]
             assert [k.display for k, _ in shown] == [k.display for k, _ in expected]
             assert shown, starting
     listed = admin.list_entries("big", status=Status.PENDING, search="+1303", limit=500)
